@@ -1,0 +1,1 @@
+"""`linepush demo`: the whole flow against an in-process emulator."""

@@ -1,0 +1,1 @@
+"""`linepush emulator`: serve the local LINE platform."""
