@@ -1,0 +1,162 @@
+"""One call to LINE, written once for the sync and the async client.
+
+:func:`call_flow` is a generator that holds all the logic of a call: take a token, wait for the rate limiter,
+send, parse, retry with backoff, and on a 401 ask once for a fresh token. It does no I/O itself; it *yields*
+what it needs done (:class:`Send`, :class:`Sleep`, :class:`GetToken`) and the client's driver, sync or async,
+does it and sends the result back in. Only the two small drivers differ between the clients.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from linepush.api._base import ApiResponse, Operation
+from linepush.errors import AuthenticationError, LineApiError, LinePushError
+from linepush.ratelimit import RateLimiter
+from linepush.retry import RetryPolicy
+
+T = TypeVar("T")
+
+__all__ = ["AsyncTokenProvider", "GetToken", "Send", "Sleep", "TokenProvider", "call_flow"]
+
+
+class Send:
+    __slots__ = ("request", "token")
+
+    def __init__(self, request: Any, token: str | None) -> None:
+        self.request = request
+        self.token = token
+
+
+class Sleep:
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class GetToken:
+    """Ask for a bearer token; ``invalid`` is a token LINE just refused (drop it and get another)."""
+
+    __slots__ = ("invalid",)
+
+    def __init__(self, invalid: str | None = None) -> None:
+        self.invalid = invalid
+
+
+Action = Send | Sleep | GetToken
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """Gives a valid channel access token to a sync client."""
+
+    def get_token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+@runtime_checkable
+class AsyncTokenProvider(Protocol):
+    """Gives a valid channel access token to an async client."""
+
+    async def aget_token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+class StaticToken:
+    """A token that never changes: a long-lived token, or one the caller manages. It cannot be refreshed."""
+
+    refreshable = False
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self) -> str:
+        return self._token
+
+    async def aget_token(self) -> str:
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "StaticToken(…)"
+
+
+class CallableToken:
+    """A function (sync or async) that returns the current token; called again after a 401."""
+
+    refreshable = True
+
+    def __init__(self, func: Callable[[], str] | Callable[[], Awaitable[str]]) -> None:
+        self._func = func
+
+    def get_token(self) -> str:
+        value = self._func()
+        if not isinstance(value, str):
+            raise TypeError("the token function returned an awaitable; use it with AsyncLineClient")
+        return value
+
+    async def aget_token(self) -> str:
+        value = self._func()
+        if isinstance(value, str):
+            return value
+        return await value
+
+    def invalidate(self, token: str) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"CallableToken({getattr(self._func, '__qualname__', 'function')})"
+
+
+def call_flow(
+    op: Operation[T],
+    policy: RetryPolicy,
+    limiter: RateLimiter | None,
+    clock: Callable[[], float],
+    *,
+    refreshable: bool = True,
+    rand: Callable[[], float] = random.random,
+) -> Generator[Action, Any, T]:
+    """The logic of one call. Yields actions; returns the parsed result or raises the final error."""
+    request = op.request
+    token: str | None = None
+    if request.needs_token:
+        token = yield GetToken()
+    refreshed = False
+    attempt = 0
+    start = clock()
+    while True:
+        attempt += 1
+        if limiter is not None:
+            wait = limiter.reserve(request.endpoint, clock())
+            if wait > 0:
+                yield Sleep(wait)
+        error: LinePushError
+        try:
+            response: ApiResponse = yield Send(request, token)
+            return op.parse(response)
+        except AuthenticationError as exc:
+            if not (request.needs_token and refreshable and not refreshed):
+                exc.attempts = attempt
+                raise
+            # The token was revoked or expired behind our back: one fresh token, one more try, never a loop.
+            refreshed = True
+            token = yield GetToken(invalid=token)
+            continue
+        except LineApiError as exc:
+            error = exc
+        except LinePushError as exc:  # transport errors thrown in by the driver
+            error = exc
+        delay = policy.next_delay(attempt, error, request, clock() - start, rand)
+        if delay is None:
+            error.attempts = attempt
+            raise error
+        if delay > 0:
+            yield Sleep(delay)

@@ -1,0 +1,406 @@
+"""Push, multicast, broadcast, narrowcast, validate and quota, as requests and parsers (FACTS §3). No I/O.
+
+Builders validate everything LINE would refuse before a request exists, so a bad message is never sent.
+Every send carries an ``X-Line-Retry-Key``: the caller's, or a fresh UUID. A 409 "already accepted" for that
+key means LINE has the message: it parses as a success with ``duplicate`` set.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from linepush.api._base import (
+    ApiRequest,
+    ApiResponse,
+    Operation,
+    api_error,
+    expect_json_object,
+    json_request,
+)
+from linepush.errors import LinePushError, ValidationError
+from linepush.messages import (
+    MULTICAST_MAX_RECIPIENTS,
+    MessageLike,
+    normalize_messages,
+    validate_custom_aggregation_units,
+    validate_to,
+    validate_user_ids,
+)
+
+__all__ = [
+    "MulticastChunk",
+    "MulticastResult",
+    "PushResult",
+    "Quota",
+    "QuotaConsumption",
+    "SendKind",
+    "SendResult",
+    "SentMessage",
+    "broadcast",
+    "multicast_chunks",
+    "narrowcast",
+    "new_retry_key",
+    "push",
+    "quota",
+    "quota_consumption",
+    "send_payload",
+    "validate",
+]
+
+SendKind = Literal["push", "multicast", "broadcast", "narrowcast"]
+ValidateKind = Literal["reply", "push", "multicast", "narrowcast", "broadcast"]
+
+_SEND_PATHS: Mapping[str, str] = {
+    "push": "/v2/bot/message/push",
+    "multicast": "/v2/bot/message/multicast",
+    "broadcast": "/v2/bot/message/broadcast",
+    "narrowcast": "/v2/bot/message/narrowcast",
+}
+_ENDPOINTS: Mapping[str, str] = {kind: f"POST {path}" for kind, path in _SEND_PATHS.items()}
+_VALIDATE_KINDS = ("reply", "push", "multicast", "narrowcast", "broadcast")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    id: str
+    quote_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """LINE accepted a multicast, broadcast or narrowcast request.
+
+    ``duplicate`` is true when LINE answered 409 because this retry key had been accepted before; then
+    ``accepted_request_id`` is the request id of that first acceptance.
+    """
+
+    request_id: str | None
+    retry_key: str
+    accepted_request_id: str | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.accepted_request_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult(SendResult):
+    """LINE accepted a push: one sent message id per message, in order."""
+
+    sent_messages: tuple[SentMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MulticastChunk:
+    """One multicast request of at most 500 recipients, and how it ended."""
+
+    recipients: tuple[str, ...]
+    retry_key: str
+    result: SendResult | None = None
+    error: LinePushError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MulticastResult:
+    chunks: tuple[MulticastChunk, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(chunk.error is None for chunk in self.chunks)
+
+    @property
+    def failed(self) -> tuple[MulticastChunk, ...]:
+        return tuple(chunk for chunk in self.chunks if chunk.error is not None)
+
+    @property
+    def recipients(self) -> int:
+        return sum(len(chunk.recipients) for chunk in self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The month's message limit: ``type`` "none" (unlimited) or "limited" with ``value``."""
+
+    type: str
+    value: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaConsumption:
+    total_usage: int
+
+
+def new_retry_key() -> str:
+    return str(uuid.uuid4())
+
+
+def check_retry_key(key: str | None) -> str:
+    """The given retry key if it is a UUID (LINE's only accepted form), or a new one."""
+    if key is None:
+        return str(uuid.uuid4())
+    if not isinstance(key, str) or not _UUID.match(key):
+        raise ValidationError(
+            "a retry key must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
+            property="X-Line-Retry-Key",
+        )
+    return key
+
+
+def _common(
+    payload: dict[str, Any],
+    notification_disabled: bool,
+    custom_aggregation_units: Sequence[str] | None,
+) -> dict[str, Any]:
+    if notification_disabled:
+        payload["notificationDisabled"] = True
+    if custom_aggregation_units is not None:
+        units = validate_custom_aggregation_units(custom_aggregation_units)
+        if units:
+            payload["customAggregationUnits"] = units
+    return payload
+
+
+def push_payload(
+    to: str,
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The validated JSON body of a push."""
+    payload = {"to": validate_to(to), "messages": normalize_messages(messages)}
+    return _common(payload, notification_disabled, custom_aggregation_units)
+
+
+def multicast_payload(
+    to: Sequence[str],
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The validated JSON body of one multicast request (1 to 500 user ids)."""
+    ids = validate_user_ids(to)
+    if len(ids) > MULTICAST_MAX_RECIPIENTS:
+        raise ValidationError(
+            f"Size must be between 1 and {MULTICAST_MAX_RECIPIENTS}; split larger lists "
+            "(LineClient.multicast does this for you)",
+            property="to",
+        )
+    payload = {"to": ids, "messages": normalize_messages(messages)}
+    return _common(payload, notification_disabled, custom_aggregation_units)
+
+
+def broadcast_payload(
+    messages: MessageLike | Sequence[MessageLike], *, notification_disabled: bool = False
+) -> dict[str, Any]:
+    return _common({"messages": normalize_messages(messages)}, notification_disabled, None)
+
+
+def narrowcast_payload(
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    recipient: Mapping[str, Any] | None = None,
+    filter: Mapping[str, Any] | None = None,
+    limit: Mapping[str, Any] | None = None,
+    notification_disabled: bool = False,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"messages": normalize_messages(messages)}
+    for name, value in (("recipient", recipient), ("filter", filter), ("limit", limit)):
+        if value is not None:
+            if not isinstance(value, Mapping):
+                raise ValidationError("must be a JSON object", property=name)
+            payload[name] = dict(value)
+    if limit is not None and limit.get("forbidPartialDelivery") and not limit.get("upToRemainingQuota"):
+        raise ValidationError(
+            "The option forbidPartialDelivery must be used with upToRemainingQuota.", property="limit"
+        )
+    return _common(payload, notification_disabled, None)
+
+
+def _parse_push(retry_key: str) -> Any:
+    def parse(response: ApiResponse) -> PushResult:
+        if response.status == 409:
+            data = _conflict_body(response)
+        else:
+            data = expect_json_object(response)
+        sent = data.get("sentMessages")
+        messages: tuple[SentMessage, ...] = ()
+        if isinstance(sent, list):
+            messages = tuple(
+                SentMessage(str(item.get("id")), item.get("quoteToken"))
+                for item in sent
+                if isinstance(item, dict)
+            )
+        return PushResult(response.request_id, retry_key, response.accepted_request_id, messages)
+
+    return parse
+
+
+def _parse_send(retry_key: str, ok: tuple[int, ...] = (200,)) -> Any:
+    def parse(response: ApiResponse) -> SendResult:
+        if response.status == 409:
+            _conflict_body(response)
+        elif response.status not in ok:
+            raise api_error(response)
+        return SendResult(response.request_id, retry_key, response.accepted_request_id)
+
+    return parse
+
+
+def _conflict_body(response: ApiResponse) -> dict[str, Any]:
+    """A 409 is a success only when it says this retry key was already accepted."""
+    error = api_error(response)
+    if response.accepted_request_id is None and "retry key" not in error.message.lower():
+        raise error
+    return dict(error.body)
+
+
+def send_payload(kind: SendKind, payload: Mapping[str, Any], retry_key: str) -> Operation[Any]:
+    """A send of an already validated body (as the outbox stores it)."""
+    path = _SEND_PATHS.get(kind)
+    if path is None:
+        raise ValidationError(f"unknown send kind {kind!r}; use one of {', '.join(_SEND_PATHS)}")
+    request = json_request("POST", path, _ENDPOINTS[kind], payload, retry_key=check_retry_key(retry_key))
+    if kind == "push":
+        return Operation(request, _parse_push(retry_key))
+    return Operation(request, _parse_send(retry_key, (202,) if kind == "narrowcast" else (200,)))
+
+
+def push(
+    to: str,
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+) -> Operation[PushResult]:
+    key = check_retry_key(retry_key)
+    payload = push_payload(
+        to,
+        messages,
+        notification_disabled=notification_disabled,
+        custom_aggregation_units=custom_aggregation_units,
+    )
+    request = json_request("POST", _SEND_PATHS["push"], _ENDPOINTS["push"], payload, retry_key=key)
+    return Operation(request, _parse_push(key))
+
+
+def chunk_retry_key(retry_key: str, index: int) -> str:
+    """The retry key of chunk ``index`` of a multicast sent under ``retry_key``.
+
+    Chunk 0 uses the key itself; the others derive theirs from it (UUID v5), so sending the same list again
+    under the same key reproduces every chunk's key and LINE drops what it already accepted.
+    """
+    if index == 0:
+        return retry_key
+    return str(uuid.uuid5(uuid.UUID(retry_key), f"multicast-chunk-{index}"))
+
+
+def multicast_chunks(
+    to: Iterable[str],
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+    chunk_size: int = MULTICAST_MAX_RECIPIENTS,
+) -> list[tuple[MulticastChunk, Operation[SendResult]]]:
+    """One multicast request per ``chunk_size`` recipients, each with its own retry key.
+
+    Every recipient id and every message is validated before any chunk is built.
+    """
+    if not 1 <= chunk_size <= MULTICAST_MAX_RECIPIENTS:
+        raise ValidationError(f"chunk_size must be between 1 and {MULTICAST_MAX_RECIPIENTS}")
+    ids = validate_user_ids(list(to))
+    normalized = normalize_messages(messages)
+    base_key = check_retry_key(retry_key)
+    out: list[tuple[MulticastChunk, Operation[SendResult]]] = []
+    for index, start in enumerate(range(0, len(ids), chunk_size)):
+        recipients = ids[start : start + chunk_size]
+        key = chunk_retry_key(base_key, index)
+        payload = _common(
+            {"to": recipients, "messages": normalized}, notification_disabled, custom_aggregation_units
+        )
+        request = json_request(
+            "POST", _SEND_PATHS["multicast"], _ENDPOINTS["multicast"], payload, retry_key=key
+        )
+        out.append((MulticastChunk(tuple(recipients), key), Operation(request, _parse_send(key))))
+    return out
+
+
+def broadcast(
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> Operation[SendResult]:
+    key = check_retry_key(retry_key)
+    payload = broadcast_payload(messages, notification_disabled=notification_disabled)
+    request = json_request("POST", _SEND_PATHS["broadcast"], _ENDPOINTS["broadcast"], payload, retry_key=key)
+    return Operation(request, _parse_send(key))
+
+
+def narrowcast(
+    messages: MessageLike | Sequence[MessageLike],
+    *,
+    retry_key: str | None = None,
+    recipient: Mapping[str, Any] | None = None,
+    filter: Mapping[str, Any] | None = None,
+    limit: Mapping[str, Any] | None = None,
+    notification_disabled: bool = False,
+) -> Operation[SendResult]:
+    key = check_retry_key(retry_key)
+    payload = narrowcast_payload(
+        messages,
+        recipient=recipient,
+        filter=filter,
+        limit=limit,
+        notification_disabled=notification_disabled,
+    )
+    request = json_request(
+        "POST", _SEND_PATHS["narrowcast"], _ENDPOINTS["narrowcast"], payload, retry_key=key
+    )
+    return Operation(request, _parse_send(key, (202,)))
+
+
+def validate(kind: ValidateKind, messages: MessageLike | Sequence[MessageLike]) -> Operation[None]:
+    """Ask LINE to check message objects for a kind of send (nothing is sent to anyone)."""
+    if kind not in _VALIDATE_KINDS:
+        raise ValidationError(f"unknown validate kind {kind!r}; use one of {', '.join(_VALIDATE_KINDS)}")
+    path = f"/v2/bot/message/validate/{kind}"
+    request = json_request(
+        "POST", path, f"POST {path}", {"messages": normalize_messages(messages)}, idempotent=True
+    )
+
+    def parse(response: ApiResponse) -> None:
+        expect_json_object(response)
+
+    return Operation(request, parse)
+
+
+def _get(path: str) -> ApiRequest:
+    return ApiRequest("GET", path, f"GET {path}", needs_token=True, idempotent=True)
+
+
+def quota() -> Operation[Quota]:
+    def parse(response: ApiResponse) -> Quota:
+        data = expect_json_object(response)
+        value = data.get("value")
+        return Quota(str(data.get("type", "none")), value if isinstance(value, int) else None)
+
+    return Operation(_get("/v2/bot/message/quota"), parse)
+
+
+def quota_consumption() -> Operation[QuotaConsumption]:
+    def parse(response: ApiResponse) -> QuotaConsumption:
+        data = expect_json_object(response)
+        usage = data.get("totalUsage")
+        return QuotaConsumption(usage if isinstance(usage, int) else 0)
+
+    return Operation(_get("/v2/bot/message/quota/consumption"), parse)

@@ -1,0 +1,585 @@
+"""``LineClient`` and ``AsyncLineClient``: the one face users touch.
+
+Both build each request with the pure functions of :mod:`linepush.api`, run it through the shared call flow
+(:mod:`linepush._call`: token, rate limit, retries) and only differ in how they wait and send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from linepush._call import (
+    AsyncTokenProvider,
+    CallableToken,
+    GetToken,
+    Send,
+    Sleep,
+    StaticToken,
+    TokenProvider,
+    call_flow,
+)
+from linepush._secret import Secret
+from linepush.api import messaging
+from linepush.api import tokens as token_api
+from linepush.api._base import Operation
+from linepush.api.messaging import (
+    MulticastChunk,
+    MulticastResult,
+    PushResult,
+    Quota,
+    QuotaConsumption,
+    SendResult,
+    ValidateKind,
+)
+from linepush.api.tokens import IssuedToken, TokenInfo
+from linepush.config import Channel
+from linepush.errors import ConfigurationError, LinePushError
+from linepush.messages import MessageLike
+from linepush.ratelimit import DEFAULT_RATES, Rate, RateLimiter
+from linepush.retry import RetryPolicy
+from linepush.transport import (
+    DEFAULT_API_BASE,
+    AiohttpTransport,
+    AsyncTransport,
+    SyncTransport,
+    Timeouts,
+    Urllib3Transport,
+)
+
+__all__ = ["AsyncLineClient", "LineClient", "MulticastError", "TokenSource"]
+
+T = TypeVar("T")
+
+TokenSource = (
+    str | Secret | TokenProvider | AsyncTokenProvider | Callable[[], str] | Callable[[], Awaitable[str]]
+)
+Messages = MessageLike | Sequence[MessageLike]
+
+
+class MulticastError(LinePushError):
+    """Some chunks of a multicast failed. ``result`` holds every chunk: delivered ones with their request
+    ids, failed ones with their error and retry key, so exactly the failed ones can be sent again."""
+
+    def __init__(self, result: MulticastResult) -> None:
+        self.result = result
+        failed = result.failed
+        first = failed[0].error
+        super().__init__(
+            f"{len(failed)} of {len(result.chunks)} multicast requests failed "
+            f"({sum(len(c.recipients) for c in failed)} of {result.recipients} recipients); "
+            f"first error: {first}"
+        )
+        self.retryable = all(c.error is not None and c.error.retryable for c in failed)
+
+
+def _multicast_outcome(
+    chunks: list[MulticastChunk], outcomes: Sequence[SendResult | BaseException]
+) -> MulticastResult:
+    settled: list[MulticastChunk] = []
+    for chunk, outcome in zip(chunks, outcomes, strict=True):
+        if isinstance(outcome, LinePushError):
+            settled.append(MulticastChunk(chunk.recipients, chunk.retry_key, None, outcome))
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            settled.append(MulticastChunk(chunk.recipients, chunk.retry_key, outcome, None))
+    result = MulticastResult(tuple(settled))
+    failed = result.failed
+    if failed:
+        if len(settled) == 1 and failed[0].error is not None:
+            raise failed[0].error  # one request: its own error says it all
+        raise MulticastError(result)
+    return result
+
+
+class _ClientBase:
+    """Configuration shared by both clients; no I/O."""
+
+    def __init__(
+        self,
+        channel: Channel | None,
+        *,
+        token: TokenSource | None,
+        api_base: str | None,
+        retry: RetryPolicy | None,
+        rate_limits: Mapping[str, Rate] | None,
+        timeouts: Timeouts,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        rand: Callable[[], float],
+    ) -> None:
+        self.channel = channel if channel is not None else Channel.from_env()
+        self.api_base = api_base or os.environ.get("LINEPUSH_API_BASE") or DEFAULT_API_BASE
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
+        self._timeouts = timeouts
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rand = rand
+        self._provider: Any = self._token_provider(token)
+        self._refreshable = bool(getattr(self._provider, "refreshable", True))
+        self._signer: Any = None
+
+    def _token_provider(self, token: TokenSource | None) -> Any:
+        if token is None and self.channel.access_token is not None:
+            token = self.channel.access_token
+        if token is None:
+            return None
+        if isinstance(token, Secret):
+            return StaticToken(token.reveal())
+        if isinstance(token, str):
+            return StaticToken(token)
+        if isinstance(token, TokenProvider | AsyncTokenProvider):
+            return token
+        if callable(token):
+            return CallableToken(token)
+        raise ConfigurationError(f"token must be a string, a function or a token provider, not {type(token)}")
+
+    def _missing_token(self) -> ConfigurationError:
+        return ConfigurationError(
+            "no channel access token: pass token=..., or set LINE_CHANNEL_ACCESS_TOKEN "
+            "(or LINE_CHANNEL_ID with LINE_CHANNEL_SECRET or an assertion key, so tokens are issued for you)"
+        )
+
+    def _assertion(self, token_exp: int | None = None) -> str:
+        """A client assertion signed with the channel's key (loaded once per client)."""
+        if self._signer is None:
+            from linepush.keys import AssertionSigner, load_private_key
+
+            channel = self.channel
+            if channel.assertion_key_file is None or channel.assertion_kid is None:
+                raise ConfigurationError(
+                    "no assertion key: set LINE_ASSERTION_KEY_FILE and LINE_ASSERTION_KID "
+                    "(create the key with `linepush keys generate`)"
+                )
+            self._signer = AssertionSigner(
+                channel.require_id(), channel.assertion_kid, load_private_key(channel.assertion_key_file)
+            )
+        return cast(str, self._signer.assertion(self._wall_clock(), token_exp=token_exp))
+
+    def _flow(self, op: Operation[T]) -> Any:
+        return call_flow(
+            op, self.retry, self._limiter, self._clock, refreshable=self._refreshable, rand=self._rand
+        )
+
+    # Builders for the token endpoints: the channel's own credentials unless others are given.
+    def _op_issue_short_lived(self, channel_id: str | None, channel_secret: str | Secret | None) -> Any:
+        cid = channel_id or self.channel.require_id()
+        secret = Secret(channel_secret) if channel_secret is not None else self.channel.require_secret()
+        return token_api.issue_short_lived(cid, secret.reveal(), self._wall_clock())
+
+    def _op_revoke_v21(
+        self, access_token: str, channel_id: str | None, channel_secret: str | Secret | None
+    ) -> Any:
+        cid = channel_id or self.channel.require_id()
+        secret = Secret(channel_secret) if channel_secret is not None else self.channel.require_secret()
+        return token_api.revoke_v21(cid, secret.reveal(), access_token)
+
+    def _op_issue_stateless(self, assertion: str | None, use_secret: bool) -> Any:
+        now = self._wall_clock()
+        if use_secret or (assertion is None and not self.channel.has_assertion_key):
+            return token_api.issue_stateless(
+                now,
+                channel_id=self.channel.require_id(),
+                channel_secret=self.channel.require_secret().reveal(),
+            )
+        return token_api.issue_stateless(now, assertion=assertion or self._assertion())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.channel!r}, api_base={self.api_base!r})"
+
+
+class LineClient(_ClientBase):
+    """Synchronous client. Thread-safe; one instance serves a whole program."""
+
+    def __init__(
+        self,
+        channel: Channel | None = None,
+        *,
+        token: TokenSource | None = None,
+        api_base: str | None = None,
+        transport: SyncTransport | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: Mapping[str, Rate] | None = DEFAULT_RATES,
+        timeouts: Timeouts = Timeouts(),
+        pool_size: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(
+            channel,
+            token=token,
+            api_base=api_base,
+            retry=retry,
+            rate_limits=rate_limits,
+            timeouts=timeouts,
+            clock=clock,
+            wall_clock=wall_clock,
+            rand=rand,
+        )
+        self._owns_transport = transport is None
+        self._transport: SyncTransport = transport or Urllib3Transport(
+            self.api_base, timeouts=timeouts, pool_size=pool_size
+        )
+        self._sleep = sleep
+
+    def run(self, op: Operation[T]) -> T:
+        """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
+        flow = self._flow(op)
+        send = self._transport.send
+        try:
+            action = next(flow)
+            while True:
+                try:
+                    if type(action) is Send:
+                        result: Any = send(action.request, action.token)
+                    elif type(action) is Sleep:
+                        result = self._sleep(action.seconds)
+                    else:
+                        result = self._get_token(action)
+                except LinePushError as exc:
+                    action = flow.throw(exc)
+                else:
+                    action = flow.send(result)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    def _get_token(self, action: GetToken) -> str:
+        provider = self._provider
+        if provider is None:
+            raise self._missing_token()
+        if action.invalid is not None:
+            provider.invalidate(action.invalid)
+        return cast(str, provider.get_token())
+
+    # Messaging
+    def push(
+        self,
+        to: str,
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> PushResult:
+        """Send up to 5 messages to one user, group or room."""
+        return self.run(
+            messaging.push(
+                to,
+                messages,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+                custom_aggregation_units=custom_aggregation_units,
+            )
+        )
+
+    def multicast(
+        self,
+        to: Iterable[str],
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> MulticastResult:
+        """Send to any number of users, 500 per request; raises :class:`MulticastError` if some failed."""
+        pairs = messaging.multicast_chunks(
+            to,
+            messages,
+            retry_key=retry_key,
+            notification_disabled=notification_disabled,
+            custom_aggregation_units=custom_aggregation_units,
+        )
+        outcomes: list[SendResult | BaseException] = []
+        for _, op in pairs:
+            try:
+                outcomes.append(self.run(op))
+            except LinePushError as exc:
+                outcomes.append(exc)
+        return _multicast_outcome([chunk for chunk, _ in pairs], outcomes)
+
+    def broadcast(
+        self, messages: Messages, *, retry_key: str | None = None, notification_disabled: bool = False
+    ) -> SendResult:
+        return self.run(
+            messaging.broadcast(messages, retry_key=retry_key, notification_disabled=notification_disabled)
+        )
+
+    def narrowcast(
+        self,
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        recipient: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: Mapping[str, Any] | None = None,
+        notification_disabled: bool = False,
+    ) -> SendResult:
+        return self.run(
+            messaging.narrowcast(
+                messages,
+                retry_key=retry_key,
+                recipient=recipient,
+                filter=filter,
+                limit=limit,
+                notification_disabled=notification_disabled,
+            )
+        )
+
+    def validate(self, kind: ValidateKind, messages: Messages) -> None:
+        self.run(messaging.validate(kind, messages))
+
+    def quota(self) -> Quota:
+        return self.run(messaging.quota())
+
+    def quota_consumption(self) -> QuotaConsumption:
+        return self.run(messaging.quota_consumption())
+
+    # Channel access tokens
+    def issue_short_lived_token(
+        self, channel_id: str | None = None, channel_secret: str | Secret | None = None
+    ) -> IssuedToken:
+        return self.run(self._op_issue_short_lived(channel_id, channel_secret))
+
+    def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
+        return self.run(token_api.verify_short_lived(Secret(access_token).reveal()))
+
+    def revoke_short_lived_token(self, access_token: str | Secret) -> None:
+        self.run(token_api.revoke_short_lived(Secret(access_token).reveal()))
+
+    def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
+        return self.run(token_api.issue_v21(assertion or self._assertion(token_exp), self._wall_clock()))
+
+    def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
+        return self.run(token_api.verify_v21(Secret(access_token).reveal()))
+
+    def revoke_v21_token(
+        self,
+        access_token: str | Secret,
+        *,
+        channel_id: str | None = None,
+        channel_secret: str | Secret | None = None,
+    ) -> None:
+        self.run(self._op_revoke_v21(Secret(access_token).reveal(), channel_id, channel_secret))
+
+    def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
+        return self.run(token_api.list_v21_key_ids(assertion or self._assertion()))
+
+    def issue_stateless_token(self, assertion: str | None = None, *, use_secret: bool = False) -> IssuedToken:
+        return self.run(self._op_issue_stateless(assertion, use_secret))
+
+    def close(self) -> None:
+        if self._owns_transport:
+            self._transport.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncLineClient(_ClientBase):
+    """Asynchronous client (aiohttp). One instance serves every task of an event loop."""
+
+    def __init__(
+        self,
+        channel: Channel | None = None,
+        *,
+        token: TokenSource | None = None,
+        api_base: str | None = None,
+        transport: AsyncTransport | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: Mapping[str, Rate] | None = DEFAULT_RATES,
+        timeouts: Timeouts = Timeouts(),
+        pool_size: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(
+            channel,
+            token=token,
+            api_base=api_base,
+            retry=retry,
+            rate_limits=rate_limits,
+            timeouts=timeouts,
+            clock=clock,
+            wall_clock=wall_clock,
+            rand=rand,
+        )
+        self._owns_transport = transport is None
+        self._transport: AsyncTransport = transport or AiohttpTransport(
+            self.api_base, timeouts=timeouts, pool_size=pool_size
+        )
+        self._sleep = sleep
+
+    async def run(self, op: Operation[T]) -> T:
+        """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
+        flow = self._flow(op)
+        send = self._transport.send
+        try:
+            action = next(flow)
+            while True:
+                try:
+                    if type(action) is Send:
+                        result: Any = await send(action.request, action.token)
+                    elif type(action) is Sleep:
+                        result = await self._sleep(action.seconds)
+                    else:
+                        result = await self._get_token(action)
+                except LinePushError as exc:
+                    action = flow.throw(exc)
+                else:
+                    action = flow.send(result)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    async def _get_token(self, action: GetToken) -> str:
+        provider = self._provider
+        if provider is None:
+            raise self._missing_token()
+        if action.invalid is not None:
+            provider.invalidate(action.invalid)
+        if isinstance(provider, AsyncTokenProvider):
+            return await provider.aget_token()
+        return cast(str, provider.get_token())
+
+    # Messaging
+    async def push(
+        self,
+        to: str,
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> PushResult:
+        """Send up to 5 messages to one user, group or room."""
+        return await self.run(
+            messaging.push(
+                to,
+                messages,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+                custom_aggregation_units=custom_aggregation_units,
+            )
+        )
+
+    async def multicast(
+        self,
+        to: Iterable[str],
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> MulticastResult:
+        """Send to any number of users, 500 per request, concurrently under the rate limit; raises
+        :class:`MulticastError` if some requests failed."""
+        pairs = messaging.multicast_chunks(
+            to,
+            messages,
+            retry_key=retry_key,
+            notification_disabled=notification_disabled,
+            custom_aggregation_units=custom_aggregation_units,
+        )
+        outcomes = await asyncio.gather(*(self.run(op) for _, op in pairs), return_exceptions=True)
+        return _multicast_outcome([chunk for chunk, _ in pairs], outcomes)
+
+    async def broadcast(
+        self, messages: Messages, *, retry_key: str | None = None, notification_disabled: bool = False
+    ) -> SendResult:
+        return await self.run(
+            messaging.broadcast(messages, retry_key=retry_key, notification_disabled=notification_disabled)
+        )
+
+    async def narrowcast(
+        self,
+        messages: Messages,
+        *,
+        retry_key: str | None = None,
+        recipient: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: Mapping[str, Any] | None = None,
+        notification_disabled: bool = False,
+    ) -> SendResult:
+        return await self.run(
+            messaging.narrowcast(
+                messages,
+                retry_key=retry_key,
+                recipient=recipient,
+                filter=filter,
+                limit=limit,
+                notification_disabled=notification_disabled,
+            )
+        )
+
+    async def validate(self, kind: ValidateKind, messages: Messages) -> None:
+        await self.run(messaging.validate(kind, messages))
+
+    async def quota(self) -> Quota:
+        return await self.run(messaging.quota())
+
+    async def quota_consumption(self) -> QuotaConsumption:
+        return await self.run(messaging.quota_consumption())
+
+    # Channel access tokens
+    async def issue_short_lived_token(
+        self, channel_id: str | None = None, channel_secret: str | Secret | None = None
+    ) -> IssuedToken:
+        return await self.run(self._op_issue_short_lived(channel_id, channel_secret))
+
+    async def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
+        return await self.run(token_api.verify_short_lived(Secret(access_token).reveal()))
+
+    async def revoke_short_lived_token(self, access_token: str | Secret) -> None:
+        await self.run(token_api.revoke_short_lived(Secret(access_token).reveal()))
+
+    async def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
+        return await self.run(
+            token_api.issue_v21(assertion or self._assertion(token_exp), self._wall_clock())
+        )
+
+    async def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
+        return await self.run(token_api.verify_v21(Secret(access_token).reveal()))
+
+    async def revoke_v21_token(
+        self,
+        access_token: str | Secret,
+        *,
+        channel_id: str | None = None,
+        channel_secret: str | Secret | None = None,
+    ) -> None:
+        await self.run(self._op_revoke_v21(Secret(access_token).reveal(), channel_id, channel_secret))
+
+    async def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
+        return await self.run(token_api.list_v21_key_ids(assertion or self._assertion()))
+
+    async def issue_stateless_token(
+        self, assertion: str | None = None, *, use_secret: bool = False
+    ) -> IssuedToken:
+        return await self.run(self._op_issue_stateless(assertion, use_secret))
+
+    async def aclose(self) -> None:
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncLineClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,72 @@
+"""When to try a request again, and how long to wait first. Pure: no clock, no sleeping, no I/O.
+
+The policy follows LINE's advice for the retry key: retry on connection errors, timeouts, 429 and 5xx with
+exponential backoff; never on other 4xx. A request whose outcome is unknown (sent, no answer) is retried only
+when sending it twice is harmless: it carries an ``X-Line-Retry-Key`` or it is a read.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from linepush.api._base import ApiRequest
+from linepush.errors import ConnectError, LinePushError, OutcomeUnknownError
+
+__all__ = ["NO_RETRY", "RetryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by attempts and by an overall deadline.
+
+    The n-th wait (n = 1, 2, …) is uniform in ``[0, min(max_backoff, initial_backoff * multiplier**(n-1))]``.
+    No wait is started that would end after ``deadline`` seconds from the first attempt.
+    """
+
+    max_attempts: int = 6
+    initial_backoff: float = 0.25
+    max_backoff: float = 8.0
+    multiplier: float = 2.0
+    deadline: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.initial_backoff < 0 or self.max_backoff < 0 or self.deadline < 0:
+            raise ValueError("backoff and deadline must not be negative")
+        if self.multiplier < 1:
+            raise ValueError("multiplier must be at least 1")
+
+    def may_retry(self, error: LinePushError, request: ApiRequest) -> bool:
+        """Whether ``error`` on ``request`` is worth another attempt at all."""
+        if isinstance(error, ConnectError):
+            return True  # never reached LINE: nothing can be duplicated
+        if isinstance(error, OutcomeUnknownError):
+            return request.idempotent
+        return error.retryable
+
+    def backoff_cap(self, attempt: int) -> float:
+        """The upper bound of the wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+
+    def next_delay(
+        self,
+        attempt: int,
+        error: LinePushError,
+        request: ApiRequest,
+        elapsed: float,
+        rand: Callable[[], float] = random.random,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None when ``error`` is final."""
+        if attempt >= self.max_attempts or not self.may_retry(error, request):
+            return None
+        delay = rand() * self.backoff_cap(attempt)
+        if elapsed + delay > self.deadline:
+            return None
+        return delay
+
+
+#: A policy that makes exactly one attempt.
+NO_RETRY = RetryPolicy(max_attempts=1)
