@@ -5,7 +5,7 @@ A transport takes an :class:`~linepush.api._base.ApiRequest` and a bearer token 
 :class:`~linepush.errors.OutcomeUnknownError` (sent, no complete answer). It never retries and never
 looks at the status code: the client's call flow does that, once, for both.
 
-- :class:`AiohttpTransport` (async) and :class:`Urllib3Transport` (sync) talk to LINE or an emulator over HTTP.
+- :class:`AiohttpTransport` (async) and :class:`Urllib3Transport` (sync) talk HTTP to LINE or an emulator.
   aiohttp runs with ``trust_env`` off: proxy settings are read once, here, instead of on every request.
 - :class:`ASGITransport` (async) and :class:`SyncASGITransport` call an ASGI app in-process, so tests run
   against the emulator without sockets.
