@@ -43,6 +43,7 @@ from linepush.errors import ConfigurationError, LinePushError
 from linepush.messages import MessageLike
 from linepush.ratelimit import DEFAULT_RATES, Rate, RateLimiter
 from linepush.retry import RetryPolicy
+from linepush.store.base import Store
 from linepush.transport import (
     DEFAULT_API_BASE,
     AiohttpTransport,
@@ -113,8 +114,10 @@ class _ClientBase:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         rand: Callable[[], float],
+        store: Store | str | None,
     ) -> None:
         self.channel = channel if channel is not None else Channel.from_env()
+        self._store_spec = store
         self.api_base = api_base or os.environ.get("LINEPUSH_API_BASE") or DEFAULT_API_BASE
         self.retry = retry if retry is not None else RetryPolicy()
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
@@ -141,11 +144,24 @@ class _ClientBase:
             return CallableToken(token)
         raise ConfigurationError(f"token must be a string, a function or a token provider, not {type(token)}")
 
-    def _missing_token(self) -> ConfigurationError:
-        return ConfigurationError(
-            "no channel access token: pass token=..., or set LINE_CHANNEL_ACCESS_TOKEN "
-            "(or LINE_CHANNEL_ID with LINE_CHANNEL_SECRET or an assertion key, so tokens are issued for you)"
-        )
+    def _managed_tokens(self, token_client: LineClient) -> Any:
+        """The default token source: a TokenManager on the configured (or default) store."""
+        from linepush.tokens import TokenManager
+
+        manager = TokenManager(self.channel, self._store_spec, client=token_client)
+        self._owned_manager = manager
+        if token_client is not self:
+            self._token_client = token_client
+        self._refreshable = manager.refreshable
+        return manager
+
+    def _close_manager(self) -> None:
+        manager = getattr(self, "_owned_manager", None)
+        if manager is not None:
+            manager.close()
+        token_client = getattr(self, "_token_client", None)
+        if token_client is not None:
+            token_client.close()
 
     def _assertion(self, token_exp: int | None = None) -> str:
         """A client assertion signed with the channel's key (loaded once per client)."""
@@ -213,6 +229,7 @@ class LineClient(_ClientBase):
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         rand: Callable[[], float] = random.random,
+        store: Store | str | None = None,
     ) -> None:
         super().__init__(
             channel,
@@ -224,6 +241,7 @@ class LineClient(_ClientBase):
             clock=clock,
             wall_clock=wall_clock,
             rand=rand,
+            store=store,
         )
         self._owns_transport = transport is None
         self._transport: SyncTransport = transport or Urllib3Transport(
@@ -255,7 +273,7 @@ class LineClient(_ClientBase):
     def _get_token(self, action: GetToken) -> str:
         provider = self._provider
         if provider is None:
-            raise self._missing_token()
+            provider = self._provider = self._managed_tokens(self)
         if action.invalid is not None:
             provider.invalidate(action.invalid)
         return cast(str, provider.get_token())
@@ -377,6 +395,7 @@ class LineClient(_ClientBase):
         return self.run(self._op_issue_stateless(assertion, use_secret))
 
     def close(self) -> None:
+        self._close_manager()
         if self._owns_transport:
             self._transport.close()
 
@@ -407,6 +426,7 @@ class AsyncLineClient(_ClientBase):
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        store: Store | str | None = None,
     ) -> None:
         super().__init__(
             channel,
@@ -418,6 +438,7 @@ class AsyncLineClient(_ClientBase):
             clock=clock,
             wall_clock=wall_clock,
             rand=rand,
+            store=store,
         )
         self._owns_transport = transport is None
         self._transport: AsyncTransport = transport or AiohttpTransport(
@@ -449,7 +470,7 @@ class AsyncLineClient(_ClientBase):
     async def _get_token(self, action: GetToken) -> str:
         provider = self._provider
         if provider is None:
-            raise self._missing_token()
+            provider = self._provider = self._managed_tokens(self._sync_twin())
         if action.invalid is not None:
             provider.invalidate(action.invalid)
         if isinstance(provider, AsyncTokenProvider):
@@ -572,7 +593,19 @@ class AsyncLineClient(_ClientBase):
     ) -> IssuedToken:
         return await self.run(self._op_issue_stateless(assertion, use_secret))
 
+    def _sync_twin(self) -> LineClient:
+        """A sync client to the same place, for the token manager's refreshes (run in a worker thread)."""
+        counterpart = getattr(self._transport, "sync_counterpart", None)
+        return LineClient(
+            self.channel,
+            api_base=self.api_base,
+            transport=counterpart() if counterpart is not None else None,
+            retry=self.retry,
+            timeouts=self._timeouts,
+        )
+
     async def aclose(self) -> None:
+        self._close_manager()
         if self._owns_transport:
             await self._transport.aclose()
 

@@ -151,6 +151,10 @@ class AiohttpTransport:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
+    def sync_counterpart(self) -> Urllib3Transport:
+        """A sync transport to the same place (the token manager refreshes from a worker thread)."""
+        return Urllib3Transport(self._base, timeouts=self._timeouts, proxy=self._proxy)
+
     async def aclose(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
@@ -242,7 +246,8 @@ class ASGITransport:
 
     def __init__(self, app: Any, base_url: str = "http://emulator.invalid") -> None:
         self._app: ASGIApp = app
-        parts = urlsplit(normalize_base_url(base_url))
+        self._base = normalize_base_url(base_url)
+        parts = urlsplit(self._base)
         self._scheme = parts.scheme
         self._host = parts.hostname or "emulator.invalid"
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -303,6 +308,13 @@ class ASGITransport:
                 f"the app started no complete answer to {request.method} {path} (connection dropped)"
             )
         return ApiResponse(status, response_headers, b"".join(chunks))
+
+    @property
+    def app(self) -> Any:
+        return self._app
+
+    def sync_counterpart(self) -> SyncASGITransport:
+        return SyncASGITransport(self._app, self._base)
 
     async def aclose(self) -> None:
         return None

@@ -1,0 +1,494 @@
+"""``TokenManager``: always a valid channel access token, shared by every task, thread, process and host.
+
+A held token is FRESH (use it), STALE (inside the refresh window before expiry: still used, and one refresh
+starts in the background) or INVALID (expired, refused by LINE, or none yet: callers wait for one refresh).
+Refresh is single-flight at every level: one future per event loop, one thread lock per process, and a lease
+lock in the store across processes and hosts. Tokens live in the store, so a token one process issued is
+picked up by the others instead of issuing another; superseded tokens are revoked after a grace period so the
+channel never fills up LINE's cap of 30 v2.1 tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from linepush._secret import Secret, mask
+from linepush.config import Channel
+from linepush.errors import ConfigurationError, LineApiError, LinePushError, TokenLimitError, TransportError
+from linepush.store import Store, TokenRecord, open_store
+
+if TYPE_CHECKING:
+    from linepush.api.tokens import IssuedToken
+    from linepush.client import LineClient
+
+__all__ = ["DEFAULT_LIFETIMES", "Freshness", "TokenManager", "TokenUnavailableError"]
+
+log = logging.getLogger("linepush.tokens")
+
+KindChoice = Literal["auto", "v2.1", "v3", "v2", "static"]
+ManagedKind = Literal["v2.1", "v3", "v2", "static"]
+
+#: Token lifetimes in seconds. LINE fixes v3 (15 min) and v2 (30 days); v2.1 is ours to choose. A day is
+#: the default because a v2.1 token whose store is lost cannot be revoked and holds one of the channel's 30
+#: slots until it expires; raise it (up to 30 days) where the store is durable.
+DEFAULT_LIFETIMES: dict[str, float] = {"v2.1": 86_400.0, "v3": 900.0, "v2": 2_592_000.0}
+MAX_V21_LIFETIME = 2_592_000
+
+_ADVICE = (
+    "Revoke tokens you no longer use (`linepush token list`, then `linepush token revoke`), wait for some to "
+    "expire, set LINE_CHANNEL_SECRET so linepush can revoke the tokens it superseded, or use stateless "
+    "tokens (--kind v3), which have no cap"
+)
+
+
+class Freshness(enum.Enum):
+    FRESH = "fresh"
+    STALE = "stale"
+    INVALID = "invalid"
+
+
+class TokenUnavailableError(LinePushError):
+    """No token could be had in time (another process held the refresh lock for too long)."""
+
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    value: str
+    record_id: int | None
+    key_id: str | None
+    expires_at: float
+    #: From here on the token is stale: still used, but a refresh is due.
+    refresh_at: float
+    #: From here on the token is not used any more (too close to expiry to survive a request).
+    usable_until: float
+
+
+def _default_window(lifetime: float) -> float:
+    return max(60.0, min(lifetime * 0.25, 6 * 3600.0))
+
+
+class TokenManager:
+    """Keeps a valid token of one kind for one channel.
+
+    ``kind="auto"`` picks v2.1 when an assertion key is configured, else stateless v3 when the channel
+    secret is, else the static token. ``lifetime`` applies to v2.1; ``refresh_window`` is how long before
+    expiry a refresh starts; ``revoke_grace`` how long a superseded token stays usable (by processes that
+    still hold it) before it is revoked. ``store`` is a Store or a store URL (default: ``$LINEPUSH_STORE`` or
+    the embedded SQLite file). ``client`` is the sync client that calls the token endpoints.
+    """
+
+    def __init__(
+        self,
+        channel: Channel,
+        store: Store | str | None = None,
+        *,
+        kind: KindChoice = "auto",
+        lifetime: float | None = None,
+        refresh_window: float | None = None,
+        revoke_grace: float = 300.0,
+        client: LineClient | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        lock_ttl: float = 60.0,
+        poll_interval: float = 0.05,
+        background: bool = True,
+    ) -> None:
+        self.channel = channel
+        self.kind: ManagedKind = self._resolve_kind(channel, kind)
+        # A store given as an object is the caller's; one named by URL (or the default) is ours to close.
+        self._owns_store = not isinstance(store, Store) and self.kind != "static"
+        self._store: Store | None = (
+            store if isinstance(store, Store) else None if self.kind == "static" else open_store(store)
+        )
+        if self.kind == "v2.1":
+            self.lifetime = float(lifetime if lifetime is not None else DEFAULT_LIFETIMES["v2.1"])
+            if not 60 <= self.lifetime <= MAX_V21_LIFETIME:
+                raise ConfigurationError(
+                    f"v2.1 token lifetime {lifetime!r} s is out of range: use 60 s to 30 days (2592000 s)"
+                )
+        elif self.kind == "static":
+            self.lifetime = math.inf
+        else:
+            if lifetime is not None:
+                raise ConfigurationError(f"LINE fixes the lifetime of {self.kind} tokens; lifetime applies to v2.1")
+            self.lifetime = DEFAULT_LIFETIMES[self.kind]
+        self.refresh_window = float(
+            refresh_window if refresh_window is not None else _default_window(self.lifetime)
+        )
+        if not 0 < self.refresh_window < self.lifetime:
+            raise ConfigurationError("refresh_window must be positive and shorter than the token lifetime")
+        self.revoke_grace = revoke_grace
+        self._client = client
+        self._owns_client = client is None
+        self._clock = clock
+        self._sleep = sleep
+        self._lock_ttl = lock_ttl
+        self._poll = poll_interval
+        self._background = background
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._lock_name = f"refresh:{channel.channel_id}:{self.kind}"
+        self._lock = threading.Lock()
+        self._held: _Held | None = None
+        # The fast path compares one number: the earliest time anything (refresh, revocation) is due.
+        self._next_check = -math.inf
+        self._revoke_at = math.inf
+        self._bg_thread: threading.Thread | None = None
+        self._bg_lock = threading.Lock()
+        self._bg_retry_at = -math.inf
+        self._bg_failures = 0
+        self._inflight: asyncio.Future[str] | None = None
+        self.issued = 0  # tokens this manager issued (for tests and metrics)
+        if self.kind == "static":
+            token = channel.access_token
+            assert token is not None  # _resolve_kind checked it
+            self._held = _Held(token.reveal(), None, None, math.inf, math.inf, math.inf)
+            self._next_check = math.inf
+
+    @staticmethod
+    def _resolve_kind(channel: Channel, kind: KindChoice) -> ManagedKind:
+        if kind not in ("auto", "v2.1", "v3", "v2", "static"):
+            raise ConfigurationError(f"unknown token kind {kind!r}: use auto, v2.1, v3, v2 or static")
+        if kind == "auto":
+            if channel.has_assertion_key and channel.channel_id:
+                return "v2.1"
+            if channel.channel_secret and channel.channel_id:
+                return "v3"
+            if channel.access_token:
+                return "static"
+            raise ConfigurationError(
+                "no way to get a channel access token: set LINE_CHANNEL_ID with LINE_ASSERTION_KEY_FILE and "
+                "LINE_ASSERTION_KID (v2.1 tokens), or LINE_CHANNEL_ID with LINE_CHANNEL_SECRET (stateless "
+                "tokens), or LINE_CHANNEL_ACCESS_TOKEN (a token you manage)"
+            )
+        if kind == "static":
+            if not channel.access_token:
+                raise ConfigurationError("token kind static needs LINE_CHANNEL_ACCESS_TOKEN")
+            return "static"
+        channel.require_id()
+        if kind == "v2.1" and not channel.has_assertion_key:
+            raise ConfigurationError(
+                "v2.1 tokens need an assertion key: set LINE_ASSERTION_KEY_FILE and LINE_ASSERTION_KID"
+            )
+        if kind == "v2":
+            channel.require_secret()
+        if kind == "v3" and not (channel.has_assertion_key or channel.channel_secret):
+            raise ConfigurationError(
+                "stateless tokens need LINE_CHANNEL_SECRET or an assertion key (LINE_ASSERTION_KEY_FILE and "
+                "LINE_ASSERTION_KID)"
+            )
+        return kind
+
+    # -- the face the clients use ---------------------------------------------------------------------------
+
+    @property
+    def refreshable(self) -> bool:
+        return self.kind != "static"
+
+    def get_token(self) -> str:
+        """A valid token: from memory when fresh (microseconds), else after at most one refresh."""
+        held = self._held
+        if held is not None:
+            now = self._clock()
+            if now < self._next_check:
+                return held.value
+            if now < held.usable_until:
+                self._start_background(now)
+                return held.value
+        return self._acquire()
+
+    async def aget_token(self) -> str:
+        """:meth:`get_token` for async callers: waiting tasks share one refresh and never block the loop."""
+        held = self._held
+        if held is not None:
+            now = self._clock()
+            if now < self._next_check:
+                return held.value
+            if now < held.usable_until:
+                self._start_background(now)
+                return held.value
+        loop = asyncio.get_running_loop()
+        future = self._inflight
+        if future is None or future.done() or future.get_loop() is not loop:
+            future = loop.run_in_executor(None, self._acquire)
+            self._inflight = future
+        return await asyncio.shield(future)
+
+    def invalidate(self, token: str) -> None:
+        """LINE refused ``token`` (401): never use it again, here or in any process sharing the store."""
+        held = self._held
+        if held is None or held.value != token or self.kind == "static":
+            return
+        self._held = None
+        self._next_check = -math.inf
+        log.info("token %s was refused by LINE; a new one will be issued", mask(token))
+        if held.record_id is not None and self._store is not None:
+            self._store.set_token_state(held.record_id, "invalid", self._clock())
+
+    def freshness(self, now: float | None = None) -> Freshness:
+        held = self._held
+        now = self._clock() if now is None else now
+        if held is None or now >= held.usable_until:
+            return Freshness.INVALID
+        return Freshness.FRESH if now < held.refresh_at else Freshness.STALE
+
+    def current(self) -> Secret | None:
+        """The token held in memory now, if any (no refresh, no I/O)."""
+        held = self._held
+        return Secret(held.value) if held is not None else None
+
+    # -- refresh ---------------------------------------------------------------------------------------------
+
+    def _acquire(self) -> str:
+        with self._lock:
+            held = self._held
+            now = self._clock()
+            if held is not None and now < held.usable_until:
+                return held.value  # another thread refreshed while we waited for the lock
+            token = self._refresh(must=True)
+            assert token is not None
+            return token
+
+    def _adopt(self, record: TokenRecord) -> str:
+        expires = record.expires_at if record.expires_at is not None else math.inf
+        lifetime = expires - record.issued_at
+        window = min(self.refresh_window, lifetime * 0.5)
+        margin = min(30.0, window * 0.5)
+        held = _Held(
+            record.access_token.reveal(), record.id, record.key_id, expires, expires - window, expires - margin
+        )
+        self._held = held
+        self._schedule()
+        return held.value
+
+    def _schedule(self) -> None:
+        held = self._held
+        self._next_check = min(held.refresh_at if held is not None else -math.inf, self._revoke_at)
+
+    def _refresh(self, *, must: bool) -> str | None:
+        """Get a better token than the one held: from the store if another process has one, else issue.
+
+        With ``must`` false (a background refresh of a stale token) it gives up when another process is
+        already refreshing: the stale token still works and that process's token will be picked up.
+        """
+        store = self._store
+        assert store is not None
+        channel_id = self.channel.require_id()
+        deadline = self._clock() + 2 * self._lock_ttl
+        while True:
+            now = self._clock()
+            found = self._from_store(now, must=must)
+            if found is not None:
+                return found
+            if store.try_lock(self._lock_name, self._owner, self._lock_ttl, now):
+                try:
+                    found = self._from_store(self._clock(), must=must)
+                    if found is not None:
+                        return found
+                    issued = self._issue()
+                    now = self._clock()
+                    record = store.save_token(
+                        channel_id,
+                        self.kind,
+                        issued.access_token.reveal(),
+                        issued.key_id,
+                        now,
+                        issued.expires_at,
+                    )
+                    superseded = store.supersede_others(channel_id, self.kind, record.id, now)
+                    if superseded and self._may_revoke():
+                        self._revoke_at = min(self._revoke_at, now + self.revoke_grace)
+                    log.info(
+                        "issued a %s token %s for channel %s, valid until %s",
+                        self.kind,
+                        mask(issued.access_token.reveal()),
+                        channel_id,
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(issued.expires_at)),
+                    )
+                    return self._adopt(record)
+                finally:
+                    store.unlock(self._lock_name, self._owner)
+            if not must:
+                return None
+            if self._clock() > deadline:
+                raise TokenUnavailableError(
+                    f"another process has been issuing a token for channel {channel_id} for too long; "
+                    "try again, or check that process"
+                )
+            self._sleep(self._poll)
+
+    def _from_store(self, now: float, *, must: bool) -> str | None:
+        store = self._store
+        assert store is not None
+        record = store.current_token(self.channel.require_id(), self.kind, now)
+        if record is None or record.expires_at is None:
+            return None
+        held = self._held
+        if held is not None and record.id == held.record_id:
+            return None  # the one we already hold: not better
+        expires = record.expires_at
+        window = min(self.refresh_window, (expires - record.issued_at) * 0.5)
+        if now >= expires - min(30.0, window * 0.5):
+            return None
+        if not must and now >= expires - window:
+            return None  # as stale as ours
+        return self._adopt(record)
+
+    def _token_client(self) -> LineClient:
+        if self._client is None:
+            from linepush.client import LineClient
+
+            self._client = LineClient(self.channel)
+        return self._client
+
+    def _issue(self) -> IssuedToken:
+        client = self._token_client()
+        self.issued += 1
+        if self.kind == "v2.1":
+            try:
+                return client.issue_v21_token(token_exp=int(self.lifetime))
+            except TokenLimitError as exc:
+                return self._issue_at_cap(exc)
+        if self.kind == "v3":
+            return client.issue_stateless_token()
+        return client.issue_short_lived_token()
+
+    def _issue_at_cap(self, error: TokenLimitError) -> IssuedToken:
+        """LINE refused a new v2.1 token: 30 are active. Revoke what we superseded, then try once more."""
+        client = self._token_client()
+        store = self._store
+        assert store is not None
+        channel_id = self.channel.require_id()
+        kids = set(client.list_v21_key_ids())
+        ours = [t for t in store.list_tokens(channel_id, "v2.1") if t.key_id in kids]
+        if len(kids) > len(ours):
+            log.warning(
+                "LINE reports %d active v2.1 tokens for channel %s but the store holds %d of them: the others "
+                "were issued elsewhere or by a store that was lost, and count against the cap until they expire",
+                len(kids),
+                channel_id,
+                len(ours),
+            )
+        if self.channel.channel_secret is None:
+            raise error.with_context(active=len(kids), advice=_ADVICE)
+        now = self._clock()
+        current = store.current_token(channel_id, "v2.1", now)
+        held_id = self._held.record_id if self._held is not None else None
+        victims = [t for t in ours if t.id not in (held_id, current.id if current else None)]
+        revoked = 0
+        for record in victims:
+            if self._revoke(record, now):
+                revoked += 1
+        if revoked == 0:
+            raise error.with_context(active=len(kids), advice=_ADVICE)
+        log.info("revoked %d superseded v2.1 tokens of channel %s to make room", revoked, channel_id)
+        self.issued += 1
+        try:
+            return client.issue_v21_token(token_exp=int(self.lifetime))
+        except TokenLimitError as again:
+            raise again.with_context(active=len(kids) - revoked, advice=_ADVICE) from None
+
+    def _may_revoke(self) -> bool:
+        return self.kind == "v2" or (self.kind == "v2.1" and self.channel.channel_secret is not None)
+
+    def _revoke(self, record: TokenRecord, now: float) -> bool:
+        client = self._token_client()
+        store = self._store
+        assert store is not None
+        try:
+            if record.kind == "v2.1":
+                client.revoke_v21_token(record.access_token)
+            elif record.kind == "v2":
+                client.revoke_short_lived_token(record.access_token)
+            else:
+                return False
+        except (LineApiError, TransportError) as exc:
+            log.warning("could not revoke token %s: %s", record.access_token.masked, exc)
+            return False
+        store.set_token_state(record.id, "revoked", now)
+        return True
+
+    def revoke_superseded(self, now: float | None = None) -> int:
+        """Revoke the superseded tokens whose grace period is over; returns how many were revoked."""
+        if not self._may_revoke() or self._store is None:
+            return 0
+        now = self._clock() if now is None else now
+        due = self._store.tokens_due_for_revocation(self.channel.require_id(), now - self.revoke_grace, now)
+        revoked = sum(1 for record in due if record.kind == self.kind and self._revoke(record, now))
+        pending = [
+            r.superseded_at
+            for r in self._store.list_tokens(self.channel.require_id(), self.kind, ["superseded"])
+            if r.superseded_at is not None and not r.expired(now)
+        ]
+        self._revoke_at = min((at + self.revoke_grace for at in pending), default=math.inf)
+        if self._revoke_at <= now:
+            self._revoke_at = now + self.revoke_grace  # a revocation failed: try again later, not on every call
+        self._schedule()
+        return revoked
+
+    # -- background work -----------------------------------------------------------------------------------
+
+    def _start_background(self, now: float) -> None:
+        if not self._background or now < self._bg_retry_at:
+            return
+        with self._bg_lock:
+            if self._bg_thread is not None and self._bg_thread.is_alive():
+                return
+            thread = threading.Thread(target=self._background_work, name="linepush-token-refresh", daemon=True)
+            self._bg_thread = thread
+        thread.start()
+
+    def _background_work(self) -> None:
+        try:
+            now = self._clock()
+            held = self._held
+            if held is not None and now >= held.refresh_at and self._lock.acquire(blocking=False):
+                try:
+                    self._refresh(must=False)
+                finally:
+                    self._lock.release()
+            if self._clock() >= self._revoke_at:
+                self.revoke_superseded()
+            self._bg_failures = 0
+        except Exception as exc:
+            # The stale token still works; try again a little later rather than on every call.
+            self._bg_failures += 1
+            self._bg_retry_at = self._clock() + min(60.0, 2.0**self._bg_failures)
+            log.warning("background token refresh failed (will retry): %s", _safe(exc))
+
+    def join_background(self, timeout: float | None = None) -> None:
+        """Wait for a background refresh or revocation to finish (for tests and clean shutdown)."""
+        thread = self._bg_thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def maintain(self) -> None:
+        """Run due work now, in the caller's thread: refresh a stale token, revoke superseded ones."""
+        self._background_work()
+
+    def close(self) -> None:
+        self.join_background(5)
+        if self._owns_client and self._client is not None:
+            self._client.close()
+        if self._owns_store and self._store is not None:
+            self._store.close()
+
+    def __repr__(self) -> str:
+        return f"TokenManager(channel={self.channel.channel_id!r}, kind={self.kind!r})"
+
+
+def _safe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
