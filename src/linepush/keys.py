@@ -326,7 +326,7 @@ def _from_jwk(jwk: Mapping[str, Any], source: str) -> PrivateKey:
     if kty is None:
         raise ConfigurationError(f"{source} is not a JWK: it has no 'kty' member")
     if kty != "RSA":
-        raise ConfigurationError(f"{source} is a {_describe_kty(kty)} JWK; LINE needs an RSA key")
+        raise ConfigurationError(f"{source} is a JWK of type {_safe_name(kty)}; LINE needs an RSA key")
     alg = jwk.get("alg")
     if alg is not None and alg != "RS256":
         raise ConfigurationError(f"{source} is marked for {_safe_name(alg)}; LINE needs an RS256 key")
@@ -420,12 +420,6 @@ def _kind_of(key: object) -> str:
         if isinstance(key, cls):
             return label
     return f"a {type(key).__name__}"
-
-
-def _describe_kty(kty: object) -> str:
-    return {"EC": "EC", "OKP": "OKP (Ed25519/X25519)", "oct": "symmetric (oct)"}.get(
-        kty if isinstance(kty, str) else "", f"kty={_safe_name(kty)}"
-    )
 
 
 def _safe_name(value: object) -> str:
