@@ -417,8 +417,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="directory"):
-        load_private_key(tmp_path)
+    (tmp_path / "keys").mkdir()
+    with pytest.raises(ConfigurationError, match="keys is a directory"):
+        load_private_key(tmp_path / "keys")
+
+
+def test_fifo_instead_of_file_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ConfigurationError, match="pipe is not a regular file"):
+        load_private_key(tmp_path / "pipe")
 
 
 def test_unreadable_file(key: PrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

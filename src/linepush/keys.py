@@ -162,8 +162,10 @@ def load_private_key(path: str | os.PathLike[str], *, cache: bool = True) -> Pri
     """
     target = Path(path)
     name = str(target)
+    # O_NONBLOCK: a FIFO given by mistake must give an error, not hang the process waiting for a writer.
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(target, os.O_RDONLY)
+        fd = os.open(target, flags)
     except FileNotFoundError:
         raise ConfigurationError(f"assertion key file {name} does not exist") from None
     except IsADirectoryError:
@@ -174,6 +176,8 @@ def load_private_key(path: str | os.PathLike[str], *, cache: bool = True) -> Pri
         raise ConfigurationError(f"assertion key file {name} cannot be read: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigurationError(f"assertion key file {name} is a directory, not a key file")
         if not stat.S_ISREG(st.st_mode):
             raise ConfigurationError(f"assertion key file {name} is not a regular file")
         ident = (st.st_dev, st.st_ino)
