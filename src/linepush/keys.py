@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -456,12 +457,13 @@ def _create_private_file(target: Path, data: bytes) -> None:
 
 
 def _replace_private_file(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    # mkstemp creates the file with O_EXCL and mode 0600 under an unpredictable name in the same directory,
+    # so the final rename stays on one file system and is atomic.
     try:
-        fd = os.open(tmp, flags, 0o600)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise ConfigurationError(f"cannot create key file next to {target}: {exc.strerror}") from None
+        raise ConfigurationError(f"cannot create key file {target}: {exc.strerror}") from None
+    tmp = Path(tmp_name)
     try:
         try:
             _write_all(fd, data)
