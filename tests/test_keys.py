@@ -576,3 +576,23 @@ def test_assertions_from_a_loaded_key_verify_against_the_published_public_jwk(
     public = rsa.RSAPublicNumbers(b64int(jwk["e"]), b64int(jwk["n"])).public_key()
     _, claims = decode_jws(AssertionSigner(CHANNEL, KID, loaded).assertion(NOW, 3600), public)
     assert claims["token_exp"] == 3600
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_failed_write_leaves_no_partial_key_behind(
+    key: PrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool
+) -> None:
+    path = tmp_path / "key.json"
+    if overwrite:
+        path.write_text("old key")
+
+    def full_disk(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(ConfigurationError, match="No space left on device"):
+        key.write_private_jwk(path, overwrite=overwrite)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == (["key.json"] if overwrite else [])
+    if overwrite:
+        assert path.read_text() == "old key"
