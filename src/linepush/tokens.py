@@ -255,11 +255,15 @@ class TokenManager:
         with self._lock:
             held = self._held
             now = self._clock()
-            if held is not None and now < held.usable_until:
-                return held.value  # another thread refreshed while we waited for the lock
-            token = self._refresh(must=True)
-            assert token is not None
-            return token
+            if held is None or now >= held.usable_until:
+                self._refresh(must=True)
+            held = self._held
+            assert held is not None
+        now = self._clock()
+        if now >= held.refresh_at:
+            # What the store had was usable but already stale: serve it, refresh behind the caller's back.
+            self._start_background(now)
+        return held.value
 
     def _adopt(self, record: TokenRecord) -> str:
         expires = record.expires_at if record.expires_at is not None else math.inf

@@ -1,0 +1,262 @@
+"""TokenManager against the emulator: freshness, single-flight refresh, caps, revocation and 401s.
+
+The manager's clock and the clients' clocks are the emulator's clock, so moving it moves everyone's time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from linepush import errors
+from linepush.client import LineClient
+from linepush.config import Channel
+from linepush.keys import PrivateKey
+from linepush.store import open_store
+from linepush.tokens import Freshness, TokenManager
+from linepush.transport import SyncASGITransport
+from tests.conftest import Emulator
+
+USER = "U" + "2" * 32
+V21_ISSUE = "/oauth2/v2.1/token"
+
+
+class Setup:
+    def __init__(self, emulator: Emulator, channel: Channel, store_url: str) -> None:
+        self.emulator = emulator
+        self.admin = emulator.admin
+        self.channel = channel
+        self.store = open_store(store_url)
+        self._clients: list[LineClient] = []
+        self.slept: list[float] = []
+
+    def client(self, channel: Channel | None = None, **kwargs: Any) -> LineClient:
+        client = LineClient(
+            channel or self.channel,
+            transport=SyncASGITransport(self.emulator.app),
+            wall_clock=self.emulator.now,
+            sleep=self.slept.append,
+            **kwargs,
+        )
+        self._clients.append(client)
+        return client
+
+    def manager(self, channel: Channel | None = None, **kwargs: Any) -> TokenManager:
+        channel = channel or self.channel
+        kwargs.setdefault("clock", self.emulator.now)
+        kwargs.setdefault("sleep", self.slept.append)
+        return TokenManager(channel, self.store, client=self.client(channel), **kwargs)
+
+    def issues(self) -> int:
+        return self.admin.count(V21_ISSUE, status=200)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self.store.close()
+
+
+@pytest.fixture
+def setup(emulator: Emulator, channel: Channel, store_url: str) -> Iterator[Setup]:
+    s = Setup(emulator, channel, store_url)
+    yield s
+    s.close()
+
+
+def test_auto_picks_v21_with_a_key_then_v3_with_a_secret_then_the_static_token(setup: Setup) -> None:
+    assert setup.manager().kind == "v2.1"
+    assert setup.manager(Channel(setup.channel.channel_id, "s" * 32)).kind == "v3"
+    assert TokenManager(Channel(access_token="static-token")).kind == "static"
+    with pytest.raises(errors.ConfigurationError, match="LINE_CHANNEL_ID"):
+        TokenManager(Channel())
+    with pytest.raises(errors.ConfigurationError, match="LINE_ASSERTION_KEY_FILE"):
+        TokenManager(Channel("123", "secret"), setup.store, kind="v2.1")
+
+
+def test_a_token_is_issued_once_then_served_from_memory(setup: Setup) -> None:
+    manager = setup.manager()
+    token = manager.get_token()
+    assert [manager.get_token() for _ in range(100)] == [token] * 100
+    assert setup.issues() == 1
+    assert manager.freshness() is Freshness.FRESH
+    assert setup.client(token=token).push(USER, "hi").request_id
+
+
+def test_another_manager_on_the_same_store_picks_the_token_up(setup: Setup) -> None:
+    token = setup.manager().get_token()
+    assert setup.manager().get_token() == token
+    assert setup.issues() == 1
+
+
+@pytest.mark.parametrize("kind", ["v3", "v2"])
+def test_other_kinds_are_issued_and_shared_too(setup: Setup, kind: str) -> None:
+    first = setup.manager(kind=kind)  # type: ignore[arg-type]
+    token = first.get_token()
+    assert setup.manager(kind=kind).get_token() == token  # type: ignore[arg-type]
+    assert setup.client(token=token).push(USER, "hi").request_id
+
+
+def test_refresh_happens_inside_the_window_and_never_after_expiry(setup: Setup) -> None:
+    manager = setup.manager(lifetime=3600, refresh_window=600)
+    old = manager.get_token()
+    setup.admin.advance(2999)  # 1 s before the window
+    assert manager.get_token() == old
+    assert manager.freshness() is Freshness.FRESH
+    assert setup.issues() == 1
+    setup.admin.advance(2)  # inside the window: the stale token is served, one refresh starts
+    assert manager.freshness() is Freshness.STALE
+    assert manager.get_token() == old
+    manager.join_background(10)
+    new = manager.get_token()
+    assert new != old
+    assert setup.issues() == 2
+    assert manager.freshness() is Freshness.FRESH
+    old_record, new_record = setup.store.list_tokens(setup.channel.require_id(), "v2.1")
+    assert old_record.state == "superseded"
+    assert new_record.issued_at < (old_record.expires_at or 0)
+
+
+def test_an_expired_token_is_never_served(setup: Setup) -> None:
+    manager = setup.manager(lifetime=3600, refresh_window=600, background=False)
+    old = manager.get_token()
+    setup.admin.advance(3600)
+    assert manager.freshness() is Freshness.INVALID
+    new = manager.get_token()  # no background refresh: this caller has to wait for one
+    assert new != old
+    assert setup.client(token=new).push(USER, "fresh").request_id
+
+
+def test_superseded_tokens_are_revoked_after_the_grace_period(setup: Setup) -> None:
+    manager = setup.manager(lifetime=3600, refresh_window=600, revoke_grace=120)
+    old = manager.get_token()
+    setup.admin.advance(3100)
+    manager.get_token()
+    manager.join_background(10)
+    new = manager.get_token()
+    assert new != old
+    checker = setup.client()
+    assert checker.verify_v21_token(old).client_id  # still valid during the grace period
+    setup.admin.advance(121)
+    manager.get_token()  # the revocation is due: it runs in the background, the caller does not wait
+    manager.join_background(10)
+    with pytest.raises(errors.BadRequestError):
+        checker.verify_v21_token(old)
+    states = {r.access_token.reveal(): r.state for r in setup.store.list_tokens(setup.channel.require_id())}
+    assert states == {old: "revoked", new: "active"}
+
+
+def test_the_cap_is_recovered_by_revoking_what_the_store_superseded(setup: Setup) -> None:
+    issuer = setup.client()
+    channel_id = setup.channel.require_id()
+    now = setup.emulator.now()
+    for _ in range(30):
+        issued = issuer.issue_v21_token(token_exp=3600)
+        record = setup.store.save_token(
+            channel_id, "v2.1", issued.access_token.reveal(), issued.key_id, now, issued.expires_at
+        )
+        setup.store.set_token_state(record.id, "superseded", now)
+    manager = setup.manager()
+    token = manager.get_token()
+    assert setup.client(token=token).push(USER, "made room").request_id
+    assert len(issuer.list_v21_key_ids()) == 1
+    assert setup.admin.count(V21_ISSUE, status=400) == 1
+
+
+def test_the_cap_raises_a_clear_error_when_nothing_can_be_revoked(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = setup.client()
+    for _ in range(30):
+        issuer.issue_v21_token(token_exp=3600)  # issued elsewhere: not in our store
+    manager = setup.manager()
+    with caplog.at_level(logging.WARNING, "linepush.tokens"), pytest.raises(errors.TokenLimitError) as info:
+        manager.get_token()
+    text = str(info.value)
+    assert "30 v2.1 tokens are active" in text
+    assert "linepush token revoke" in text and "--kind v3" in text
+    assert "store holds 0 of them" in caplog.text
+
+
+def test_without_the_secret_the_cap_cannot_be_recovered(setup: Setup, assertion_key: PrivateKey) -> None:
+    issuer = setup.client()
+    for _ in range(30):
+        issuer.issue_v21_token(token_exp=3600)
+    no_secret = Channel(
+        setup.channel.channel_id, None, setup.channel.assertion_key_file, setup.channel.assertion_kid
+    )
+    with pytest.raises(errors.TokenLimitError, match="LINE_CHANNEL_SECRET"):
+        setup.manager(no_secret).get_token()
+
+
+def test_a_401_mid_run_refreshes_once_and_delivers(setup: Setup) -> None:
+    manager = setup.manager()
+    client = setup.client(token=manager)
+    client.push(USER, "before")
+    setup.client().revoke_v21_token(manager.get_token())  # behind the manager's back
+    sent = client.push(USER, "after")
+    assert sent.request_id
+    assert setup.issues() == 2
+    assert len(setup.admin.deliveries(setup.channel.channel_id, USER)) == 2
+    invalid = [r for r in setup.store.list_tokens(setup.channel.require_id()) if r.state == "invalid"]
+    assert len(invalid) == 1
+
+
+def test_a_static_token_is_used_as_is(setup: Setup) -> None:
+    token = setup.admin.long_lived_token(setup.channel.require_id())
+    manager = TokenManager(Channel(access_token=token))
+    assert manager.get_token() == token
+    assert not manager.refreshable
+    assert manager.freshness() is Freshness.FRESH
+
+
+def test_the_client_builds_a_manager_on_the_given_store(setup: Setup, store_url: str) -> None:
+    client = setup.client(store=store_url)
+    client.push(USER, "one line")
+    client.push(USER, "two lines")
+    assert setup.issues() == 1
+    assert [r.kind for r in setup.store.list_tokens(setup.channel.require_id())] == ["v2.1"]
+
+
+def test_no_secret_appears_in_logs_reprs_or_errors(
+    setup: Setup, caplog: pytest.LogCaptureFixture, assertion_key: PrivateKey, tmp_path: Path
+) -> None:
+    secrets: list[str] = [setup.channel.require_secret().reveal(), assertion_key.private_jwk()["d"]]
+    shown: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        manager = setup.manager(lifetime=3600, refresh_window=600, revoke_grace=10)
+        client = setup.client(token=manager)
+        client.push(USER, "a")
+        secrets.append(manager.get_token())
+        setup.admin.advance(3100)
+        manager.get_token()
+        manager.join_background(10)
+        secrets.append(manager.get_token())
+        setup.admin.advance(20)
+        manager.get_token()
+        manager.join_background(10)
+        setup.client().revoke_v21_token(manager.get_token())
+        client.push(USER, "b")
+        secrets.append(manager.get_token())
+        short = client.issue_short_lived_token()
+        secrets.append(short.access_token.reveal())
+        try:
+            LineClient(setup.channel, token=secrets[-1], transport=SyncASGITransport(setup.emulator.app)).push(
+                "bad", "x"
+            )
+        except errors.ValidationError as exc:
+            shown.append(str(exc))
+        try:
+            client.verify_v21_token("eyJ.not.valid")
+        except errors.LineApiError as exc:
+            shown.extend([str(exc), repr(exc)])
+        shown += [repr(setup.channel), repr(manager), repr(client), repr(short), str(short)]
+        shown += [repr(r) for r in setup.store.list_tokens(setup.channel.require_id())]
+        shown.append(repr(assertion_key))
+    haystack = caplog.text + "\n".join(shown)
+    assert caplog.records, "the flow should have logged something"
+    for secret in secrets:
+        assert secret not in haystack
