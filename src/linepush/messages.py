@@ -139,6 +139,9 @@ _RECIPIENT_RE = re.compile(r"[UCR][0-9a-f]{32}")
 _USER_RE = re.compile(r"U[0-9a-f]{32}")
 _WORD_RE = re.compile(r"[A-Za-z0-9_]+")
 _PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+# Type tuples built once: an `a | b` union in isinstance() is rebuilt on every call (hot path).
+_ARRAY = (list, tuple)
+_NUMBER = (int, float)
 # Prefixes for the only indexes a valid request can have; larger ones are refused before they are needed.
 _PREFIXES = tuple(f"messages[{i}]" for i in range(MAX_MESSAGES))
 
@@ -399,6 +402,7 @@ class CouponMessage(Message):
 
 #: What a send accepts as one message: a plain string (a text message), a dict in LINE's shape, or a model.
 MessageLike: TypeAlias = str | Mapping[str, Any] | Message
+_SINGLE = (str, Mapping, Message)
 
 
 # --- Normalization ------------------------------------------------------------------------------------
@@ -415,9 +419,9 @@ def normalize_messages(messages: MessageLike | Sequence[MessageLike]) -> list[di
     if type(messages) is str:
         return [_text_from_str(messages, "messages[0]")]
     items: Sequence[Any]
-    if isinstance(messages, list | tuple):
+    if isinstance(messages, _ARRAY):
         items = messages
-    elif type(messages) is dict or isinstance(messages, str | Mapping | Message):
+    elif type(messages) is dict or isinstance(messages, _SINGLE):
         items = (messages,)
     elif isinstance(messages, bytes | bytearray) or not isinstance(messages, Iterable):
         raise ValidationError(
@@ -497,13 +501,13 @@ def _type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return "number"
     if isinstance(value, str):
         return "string"
     if isinstance(value, Mapping):
         return "object"
-    if isinstance(value, list | tuple):
+    if isinstance(value, _ARRAY):
         return "array"
     return type(value).__name__
 
@@ -557,7 +561,7 @@ def _number(m: Mapping[str, Any], key: str, p: str, lo: float, hi: float) -> Non
     prop = f"{p}.{key}"
     if value is None:
         raise ValidationError("May not be empty", property=prop)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise _wrong_type(prop, "a number", value)
     if not lo <= value <= hi:
         raise ValidationError(f"Must be between {lo:g} and {hi:g}", property=prop)
@@ -594,7 +598,7 @@ def _list(
         if required:
             raise ValidationError("May not be empty", property=f"{p}.{key}")
         return None
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, _ARRAY):
         raise _wrong_type(f"{p}.{key}", "an array", value)
     if not lo <= len(value) <= hi:
         raise ValidationError(f"Size must be between {lo} and {hi}", property=f"{p}.{key}")
@@ -818,7 +822,7 @@ def _check_template_message(m: Mapping[str, Any], p: str) -> None:
     elif kind == "confirm":
         _str(template, "text", tp, MAX_CONFIRM_TEXT, measure=grapheme_len)
         actions = template.get("actions")
-        if not isinstance(actions, list | tuple) or len(actions) != 2:
+        if not isinstance(actions, _ARRAY) or len(actions) != 2:
             raise ValidationError("Must hold exactly 2 actions", property=tp + ".actions")
         _check_actions(actions, tp + ".actions", _TEMPLATE_LABEL)
     elif kind == "carousel":
