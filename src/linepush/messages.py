@@ -409,7 +409,7 @@ _SINGLE = (str, Mapping, Message)
 
 
 def normalize_messages(messages: MessageLike | Iterable[MessageLike]) -> list[dict[str, Any]]:
-    """Turn one message or a list (any iterable) of 1–5 messages into LINE's JSON dicts, validating everything.
+    """Turn one message or a list (any iterable) of 1–5 messages into LINE's JSON dicts, all validated.
 
     Strings become text messages, models become their ``to_dict()``, and dicts are checked and passed
     through as given (not copied). Raises :class:`ValidationError` naming the first offending field, e.g.
