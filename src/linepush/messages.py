@@ -482,6 +482,8 @@ def _check_message(m: Mapping[str, Any], p: str) -> None:
     if check is None:
         raise ValidationError(_TYPES_TEXT, property=p + ".type")
     check(m, p)
+    # Every type has a required field besides "type", which check() has already found, so a two-key
+    # message cannot also carry quickReply or sender: skip the look-ups for the common {type, text}.
     if len(m) > 2:
         quick_reply = m.get("quickReply")
         if quick_reply is not None:
@@ -547,7 +549,7 @@ def _https_url(
     if url is None:
         return
     prop = f"{p}.{key}"
-    if not url[:8].lower() == "https://" or len(url) == 8:
+    if url[:8].lower() != "https://" or len(url) == 8:
         raise ValidationError("Must be an HTTPS URL (https://...)", property=prop)
     if not url.isascii() or any(c in url for c in ' "<>\\^`{|}\t\r\n'):
         raise ValidationError(
@@ -624,7 +626,7 @@ def _check_text(m: Mapping[str, Any], p: str) -> None:
     n = len(text)
     if n < MIN_TEXT_UTF16 or (n > MAX_TEXT_UTF16 // 2 and utf16_len(text) > MAX_TEXT_UTF16):
         _text_length_error(text, p + ".text")
-    if len(m) > 2:  # only "type" and "text" is the common case: skip the optional look-ups
+    if len(m) > 2:  # {type, text} alone is the common case: skip the optional look-ups
         _str(m, "quoteToken", p, required=False)
         emojis = _list(m, "emojis", p, 0, MAX_EMOJIS, required=False)
         if emojis:
@@ -752,6 +754,7 @@ def _check_video(m: Mapping[str, Any], p: str) -> None:
 
 def _check_audio(m: Mapping[str, Any], p: str) -> None:
     _https_url(m, "originalContentUrl", p)
+    # LINE documents no minimum; a duration of 0 ms or less describes no playable audio.
     _int(m, "duration", p, minimum=1)
 
 
