@@ -946,3 +946,113 @@ def test_utf16_len_matches_encoding(text: str) -> None:
 @given(st.from_regex(r"[UCR][0-9a-f]{32}", fullmatch=True))
 def test_any_well_formed_id_is_accepted(recipient: str) -> None:
     assert validate_to(recipient) == recipient
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from([URL, "$"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _good_messages() -> list[dict[str, Any]]:
+    area = {"x": 0, "y": 0, "width": 1, "height": 1}
+    return [
+        {"type": "text", "text": "$ hi", "emojis": [emoji(0)], "quickReply": {"items": [qr_item()]}},
+        {
+            "type": "textV2",
+            "text": "{a}{b}",
+            "substitution": {"a": mention(), "b": {"type": "emoji", "productId": "p", "emojiId": "1"}},
+        },
+        {
+            "type": "location",
+            "title": "t",
+            "address": "a",
+            "latitude": 1,
+            "longitude": 2,
+            "sender": {"name": "n", "iconUrl": URL},
+        },
+        {"type": "flex", "altText": "a", "contents": {"type": "carousel", "contents": [bubble()]}},
+        template(
+            {
+                "type": "buttons",
+                "thumbnailImageUrl": URL,
+                "title": "t",
+                "text": "t",
+                "defaultAction": action(),
+                "actions": [action()],
+            }
+        ),
+        template(
+            {
+                "type": "carousel",
+                "columns": [
+                    {
+                        "text": "t",
+                        "actions": [{"type": "datetimepicker", "label": "d", "data": "x", "mode": "date"}],
+                    }
+                ],
+            }
+        ),
+        template(
+            {
+                "type": "image_carousel",
+                "columns": [{"imageUrl": URL, "action": {"type": "clipboard", "clipboardText": "c"}}],
+            }
+        ),
+        template(
+            {
+                "type": "confirm",
+                "text": "t",
+                "actions": [action(), {"type": "postback", "label": "p", "data": "d"}],
+            }
+        ),
+        imagemap(video={"originalContentUrl": URL, "previewImageUrl": URL, "area": area}),
+        {"type": "coupon", "couponId": "c", "deliveryTag": "t"},
+        {"type": "audio", "originalContentUrl": URL, "duration": 5},
+        {"type": "video", "originalContentUrl": URL, "previewImageUrl": URL, "trackingId": "t"},
+    ]
+
+
+def _slots(node: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key) pair inside a JSON value."""
+    keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+    found = [(node, key) for key in keys]
+    for key in keys:
+        if isinstance(node[key], dict | list):
+            found += _slots(node[key])
+    return found
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid message with one value anywhere inside it replaced by arbitrary JSON, or removed."""
+    message = json.loads(json.dumps(draw(st.sampled_from(_good_messages()))))
+    container, key = draw(st.sampled_from(_slots(message)))
+    if isinstance(container, dict) and draw(st.booleans()):
+        del container[key]
+    else:
+        container[key] = draw(_json)
+    return message
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mutated())
+def test_valid_message_with_any_value_replaced_never_crashes(message: dict[str, Any]) -> None:
+    try:
+        out = normalize_messages([message])
+    except ValidationError as err:
+        assert err.property and err.property.startswith("messages[0]")
+        assert err.reason
+    else:
+        assert out == [message]
+
+
+def test_good_fuzz_seeds_are_valid() -> None:
+    for message in _good_messages():
+        check_ok(message)
