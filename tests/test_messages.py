@@ -1032,7 +1032,7 @@ def _slots(node: Any) -> list[tuple[Any, Any]]:
 @st.composite
 def _mutated(draw: st.DrawFn) -> dict[str, Any]:
     """A valid message with one value anywhere inside it replaced by arbitrary JSON, or removed."""
-    message = json.loads(json.dumps(draw(st.sampled_from(_good_messages()))))
+    message: dict[str, Any] = json.loads(json.dumps(draw(st.sampled_from(_good_messages()))))
     container, key = draw(st.sampled_from(_slots(message)))
     if isinstance(container, dict) and draw(st.booleans()):
         del container[key]
