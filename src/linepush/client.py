@@ -185,19 +185,21 @@ class _ClientBase:
         )
 
     # Builders for the token endpoints: the channel's own credentials unless others are given.
-    def _op_issue_short_lived(self, channel_id: str | None, channel_secret: str | Secret | None) -> Any:
+    def _op_issue_short_lived(
+        self, channel_id: str | None, channel_secret: str | Secret | None
+    ) -> Operation[IssuedToken]:
         cid = channel_id or self.channel.require_id()
-        secret = Secret(channel_secret) if channel_secret is not None else self.channel.require_secret()
-        return token_api.issue_short_lived(cid, secret.reveal(), self._wall_clock())
+        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
+        return token_api.issue_short_lived(cid, secret, self._wall_clock())
 
     def _op_revoke_v21(
-        self, access_token: str, channel_id: str | None, channel_secret: str | Secret | None
-    ) -> Any:
+        self, access_token: str | Secret, channel_id: str | None, channel_secret: str | Secret | None
+    ) -> Operation[None]:
         cid = channel_id or self.channel.require_id()
-        secret = Secret(channel_secret) if channel_secret is not None else self.channel.require_secret()
-        return token_api.revoke_v21(cid, secret.reveal(), access_token)
+        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
+        return token_api.revoke_v21(cid, secret, access_token)
 
-    def _op_issue_stateless(self, assertion: str | None, use_secret: bool) -> Any:
+    def _op_issue_stateless(self, assertion: str | None, use_secret: bool) -> Operation[IssuedToken]:
         now = self._wall_clock()
         if use_secret or (assertion is None and not self.channel.has_assertion_key):
             return token_api.issue_stateless(
@@ -368,16 +370,16 @@ class LineClient(_ClientBase):
         return self.run(self._op_issue_short_lived(channel_id, channel_secret))
 
     def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
-        return self.run(token_api.verify_short_lived(Secret(access_token).reveal()))
+        return self.run(token_api.verify_short_lived(access_token))
 
     def revoke_short_lived_token(self, access_token: str | Secret) -> None:
-        self.run(token_api.revoke_short_lived(Secret(access_token).reveal()))
+        self.run(token_api.revoke_short_lived(access_token))
 
     def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
         return self.run(token_api.issue_v21(assertion or self._assertion(token_exp), self._wall_clock()))
 
     def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
-        return self.run(token_api.verify_v21(Secret(access_token).reveal()))
+        return self.run(token_api.verify_v21(access_token))
 
     def revoke_v21_token(
         self,
@@ -386,7 +388,7 @@ class LineClient(_ClientBase):
         channel_id: str | None = None,
         channel_secret: str | Secret | None = None,
     ) -> None:
-        self.run(self._op_revoke_v21(Secret(access_token).reveal(), channel_id, channel_secret))
+        self.run(self._op_revoke_v21(access_token, channel_id, channel_secret))
 
     def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
         return self.run(token_api.list_v21_key_ids(assertion or self._assertion()))
@@ -563,10 +565,10 @@ class AsyncLineClient(_ClientBase):
         return await self.run(self._op_issue_short_lived(channel_id, channel_secret))
 
     async def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
-        return await self.run(token_api.verify_short_lived(Secret(access_token).reveal()))
+        return await self.run(token_api.verify_short_lived(access_token))
 
     async def revoke_short_lived_token(self, access_token: str | Secret) -> None:
-        await self.run(token_api.revoke_short_lived(Secret(access_token).reveal()))
+        await self.run(token_api.revoke_short_lived(access_token))
 
     async def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
         return await self.run(
@@ -574,7 +576,7 @@ class AsyncLineClient(_ClientBase):
         )
 
     async def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
-        return await self.run(token_api.verify_v21(Secret(access_token).reveal()))
+        return await self.run(token_api.verify_v21(access_token))
 
     async def revoke_v21_token(
         self,
@@ -583,7 +585,7 @@ class AsyncLineClient(_ClientBase):
         channel_id: str | None = None,
         channel_secret: str | Secret | None = None,
     ) -> None:
-        await self.run(self._op_revoke_v21(Secret(access_token).reveal(), channel_id, channel_secret))
+        await self.run(self._op_revoke_v21(access_token, channel_id, channel_secret))
 
     async def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
         return await self.run(token_api.list_v21_key_ids(assertion or self._assertion()))

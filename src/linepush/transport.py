@@ -227,7 +227,7 @@ ASGIApp = Callable[
 class _Headers(dict[str, str]):
     """Response headers with case-insensitive lookups (the names are stored lower-case)."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
