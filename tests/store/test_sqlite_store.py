@@ -178,3 +178,13 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
         assert child.exitcode == 0
         assert [m.payload["messages"][0]["text"] for m in store.list_messages()] == ["parent", "child"]
         assert store.counts()["queued"] == 2
+
+
+@pytest.mark.parametrize("sql", [sqlite_backend._CLAIM, sqlite_backend._CLAIM_BY_CHANNEL])
+def test_claim_reads_through_the_indexes_not_the_whole_table(tmp_path: Path, sql: str) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        params = {"worker": "w", "until": 2.0, "now": 1.0, "limit": 10, "channel": "1000"}
+        plan = " | ".join(row[3] for row in store._connection().execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "INDEX outbox_due (state=? AND not_before<?)" in plan
+    assert "INDEX outbox_leases (lease_expires_at<?)" in plan
+    assert "SCAN outbox" not in plan

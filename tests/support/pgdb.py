@@ -17,7 +17,9 @@ def main() -> int:
     try:
         import psycopg
     except ImportError:
-        print("pgdb: psycopg is not installed; run `make test`, which installs the dev extras.", file=sys.stderr)
+        print(
+            "pgdb: psycopg is not installed; run `make test`, which installs the dev extras.", file=sys.stderr
+        )
         return 2
     try:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
