@@ -1,0 +1,104 @@
+"""Storage backends behind one interface, and :func:`open_store`, which picks one from a URL.
+
+Accepted URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (everything after
+``sqlite:///`` is the file path), or a bare file path. ``postgresql://…`` is reserved for the PostgreSQL
+backend, which is not available yet.
+"""
+
+from __future__ import annotations
+
+import os
+
+from linepush.errors import ConfigurationError
+from linepush.store.base import (
+    MESSAGE_KINDS,
+    MESSAGE_STATES,
+    REVOCABLE_KINDS,
+    TOKEN_KINDS,
+    TOKEN_STATES,
+    MessageKind,
+    MessageState,
+    NewMessage,
+    OutboxMessage,
+    Store,
+    StoreError,
+    TokenKind,
+    TokenRecord,
+    TokenState,
+)
+from linepush.store.sqlite import SQLiteStore
+
+__all__ = [
+    "MESSAGE_KINDS",
+    "MESSAGE_STATES",
+    "REVOCABLE_KINDS",
+    "STORE_ENV",
+    "TOKEN_KINDS",
+    "TOKEN_STATES",
+    "MessageKind",
+    "MessageState",
+    "NewMessage",
+    "OutboxMessage",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "TokenKind",
+    "TokenRecord",
+    "TokenState",
+    "default_store_url",
+    "open_store",
+]
+
+#: The environment variable that names the store when no URL is given.
+STORE_ENV = "LINEPUSH_STORE"
+
+_SQLITE_PREFIX = "sqlite:///"
+_ACCEPTED = (
+    "use sqlite:///relative/path.db, sqlite:////absolute/path.db or a plain file path "
+    "(postgresql://… is reserved for the PostgreSQL backend)"
+)
+
+
+def default_store_url() -> str:
+    """``$LINEPUSH_STORE`` if set, else the SQLite file ``linepush.db`` in the user's state directory
+    (``$XDG_STATE_HOME/linepush``, else ``~/.local/state/linepush``)."""
+    configured = os.environ.get(STORE_ENV, "").strip()
+    if configured:
+        return configured
+    # The XDG spec says a relative XDG_STATE_HOME is invalid and must be ignored.
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state_home):
+        state_home = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return _SQLITE_PREFIX + os.path.join(state_home, "linepush", "linepush.db")
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating if needed) the store named by ``url``, or by :func:`default_store_url` when None."""
+    if url is None:
+        url = default_store_url()
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the store URL is empty; {_ACCEPTED}")
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else None
+    if scheme is None:
+        return SQLiteStore(_sqlite_path(url, url))
+    if scheme in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            "a PostgreSQL store (postgresql://…) is not yet supported by this version of linepush; "
+            "use an SQLite file for now"
+        )
+    if scheme == "sqlite":
+        if not url.lower().startswith(_SQLITE_PREFIX):
+            raise ConfigurationError(f"cannot read the SQLite store URL {url!r}; {_ACCEPTED}")
+        return SQLiteStore(_sqlite_path(url[len(_SQLITE_PREFIX) :], url))
+    # Only the scheme is shown: the rest of a URL may hold a password.
+    raise ConfigurationError(f"unknown store URL scheme {scheme!r}; {_ACCEPTED}")
+
+
+def _sqlite_path(path: str, url: str) -> str:
+    if not path or path.endswith(("/", os.sep)):
+        raise ConfigurationError(f"the store URL {url!r} names no file; {_ACCEPTED}")
+    if path == ":memory:" or path.startswith("file:"):
+        # Every thread and process must see the same database, which an in-memory one cannot offer.
+        raise ConfigurationError(f"the store must be a file, not {path!r}; {_ACCEPTED}")
+    return os.path.expanduser(path)

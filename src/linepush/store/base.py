@@ -1,0 +1,377 @@
+"""The storage interface every backend implements: issued tokens, single-flight locks and the outbox.
+
+Backends are synchronous and safe to call from many threads and processes; every method that depends on the
+time takes ``now`` (UNIX seconds) from the caller, so tests and the emulator's clock stay in charge.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import os
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Literal, Self, get_args
+
+from linepush._secret import Secret
+from linepush.errors import LinePushError, ValidationError
+
+__all__ = [
+    "MESSAGE_KINDS",
+    "MESSAGE_STATES",
+    "REVOCABLE_KINDS",
+    "TOKEN_KINDS",
+    "TOKEN_STATES",
+    "MessageKind",
+    "MessageState",
+    "NewMessage",
+    "OutboxMessage",
+    "Store",
+    "StoreError",
+    "TokenKind",
+    "TokenRecord",
+    "TokenState",
+]
+
+TokenKind = Literal["v2.1", "v3", "v2", "static"]
+TokenState = Literal["active", "superseded", "invalid", "revoked"]
+MessageKind = Literal["push", "multicast", "broadcast", "narrowcast"]
+MessageState = Literal["queued", "sending", "delivered", "failed"]
+
+TOKEN_KINDS: Final[tuple[TokenKind, ...]] = get_args(TokenKind)
+TOKEN_STATES: Final[tuple[TokenState, ...]] = get_args(TokenState)
+MESSAGE_KINDS: Final[tuple[MessageKind, ...]] = get_args(MessageKind)
+MESSAGE_STATES: Final[tuple[MessageState, ...]] = get_args(MessageState)
+#: Kinds LINE lets us revoke and that the token manager issues itself. v3 tokens cannot be revoked, and a
+#: static token belongs to the user who pasted it, so neither is ever offered for automatic revocation.
+REVOCABLE_KINDS: Final[tuple[TokenKind, ...]] = ("v2.1", "v2")
+
+
+class StoreError(LinePushError):
+    """The store could not do its job (database locked for too long, disk full, unreadable file).
+
+    Nothing was changed by the call that raised it; the caller may try again later.
+    """
+
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A channel access token as kept in the store. ``access_token`` is a :class:`Secret`: it never shows."""
+
+    id: int
+    channel_id: str
+    kind: TokenKind
+    access_token: Secret
+    key_id: str | None
+    issued_at: float
+    #: None for a static (long-lived) token that never expires.
+    expires_at: float | None
+    state: TokenState
+    superseded_at: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message to put in the outbox. ``payload`` is LINE's JSON request body for ``kind``'s endpoint.
+
+    ``retry_key`` (a UUID) is generated when not given; give one to make a message's identity your own.
+    ``not_before`` defaults to the enqueue time.
+    """
+
+    channel_id: str
+    kind: MessageKind
+    payload: Mapping[str, Any]
+    not_before: float | None = None
+    retry_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A row of the outbox.
+
+    States: queued → sending (claimed, leased to ``lease_owner`` until ``lease_expires_at``) → delivered or
+    failed; a retry goes back to queued with a later ``not_before``. ``attempts`` counts claims that may have
+    reached LINE; ``first_attempt_at`` starts the retry key's window at LINE.
+    """
+
+    id: int
+    channel_id: str
+    kind: MessageKind
+    payload: dict[str, Any]
+    retry_key: str
+    state: MessageState
+    attempts: int
+    not_before: float
+    first_attempt_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+    request_id: str | None
+    result: dict[str, Any] | None
+    last_error: dict[str, Any] | None
+
+
+class Store(abc.ABC):
+    """Everything linepush keeps: tokens, locks and the outbox. One instance serves a whole process.
+
+    Ordering rules all backends share: tokens list oldest first (``issued_at``, then ``id``); messages
+    list by ``id``; ``claim`` hands out the rows that have been due the longest first (``not_before``, then
+    ``id``).
+    """
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The version of the schema in the database (after the migrations this code knows were applied)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connections. The store must not be used afterwards; closing twice is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def save_token(
+        self,
+        channel_id: str,
+        kind: TokenKind,
+        access_token: str | Secret,
+        key_id: str | None,
+        issued_at: float,
+        expires_at: float | None,
+    ) -> TokenRecord:
+        """Keep a newly issued (or pasted) token as ``active``. Others of the channel are left as they are."""
+
+    @abc.abstractmethod
+    def current_token(self, channel_id: str, kind: TokenKind, now: float) -> TokenRecord | None:
+        """The newest (by ``issued_at``) active token of this channel and kind not expired at ``now``."""
+
+    @abc.abstractmethod
+    def list_tokens(
+        self,
+        channel_id: str,
+        kind: TokenKind | None = None,
+        states: Collection[TokenState] | None = None,
+    ) -> list[TokenRecord]:
+        """Tokens of a channel, oldest first, optionally only of one kind and of some states."""
+
+    @abc.abstractmethod
+    def set_token_state(self, token_id: int, state: TokenState, now: float) -> None:
+        """Move a token to ``state``. ``superseded_at`` becomes ``now`` when superseded and is cleared when
+        made active again; other moves keep it. Raises LookupError for an unknown id."""
+
+    @abc.abstractmethod
+    def supersede_others(self, channel_id: str, kind: TokenKind, keep_id: int, now: float) -> int:
+        """Mark every other active token of this channel and kind superseded; returns how many."""
+
+    @abc.abstractmethod
+    def tokens_due_for_revocation(
+        self, channel_id: str, superseded_before: float, now: float
+    ) -> list[TokenRecord]:
+        """Superseded tokens worth revoking at LINE: of a revocable kind (:data:`REVOCABLE_KINDS`),
+        superseded at or before ``superseded_before`` (now minus the grace period), and not yet expired at
+        ``now`` (an expired token no longer counts against LINE's cap). Oldest superseded first."""
+
+    @abc.abstractmethod
+    def delete_expired_tokens(self, now: float) -> int:
+        """Forget tokens of any state whose expiry is at or before ``now``; returns how many."""
+
+    # -- single-flight locks ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def try_lock(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the lease ``name`` for ``owner`` until ``now + ttl``.
+
+        True when it was free, expired (a crashed holder's), or already held by ``owner`` (whose lease is then
+        extended). False while someone else holds a live lease. Never waits.
+        """
+
+    @abc.abstractmethod
+    def unlock(self, name: str, owner: str) -> None:
+        """Give the lease back; does nothing unless ``owner`` holds it (a taken-over lease is not freed)."""
+
+    # -- outbox ----------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue(self, items: Sequence[NewMessage], now: float) -> list[OutboxMessage]:
+        """Store messages as ``queued`` in one transaction: all of them or, on any bad item, none.
+
+        Raises :class:`ValidationError` naming the item (``items[3].payload``) and stores nothing when an item
+        is malformed or its retry key is already in the outbox. Returns the rows in the order given.
+        """
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        channel_id: str | None = None,
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows to ``worker_id``: queued with ``not_before <= now``, or sending with
+        an expired lease (a dead worker's). Longest due first. Each gets ``state=sending``, the lease,
+        ``attempts + 1`` and ``first_attempt_at`` if it had none. Concurrent claimers never share a row."""
+
+    @abc.abstractmethod
+    def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:
+        """Extend the live leases ``worker_id`` holds among ``ids`` to ``now + lease_seconds``; returns how
+        many. An expired lease is not renewed (another worker may already be taking it over)."""
+
+    # Settling: each acts only while the row is sending and leased to worker_id with a live lease, and
+    # returns False otherwise, so a worker whose lease ran out never overwrites the one that took over.
+
+    @abc.abstractmethod
+    def mark_delivered(
+        self,
+        message_id: int,
+        worker_id: str,
+        now: float,
+        request_id: str | None,
+        result: Mapping[str, Any] | None,
+    ) -> bool:
+        """sending → delivered, keeping LINE's request id and response body."""
+
+    @abc.abstractmethod
+    def mark_retry(
+        self,
+        message_id: int,
+        worker_id: str,
+        now: float,
+        not_before: float,
+        error: Mapping[str, Any] | None,
+    ) -> bool:
+        """sending → queued until ``not_before``, keeping the error; the attempt stays counted."""
+
+    @abc.abstractmethod
+    def mark_failed(
+        self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
+    ) -> bool:
+        """sending → failed (final until requeued), keeping the error."""
+
+    @abc.abstractmethod
+    def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
+        """sending → queued for rows that were claimed but never sent (a worker shutting down): the claim's
+        attempt is taken back, and so is ``first_attempt_at`` when that claim was the first.
+
+        Returns how many rows were released."""
+
+    @abc.abstractmethod
+    def get_message(self, message_id: int) -> OutboxMessage | None:
+        """One row by id, or None."""
+
+    @abc.abstractmethod
+    def list_messages(
+        self,
+        state: MessageState | None = None,
+        channel_id: str | None = None,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[OutboxMessage]:
+        """Rows by ascending id; page with ``after_id`` = the last id of the previous page."""
+
+    @abc.abstractmethod
+    def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
+        """How many rows are in each state (every state is present, zero included)."""
+
+    @abc.abstractmethod
+    def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
+        """failed → queued, due at ``now``; ``ids=None`` means every failed row. Returns how many.
+
+        Without ``new_retry_key`` the message keeps its identity at LINE (retry key, attempts and
+        ``first_attempt_at``, so an expired retry window still stops it). With it, the row gets a fresh retry
+        key and its attempts and ``first_attempt_at`` are reset: LINE sees a new message, which may deliver a
+        second copy if the first one did arrive.
+        """
+
+    @abc.abstractmethod
+    def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
+        """Delete rows in ``states`` last updated more than ``older_than`` seconds before ``now``.
+
+        ``sending`` cannot be purged (a worker holds those rows). Returns how many were deleted.
+        """
+
+
+# -- input checks shared by every backend --------------------------------------------------------------------
+
+
+def check_token_kind(kind: object) -> TokenKind:
+    if kind not in TOKEN_KINDS:
+        raise ValidationError(f"token kind must be one of {', '.join(TOKEN_KINDS)}, not {kind!r}")
+    return kind
+
+
+def check_token_states(states: Collection[object]) -> list[TokenState]:
+    for state in states:
+        if state not in TOKEN_STATES:
+            raise ValidationError(f"token state must be one of {', '.join(TOKEN_STATES)}, not {state!r}")
+    return list(states)  # type: ignore[arg-type]
+
+
+def check_message_states(states: Collection[object]) -> list[MessageState]:
+    if isinstance(states, str):
+        states = [states]
+    for state in states:
+        if state not in MESSAGE_STATES:
+            raise ValidationError(f"message state must be one of {', '.join(MESSAGE_STATES)}, not {state!r}")
+    return list(states)  # type: ignore[arg-type]
+
+
+def check_time(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number of seconds, not {value!r}")
+    return float(value)
+
+
+def check_positive(value: object, name: str) -> float:
+    seconds = check_time(value, name)
+    if seconds <= 0:
+        raise ValidationError(f"{name} must be more than 0, not {value!r}")
+    return seconds
+
+
+def check_name(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+def check_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"limit must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def check_retry_key(value: object, prop: str) -> str:
+    """A retry key in LINE's form: a UUID, kept in its canonical lower-case hyphenated spelling."""
+    if not isinstance(value, str):
+        raise ValidationError("must be a UUID string", property=prop)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError(f"must be a UUID such as {uuid.UUID(int=0)}", property=prop) from None
+
+
+def new_retry_key() -> str:
+    """A random (version 4) UUID spelt as ``str(uuid.uuid4())``, in half the time (enqueue makes many)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"

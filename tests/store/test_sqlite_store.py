@@ -1,0 +1,190 @@
+"""SQLite specifics: a private file, WAL with synchronous=FULL, migrations, locking and connections."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from linepush.errors import ConfigurationError
+from linepush.store import NewMessage, SQLiteStore, StoreError
+from linepush.store import sqlite as sqlite_backend
+
+
+def _push(text: str) -> NewMessage:
+    return NewMessage("1000", "push", {"to": "U" + "0" * 32, "messages": [{"type": "text", "text": text}]})
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_store_file_and_sidecars_are_private_even_with_a_permissive_umask(
+    tmp_path: Path, permissive_umask: None
+) -> None:
+    path = tmp_path / "state" / "linepush" / "linepush.db"
+    with SQLiteStore(path) as store:
+        store.enqueue([_push("a")], now=1.0)
+        assert _mode(path.parent) == 0o700
+        assert _mode(path) == 0o600
+        sidecars = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        assert all(p.exists() for p in sidecars)
+        assert [_mode(p) for p in sidecars] == [0o600, 0o600]
+
+
+def test_an_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    with SQLiteStore(tmp_path / "s.db"):
+        pass
+    assert _mode(tmp_path) == 0o755
+
+
+def _pragmas(store: SQLiteStore) -> tuple[str, int, int, int]:
+    conn = store._connection()
+    return (
+        conn.execute("PRAGMA journal_mode").fetchone()[0],
+        conn.execute("PRAGMA synchronous").fetchone()[0],
+        conn.execute("PRAGMA foreign_keys").fetchone()[0],
+        conn.execute("PRAGMA busy_timeout").fetchone()[0],
+    )
+
+
+def test_every_connection_uses_wal_and_synchronous_full(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db", busy_timeout=7.5) as store:
+        seen = [_pragmas(store)]
+        thread = threading.Thread(target=lambda: seen.append(_pragmas(store)))
+        thread.start()
+        thread.join()
+    # synchronous 2 is FULL; the busy timeout is in milliseconds.
+    assert seen == [("wal", 2, 1, 7500), ("wal", 2, 1, 7500)]
+
+
+def test_a_fresh_empty_file_is_migrated_and_reopening_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.touch()
+    latest = len(sqlite_backend.MIGRATIONS)
+    with SQLiteStore(path) as store:
+        assert store.schema_version == latest
+        (row,) = store.enqueue([_push("kept")], now=1.0)
+        store.save_token("1000", "v3", "token-value-0123456789", None, 1.0, 901.0)
+    for _ in range(2):
+        with SQLiteStore(path) as store:
+            assert store.schema_version == latest
+            assert store.get_message(row.id) == row
+            assert len(store.list_tokens("1000")) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"tokens", "locks", "outbox"} <= tables
+
+
+def test_a_failing_migration_leaves_the_schema_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path):
+        pass
+    known = sqlite_backend.MIGRATIONS
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*known, ("CREATE TABLE extra (x)", "THIS IS NOT SQL")))
+    with pytest.raises(ConfigurationError, match="not a usable linepush store"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(known)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'extra'").fetchone()[0] == 0
+
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*known, ("CREATE TABLE extra (x)",)))
+    with SQLiteStore(path) as store:
+        assert store.schema_version == len(known) + 1
+
+
+def test_a_store_from_a_newer_linepush_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    with pytest.raises(ConfigurationError, match=r"schema version 999.*upgrade linepush"):
+        SQLiteStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are not the pages you are looking for\n" * 200)
+    with pytest.raises(ConfigurationError, match=r"notes\.txt.*not a database"):
+        SQLiteStore(path)
+
+
+def test_a_store_that_cannot_be_created_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigurationError, match="cannot create the store file"):
+        SQLiteStore(blocker / "sub" / "s.db")
+
+
+def test_writes_give_up_with_store_error_while_readers_carry_on(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path, busy_timeout=0.05) as store:
+        store.save_token("1000", "v3", "token-value-0123456789", None, 1.0, 901.0)
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreError, match="locked"):
+                store.enqueue([_push("a")], now=2.0)
+            assert store.current_token("1000", "v3", now=2.0) is not None
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert len(store.enqueue([_push("a")], now=3.0)) == 1
+
+
+def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        threads = [threading.Thread(target=store.counts) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        store.counts()
+        assert len(store._connections) <= 2
+
+
+def _enqueue_in_child(store: SQLiteStore, text: str) -> None:
+    store.enqueue([_push(text)], now=2.0)
+    store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.enqueue([_push("parent")], now=1.0)
+        child = multiprocessing.get_context("fork").Process(target=_enqueue_in_child, args=(store, "child"))
+        child.start()
+        child.join(timeout=20)
+        assert child.exitcode == 0
+        assert [m.payload["messages"][0]["text"] for m in store.list_messages()] == ["parent", "child"]
+        assert store.counts()["queued"] == 2
+
+
+@pytest.mark.parametrize("sql", [sqlite_backend._CLAIM, sqlite_backend._CLAIM_BY_CHANNEL])
+def test_claim_reads_through_the_indexes_not_the_whole_table(tmp_path: Path, sql: str) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        params = {"worker": "w", "until": 2.0, "now": 1.0, "limit": 10, "channel": "1000"}
+        plan = " | ".join(row[3] for row in store._connection().execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "INDEX outbox_due (state=? AND not_before<?)" in plan
+    assert "INDEX outbox_leases (lease_expires_at<?)" in plan
+    assert "SCAN outbox" not in plan
