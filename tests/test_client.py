@@ -120,7 +120,9 @@ def test_multicast_is_split_into_chunks_of_500_each_with_its_own_key(env: Env) -
     assert [len(c.recipients) for c in result.chunks] == [500, 500, 234]
     assert len({c.retry_key for c in result.chunks}) == 3
     assert result.ok and result.recipients == 1234
-    deliveries = [d for d in env.admin.deliveries(env.channel.channel_id) if d["endpoint"].endswith("multicast")]
+    deliveries = [
+        d for d in env.admin.deliveries(env.channel.channel_id) if d["endpoint"].endswith("multicast")
+    ]
     assert sorted(len(d["to"]) for d in deliveries) == [234, 500, 500]
     # The same call under the same key reproduces every chunk's key: LINE drops all three.
     again = line.multicast(ids, "hi all", retry_key=result.chunks[0].retry_key)

@@ -38,7 +38,10 @@ def stampede(emulator: Emulator, channel: Channel, store_url: str) -> list[str]:
         "assertion_key_file": str(channel.assertion_key_file),
         "assertion_kid": channel.assertion_kid,
     }
-    procs = [ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out)) for _ in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out))
+        for _ in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     for _ in procs:
