@@ -317,14 +317,21 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
-        print(
-            "| client | target | concurrency | requests/s | client CPU µs/request | p50 ms | p99 ms | errors |"
-        )
+        columns = [
+            "client",
+            "target",
+            "concurrency",
+            "requests/s",
+            "client CPU µs/request",
+            "p50 ms",
+            "p99 ms",
+        ]
+        print("| " + " | ".join([*columns, "errors"]) + " |")
         print("|---|---|---|---|---|---|---|---|")
         for r in results:
             print(
-                f"| {r.client} | {r.target} | {r.concurrency} | {r.rps:,.0f} | {r.cpu_us:,.0f} | {r.p50_ms} | "
-                f"{r.p99_ms} | {r.errors} |"
+                f"| {r.client} | {r.target} | {r.concurrency} | {r.rps:,.0f} | {r.cpu_us:,.0f} "
+                f"| {r.p50_ms} | {r.p99_ms} | {r.errors} |"
             )
     return results
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: an emulator (in-process or on a loopback port), channels and clients."""
+"""Fixtures shared by the suite: an emulator (in-process or on a loopback port), channels and clients."""
 
 from __future__ import annotations
 

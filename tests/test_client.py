@@ -20,7 +20,7 @@ from linepush.keys import PrivateKey
 from linepush.retry import RetryPolicy
 from linepush.transport import Timeouts
 from tests.conftest import Emulator, async_transport, make_channel, sync_transport
-from tests.support.emulator import TEXT, Facade
+from tests.support.emulator import Facade
 
 USER = "U" + "1" * 32
 PUSH = "/v2/bot/message/push"

@@ -11,7 +11,6 @@ import multiprocessing
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 

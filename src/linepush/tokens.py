@@ -386,8 +386,9 @@ class TokenManager:
         ours = [t for t in store.list_tokens(channel_id, "v2.1") if t.key_id in kids]
         if len(kids) > len(ours):
             log.warning(
-                "LINE reports %d active v2.1 tokens for channel %s but the store holds %d of them: the others "
-                "were issued elsewhere or by a store that was lost, and count against the cap until they expire",
+                "LINE reports %d active v2.1 tokens for channel %s but the store holds %d of them: the "
+                "others were issued elsewhere or by a store that was lost, and count against the cap until "
+                "they expire",
                 len(kids),
                 channel_id,
                 len(ours),
