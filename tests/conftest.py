@@ -63,6 +63,7 @@ def live_emulator(live_emulator_server: Any) -> Emulator:
     from linepush.transport import Urllib3Transport
 
     admin = Admin(Urllib3Transport(live_emulator_server.url))
+    admin.call("POST", "/_emulator/reset", {})  # counts and faults start from zero for every test
     return Emulator(live_emulator_server.app, admin, live_emulator_server.url)
 
 

@@ -49,6 +49,7 @@ class Env:
             "retry": retry or RetryPolicy(max_attempts=4),
             "rand": lambda: 0.5,
             "wall_clock": self.emulator.now,
+            "rate_limits": None,  # the limiter has its own tests; here its pacing would show up as sleeps
             **kwargs,
         }
         if self.mode.startswith("async"):
