@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from linepush.errors import ConfigurationError
-from linepush.store import SQLiteStore, default_store_url, open_store
+from linepush.store import SQLiteStore, StoreError, default_store_url, open_store
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +74,14 @@ def test_linepush_store_variable_wins(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert _path_of(None) == os.path.join(str(tmp_path), "from-env.db")
 
 
-@pytest.mark.parametrize("url", ["postgresql://linepush:hunter22@db/linepush", "postgres://db/x"])
-def test_postgresql_is_not_yet_supported(url: str) -> None:
-    with pytest.raises(ConfigurationError, match="not yet supported") as caught:
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://linepush:hunter22@127.0.0.1:1/linepush", "postgres://127.0.0.1:1/x?connect_timeout=2"],
+)
+def test_an_unreachable_postgresql_store_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(
+        StoreError, match=r"cannot connect to the PostgreSQL store at postgresql://"
+    ) as caught:
         open_store(url)
     assert "hunter22" not in str(caught.value)
 

@@ -1,8 +1,9 @@
 """Storage backends behind one interface, and :func:`open_store`, which picks one from a URL.
 
 Accepted URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (everything after
-``sqlite:///`` is the file path), or a bare file path. ``postgresql://…`` is reserved for the PostgreSQL
-backend, which is not available yet.
+``sqlite:///`` is the file path), a bare file path, or ``postgresql://user:password@host:port/dbname`` (also
+``postgres://``; libpq's query parameters apply, plus ``schema=name`` for the tables' schema), which needs the
+``postgres`` extra (psycopg 3).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ STORE_ENV = "LINEPUSH_STORE"
 
 _SQLITE_PREFIX = "sqlite:///"
 _ACCEPTED = (
-    "use sqlite:///relative/path.db, sqlite:////absolute/path.db or a plain file path "
-    "(postgresql://… is reserved for the PostgreSQL backend)"
+    "use sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain file path "
+    "or postgresql://user@host:port/dbname"
 )
 
 
@@ -83,10 +84,15 @@ def open_store(url: str | None = None) -> Store:
     if scheme is None:
         return SQLiteStore(_sqlite_path(url, url))
     if scheme in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            "a PostgreSQL store (postgresql://…) is not yet supported by this version of linepush; "
-            "use an SQLite file for now"
-        )
+        try:
+            from linepush.store.postgres import PostgresStore
+        except ImportError as exc:
+            if exc.name is None or not exc.name.startswith("psycopg"):
+                raise
+            raise ConfigurationError(
+                "a PostgreSQL store needs psycopg 3: pip install 'linepush[postgres]'"
+            ) from None
+        return PostgresStore(url)
     if scheme == "sqlite":
         if not url.lower().startswith(_SQLITE_PREFIX):
             raise ConfigurationError(f"cannot read the SQLite store URL {url!r}; {_ACCEPTED}")

@@ -209,6 +209,18 @@ class Store(abc.ABC):
     def unlock(self, name: str, owner: str) -> None:
         """Give the lease back; does nothing unless ``owner`` holds it (a taken-over lease is not freed)."""
 
+    # -- shared rate limits ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
+        """Reserve the next slot of the rate limit ``key``; returns the seconds to wait before using it.
+
+        GCRA, as :class:`linepush.ratelimit.RateLimiter` does it in memory: one request per ``interval``
+        seconds, of which ``tolerance / interval + 1`` may go at once. The state (one theoretical arrival time
+        per key) is in the store, read and advanced atomically, so every thread, process and host sharing the
+        store shares the limit; they must agree on the interval and tolerance of a key, and on the clock.
+        """
+
     # -- outbox ----------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -347,6 +359,14 @@ def check_positive(value: object, name: str) -> float:
     if seconds <= 0:
         raise ValidationError(f"{name} must be more than 0, not {value!r}")
     return seconds
+
+
+def check_rate(interval: object, tolerance: object) -> tuple[float, float]:
+    step = check_positive(interval, "interval")
+    slack = check_time(tolerance, "tolerance")
+    if slack < 0:
+        raise ValidationError(f"tolerance must be 0 or more seconds, not {tolerance!r}")
+    return step, slack
 
 
 def check_name(value: object, name: str) -> str:

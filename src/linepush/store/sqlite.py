@@ -35,6 +35,7 @@ from linepush.store.base import (
     check_message_states,
     check_name,
     check_positive,
+    check_rate,
     check_retry_key,
     check_time,
     check_token_kind,
@@ -104,6 +105,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # Retry keys the caller chose must not repeat (LINE would take the second message for the first).
         # Generated ones are random UUIDs and are left out: indexing them costs half of enqueue's time.
         "CREATE UNIQUE INDEX outbox_given_retry_key ON outbox (retry_key) WHERE retry_key_given = 1",
+    ),
+    (
+        # Shared rate limits: the theoretical arrival time (GCRA) of the next request, per key.
+        "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
     ),
 )
 
@@ -370,6 +375,21 @@ class SQLiteStore(Store):
     def unlock(self, name: str, owner: str) -> None:
         with self._write() as conn, _store_errors():
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # -- shared rate limits ----------------------------------------------------------------------------------
+
+    def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
+        check_name(key, "key")
+        step, slack = check_rate(interval, tolerance)
+        moment = check_time(now, "now")
+        with self._write() as conn, _store_errors():
+            tat: float = conn.execute(
+                "INSERT INTO rate_limits (key, tat) VALUES (:key, :now + :step)"
+                " ON CONFLICT (key) DO UPDATE SET tat = max(rate_limits.tat, :now) + :step RETURNING tat",
+                {"key": key, "now": moment, "step": step},
+            ).fetchone()[0]
+        start = tat - step - slack
+        return start - moment if start > moment else 0.0
 
     # -- outbox: enqueue and claim ---------------------------------------------------------------------------
 
