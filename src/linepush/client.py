@@ -110,6 +110,7 @@ class _ClientBase:
         api_base: str | None,
         retry: RetryPolicy | None,
         rate_limits: Mapping[str, Rate] | None,
+        rate_limiter: RateLimiter | None,
         timeouts: Timeouts,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
@@ -120,7 +121,12 @@ class _ClientBase:
         self._store_spec = store
         self.api_base = api_base or os.environ.get("LINEPUSH_API_BASE") or DEFAULT_API_BASE
         self.retry = retry if retry is not None else RetryPolicy()
-        self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
+        # A limiter given (e.g. a store's SharedRateLimiter, shared by every process) wins over rate_limits.
+        self._limiter = (
+            rate_limiter
+            if rate_limiter is not None
+            else (RateLimiter(rate_limits) if rate_limits is not None else None)
+        )
         self._timeouts = timeouts
         self._clock = clock
         self._wall_clock = wall_clock
@@ -225,6 +231,7 @@ class LineClient(_ClientBase):
         transport: SyncTransport | None = None,
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, Rate] | None = DEFAULT_RATES,
+        rate_limiter: RateLimiter | None = None,
         timeouts: Timeouts = Timeouts(),
         pool_size: int = 10,
         clock: Callable[[], float] = time.monotonic,
@@ -239,6 +246,7 @@ class LineClient(_ClientBase):
             api_base=api_base,
             retry=retry,
             rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
             timeouts=timeouts,
             clock=clock,
             wall_clock=wall_clock,
@@ -422,6 +430,7 @@ class AsyncLineClient(_ClientBase):
         transport: AsyncTransport | None = None,
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, Rate] | None = DEFAULT_RATES,
+        rate_limiter: RateLimiter | None = None,
         timeouts: Timeouts = Timeouts(),
         pool_size: int = 100,
         clock: Callable[[], float] = time.monotonic,
@@ -436,6 +445,7 @@ class AsyncLineClient(_ClientBase):
             api_base=api_base,
             retry=retry,
             rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
             timeouts=timeouts,
             clock=clock,
             wall_clock=wall_clock,

@@ -27,6 +27,7 @@ from linepush.store.base import (
     TokenRecord,
     TokenState,
 )
+from linepush.store.shared_ratelimit import SharedRateLimiter
 from linepush.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "NewMessage",
     "OutboxMessage",
     "SQLiteStore",
+    "SharedRateLimiter",
     "Store",
     "StoreError",
     "TokenKind",
