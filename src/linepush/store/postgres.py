@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -47,9 +47,27 @@ from linepush.store.base import (
 # The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
 from linepush.store.sqlite import _json_or_none, _prepare
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore", "Settling"]
 
 T = TypeVar("T")
+
+
+class Settling(Protocol):
+    """How one claimed row ended (the outbox's Settlement has this shape)."""
+
+    @property
+    def message_id(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def result(self) -> Mapping[str, Any] | None: ...
+    @property
+    def error(self) -> Mapping[str, Any] | None: ...
+    @property
+    def not_before(self) -> float | None: ...
+
 
 #: Seconds to wait for the server when opening a connection.
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -723,6 +741,62 @@ class PostgresStore(Store):
             )
             == 1
         )
+
+    def settle(self, worker_id: str, now: float, items: Sequence[Settling]) -> list[bool]:
+        """Many ``mark_delivered`` / ``mark_retry`` / ``mark_failed`` in one statement and one transaction.
+
+        Each item has ``message_id``, ``outcome`` ("delivered", "retry" or "failed"), ``request_id``,
+        ``result``, ``error`` and ``not_before`` (a retry without one is due at ``now``). Returns, per item,
+        what the single call would have returned. Not part of the Store interface: the outbox worker uses it
+        when a store has it, because one commit per row would limit a drain to the disk's flush rate.
+        """
+        moment = check_time(now, "now")
+        if not items:
+            return []
+        ids: list[int] = []
+        outcomes: list[str] = []
+        request_ids: list[str | None] = []
+        results: list[str | None] = []
+        errors: list[str | None] = []
+        due: list[float] = []
+        for item in items:
+            if item.outcome not in ("delivered", "retry", "failed"):
+                raise ValidationError(f"an outcome must be delivered, retry or failed, not {item.outcome!r}")
+            ids.append(_row_id(item.message_id))
+            outcomes.append(item.outcome)
+            delivered = item.outcome == "delivered"
+            request_ids.append(item.request_id if delivered else None)
+            results.append(_json_or_none(item.result, "result") if delivered else None)
+            errors.append(None if delivered else _json_or_none(item.error, "error"))
+            retry_at = item.not_before if item.outcome == "retry" and item.not_before is not None else now
+            due.append(check_time(retry_at, "not_before"))
+        rows = self._read(
+            "UPDATE outbox AS o SET"
+            " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued'"
+            " ELSE 'failed' END,"
+            " delivered_at = CASE WHEN s.outcome = 'delivered' THEN %(now)s ELSE o.delivered_at END,"
+            " request_id = CASE WHEN s.outcome = 'delivered' THEN s.request_id ELSE o.request_id END,"
+            " result = CASE WHEN s.outcome = 'delivered' THEN s.result::json ELSE o.result END,"
+            " last_error = CASE WHEN s.outcome = 'delivered' THEN o.last_error ELSE s.error::json END,"
+            " not_before = CASE WHEN s.outcome = 'retry' THEN s.due ELSE o.not_before END,"
+            " updated_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL"
+            " FROM unnest(%(ids)s::bigint[], %(outcomes)s::text[], %(rids)s::text[], %(results)s::text[],"
+            " %(errors)s::text[], %(due)s::float8[]) AS s(id, outcome, request_id, result, error, due)"
+            " WHERE o.id = s.id AND o.state = 'sending' AND o.lease_owner = %(worker)s"
+            " AND o.lease_expires_at > %(now)s RETURNING o.id",
+            {
+                "now": moment,
+                "ids": ids,
+                "outcomes": outcomes,
+                "rids": request_ids,
+                "results": results,
+                "errors": errors,
+                "due": due,
+                "worker": worker_id,
+            },
+        )
+        done = {row[0] for row in rows}
+        return [message_id in done for message_id in ids]
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")

@@ -1,0 +1,332 @@
+"""Only on PostgreSQL: URLs and schemas, losing the connection, migrations, the claim's plan, batch settling."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from tests.support.pg import PG_URL, admin_connect, fresh_schema, schema_url
+from tests.support.tcpproxy import TcpProxy
+
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.store import NewMessage, StoreError, open_store
+from linepush.store import postgres as pg_backend
+from linepush.store.postgres import PostgresStore
+
+PAYLOAD: dict[str, Any] = {"to": "U" + "0" * 32, "messages": [{"type": "text", "text": "hi"}]}
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    with fresh_schema() as name:
+        yield name
+
+
+@pytest.fixture
+def store(schema: str) -> Iterator[PostgresStore]:
+    with PostgresStore(PG_URL, schema=schema) as opened:
+        yield opened
+
+
+def _with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:{password}@{parts.hostname}:{parts.port or 5432}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _via(proxy: TcpProxy, url: str = PG_URL) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _pg_target() -> tuple[str, int]:
+    parts = urlsplit(PG_URL)
+    return parts.hostname or "127.0.0.1", parts.port or 5432
+
+
+# -- URLs, schemas, secrets
+
+
+def test_open_store_takes_a_postgresql_url_and_its_schema_parameter(schema: str) -> None:
+    with open_store(schema_url(schema)) as store:
+        assert isinstance(store, PostgresStore)
+        assert store.schema == schema
+        assert store.schema_version == len(pg_backend.MIGRATIONS)
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+    with admin_connect() as conn:
+        tables = {
+            row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
+        }
+        assert {"tokens", "locks", "outbox", "rate_limits", "linepush_migrations"} <= tables
+        assert conn.execute(f'SELECT count(*) FROM "{schema}".outbox').fetchone() == (1,)
+
+
+def test_postgres_scheme_spelling_is_accepted(schema: str) -> None:
+    url = schema_url(schema).replace("postgresql://", "postgres://", 1)
+    with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+
+
+def test_the_password_never_shows(schema: str) -> None:
+    # Trust authentication ignores the password, so the store opens and every text it makes can be checked.
+    secret = "hunter2-" + uuid.uuid4().hex
+    with open_store(schema_url(schema, _with_password(PG_URL, secret))) as store:
+        assert secret not in repr(store)
+        with admin_connect() as conn:
+            conn.execute(f'DROP TABLE "{schema}".outbox')
+        with pytest.raises(StoreError, match="outbox") as caught:
+            store.counts()
+        assert secret not in str(caught.value)
+        store.close()
+        with pytest.raises(StoreError, match="closed") as closed:
+            store.counts()
+        assert secret not in str(closed.value)
+
+
+def test_an_unreachable_server_is_a_clear_store_error_without_the_password() -> None:
+    with TcpProxy(_pg_target()) as proxy:
+        proxy.cut()
+        url = _with_password(_via(proxy), "hunter22")
+        with pytest.raises(
+            StoreError, match=r"cannot connect to the PostgreSQL store at postgresql://"
+        ) as caught:
+            PostgresStore(url, connect_timeout=2)
+    assert "hunter22" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ['x"; DROP TABLE y; --', "1abc", "a" * 64, "", "sch-ema"])
+def test_schema_names_must_be_plain(name: str) -> None:
+    with pytest.raises(ConfigurationError, match="schema"):
+        PostgresStore(PG_URL, schema=name)
+
+
+def test_one_schema_per_url() -> None:
+    with pytest.raises(ConfigurationError, match="more than one schema"):
+        open_store(PG_URL + "?schema=a&schema=b")
+
+
+def test_libpq_parameters_pass_through_beside_the_schema(schema: str) -> None:
+    name = f"linepush-test-{uuid.uuid4().hex[:8]}"
+    with open_store(f"{PG_URL}?application_name={name}&schema={schema}") as store:
+        store.counts()
+        with admin_connect() as conn:
+            found = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,))
+            assert found.fetchone() == (1,)
+
+
+# -- connections
+
+
+def test_a_connection_killed_by_the_server_is_replaced_and_the_call_runs_once(schema: str) -> None:
+    name = f"linepush-victim-{uuid.uuid4().hex[:8]}"
+    with PostgresStore(f"{PG_URL}?application_name={name}", schema=schema) as store:
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+        with admin_connect() as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed == (1,)
+
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=2.0)
+
+        assert store.counts()["queued"] == 2
+
+
+def test_losing_the_server_is_a_clear_store_error_and_the_store_recovers_when_it_is_back(
+    schema: str,
+) -> None:
+    with (
+        TcpProxy(_pg_target()) as proxy,
+        PostgresStore(_via(proxy), schema=schema, connect_timeout=2) as store,
+    ):
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+        proxy.cut()
+
+        with pytest.raises(StoreError, match=r"PostgreSQL store at postgresql://postgres@127\.0\.0\.1"):
+            store.claim("w", 10, 30.0, now=2.0)
+        with pytest.raises(StoreError, match="cannot connect"):
+            store.counts()
+
+        proxy.restore()
+        (row,) = store.claim("w", 10, 30.0, now=3.0)
+        assert row.attempts == 1  # the claim that failed never happened
+
+
+def test_every_thread_has_its_own_connection(store: PostgresStore) -> None:
+    import threading
+
+    pids: list[int] = []
+
+    def work() -> None:
+        pids.append(store._read("SELECT pg_backend_pid()")[0][0])
+        pids.append(store._read("SELECT pg_backend_pid()")[0][0])
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(pids)) == 3
+
+
+def _use_in_child(store: PostgresStore, out: Any) -> None:
+    store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=5.0)
+    out.put(store.counts()["queued"])
+    store.close()
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store: PostgresStore) -> None:
+    store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_use_in_child, args=(store, out))
+    child.start()
+    assert out.get(timeout=30) == 2
+    child.join(30)
+    assert child.exitcode == 0
+    # The parent's connection survived the child's close and exit.
+    assert store.counts()["queued"] == 2
+
+
+def test_transactions_are_not_left_open_between_calls(store: PostgresStore) -> None:
+    store.counts()
+    pid = store._read("SELECT pg_backend_pid()")[0][0]
+    with admin_connect() as conn:
+        (state,) = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert state == "idle"
+
+
+# -- migrations
+
+
+def test_migrations_are_recorded_once_each(store: PostgresStore, schema: str) -> None:
+    with admin_connect() as conn:
+        versions = [row[0] for row in conn.execute(f'SELECT version FROM "{schema}".linepush_migrations')]
+    assert sorted(versions) == list(range(1, len(pg_backend.MIGRATIONS) + 1))
+    with PostgresStore(PG_URL, schema=schema) as again:
+        assert again.schema_version == len(pg_backend.MIGRATIONS)
+
+
+def test_a_schema_newer_than_the_code_is_refused(store: PostgresStore, schema: str) -> None:
+    with admin_connect() as conn:
+        conn.execute(f'INSERT INTO "{schema}".linepush_migrations (version) VALUES (99)')
+    with pytest.raises(ConfigurationError, match="schema version 99, newer"):
+        PostgresStore(PG_URL, schema=schema)
+
+
+# -- the claim's plan
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.fixture
+def big_outbox(store: PostgresStore, schema: str) -> PostgresStore:
+    """200,000 rows as a busy outbox has them: most delivered long ago, 2,000 queued, 200 in flight."""
+    with admin_connect() as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".outbox (channel_id, kind, payload, retry_key, state, attempts,'
+            " not_before, lease_owner, lease_expires_at, created_at, updated_at)"
+            " SELECT (1000 + n % 10)::text, 'push', '{}'::json, gen_random_uuid()::text,"
+            " CASE WHEN n % 100 = 0 THEN 'queued' WHEN n % 1000 = 1 THEN 'sending' ELSE 'delivered' END,"
+            " 1, n, CASE WHEN n % 1000 = 1 THEN 'w' END, CASE WHEN n % 1000 = 1 THEN n + 60 END, n, n"
+            " FROM generate_series(1, 200000) AS n"
+        )
+        conn.execute(f'ANALYZE "{schema}".outbox')
+    return store
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"),
+    [(pg_backend.CLAIM_SQL, "outbox_queued"), (pg_backend.CLAIM_BY_CHANNEL_SQL, "outbox_queued_by_channel")],
+    ids=["all-channels", "one-channel"],
+)
+def test_claim_walks_its_index_and_stops_at_the_limit(
+    big_outbox: PostgresStore, schema: str, sql: str, index: str
+) -> None:
+    params = {"worker": "w", "until": 1e9, "now": 300_000.0, "limit": 50, "channel": "1000"}
+    with admin_connect() as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        # EXPLAIN ANALYZE runs the claim, with the statistics a real outbox has; then it is undone.
+        with conn.transaction(force_rollback=True):
+            (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()
+    nodes = list(_nodes(plan[0]["Plan"]))
+
+    assert "Seq Scan" not in {node["Node Type"] for node in nodes}
+    (walk,) = [node for node in nodes if node.get("Index Name") == index]
+    assert walk["Node Type"] == "Index Scan"
+    # Of the 2,000 queued rows (200 of this channel) it read only as many as the limit, in due order.
+    assert walk["Actual Rows"] == 50
+    assert [node.get("Index Name") for node in nodes].count("outbox_leases") == 1
+    claimed = big_outbox.claim("w2", 100, 30.0, now=300_000.0)
+    assert len(claimed) == 100
+    assert [m.not_before for m in claimed] == sorted(m.not_before for m in claimed)
+
+
+# -- batch settling
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: int
+    outcome: str
+    request_id: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    not_before: float | None = None
+
+
+def test_settle_writes_many_outcomes_as_the_single_calls_would(store: PostgresStore) -> None:
+    rows = store.enqueue([NewMessage("1000", "push", PAYLOAD) for _ in range(5)], now=100.0)
+    store.claim("w1", 4, 30.0, now=100.0)
+    a, b, c, d, e = (r.id for r in rows)
+
+    ok = store.settle(
+        "w1",
+        110.0,
+        [
+            Outcome(a, "delivered", "rid-a", {"sentMessages": []}),
+            Outcome(b, "retry", error={"status": 500}, not_before=200.0),
+            Outcome(c, "failed", error={"status": 400}),
+            Outcome(d, "retry", error={"status": 429}),
+            Outcome(e, "delivered", "rid-e", {}),  # never claimed
+        ],
+    )
+
+    assert ok == [True, True, True, True, False]
+    got = {i: store.get_message(i) for i in (a, b, c, d, e)}
+    assert got[a] is not None and (got[a].state, got[a].request_id, got[a].result) == (
+        "delivered",
+        "rid-a",
+        {"sentMessages": []},
+    )
+    assert got[a].delivered_at == 110.0 and got[a].lease_owner is None
+    assert got[b] is not None and (got[b].state, got[b].not_before, got[b].last_error) == (
+        "queued",
+        200.0,
+        {"status": 500},
+    )
+    assert got[c] is not None and (got[c].state, got[c].last_error) == ("failed", {"status": 400})
+    assert got[d] is not None and (got[d].state, got[d].not_before) == ("queued", 110.0)
+    assert got[e] is not None and got[e].state == "queued"
+
+
+def test_settle_needs_a_live_lease_like_the_single_calls(store: PostgresStore) -> None:
+    rows = store.enqueue([NewMessage("1000", "push", PAYLOAD) for _ in range(2)], now=100.0)
+    store.claim("w1", 2, 30.0, now=100.0)
+    assert store.settle("w2", 110.0, [Outcome(rows[0].id, "delivered")]) == [False]
+    assert store.settle("w1", 130.0, [Outcome(rows[1].id, "delivered")]) == [False]
+    assert store.settle("w1", 110.0, []) == []
+    with pytest.raises(ValidationError):
+        store.settle("w1", 110.0, [Outcome(rows[0].id, "lost")])
+    assert store.counts()["sending"] == 2
