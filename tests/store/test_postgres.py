@@ -1,4 +1,4 @@
-"""Only on PostgreSQL: URLs and schemas, losing the connection, migrations, the claim's plan, batch settling."""
+"""Only on PostgreSQL: URLs and schemas, lost connections, migrations, the claim's plan, batch settling."""
 
 from __future__ import annotations
 
