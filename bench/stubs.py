@@ -81,7 +81,7 @@ def nginx_stub(install: bool = True) -> Iterator[tuple[str, str]]:
     binary = find_nginx(install)
     if binary is None:
         with emulator_server() as url:
-            yield url, "emulator (nginx unavailable: fell back to the fastest stub here)"
+            yield url, "emulator (nginx could not be had: fell back to the fastest stub here)"
         return
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="linepush-bench-nginx-") as tmp:
@@ -100,11 +100,12 @@ def nginx_stub(install: bool = True) -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def emulator_server() -> Iterator[str]:
-    """`linepush emulator` in a subprocess on a free port (rate limits off: we measure throughput)."""
+def emulator_server(rate_limits: bool = False) -> Iterator[str]:
+    """`linepush emulator` in a subprocess on a free port; rate limits off unless asked (throughput runs)."""
     port = free_port()
+    flags = [] if rate_limits else ["--no-rate-limits"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "linepush", "emulator", "--port", str(port), "--no-rate-limits"],
+        [sys.executable, "-m", "linepush", "emulator", "--port", str(port), *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
