@@ -30,7 +30,9 @@ async def test_valid_assertion_is_accepted(client: httpx.AsyncClient, sign: Any,
 
 
 @pytest.mark.parametrize("where", ENDPOINTS)
-async def test_alg_none_is_rejected(client: httpx.AsyncClient, channel: Channel, clock: FakeClock, where: str) -> None:
+async def test_alg_none_is_rejected(
+    client: httpx.AsyncClient, channel: Channel, clock: FakeClock, where: str
+) -> None:
     payload = {
         "iss": channel.channel_id,
         "sub": channel.channel_id,
@@ -46,7 +48,9 @@ async def test_alg_none_is_rejected(client: httpx.AsyncClient, channel: Channel,
 
 
 @pytest.mark.parametrize("where", ENDPOINTS)
-async def test_hs256_is_rejected(client: httpx.AsyncClient, channel: Channel, clock: FakeClock, where: str) -> None:
+async def test_hs256_is_rejected(
+    client: httpx.AsyncClient, channel: Channel, clock: FakeClock, where: str
+) -> None:
     # Signed with the channel secret as an HMAC key: a classic algorithm-confusion attempt.
     forged = assertion(channel.channel_secret, channel.kid, channel.channel_id, clock.now, algorithm="HS256")
     response = await present(client, where, forged)
@@ -90,13 +94,17 @@ async def test_key_of_another_channel_cannot_speak_for_this_one(
     from emulator_kit import public_jwk
 
     other = (await client.post("/_emulator/channels", json={})).json()
-    kid = (await client.post(f"/_emulator/channels/{other['channel_id']}/keys", json=public_jwk(other_key))).json()
+    kid = (
+        await client.post(f"/_emulator/channels/{other['channel_id']}/keys", json=public_jwk(other_key))
+    ).json()
     signed = assertion(other_key, kid["kid"], channel.channel_id, clock.now)
     response = await present(client, "v2.1", signed)
     assert (response.status_code, response.json()) == (400, ISS_MISMATCH)
 
 
-@pytest.mark.parametrize("aud", ["https://api.line.me", "https://example.com/", ["https://api.line.me/"], None])
+@pytest.mark.parametrize(
+    "aud", ["https://api.line.me", "https://example.com/", ["https://api.line.me/"], None]
+)
 @pytest.mark.parametrize("where", ENDPOINTS)
 async def test_wrong_aud(client: httpx.AsyncClient, sign: Any, aud: Any, where: str) -> None:
     response = await present(client, where, sign(aud=aud))
@@ -170,15 +178,20 @@ async def test_bad_signature(
     )
 
 
-async def test_tampered_payload(client: httpx.AsyncClient, sign: Any, channel: Channel, clock: FakeClock) -> None:
+async def test_tampered_payload(
+    client: httpx.AsyncClient, sign: Any, channel: Channel, clock: FakeClock
+) -> None:
     header, _, signature = sign().split(".")
-    payload = unsigned_assertion({}, {"iss": channel.channel_id, "sub": channel.channel_id, "aud": AUD}).split(".")[1]
+    payload = unsigned_assertion(
+        {}, {"iss": channel.channel_id, "sub": channel.channel_id, "aud": AUD}
+    ).split(".")[1]
     response = await present(client, "v2.1", f"{header}.{payload}.{signature}")
     assert response.json()["error_description"] == "Invalid signature"
 
 
 @pytest.mark.parametrize(
-    "garbage", ["", "abc", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.", "W10.e30.c2ln", "ñ.ñ.ñ", "eyJ.eyJ.eyJ"]
+    "garbage",
+    ["", "abc", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.", "W10.e30.c2ln", "ñ.ñ.ñ", "eyJ.eyJ.eyJ"],
 )
 async def test_garbage_assertions(client: httpx.AsyncClient, garbage: str) -> None:
     for where in ENDPOINTS:

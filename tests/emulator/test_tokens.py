@@ -25,7 +25,11 @@ def creds(channel: Channel, **extra: str) -> dict[str, str]:
 async def issue_v21(client: httpx.AsyncClient, assertion: str) -> httpx.Response:
     return await client.post(
         "/oauth2/v2.1/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": JWT_TYPE, "client_assertion": assertion},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": JWT_TYPE,
+            "client_assertion": assertion,
+        },
     )
 
 
@@ -79,7 +83,10 @@ async def test_short_lived_errors(client: httpx.AsyncClient, channel: Channel) -
 
 async def test_v2_verify_errors(client: httpx.AsyncClient, token: str, clock: FakeClock) -> None:
     bad_format = await client.post("/v2/oauth/verify", data={"access_token": "not a token!"})
-    assert bad_format.json() == {"error": "invalid_request", "error_description": "access_token in invalid format"}
+    assert bad_format.json() == {
+        "error": "invalid_request",
+        "error_description": "access_token in invalid format",
+    }
     unknown = await client.post("/v2/oauth/verify", data={"access_token": "abc"})
     assert unknown.json() == {"error": "invalid_request", "error_description": "access_token invalid"}
     clock.now += 30 * DAY
@@ -105,7 +112,9 @@ async def test_short_lived_lifetime_by_clock(
     assert ok.json()["expires_in"] == 1
     clock.now += 1
     assert (await client.post("/v2/oauth/verify", data={"access_token": token})).status_code == 400
-    assert (await client.get("/v2/bot/message/quota", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+    assert (
+        await client.get("/v2/bot/message/quota", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 401
 
 
 async def test_31st_short_lived_token_revokes_oldest(
@@ -119,7 +128,9 @@ async def test_31st_short_lived_token_revokes_oldest(
     assert valid.status_code == 400
     for token in tokens[1:]:
         assert (await client.post("/v2/oauth/verify", data={"access_token": token})).status_code == 200
-    listed = (await client.get("/_emulator/tokens", params={"channel_id": channel.channel_id})).json()["tokens"]
+    listed = (await client.get("/_emulator/tokens", params={"channel_id": channel.channel_id})).json()[
+        "tokens"
+    ]
     assert [t["state"] for t in listed].count("valid") == 30
     assert listed[0]["state"] == "revoked"
     assert all(tok not in str(listed) for tok in tokens)  # values are masked
@@ -151,7 +162,11 @@ async def test_v21_issue_verify_kids_revoke(client: httpx.AsyncClient, channel: 
 
     revoke = await client.post(
         "/oauth2/v2.1/revoke",
-        data={"client_id": channel.channel_id, "client_secret": channel.channel_secret, "access_token": token},
+        data={
+            "client_id": channel.channel_id,
+            "client_secret": channel.channel_secret,
+            "access_token": token,
+        },
     )
     assert revoke.status_code == 200 and revoke.content == b""
     assert (await kids(client, sign())).json() == {"kids": []}
@@ -192,7 +207,11 @@ async def test_v21_revoking_frees_a_slot(client: httpx.AsyncClient, channel: Cha
     assert (await issue_v21(client, sign())).status_code == 400
     await client.post(
         "/oauth2/v2.1/revoke",
-        data={"client_id": channel.channel_id, "client_secret": channel.channel_secret, "access_token": tokens[3]},
+        data={
+            "client_id": channel.channel_id,
+            "client_secret": channel.channel_secret,
+            "access_token": tokens[3],
+        },
     )
     assert (await issue_v21(client, sign())).status_code == 200
 
@@ -202,7 +221,9 @@ async def test_v21_verify_errors(client: httpx.AsyncClient) -> None:
     assert not_jws.json() == {"error": "invalid_request", "error_description": "The access token not JWS"}
     missing = await client.get("/oauth2/v2.1/verify")
     assert missing.status_code == 400
-    unknown = await client.get("/oauth2/v2.1/verify", params={"access_token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"})
+    unknown = await client.get(
+        "/oauth2/v2.1/verify", params={"access_token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"}
+    )
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_request"
 
 
@@ -246,7 +267,11 @@ async def test_stateless_by_secret_and_by_jwt(
     assert by_secret.json()["expires_in"] == 900 and by_secret.json()["token_type"] == "Bearer"
     by_jwt = await client.post(
         "/oauth2/v3/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": JWT_TYPE, "client_assertion": sign()},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": JWT_TYPE,
+            "client_assertion": sign(),
+        },
     )
     assert by_jwt.status_code == 200 and "key_id" not in by_jwt.json()
     token = by_jwt.json()["access_token"]
@@ -258,7 +283,9 @@ async def test_stateless_by_secret_and_by_jwt(
 
 
 async def test_stateless_is_uncapped_and_unrevocable(client: httpx.AsyncClient, channel: Channel) -> None:
-    tokens = [(await client.post("/oauth2/v3/token", data=creds(channel))).json()["access_token"] for _ in range(35)]
+    tokens = [
+        (await client.post("/oauth2/v3/token", data=creds(channel))).json()["access_token"] for _ in range(35)
+    ]
     assert len(set(tokens)) == 35
     await client.post("/v2/oauth/revoke", data={"access_token": tokens[0]})
     headers = {"Authorization": f"Bearer {tokens[0]}"}
@@ -275,7 +302,9 @@ async def test_stateless_bad_credentials(client: httpx.AsyncClient, channel: Cha
 
 
 # ---- long-lived -----------------------------------------------------------------------------------------
-async def test_long_lived_token_via_admin(client: httpx.AsyncClient, channel: Channel, clock: FakeClock) -> None:
+async def test_long_lived_token_via_admin(
+    client: httpx.AsyncClient, channel: Channel, clock: FakeClock
+) -> None:
     url = f"/_emulator/channels/{channel.channel_id}/long-lived-token"
     first = (await client.post(url)).json()["access_token"]
     clock.now += 400 * DAY
