@@ -35,13 +35,17 @@ def quiet_dropped_responses() -> None:
         logger.addFilter(_QuietDrops())
 
 
-def uvicorn_config(app: Any, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, *, log_level: str = "warning", access_log: bool = False, own_logging: bool = True
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level=log_level,
         access_log=access_log,
+        # In a host process (tests, demo) uvicorn must not reconfigure the process's logging.
+        log_config=uvicorn.config.LOGGING_CONFIG if own_logging else None,
         lifespan="off",
-        # The emulator must answer like LINE, not add uvicorn's own server/date headers' quirks.
+        # LINE's answers carry no uvicorn Server header; neither should the emulator's.
         server_header=False,
     )
 
@@ -84,7 +88,7 @@ def running(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port: int = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, own_logging=False))
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -378,9 +378,11 @@ class EmulatorState:
             elapsed = max(0.0, now - bucket.updated)
             bucket.tokens = min(float(limit.count), bucket.tokens + elapsed * limit.count / limit.period)
             bucket.updated = now
-            if bucket.tokens < 1.0:
+            # Epoch-sized float times carry ~1e-7 s of error; a refill of exactly period/count seconds must
+            # still give a whole token back, so one microsecond's worth of refill is forgiven.
+            if bucket.tokens < 1.0 - 1e-6 * limit.count / limit.period:
                 return False
-            bucket.tokens -= 1.0
+            bucket.tokens = max(0.0, bucket.tokens - 1.0)
             return True
 
     def _month(self) -> tuple[int, int]:
