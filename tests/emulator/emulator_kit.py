@@ -34,8 +34,9 @@ class Channel:
 
 
 def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    # Shaped like LINE's documented example: kty, alg, e, n and use (PyJWT adds key_ops; dropped here).
     jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return {**jwk, "alg": "RS256", "use": "sig"}
+    return {"kty": "RSA", "alg": "RS256", "e": jwk["e"], "n": jwk["n"], "use": "sig"}
 
 
 def assertion(
