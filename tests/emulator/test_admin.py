@@ -87,6 +87,7 @@ async def test_key_ops_verify_is_accepted(
         ("POST", "/_emulator/channels", {"monthly_quota": "lots"}, 400),
         ("POST", "/_emulator/channels", {"name": 5}, 400),
         ("POST", "/_emulator/channels", {"channel_id": "12"}, 400),
+        ("POST", "/_emulator/channels", {"channel_id": 1234567890}, 400),
         ("POST", "/_emulator/channels", [1, 2], 400),
         ("POST", "/_emulator/channels/0000000000/keys", {}, 404),
         ("POST", "/_emulator/channels/0000000000/long-lived-token", None, 404),

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from emulator_kit import AUD, public_jwk, retry_key, user_id
-from linebot.v3 import messaging, oauth
+from linebot.v3 import messaging, oauth  # type: ignore[import-untyped]
 
 from linepush.emulator import RunningEmulator, running
 

@@ -95,6 +95,7 @@ async def test_multicast_broadcast_narrowcast(
     assert [d["endpoint"] for d in found] == ["multicast", "broadcast", "narrowcast"]
     assert found[0]["to"] == [user_id(0), user_id(9)] and found[0]["delivered_to"] == [user_id(0)]
     assert found[1]["to"] == [] and sorted(found[1]["delivered_to"]) == [user_id(n) for n in range(3)]
+    assert [d["endpoint"] for d in state.deliveries(to=user_id(1))] == ["broadcast", "narrowcast"]
     usage = (await client.get("/v2/bot/message/quota/consumption", headers=auth)).json()
     assert usage == {"totalUsage": 1 + 3 + 3}
     progress = await client.get(

@@ -209,9 +209,13 @@ class EmulatorState:
             isinstance(monthly_quota, bool) or not isinstance(monthly_quota, int) or monthly_quota < 0
         ):
             raise AdminError("'monthly_quota' must be a non-negative integer or null")
-        if channel_id is not None and not re.fullmatch(r"[0-9]{10}", str(channel_id)):
-            raise AdminError("a channel id is 10 digits")
-        if channel_secret is not None and not re.fullmatch(r"[0-9a-f]{32}", str(channel_secret)):
+        if channel_id is not None and not (
+            isinstance(channel_id, str) and re.fullmatch(r"[0-9]{10}", channel_id)
+        ):
+            raise AdminError("a channel id is a string of 10 digits")
+        if channel_secret is not None and not (
+            isinstance(channel_secret, str) and re.fullmatch(r"[0-9a-f]{32}", channel_secret)
+        ):
             raise AdminError("a channel secret is 32 lowercase hex digits")
         with self._lock:
             if channel_id is None:
@@ -429,11 +433,13 @@ class EmulatorState:
             return self._narrowcasts.get(request_id)
 
     def deliveries(self, channel_id: str | None = None, to: str | None = None) -> list[dict[str, Any]]:
+        """Accepted sends, oldest first; ``to`` matches a requested or a reached (broadcast) recipient."""
         with self._lock:
             return [
                 d.as_json()
                 for d in self._deliveries
-                if (channel_id is None or d.channel_id == channel_id) and (to is None or to in d.to)
+                if (channel_id is None or d.channel_id == channel_id)
+                and (to is None or to in d.to or to in d.delivered_to)
             ]
 
     def count_request(self, method: str, path: str, status: int) -> None:
