@@ -573,3 +573,31 @@ async def test_quota_counts_recipients_and_refuses_over_limit(
 
 async def test_unlimited_quota_by_default(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     assert (await client.get("/v2/bot/message/quota", headers=auth)).json() == {"type": "none"}
+
+
+# ---- reply ----------------------------------------------------------------------------------------------
+async def test_reply_with_a_reply_token(
+    client: httpx.AsyncClient, auth: dict[str, str], channel: Channel, clock: FakeClock, state: EmulatorState
+) -> None:
+    url = f"/_emulator/channels/{channel.channel_id}/reply-tokens"
+    reply_token = (await client.post(url, json={"to": user_id(4)})).json()["replyToken"]
+    body = {"replyToken": reply_token, "messages": [TEXT]}
+    with_key = await client.post(
+        "/v2/bot/message/reply", json=body, headers={**auth, "X-Line-Retry-Key": retry_key()}
+    )
+    assert with_key.status_code == 400  # retry keys are refused on reply (FACTS §3.7)
+    replied = await client.post("/v2/bot/message/reply", json=body, headers=auth)
+    assert replied.status_code == 200 and len(replied.json()["sentMessages"]) == 1
+    assert state.deliveries(to=user_id(4))[0]["endpoint"] == "reply"
+    assert (await client.get("/v2/bot/message/quota/consumption", headers=auth)).json() == {"totalUsage": 0}
+    used = await client.post("/v2/bot/message/reply", json=body, headers=auth)
+    assert (used.status_code, used.json()) == (400, {"message": "Invalid reply token"})
+    stale = (await client.post(url, json={"to": user_id(4)})).json()["replyToken"]
+    clock.now += 60
+    expired = await client.post(
+        "/v2/bot/message/reply", json={"replyToken": stale, "messages": [TEXT]}, headers=auth
+    )
+    assert expired.json() == {"message": "Invalid reply token"}
+    missing = await client.post("/v2/bot/message/reply", json={"messages": [TEXT]}, headers=auth)
+    assert missing.json() == errors(("May not be empty", "replyToken"))
+    assert (await client.post(url, json={"to": "nobody"})).status_code == 400

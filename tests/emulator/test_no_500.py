@@ -29,6 +29,7 @@ ENDPOINTS = [
     ("POST", "/v2/bot/message/multicast"),
     ("POST", "/v2/bot/message/broadcast"),
     ("POST", "/v2/bot/message/narrowcast"),
+    ("POST", "/v2/bot/message/reply"),
     *[
         ("POST", f"/v2/bot/message/validate/{k}")
         for k in ("reply", "push", "multicast", "narrowcast", "broadcast")
@@ -41,6 +42,7 @@ ENDPOINTS = [
     ("POST", "/_emulator/channels/{cid}/keys"),
     ("POST", "/_emulator/channels/{cid}/long-lived-token"),
     ("POST", "/_emulator/channels/{cid}/recipients"),
+    ("POST", "/_emulator/channels/{cid}/reply-tokens"),
     ("GET", "/_emulator/deliveries"),
     ("GET", "/_emulator/requests"),
     ("GET", "/_emulator/tokens"),
@@ -122,6 +124,7 @@ FIELD_NAMES = [
     "channel_id",
     "channel_secret",
     "quoteToken",
+    "replyToken",
 ]
 TOKEN_FIELDS = [
     "grant_type",

@@ -85,6 +85,12 @@ async def set_recipient(request: Request) -> Response:
     return LineJSON({"channel_id": channel_id, "id": body.get("id"), "state": body.get("state")})
 
 
+async def reply_token(request: Request) -> Response:
+    body = await _body(request)
+    value = _state(request).issue_reply_token(request.path_params["channel_id"], body.get("to"))  # type: ignore[arg-type]
+    return LineJSON({"replyToken": value})
+
+
 async def deliveries(request: Request) -> Response:
     query = request.query_params
     found = _state(request).deliveries(channel_id=query.get("channel_id") or None, to=query.get("to") or None)
@@ -138,6 +144,7 @@ ROUTES = [
     Route(f"{PREFIX}/channels/{{channel_id}}/keys", register_key, methods=["POST"]),
     Route(f"{PREFIX}/channels/{{channel_id}}/long-lived-token", long_lived_token, methods=["POST"]),
     Route(f"{PREFIX}/channels/{{channel_id}}/recipients", set_recipient, methods=["POST"]),
+    Route(f"{PREFIX}/channels/{{channel_id}}/reply-tokens", reply_token, methods=["POST"]),
     Route(f"{PREFIX}/deliveries", deliveries, methods=["GET"]),
     Route(f"{PREFIX}/requests", requests, methods=["GET"]),
     Route(f"{PREFIX}/tokens", tokens, methods=["GET"]),

@@ -21,6 +21,7 @@ def _documented_rate_limits() -> Mapping[str, RateLimit]:
     per_second = RateLimit(2000, 1.0)
     limits = {
         "POST /v2/bot/message/push": per_second,
+        "POST /v2/bot/message/reply": per_second,
         "POST /v2/bot/message/multicast": RateLimit(200, 1.0),
         "POST /v2/bot/message/broadcast": RateLimit(60, 3600.0),
         "POST /v2/bot/message/narrowcast": RateLimit(60, 3600.0),
@@ -64,3 +65,5 @@ class EmulatorConfig:
     # The reference text says no error, so that is the default.
     revoke_unknown_v21_is_error: bool = False
     default_monthly_quota: int | None = None
+    # FACTS §6: reply tokens are single use and good for about a minute (not guaranteed beyond).
+    reply_token_lifetime: float = 60.0

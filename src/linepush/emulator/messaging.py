@@ -20,6 +20,7 @@ UNAUTHORIZED = {
 }
 RATE_LIMITED = {"message": "The API rate limit has been exceeded. Try again later."}
 SEND_ENDPOINTS = ("push", "multicast", "broadcast", "narrowcast")
+# Only these accept X-Line-Retry-Key (FACTS §3.7); reply is sent by the same handler but refuses it.
 VALIDATE_KINDS = ("reply", "push", "multicast", "narrowcast", "broadcast")
 NARROWCAST_PROGRESS_DAYS = 14
 
@@ -74,6 +75,8 @@ async def send(request: Request) -> Response:
     _limit(request, channel)
     _check_json_type(request)
     body = parse_json(raw)
+    if endpoint == "reply":
+        _refuse_retry_key(request)
     retry_key = request.headers.get("x-line-retry-key")
     if retry_key is not None:
         if not UUID.fullmatch(retry_key):
@@ -91,7 +94,14 @@ async def send(request: Request) -> Response:
         raise LineError(400, exc.body) from exc
 
     to: list[str] = []
-    if endpoint == "push":
+    counted = True
+    if endpoint == "reply":
+        recipient_id = state.use_reply_token(channel, body["replyToken"])
+        if recipient_id is None:
+            raise LineError(400, {"message": "Invalid reply token"})
+        to = delivered = [recipient_id]
+        counted = False  # replies are free (FACTS §3.8)
+    elif endpoint == "push":
         to = [body["to"]]
         recipient = state.recipient_state(channel, body["to"])
         if recipient == "unknown":
@@ -109,11 +119,11 @@ async def send(request: Request) -> Response:
     else:
         delivered = channel.friends()
     # One message per recipient, whatever the number of message objects (FACTS §3.8).
-    if not state.consume_quota(channel, len(delivered)):
+    if counted and not state.consume_quota(channel, len(delivered)):
         raise LineError(429, {"message": "You have reached your monthly limit."})
 
     answer: dict[str, Any] = {}
-    if endpoint == "push":
+    if endpoint in ("push", "reply"):
         answer["sentMessages"] = [
             {"id": _message_id(), "quoteToken": secrets.token_urlsafe(48)}
             if message.get("type") in QUOTABLE_TYPES
@@ -204,7 +214,7 @@ async def narrowcast_progress(request: Request) -> Response:
 
 
 ROUTES = [
-    *(Route(f"/v2/bot/message/{name}", send, methods=["POST"]) for name in SEND_ENDPOINTS),
+    *(Route(f"/v2/bot/message/{name}", send, methods=["POST"]) for name in (*SEND_ENDPOINTS, "reply")),
     Route("/v2/bot/message/validate/{kind}", validate, methods=["POST"]),
     Route("/v2/bot/message/quota", quota, methods=["GET"]),
     Route("/v2/bot/message/quota/consumption", consumption, methods=["GET"]),

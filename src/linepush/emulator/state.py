@@ -72,6 +72,13 @@ class Token:
 
 
 @dataclass
+class ReplyToken:
+    channel_id: str
+    to: str
+    expires_at: float
+
+
+@dataclass
 class AcceptedRequest:
     request_id: str
     accepted_at: float
@@ -175,6 +182,7 @@ class EmulatorState:
         self._request_counts: Counter[tuple[str, str, int]] = Counter()
         self._faults: list[Fault] = []
         self._narrowcasts: dict[str, Delivery] = {}
+        self._reply_tokens: dict[str, ReplyToken] = {}
 
     # ---- clock -------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -270,6 +278,27 @@ class EmulatorState:
     def recipient_state(self, channel: Channel, recipient_id: str) -> RecipientState:
         with self._lock:
             return channel.recipients.get(recipient_id, "friend")
+
+    def issue_reply_token(self, channel_id: str, to: str) -> str:
+        """A reply token as a webhook event would carry it: one use, within ``reply_token_lifetime``."""
+        self.channel(channel_id)
+        if not isinstance(to, str) or not RECIPIENT_ID.fullmatch(to):
+            raise AdminError("'to' must be a user, group or room id: U, C or R followed by 32 hex digits")
+        value = secrets.token_hex(16)
+        with self._lock:
+            self._reply_tokens[value] = ReplyToken(
+                channel_id, to, self.now() + self.config.reply_token_lifetime
+            )
+        return value
+
+    def use_reply_token(self, channel: Channel, value: str) -> str | None:
+        """The recipient of a usable reply token of ``channel`` (which is then spent), or None."""
+        with self._lock:
+            reply = self._reply_tokens.get(value)
+            if reply is None or reply.channel_id != channel.channel_id or self.now() >= reply.expires_at:
+                return None
+            del self._reply_tokens[value]
+            return reply.to
 
     # ---- tokens -------------------------------------------------------------------------------------
     def _new_value(self, kind: TokenKind) -> str:

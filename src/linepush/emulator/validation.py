@@ -440,7 +440,7 @@ class _Checker:
 
 
 def validate_body(endpoint: str, body: Any, config: EmulatorConfig) -> dict[str, Any]:
-    """Check the JSON body of ``endpoint`` (push, multicast, broadcast, narrowcast, or validate/<kind>).
+    """Check the JSON body of ``endpoint`` (reply, push, multicast, broadcast, narrowcast, validate/<kind>).
 
     Returns the body; raises :class:`BodyInvalid` with LINE's answer.
     """
@@ -449,7 +449,13 @@ def validate_body(endpoint: str, body: Any, config: EmulatorConfig) -> dict[str,
         raise BodyInvalid({"message": "The request body could not be parsed as JSON (line: 1, column: 1)"})
     checker = _Checker(config)
     try:
-        if endpoint == "push":
+        if endpoint == "reply":
+            token = body.get("replyToken")
+            if token is None or token == "":
+                checker.add(MAY_NOT_BE_EMPTY, "replyToken")
+            elif not isinstance(token, str):
+                raise _PropertyInvalid("replyToken")
+        elif endpoint == "push":
             to = body.get("to")
             if to is None or to == "":
                 checker.add(MAY_NOT_BE_EMPTY, "to")
