@@ -67,6 +67,33 @@ def _iso(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1000):03d}Z"
 
 
+def _recipients(
+    state: EmulatorState, channel: Channel, endpoint: str, body: dict[str, Any]
+) -> tuple[list[str], list[str], bool]:
+    """Who was addressed, who is reached, and whether the send counts against the quota; or LINE's 400."""
+    if endpoint == "reply":
+        recipient_id = state.use_reply_token(channel, body["replyToken"])
+        if recipient_id is None:
+            raise LineError(400, {"message": "Invalid reply token"})
+        return [recipient_id], [recipient_id], False  # replies are free (FACTS §3.8)
+    if endpoint == "push":
+        recipient = state.recipient_state(channel, body["to"])
+        if recipient == "unknown":
+            raise LineError(400, {"message": "Failed to send messages"})
+        # A blocked user still gets a 200 and nothing is delivered (FACTS §3.2).
+        return [body["to"]], [] if recipient == "blocked" else [body["to"]], True
+    if endpoint == "multicast":
+        delivered = []
+        for i, rid in enumerate(body["to"]):
+            recipient = state.recipient_state(channel, rid)
+            if recipient == "unknown":
+                raise LineError(400, property_invalid(f"to[{i}]"))
+            if recipient == "friend":
+                delivered.append(rid)
+        return list(body["to"]), delivered, True
+    return [], channel.friends(), True
+
+
 async def send(request: Request) -> Response:
     endpoint = request.url.path.rsplit("/", 1)[-1]
     state = _state(request)
@@ -93,31 +120,7 @@ async def send(request: Request) -> Response:
     except BodyInvalid as exc:
         raise LineError(400, exc.body) from exc
 
-    to: list[str] = []
-    counted = True
-    if endpoint == "reply":
-        recipient_id = state.use_reply_token(channel, body["replyToken"])
-        if recipient_id is None:
-            raise LineError(400, {"message": "Invalid reply token"})
-        to = delivered = [recipient_id]
-        counted = False  # replies are free (FACTS §3.8)
-    elif endpoint == "push":
-        to = [body["to"]]
-        recipient = state.recipient_state(channel, body["to"])
-        if recipient == "unknown":
-            raise LineError(400, {"message": "Failed to send messages"})
-        delivered = [] if recipient == "blocked" else to
-    elif endpoint == "multicast":
-        to = list(body["to"])
-        delivered = []
-        for i, rid in enumerate(to):
-            recipient = state.recipient_state(channel, rid)
-            if recipient == "unknown":
-                raise LineError(400, property_invalid(f"to[{i}]"))
-            if recipient == "friend":
-                delivered.append(rid)
-    else:
-        delivered = channel.friends()
+    to, delivered, counted = _recipients(state, channel, endpoint, body)
     # One message per recipient, whatever the number of message objects (FACTS §3.8).
     if counted and not state.consume_quota(channel, len(delivered)):
         raise LineError(429, {"message": "You have reached your monthly limit."})
