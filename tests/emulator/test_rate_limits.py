@@ -100,3 +100,9 @@ async def test_rate_limits_can_be_turned_off(clock: FakeClock) -> None:
     state = create_app(EmulatorConfig(rate_limits=None), clock=clock).state.emulator
     channel = state.create_channel()
     assert all(state.take_rate(channel.channel_id, "POST /v2/bot/message/broadcast") for _ in range(100))
+
+
+@pytest.mark.parametrize(("count", "period"), [(0, 1.0), (5, 0.0), (5, -1.0)])
+def test_rate_limit_parameters_are_checked(count: int, period: float) -> None:
+    with pytest.raises(ValueError, match="rate limit"):
+        RateLimit(count, period)

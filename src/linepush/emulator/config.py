@@ -14,6 +14,10 @@ class RateLimit:
     count: int
     period: float
 
+    def __post_init__(self) -> None:
+        if self.count < 1 or not self.period > 0:
+            raise ValueError("a rate limit needs count >= 1 and period > 0")
+
 
 def _documented_rate_limits() -> Mapping[str, RateLimit]:
     # FACTS §3.9: per channel and per endpoint+method; bucket parameters are not documented, so the

@@ -338,7 +338,7 @@ class EmulatorState:
         with self._lock:
             valid = sorted(self.valid_tokens(channel.channel_id, "v2"), key=lambda t: t.issued_at)
             # FACTS §1.1: the 31st short-lived token succeeds and the oldest valid one is revoked.
-            while len(valid) >= self.config.max_short_lived_tokens:
+            while valid and len(valid) >= self.config.max_short_lived_tokens:
                 valid.pop(0).revoked = True
             return self._store(channel, "v2", self.config.short_lived_lifetime, None)
 
