@@ -63,8 +63,10 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+    {limit_zone}
     server {{
         listen 127.0.0.1:{port};
+        {limit}
         location / {{
             default_type application/json;
             add_header x-line-request-id 0b8a7b4c-1c2f-4f6e-9a43-0d7c0e5e2f10 always;
@@ -76,21 +78,33 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx_stub(install: bool = True) -> Iterator[tuple[str, str]]:
-    """Yields (base URL, description). Falls back to the emulator when nginx cannot be had, and says so."""
+def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -> Iterator[tuple[str, str]]:
+    """Yields (base URL, description). Falls back to the emulator when nginx cannot be had, and says so.
+
+    With ``rate`` nginx answers 429 above that many requests per second (its leaky bucket, ``burst`` deep),
+    as LINE does above its documented rate.
+    """
     binary = find_nginx(install)
     if binary is None:
-        with emulator_server() as url:
+        with emulator_server(rate_limits=rate is not None) as url:
             yield url, "emulator (nginx could not be had: fell back to the fastest stub here)"
         return
     port = free_port()
+    limit_zone = limit = ""
+    description = "nginx (fixed push response)"
+    if rate is not None:
+        limit_zone = f"limit_req_zone $server_name zone=line:1m rate={rate}r/s; limit_req_status 429;"
+        limit = f"limit_req zone=line burst={burst} nodelay;"
+        description = f"nginx (fixed push response, 429 above {rate}/s, burst {burst})"
     with tempfile.TemporaryDirectory(prefix="linepush-bench-nginx-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, body=PUSH_RESPONSE))
+        conf.write_text(
+            NGINX_CONF.format(dir=tmp, port=port, body=PUSH_RESPONSE, limit_zone=limit_zone, limit=limit)
+        )
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port)
-            yield f"http://127.0.0.1:{port}", "nginx (fixed push response)"
+            yield f"http://127.0.0.1:{port}", description
         finally:
             proc.send_signal(signal.SIGQUIT)
             try:
