@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     seconds = 0.3 if args.smoke else args.seconds
-    with nginx_stub(rate=2000) as (url, description):
-        figures: dict[str, Any] = {"stub": description}
-        figures.update(asyncio.run(run(url, "bench-token", seconds, args.concurrency)))
+    with nginx_stub(install=not args.smoke, rate=2000) as stub:
+        figures: dict[str, Any] = {"stub": stub.description}
+        figures.update(asyncio.run(run(stub.url, stub.token, seconds, args.concurrency)))
     if args.json:
         print(json.dumps(figures, indent=2))
     else:

@@ -292,7 +292,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
-    from bench.stubs import admin, emulator_server, nginx_stub
+    from bench.stubs import emulator_server, emulator_token, nginx_stub
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves the bench works")
@@ -305,16 +305,17 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.duration, args.warmup, args.concurrency = 0.2, 0.05, [4]
+        args.duration, args.warmup = 0.1, 0.02
+        args.concurrency = [min(c, 4) for c in args.concurrency]
     results: list[Result] = []
     targets = ["nginx", "emulator"] if args.target == "both" else [args.target]
     for target in targets:
         if target == "nginx":
-            with nginx_stub() as (url, description):
+            with nginx_stub(install=not args.smoke) as stub:
                 results += measure(
-                    url,
-                    "bench-token",
-                    description,
+                    stub.url,
+                    stub.token,
+                    stub.description,
                     args.clients,
                     args.concurrency,
                     args.duration,
@@ -323,13 +324,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 )
         else:
             with emulator_server() as url:
-                created: Any = admin(url, "POST", "/_emulator/channels", {"name": "bench"})
-                token: Any = admin(
-                    url, "POST", f"/_emulator/channels/{created['channel_id']}/long-lived-token", {}
-                )
                 results += measure(
                     url,
-                    token["access_token"],
+                    emulator_token(url),
                     "emulator",
                     args.clients,
                     args.concurrency,

@@ -17,7 +17,9 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PUSH_RESPONSE = json.dumps({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b"}]})
 
@@ -77,9 +79,17 @@ http {{
 """
 
 
+@dataclass(frozen=True)
+class Stub:
+    url: str
+    description: str
+    #: A bearer token the stub accepts.
+    token: str
+
+
 @contextlib.contextmanager
-def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -> Iterator[tuple[str, str]]:
-    """Yields (base URL, description). Falls back to the emulator when nginx cannot be had, and says so.
+def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -> Iterator[Stub]:
+    """Yields the stub. Falls back to the emulator when nginx cannot be had, and says so.
 
     With ``rate`` nginx answers 429 above that many requests per second (its leaky bucket, ``burst`` deep),
     as LINE does above its documented rate.
@@ -87,7 +97,7 @@ def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -
     binary = find_nginx(install)
     if binary is None:
         with emulator_server(rate_limits=rate is not None) as url:
-            yield url, "emulator (nginx could not be had: fell back to the fastest stub here)"
+            yield Stub(url, "emulator (nginx could not be had: fell back to it)", emulator_token(url))
         return
     port = free_port()
     limit_zone = limit = ""
@@ -104,7 +114,7 @@ def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port)
-            yield f"http://127.0.0.1:{port}", description
+            yield Stub(f"http://127.0.0.1:{port}", description, "bench-token")
         finally:
             proc.send_signal(signal.SIGQUIT)
             try:
@@ -132,6 +142,13 @@ def emulator_server(rate_limits: bool = False) -> Iterator[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def emulator_token(url: str) -> str:
+    """A long-lived token of a new channel at the emulator at ``url``."""
+    created: Any = admin(url, "POST", "/_emulator/channels", {"name": "bench"})
+    token: Any = admin(url, "POST", f"/_emulator/channels/{created['channel_id']}/long-lived-token", {})
+    return str(token["access_token"])
 
 
 def admin(url: str, method: str, path: str, body: object | None = None) -> object:
