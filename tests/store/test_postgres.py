@@ -327,6 +327,18 @@ def test_settle_needs_a_live_lease_like_the_single_calls(store: PostgresStore) -
     assert store.settle("w2", 110.0, [Outcome(rows[0].id, "delivered")]) == [False]
     assert store.settle("w1", 130.0, [Outcome(rows[1].id, "delivered")]) == [False]
     assert store.settle("w1", 110.0, []) == []
-    with pytest.raises(ValidationError):
-        store.settle("w1", 110.0, [Outcome(rows[0].id, "lost")])
+    with pytest.raises(ValidationError, match="delivered, retry or failed") as caught:
+        store.settle("w1", 110.0, [Outcome(rows[0].id, "delivered"), Outcome(rows[1].id, "lost")])
+    assert caught.value.property == "items[1].outcome"
+    with pytest.raises(ValidationError, match="Settlement"):
+        store.settle("w1", 110.0, [rows[0].id])  # type: ignore[list-item]
     assert store.counts()["sending"] == 2
+
+
+def test_settle_applies_a_row_named_twice_once_as_the_single_calls_would(store: PostgresStore) -> None:
+    (row,) = store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=100.0)
+    store.claim("w1", 1, 30.0, now=100.0)
+    ok = store.settle("w1", 110.0, [Outcome(row.id, "failed", error={"n": 1}), Outcome(row.id, "delivered")])
+    assert ok == [True, False]
+    got = store.get_message(row.id)
+    assert got is not None and (got.state, got.last_error) == ("failed", {"n": 1})

@@ -747,8 +747,8 @@ class PostgresStore(Store):
 
         Each item has ``message_id``, ``outcome`` ("delivered", "retry" or "failed"), ``request_id``,
         ``result``, ``error`` and ``not_before`` (a retry without one is due at ``now``). Returns, per item,
-        what the single call would have returned. Not part of the Store interface: the outbox worker uses it
-        when a store has it, because one commit per row would limit a drain to the disk's flush rate.
+        what the single calls, one after the other, would have returned. The outbox worker settles through
+        this: one commit per row would hold a drain to the rate at which the server can flush its log.
         """
         moment = check_time(now, "now")
         if not items:
@@ -759,17 +759,33 @@ class PostgresStore(Store):
         results: list[str | None] = []
         errors: list[str | None] = []
         due: list[float] = []
-        for item in items:
-            if item.outcome not in ("delivered", "retry", "failed"):
-                raise ValidationError(f"an outcome must be delivered, retry or failed, not {item.outcome!r}")
-            ids.append(_row_id(item.message_id))
-            outcomes.append(item.outcome)
-            delivered = item.outcome == "delivered"
+        named: list[int] = []
+        first: dict[int, int] = {}
+        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
+        for index, item in enumerate(items):
+            outcome = getattr(item, "outcome", None)
+            if not hasattr(item, "message_id"):
+                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+            if outcome not in ("delivered", "retry", "failed"):
+                raise ValidationError(
+                    f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
+                )
+            delivered = outcome == "delivered"
+            result = _json_or_none(item.result, "result") if delivered else None
+            error = None if delivered else _json_or_none(item.error, "error")
+            retry_at = item.not_before if outcome == "retry" and item.not_before is not None else moment
+            retry_at = check_time(retry_at, "not_before")
+            message_id = _row_id(item.message_id)
+            named.append(message_id)
+            if message_id in first:
+                continue  # settled by its first item, as one-by-one calls would; later ones find it settled
+            first[message_id] = index
+            ids.append(message_id)
+            outcomes.append(outcome)
             request_ids.append(item.request_id if delivered else None)
-            results.append(_json_or_none(item.result, "result") if delivered else None)
-            errors.append(None if delivered else _json_or_none(item.error, "error"))
-            retry_at = item.not_before if item.outcome == "retry" and item.not_before is not None else now
-            due.append(check_time(retry_at, "not_before"))
+            results.append(result)
+            errors.append(error)
+            due.append(retry_at)
         rows = self._read(
             "UPDATE outbox AS o SET"
             " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued'"
@@ -796,7 +812,7 @@ class PostgresStore(Store):
             },
         )
         done = {row[0] for row in rows}
-        return [message_id in done for message_id in ids]
+        return [index == first[message_id] and message_id in done for index, message_id in enumerate(named)]
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")
