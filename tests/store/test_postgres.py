@@ -342,3 +342,9 @@ def test_settle_applies_a_row_named_twice_once_as_the_single_calls_would(store: 
     assert ok == [True, False]
     got = store.get_message(row.id)
     assert got is not None and (got.state, got.last_error) == ("failed", {"n": 1})
+
+
+def test_linepush_store_may_name_a_postgresql_store(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINEPUSH_STORE", schema_url(schema))
+    with open_store() as store:
+        assert isinstance(store, PostgresStore) and store.schema == schema

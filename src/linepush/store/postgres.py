@@ -598,8 +598,9 @@ class PostgresStore(Store):
                     cur.execute(
                         "INSERT INTO outbox (channel_id, kind, payload, retry_key, not_before,"
                         " retry_key_given, state, attempts, created_at, updated_at)"
-                        " SELECT c, k, p::json, r, b, g, 'queued', 0, %s, %s FROM unnest(%s::text[],"
-                        " %s::text[], %s::text[], %s::text[], %s::float8[], %s::bool[])"
+                        # %b: arrays go in binary form; the text form escapes every element with a regex.
+                        " SELECT c, k, p::json, r, b, g, 'queued', 0, %s, %s FROM unnest(%b::text[],"
+                        " %b::text[], %b::text[], %b::text[], %b::float8[], %b::bool[])"
                         " WITH ORDINALITY AS t(c, k, p, r, b, g, n) ORDER BY n RETURNING id",
                         (
                             moment,
@@ -796,8 +797,8 @@ class PostgresStore(Store):
             " last_error = CASE WHEN s.outcome = 'delivered' THEN o.last_error ELSE s.error::json END,"
             " not_before = CASE WHEN s.outcome = 'retry' THEN s.due ELSE o.not_before END,"
             " updated_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL"
-            " FROM unnest(%(ids)s::bigint[], %(outcomes)s::text[], %(rids)s::text[], %(results)s::text[],"
-            " %(errors)s::text[], %(due)s::float8[]) AS s(id, outcome, request_id, result, error, due)"
+            " FROM unnest(%(ids)b::bigint[], %(outcomes)b::text[], %(rids)b::text[], %(results)b::text[],"
+            " %(errors)b::text[], %(due)b::float8[]) AS s(id, outcome, request_id, result, error, due)"
             " WHERE o.id = s.id AND o.state = 'sending' AND o.lease_owner = %(worker)s"
             " AND o.lease_expires_at > %(now)s RETURNING o.id",
             {
