@@ -348,3 +348,23 @@ def test_linepush_store_may_name_a_postgresql_store(schema: str, monkeypatch: py
     monkeypatch.setenv("LINEPUSH_STORE", schema_url(schema))
     with open_store() as store:
         assert isinstance(store, PostgresStore) and store.schema == schema
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.enqueue([NewMessage("1000", "push", {"text": "a\ud800b"})], now=1.0),
+        lambda s: s.enqueue([NewMessage("10\x0000", "push", PAYLOAD)], now=1.0),
+        lambda s: s.save_token("1000", "v2.1", "token\ud800", None, 1.0, 2.0),
+        lambda s: s.save_token("1000", "v2.1", "tok\x00en", None, 1.0, 2.0),
+        lambda s: s.try_lock("refresh\x00", "a", 1.0, 1.0),
+    ],
+    ids=["surrogate-payload", "nul-channel", "surrogate-token", "nul-token", "nul-lock"],
+)
+def test_text_the_database_cannot_hold_is_a_validation_error_and_stores_nothing(
+    store: PostgresStore, call: Any
+) -> None:
+    with pytest.raises(ValidationError, match="cannot be stored") as caught:
+        call(store)
+    assert "token" not in str(caught.value) and "\ud800" not in str(caught.value)
+    assert sum(store.counts().values()) == 0 and store.list_tokens("1000") == []

@@ -357,6 +357,11 @@ class PostgresStore(Store):
                     raise StoreError(
                         f"the PostgreSQL store at {self._where} failed: {self._text(exc)}"
                     ) from None
+                if isinstance(exc, UnicodeEncodeError):
+                    # A lone surrogate: a Python string may hold one, UTF-8 (and so the database) cannot.
+                    raise ValidationError(
+                        f"cannot be stored: text must be valid Unicode ({exc.reason} at position {exc.start})"
+                    ) from None
                 raise
             try:
                 conn.commit()
