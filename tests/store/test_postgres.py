@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import uuid
 from collections.abc import Iterator
@@ -180,10 +181,14 @@ def _use_in_child(store: PostgresStore, out: Any) -> None:
     store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=5.0)
     out.put(store.counts()["queued"])
     store.close()
+    # What an exiting interpreter would do: free every object, inherited connections included.
+    del store
+    gc.collect()
 
 
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store: PostgresStore) -> None:
     store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+    session = store._read("SELECT pg_backend_pid()")
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     child = ctx.Process(target=_use_in_child, args=(store, out))
@@ -191,7 +196,8 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(st
     assert out.get(timeout=30) == 2
     child.join(30)
     assert child.exitcode == 0
-    # The parent's connection survived the child's close and exit.
+    # The parent's session survived the child's close and exit (a new one would have another pid).
+    assert store._read("SELECT pg_backend_pid()") == session
     assert store.counts()["queued"] == 2
 
 

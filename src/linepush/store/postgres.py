@@ -193,9 +193,6 @@ def _claim_sql(by_channel: bool) -> str:
 CLAIM_SQL: Final = _claim_sql(by_channel=False)
 CLAIM_BY_CHANNEL_SQL: Final = _claim_sql(by_channel=True)
 
-# Inherited connections a forked child must never close: closing one would end the parent's session too.
-_INHERITED: list[psycopg.Connection[Any]] = []
-
 
 class PostgresStore(Store):
     """The store in a PostgreSQL database, shared by many processes and hosts.
@@ -247,10 +244,10 @@ class PostgresStore(Store):
     # -- connections -----------------------------------------------------------------------------------------
 
     def _reset_connections(self) -> None:
-        # Also run in a forked child: a connection must never cross fork(). The parent's connections are kept
-        # referenced, never closed here: closing one would tell the server to end the parent's session.
-        if getattr(self, "_connections", None):
-            _INHERITED.extend(conn for _, conn in self._connections)
+        # Also run in a forked child: a connection must never cross fork(). The child's copies are let go
+        # without a word to the server, which would otherwise end the parent's sessions.
+        for _, conn in getattr(self, "_connections", ()):
+            _abandon(conn)
         self._pid = os.getpid()
         self._local = threading.local()
         self._registry_lock = threading.Lock()
@@ -900,6 +897,23 @@ class PostgresStore(Store):
 
 
 # -- opening -------------------------------------------------------------------------------------------------
+
+
+def _abandon(conn: psycopg.Connection[Any]) -> None:
+    """Drop a connection inherited through fork() without touching the parent's session.
+
+    Closing it would send the server a Terminate message on the socket the parent still uses; pointing this
+    process's copy of the descriptor at /dev/null first makes that message go nowhere. No Python lock is
+    taken: another thread of the parent may have held one at the moment of the fork.
+    """
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        conn.pgconn.finish()
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
