@@ -114,8 +114,9 @@ def test_one_schema_per_url() -> None:
 
 def test_libpq_parameters_pass_through_beside_the_schema(schema: str) -> None:
     name = f"linepush-test-{uuid.uuid4().hex[:8]}"
-    with open_store(f"{PG_URL}?application_name={name}&schema={schema}") as store:
-        store.counts()
+    options = "options=-c%20statement_timeout%3D4321"
+    with open_store(f"{PG_URL}?application_name={name}&schema={schema}&{options}") as store:
+        assert store._read("SHOW statement_timeout") == [("4321ms",)]
         with admin_connect() as conn:
             found = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,))
             assert found.fetchone() == (1,)

@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Protocol, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.conninfo
@@ -930,7 +930,8 @@ def _split_schema(url: str) -> tuple[str, str | None]:
         return url, None
     if len(schemas) > 1:
         raise ConfigurationError("the PostgreSQL store URL names more than one schema")
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    # quote, not quote_plus: libpq reads "+" as a plus sign, not as a space.
+    rest = urlencode([(name, value) for name, value in query if name != "schema"], quote_via=quote)
     return urlunsplit(parts._replace(query=rest)), schemas[0]
 
 
