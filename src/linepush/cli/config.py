@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from linepush._secret import Secret
 from linepush.cli import app
@@ -56,20 +57,20 @@ def show(inv: Invocation) -> None:
 
     def render() -> None:
         if settings.config_file is not None:
-            inv.out.print(f"configuration file: {settings.config_file}")
+            inv.out.print(f"configuration file: {settings.config_file}", markup=False)
         else:
             looked = ", ".join(str(p) for p in settings.searched)
-            inv.out.print(f"configuration file: none (looked for {looked})")
+            inv.out.print(f"configuration file: none (looked for {looked})", markup=False)
         if settings.profile:
-            inv.out.print(f"channel profile: {settings.profile} ({settings.profile_source})")
+            inv.out.print(f"channel profile: {settings.profile} ({settings.profile_source})", markup=False)
         if settings.profiles:
-            inv.out.print(f"profiles in the file: {', '.join(settings.profiles)}")
+            inv.out.print(f"profiles in the file: {', '.join(settings.profiles)}", markup=False)
         inv.table(
             None,
             ["setting", "value", "from"],
             [[r["setting"], _cell(r["value"]), r["source"] or f"not set ({r['env']})"] for r in rows],
         )
         for warning in settings.warnings:
-            inv.note(f"[yellow]warning:[/] {warning}")
+            inv.note(f"[yellow]warning:[/] {escape(warning)}")
 
     inv.emit(data, render)

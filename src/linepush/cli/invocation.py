@@ -274,7 +274,7 @@ class Invocation:
         for name in columns:
             table.add_column(name, overflow="fold")
         for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+            table.add_row(*("" if cell is None else _esc(str(cell)) for cell in row))
         self.out.print(table)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
@@ -69,12 +70,12 @@ def generate(
     data = {"private_key_file": str(path.resolve()), "public_jwk": public, "thumbprint": key.thumbprint()}
 
     def render() -> None:
-        inv.note(f"Wrote the private key to [bold]{path}[/] (readable by you only).")
+        inv.note(f"Wrote the private key to [bold]{escape(str(path))}[/] (readable by you only).")
         inv.note("Public key to register in the LINE Developers Console:")
         # The JWK alone goes to stdout so that `linepush keys generate > public.jwk` keeps just the key.
         inv.out.file.write(json.dumps(public, indent=2) + "\n")
         inv.out.file.flush()
-        inv.note(NEXT_STEPS.format(path=path.resolve()))
+        inv.note(NEXT_STEPS.format(path=escape(str(path.resolve()))))
 
     inv.emit(data, render)
 
@@ -100,7 +101,10 @@ def public(inv: Invocation) -> None:
     def render() -> None:
         inv.out.file.write(json.dumps(key.public_jwk(), indent=2) + "\n")
         inv.out.file.flush()
-        inv.note(f"key file {channel.assertion_key_file}, RSA-{key.key_size}, thumbprint {key.thumbprint()}")
+        inv.note(
+            f"key file {escape(str(channel.assertion_key_file))}, RSA-{key.key_size}, "
+            f"thumbprint {key.thumbprint()}"
+        )
         if channel.assertion_kid is None:
             inv.note("no kid configured: set LINE_ASSERTION_KID to the kid the console showed for this key")
 
