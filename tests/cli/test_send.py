@@ -7,6 +7,8 @@ import socket
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Cli
 
 ALICE = "U" + "a" * 32
@@ -159,10 +161,7 @@ def test_no_recipient_names_what_to_set(cli: Cli) -> None:
     assert "no recipient" in result.stderr and "LINEPUSH_TO" in result.stderr
 
 
-def test_missing_configuration_names_the_variable(cli: Cli, monkeypatch: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+def test_missing_configuration_names_the_variable(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINE_CHANNEL_ID")
     result = cli("send", "--to", ALICE, "hello")
     assert result.exit_code == 2
@@ -192,3 +191,62 @@ def test_debug_shows_the_traceback(cli: Cli) -> None:
     result = cli("send", "--to", stranger, "hello?", "--debug")
     assert result.exit_code == 1
     assert "Traceback" in result.stderr
+
+
+def test_multicast_json_output_and_the_payload_the_outbox_will_store(cli: Cli) -> None:
+    result = cli("send", "--to", f"{ALICE},{BOB}", "--notification-disabled", "hi all", "-o", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["kind"] == "multicast" and data["to"] == [ALICE, BOB]
+    assert [r["recipients"] for r in data["requests"]] == [2] and data["requests"][0]["request_id"]
+
+
+def test_send_request_payload_is_lines_body() -> None:
+    from linepush.cli.send import SendRequest
+
+    one = SendRequest((GROUP,), ({"type": "text", "text": "x"},), notification_disabled=True)
+    assert one.kind == "push"
+    assert one.payload() == {
+        "to": GROUP,
+        "messages": [{"type": "text", "text": "x"}],
+        "notificationDisabled": True,
+    }
+    many = SendRequest((ALICE, BOB), ({"type": "text", "text": "x"},))
+    assert many.kind == "multicast"
+    assert many.payload() == {"to": [ALICE, BOB], "messages": [{"type": "text", "text": "x"}]}
+
+
+def test_a_profile_from_linepush_toml_sends_with_its_own_channel(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("LINE_CHANNEL_ID", "LINE_CHANNEL_SECRET", "LINE_ASSERTION_KEY_FILE", "LINE_ASSERTION_KID"):
+        monkeypatch.delenv(name)
+    keys = Path("keys")
+    keys.mkdir()
+    (keys / "ops.json").write_bytes(cli.key_file.read_bytes())
+    Path("linepush.toml").write_text(
+        "[channels.ops]\n"
+        f'channel_id = "{cli.channel_id}"\n'
+        'assertion_key_file = "keys/ops.json"\n'
+        f'assertion_kid = "{cli.kid}"\n'
+        f'to = "{GROUP}"\n'
+    )
+    without = cli("send", "hello ops")
+    assert without.exit_code == 2  # no default_channel: the profile must be named
+    result = cli("send", "--channel", "ops", "hello ops")
+    assert result.exit_code == 0, result.output
+    assert texts(cli, GROUP) == ["hello ops"]
+
+
+def test_a_long_lived_token_from_the_environment_is_used_as_is(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LINE_CHANNEL_SECRET", "LINE_ASSERTION_KEY_FILE", "LINE_ASSERTION_KID"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", cli.emulator.admin.long_lived_token(cli.channel_id))
+    assert cli("send", "--to", ALICE, "static").exit_code == 0
+    verified = cli("token", "verify", "--json")
+    assert verified.exit_code == 0, verified.output
+    data = json.loads(verified.stdout)
+    assert data["kind"] == "static" and data["client_id"] == cli.channel_id
+    assert texts(cli, ALICE) == ["static"]

@@ -336,6 +336,8 @@ def _hint(error: BaseException) -> str | None:
         return "the channel access token was refused: check the channel's settings (`linepush config show`)"
     if isinstance(error, ValidationError):
         return "nothing was sent"
+    if isinstance(error, ConfigurationError):
+        return "settings come from flags, the environment or linepush.toml; `linepush config show` shows them"
     if isinstance(error, LinePushError) and error.retryable:
         return "a transient failure: running the command again later may succeed"
     return None
