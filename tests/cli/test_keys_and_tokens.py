@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -179,3 +180,32 @@ def test_revoke_needs_a_target_and_v21_revoke_needs_the_secret(
     assert result.exit_code == 2 and "LINE_CHANNEL_SECRET" in result.stderr
     missing = cli("token", "verify", "--id", "999")
     assert missing.exit_code == 2 and "no token with id 999" in missing.stderr
+
+
+def test_no_command_prints_a_token_unless_asked(cli: Cli) -> None:
+    from linepush.store import open_store
+
+    outputs = [cli("token", "issue").output, cli("token", "issue", "--kind", "v2", "--json").output]
+    outputs += [cli("token", "list").output, cli("token", "verify").output, cli("config", "show").output]
+    outputs.append(cli("send", "--to", "U" + "a" * 32, "hi", "-o", "json").output)
+    with open_store(os.environ["LINEPUSH_STORE"]) as store:
+        values = [r.access_token.reveal() for r in store.list_tokens(cli.channel_id)]
+    assert len(values) == 2
+    for output in outputs:
+        for secret in [*values, cli.channel_secret]:
+            assert secret not in output
+
+
+def test_an_unexpected_error_is_one_line_without_debug(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import linepush.cli.token as token_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(token_module, "_record_data", broken)
+    assert cli("token", "issue").exit_code == 0
+    result = cli("token", "list")
+    assert result.exit_code == 1
+    assert "unexpected RuntimeError: something broke (run with --debug" in result.stderr
+    assert "Traceback" not in result.output
+    assert "Traceback" in cli("token", "list", "--debug").stderr

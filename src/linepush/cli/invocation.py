@@ -76,6 +76,7 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
             Path | None,
             typer.Option(
                 "--config",
+                metavar="FILE",
                 help="Configuration file (default: ./linepush.toml, then the user config dir).",
                 rich_help_panel="Configuration",
             ),
@@ -90,6 +91,7 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
             typer.Option(
                 "--channel",
                 "-c",
+                metavar="NAME",
                 help="Channel profile: a \\[channels.NAME] table of the configuration file.",
                 rich_help_panel="Configuration",
             ),
@@ -102,7 +104,10 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
         annotation=Annotated[
             str | None,
             typer.Option(
-                "--channel-id", help="Channel id (over LINE_CHANNEL_ID).", rich_help_panel="Configuration"
+                "--channel-id",
+                metavar="ID",
+                help="Channel id (over LINE_CHANNEL_ID).",
+                rich_help_panel="Configuration",
             ),
         ],
     ),
@@ -114,6 +119,7 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
             str | None,
             typer.Option(
                 "--key-file",
+                metavar="FILE",
                 help="Private assertion key file (over LINE_ASSERTION_KEY_FILE).",
                 rich_help_panel="Configuration",
             ),
@@ -127,6 +133,7 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
             str | None,
             typer.Option(
                 "--kid",
+                metavar="KID",
                 help="Key id of the assertion key (over LINE_ASSERTION_KID).",
                 rich_help_panel="Configuration",
             ),
@@ -139,7 +146,10 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
         annotation=Annotated[
             str | None,
             typer.Option(
-                "--store", help="Store URL or file (over LINEPUSH_STORE).", rich_help_panel="Configuration"
+                "--store",
+                metavar="URL",
+                help="Store URL or file (over LINEPUSH_STORE).",
+                rich_help_panel="Configuration",
             ),
         ],
     ),
@@ -151,6 +161,7 @@ _CONFIG_OPTIONS: list[inspect.Parameter] = [
             str | None,
             typer.Option(
                 "--api-base",
+                metavar="URL",
                 help="LINE API base URL, e.g. an emulator's (over LINEPUSH_API_BASE).",
                 rich_help_panel="Configuration",
             ),

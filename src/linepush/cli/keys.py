@@ -44,7 +44,9 @@ def generate(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Where to write the private key (JWK, mode 0600). Default: the user config dir."
+            "--out",
+            metavar="FILE",
+            help="Where to write the private key (JWK, mode 0600). Default: the user config dir.",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key file.")] = False,

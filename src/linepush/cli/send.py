@@ -219,6 +219,7 @@ ToOption = Annotated[
         help="Recipient: a user (U…), group (C…) or room (R…) id. Repeat it (or separate ids by commas) to "
         "multicast to users. Default: `to` of the configuration.",
         show_default=False,
+        metavar="ID",
     ),
 ]
 
@@ -231,6 +232,7 @@ def send_command(
         typer.Argument(
             help="The text (several words are joined by spaces), or - to read it from stdin.",
             show_default=False,
+            metavar="TEXT",
         ),
     ] = None,
     to: ToOption = None,
@@ -242,6 +244,7 @@ def send_command(
             '{"messages": […]}. '
             "Use -o json for JSON output.",
             show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     notification_disabled: Annotated[
@@ -252,14 +255,17 @@ def send_command(
         typer.Option(
             "--retry-key",
             help="A UUID identifying this message: run again with the same key and LINE will not deliver it "
-            "twice "
-            "(for 24 h).",
+            "twice (for 24 h).",
+            metavar="UUID",
         ),
     ] = None,
     deadline: Annotated[
         float,
         typer.Option(
-            "--deadline", min=0, help="Give up retrying transient failures after this many seconds."
+            "--deadline",
+            min=0,
+            metavar="SECONDS",
+            help="Give up retrying transient failures after this many seconds.",
         ),
     ] = 60.0,
 ) -> None:

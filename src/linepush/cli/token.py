@@ -52,10 +52,11 @@ TokenArgument = Annotated[
         help="The token, or - to read it from stdin (safer: arguments show in ps and shell history). "
         "Default: the newest one in the store (or LINE_CHANNEL_ACCESS_TOKEN).",
         show_default=False,
+        metavar="TOKEN",
     ),
 ]
 IdOption = Annotated[
-    int | None, typer.Option("--id", help="A token of the store, by the id `token list` shows.")
+    int | None, typer.Option("--id", metavar="N", help="A token of the store, by the id `token list` shows.")
 ]
 
 
