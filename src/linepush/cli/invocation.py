@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -220,8 +221,8 @@ class Invocation:
         self._config_file = config_file
         self.json = json
         self.debug = debug
-        self.out = Console(soft_wrap=True, highlight=False)
-        self.err = Console(stderr=True, soft_wrap=True, highlight=False)
+        self.out = Console(soft_wrap=True, highlight=False, width=_width(sys.stdout))
+        self.err = Console(stderr=True, soft_wrap=True, highlight=False, width=_width(sys.stderr))
         self._settings: Settings | None = None
         self._closers: list[Callable[[], None]] = []
 
@@ -287,6 +288,14 @@ class Invocation:
         for row in rows:
             table.add_row(*("" if cell is None else _esc(str(cell)) for cell in row))
         self.out.print(table)
+
+
+def _width(stream: Any) -> int | None:
+    """Rich's own choice on a terminal (or with $COLUMNS); else wide, so piped tables never fold a cell."""
+    is_tty = getattr(stream, "isatty", None)
+    if (is_tty is not None and is_tty()) or os.environ.get("COLUMNS"):
+        return None
+    return 1000
 
 
 def when(ts: float | None) -> str | None:
