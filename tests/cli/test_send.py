@@ -90,6 +90,7 @@ def test_unknown_recipient_is_lines_error_exit_1(cli: Cli) -> None:
     assert result.exit_code == 1
     assert "LINE refused the request (400): Failed to send messages" in result.stderr
     assert "request id: " in result.stderr
+    assert "user ids differ per provider" in result.stderr  # the hint
     assert "Traceback" not in result.output
 
 
@@ -250,3 +251,15 @@ def test_a_long_lived_token_from_the_environment_is_used_as_is(
     data = json.loads(verified.stdout)
     assert data["kind"] == "static" and data["client_id"] == cli.channel_id
     assert texts(cli, ALICE) == ["static"]
+
+
+def test_monthly_limit_is_refused_not_transient(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    channel_id, secret = cli.emulator.admin.create_channel(monthly_quota=1)
+    monkeypatch.setenv("LINE_CHANNEL_ID", channel_id)
+    monkeypatch.setenv("LINE_CHANNEL_SECRET", secret)
+    monkeypatch.delenv("LINE_ASSERTION_KEY_FILE")  # this channel has no key: v3 tokens by id and secret
+    assert cli("send", "--to", ALICE, "first").exit_code == 0
+    result = cli("send", "--to", ALICE, "second")
+    assert result.exit_code == 1, result.output
+    assert "You have reached your monthly limit." in result.stderr
+    assert "message allowance" in result.stderr

@@ -29,6 +29,7 @@ from linepush.errors import (
     ConfigurationError,
     LineApiError,
     LinePushError,
+    MonthlyLimitError,
     ValidationError,
 )
 
@@ -321,7 +322,7 @@ def exit_code(error: BaseException) -> Exit:
 def render_error(error: BaseException) -> dict[str, Any]:
     """What went wrong, as data: the same fields for the terminal and for ``--json``."""
     info: dict[str, Any] = {
-        "error": type(error).__name__,
+        "error": "UsageError" if isinstance(error, CommandError) else type(error).__name__,
         "message": str(error),
         "exit_code": int(exit_code(error)),
     }
@@ -352,6 +353,13 @@ def render_error(error: BaseException) -> dict[str, Any]:
 def _hint(error: BaseException) -> str | None:
     if isinstance(error, CommandError):
         return error.hint
+    if isinstance(error, MonthlyLimitError):
+        return "the channel has used this month's message allowance; sends fail until next month"
+    if isinstance(error, LineApiError) and error.message == "Failed to send messages":
+        return (
+            "LINE could not send to that id: user ids differ per provider (use one this channel has seen), "
+            "and the bot must be in the group or room"
+        )
     if isinstance(error, AuthenticationError):
         return "the channel access token was refused: check the channel's settings (`linepush config show`)"
     if isinstance(error, ValidationError):
