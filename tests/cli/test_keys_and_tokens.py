@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,22 @@ def test_an_unexpected_error_is_one_line_without_debug(cli: Cli, monkeypatch: py
     assert "unexpected RuntimeError: something broke (run with --debug" in result.stderr
     assert "Traceback" not in result.output
     assert "Traceback" in cli("token", "list", "--debug").stderr
+
+
+def test_debug_logs_do_not_carry_tokens(cli: Cli) -> None:
+    # A real process, so that --debug configures logging as it would for a user (pytest owns it here).
+    token = cli("token", "issue", "--show-token").stdout.strip()
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run(
+        [sys.executable, "-m", "linepush", "token", "verify", "-", "--debug"],
+        input=token,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # urllib3 logs whole URLs, and v2.1 verify carries the token in its query string.
+    assert token not in result.stderr and token not in result.stdout

@@ -454,7 +454,10 @@ def command(
             if debug:
                 import logging
 
-                logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+                # Only linepush's own logs, which mask tokens: urllib3's debug lines carry whole URLs, and
+                # some token endpoints take the token or the assertion in the query string.
+                logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+                logging.getLogger("linepush").setLevel(logging.DEBUG)
             inv = Invocation(
                 {k: shared.get(k) for k in _CONFIG_FLAG_NAMES},
                 profile=shared.get("profile"),
