@@ -10,20 +10,24 @@ import typer
 from starlette.applications import Starlette
 
 from linepush.cli import app
-from linepush.emulator import AdminError, create_app
+from linepush.emulator import AdminError, EmulatorConfig, create_app
 from linepush.emulator.server import serve
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def prepare(
-    channel_id: str | None, channel_secret: str | None, public_key: Path | None
+    channel_id: str | None,
+    channel_secret: str | None,
+    public_key: Path | None,
+    *,
+    rate_limits: bool = True,
 ) -> tuple[Starlette, list[str]]:
     """A fresh emulator with the requested channel (and key) in place, and the lines to tell the user.
 
     A secret the user passed is never printed; a made-up one is, as there is no other way to learn it.
     """
-    emulator = create_app()
+    emulator = create_app(None if rate_limits else EmulatorConfig(rate_limits=None))
     lines: list[str] = []
     if channel_id is None and channel_secret is None and public_key is None:
         return emulator, lines
@@ -75,11 +79,18 @@ def emulator_command(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = False,
+    rate_limits: Annotated[
+        bool,
+        typer.Option(
+            "--rate-limits/--no-rate-limits",
+            help="Answer 429 above LINE's documented per-endpoint rates (off for load tests).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the local LINE platform (api.line.me endpoints and the /_emulator admin API)."""
     if log_level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
-    emulator, lines = prepare(channel_id, channel_secret, public_key)
+    emulator, lines = prepare(channel_id, channel_secret, public_key, rate_limits=rate_limits)
     for line in lines:
         typer.echo(line)
     shown = f"[{host}]" if ":" in host else host
