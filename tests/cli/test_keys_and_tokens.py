@@ -230,3 +230,18 @@ def test_debug_logs_do_not_carry_tokens(cli: Cli) -> None:
     assert result.returncode == 0, result.stderr
     # urllib3 logs whole URLs, and v2.1 verify carries the token in its query string.
     assert token not in result.stderr and token not in result.stdout
+
+
+def test_token_cap_reads_with_what_to_do(cli: Cli) -> None:
+    from linepush.client import LineClient
+    from linepush.config import Channel
+
+    channel = Channel(cli.channel_id, cli.channel_secret, cli.key_file, cli.kid)
+    with LineClient(channel, api_base=cli.emulator.url) as line:
+        for _ in range(30):
+            line.issue_v21_token(token_exp=3600)
+    result = cli("token", "issue")
+    assert result.exit_code == 1, result.output
+    assert "The maximum number of access tokens has already been issued" in result.stderr
+    assert "linepush token kids" in result.stderr and "--kind v3" in result.stderr
+    assert cli("token", "issue", "--kind", "v3").exit_code == 0

@@ -30,6 +30,7 @@ from linepush.errors import (
     LineApiError,
     LinePushError,
     MonthlyLimitError,
+    TokenLimitError,
     ValidationError,
 )
 
@@ -353,6 +354,11 @@ def render_error(error: BaseException) -> dict[str, Any]:
 def _hint(error: BaseException) -> str | None:
     if isinstance(error, CommandError):
         return error.hint
+    if isinstance(error, TokenLimitError):
+        return (
+            "the channel already holds 30 valid v2.1 tokens: `linepush token kids` lists them, "
+            "`linepush token revoke --id N` frees one, and v3 tokens (--kind v3) have no cap"
+        )
     if isinstance(error, MonthlyLimitError):
         return "the channel has used this month's message allowance; sends fail until next month"
     if isinstance(error, LineApiError) and error.message == "Failed to send messages":
