@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
 from linepush.cli import app
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def prepare(
     """
     # Imported here, not at the top: every other command would pay for starlette's import otherwise.
     from linepush.emulator import AdminError, EmulatorConfig, create_app
+
     emulator = create_app(None if rate_limits else EmulatorConfig(rate_limits=None))
     lines: list[str] = []
     if channel_id is None and channel_secret is None and public_key is None:
