@@ -45,6 +45,13 @@ def _claim_until_empty(schema: str, name: str, ready: Any, go: Any, results: Any
         results.put((name, ids))
 
 
+def _reserve_slots(schema: str, name: str, ready: Any, go: Any, results: Any) -> None:
+    with PostgresStore(PG_URL, schema=schema) as store:
+        ready.put(name)
+        go.wait(60)
+        results.put((name, [store.reserve_rate("1000:push", 0.25, 0.0, now=100.0) for _ in range(50)]))
+
+
 def _run(target: Any, schema: str, workers: int = PROCESSES) -> dict[str, Any]:
     ready, go, results = SPAWN.Queue(), SPAWN.Event(), SPAWN.Queue()
     procs = [SPAWN.Process(target=target, args=(schema, f"w{n}", ready, go, results)) for n in range(workers)]
@@ -87,6 +94,14 @@ def test_eight_processes_claiming_at_once_get_every_row_exactly_once(schema: str
         assert store.counts() == {"queued": 0, "sending": 4000, "delivered": 0, "failed": 0}
         owners = {row.id: row.lease_owner for row in store.list_messages(limit=5000)}
     assert all(owners[i] == name for name, ids in claimed.items() for i in ids)
+
+
+def test_eight_processes_share_one_rate_limit_slot_by_slot(schema: str) -> None:
+    waits = _run(_reserve_slots, schema)
+
+    every = sorted(w for ws in waits.values() for w in ws)
+    # 400 reservations at the same moment: each got a slot of its own, none was handed out twice.
+    assert every == [n * 0.25 for n in range(PROCESSES * 50)]
 
 
 def _hold_then_die(schema: str, what: str, ready: Any) -> None:
