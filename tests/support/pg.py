@@ -16,30 +16,34 @@ import pytest
 
 PG_URL = os.environ.get("LINEPUSH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
 
-_checked: list[str] = []
+_created: list[bool] = []
+# Once the server is found unreachable, every later test fails at once with the same message instead of
+# waiting for its own connection timeout.
+_unreachable: list[str] = []
 
 
 def admin_connect(**kw: Any) -> Any:
     """An autocommit connection to the test database (fails the test, clearly, when there is none)."""
     import psycopg
 
-    try:
-        return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5, **kw)
-    except psycopg.OperationalError as exc:
-        if "does not exist" in str(exc) and not _checked:
-            # Run without `make test`: create the database the way make would, once.
-            from tests.support import pgdb
+    if not _unreachable:
+        try:
+            return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5, **kw)
+        except psycopg.OperationalError as exc:
+            if "does not exist" in str(exc) and not _created:
+                # Run without `make test`: create the database the way make would, once.
+                from tests.support import pgdb
 
-            _checked.append("created")
-            if pgdb.main() == 0:
-                return admin_connect(**kw)
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_URL} ({str(exc).strip()}). "
-            "The PostgreSQL tests need a server: "
-            "start the local one (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), "
-            "run `python tests/support/pgdb.py`, or point LINEPUSH_TEST_PG at one.",
-            pytrace=False,
-        )
+                _created.append(pgdb.main() == 0)
+                if _created[0]:
+                    return admin_connect(**kw)
+            reason = " ".join(str(exc).split())
+            _unreachable.append(
+                f"PostgreSQL is not reachable at {PG_URL} ({reason}). The PostgreSQL tests need a server: "
+                "start the local one (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
+                "start), run `python tests/support/pgdb.py`, or point LINEPUSH_TEST_PG at one."
+            )
+    pytest.fail(_unreachable[0], pytrace=False)
 
 
 def new_schema_name() -> str:
