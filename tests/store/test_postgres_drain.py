@@ -3,8 +3,8 @@ row ever held by two workers at once; and the same when half the workers are SIG
 
 A trigger in the test's schema audits every claim and settlement as the database applies it, so "held by two
 workers at once" is checked where it would happen, not inferred from the outcome. The suite drains 10,000
-messages (about 25 s per test on a 2-core machine, where the emulator's one core is the limit); LINEPUSH_FULL=1
-drains the 100,000 the issue names (minutes there; the emulator and 8 workers share the 2 cores).
+messages (about 25 s per test on a 2-core machine, where the emulator's one core is the limit);
+LINEPUSH_FULL=1 drains the 100,000 the issue names (minutes there: the emulator and 8 workers share 2 cores).
 """
 
 from __future__ import annotations
