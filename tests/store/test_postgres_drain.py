@@ -33,6 +33,8 @@ pytest.importorskip("linepush.worker", reason="the outbox worker is not merged y
 
 MESSAGES = 100_000 if os.environ.get("LINEPUSH_FULL") == "1" else 10_000
 WORKERS = 8
+# Seconds to wait for the workers' results: generous, since a 2-core machine drains a few hundred a second.
+PATIENCE = max(150.0, MESSAGES / 100)
 # Long enough that a busy 2-core machine never lets a live worker's lease lapse; the killed workers' rows wait
 # this long before they are taken over.
 LEASE = 10.0
@@ -215,7 +217,7 @@ def test_eight_workers_drain_the_outbox_once_each(schema: str, emulator: Server)
     began = time.monotonic()
 
     procs, out, _ = _start(url, emulator.url, channel_id, token)
-    results = dict(out.get(timeout=150) for _ in procs)
+    results = dict(out.get(timeout=PATIENCE) for _ in procs)
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
@@ -244,7 +246,7 @@ def test_sigkilling_half_the_workers_midway_loses_nothing(schema: str, emulator:
     with admin_connect() as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         # Midway: a quarter delivered (and the victims certainly holding rows), then half the workers die.
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + PATIENCE
         while (
             conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0]
             < MESSAGES // 4
@@ -265,7 +267,7 @@ def test_sigkilling_half_the_workers_midway_loses_nothing(schema: str, emulator:
         (done_at_kill,) = conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()
 
     survivors = procs[WORKERS // 2 :]
-    results = dict(out.get(timeout=150) for _ in survivors)
+    results = dict(out.get(timeout=PATIENCE) for _ in survivors)
     for proc in survivors:
         proc.join(30)
         assert proc.exitcode == 0
