@@ -1,4 +1,4 @@
-"""The storage interface every backend implements: issued tokens, single-flight locks and the outbox.
+"""The storage interface every backend implements: tokens, single-flight locks, rate limits, the outbox.
 
 Backends are synchronous and safe to call from many threads and processes; every method that depends on the
 time takes ``now`` (UNIX seconds) from the caller, so tests and the emulator's clock stay in charge.
@@ -112,7 +112,7 @@ class OutboxMessage:
 
 
 class Store(abc.ABC):
-    """Everything linepush keeps: tokens, locks and the outbox. One instance serves a whole process.
+    """Everything linepush keeps: tokens, locks, shared rate limits, the outbox. One serves a whole process.
 
     Ordering rules all backends share: tokens list oldest first (``issued_at``, then ``id``); messages
     list by ``id``; ``claim`` hands out the rows that have been due the longest first (``not_before``, then
