@@ -127,3 +127,82 @@ def test_clients_given_shared_limiters_pace_each_other(two_stores: tuple[Store, 
     assert sleeps == pytest.approx([0.1, 0.2, 0.3])
     for client in clients:
         client.close()
+
+
+# -- across processes, against the emulator's own limit
+
+EMULATED_PUSH_LIMIT = 20  # per second, for the emulator and for the clients alike
+SENDS = 15
+
+
+def _send(
+    url: str, api_base: str, channel_id: str, token: str, shared: bool, go: Any, ready: Any, out: Any
+) -> None:
+    from linepush.errors import RateLimitError
+    from linepush.ratelimit import RateLimiter
+    from linepush.retry import RetryPolicy
+    from linepush.store import open_store
+
+    store = open_store(url)
+    rates = {PUSH: Rate(EMULATED_PUSH_LIMIT)}
+    limiter = SharedRateLimiter(store, channel_id, rates) if shared else RateLimiter(rates)
+    # One attempt: a 429 must show, not be retried away.
+    client = LineClient(
+        Channel(channel_id), token=token, api_base=api_base, rate_limiter=limiter, retry=RetryPolicy(1)
+    )
+    ready.put(1)
+    go.wait(60)
+    refused = 0
+    for n in range(SENDS):
+        try:
+            client.push("U" + "0" * 32, [{"type": "text", "text": f"{n}"}])
+        except RateLimitError:
+            refused += 1
+    out.put(refused)
+    client.close()
+    store.close()
+
+
+def _storm(schema: str, shared: bool) -> tuple[int, int]:
+    """4 processes push at once through one channel; returns (429s they saw, 429s the emulator sent)."""
+    import multiprocessing
+
+    from tests.support.emulator import Admin
+    from tests.support.pg import schema_url
+
+    from linepush.emulator import EmulatorConfig, RateLimit, create_app, running
+    from linepush.transport import Urllib3Transport
+
+    config = EmulatorConfig(rate_limits={PUSH: RateLimit(EMULATED_PUSH_LIMIT, 1.0)})
+    with running(create_app(config)) as server:
+        admin = Admin(Urllib3Transport(server.url))
+        channel_id, _ = admin.create_channel()
+        token = admin.long_lived_token(channel_id)
+        ctx = multiprocessing.get_context("spawn")
+        go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+        args = (schema_url(schema), server.url, channel_id, token, shared, go, ready, out)
+        procs = [ctx.Process(target=_send, args=args) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            ready.get(timeout=60)
+        go.set()
+        refused = sum(out.get(timeout=60) for _ in procs)
+        for p in procs:
+            p.join(30)
+            assert p.exitcode == 0
+        return refused, admin.count("/v2/bot/message/push", status=429)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_processes_sharing_a_limit_in_postgresql_stay_under_the_channels_limit(schema: str) -> None:
+    assert _storm(schema, shared=True) == (0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_without_sharing_the_same_processes_trip_the_limit(schema: str) -> None:
+    # The control: each process paced alone sends four times the channel's rate, and LINE says so.
+    refused, sent = _storm(schema, shared=False)
+    assert refused == sent > 0
