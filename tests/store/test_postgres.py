@@ -107,6 +107,22 @@ def test_schema_names_must_be_plain(name: str) -> None:
         PostgresStore(PG_URL, schema=name)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hun%zzter22@127.0.0.1/db",
+        "postgresql://u:hunter22@127.0.0.1/db?unheard_of=1",
+        "postgresql://[u:hunter22@127.0.0.1/db",
+    ],
+)
+def test_an_unreadable_url_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"cannot read the PostgreSQL store URL .*postgresql://user"
+    ) as caught:
+        open_store(url)
+    assert "hunter22" not in str(caught.value) and "zzter" not in str(caught.value)
+
+
 def test_one_schema_per_url() -> None:
     with pytest.raises(ConfigurationError, match="more than one schema"):
         open_store(PG_URL + "?schema=a&schema=b")

@@ -138,6 +138,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"
+_FORM: Final = (
+    "the form is postgresql://user:password@host:port/dbname?schema=name (percent-encode @ : / in parts)"
+)
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _TOKEN_COLUMNS: Final = (
     "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
@@ -926,7 +929,10 @@ def _split_schema(url: str) -> tuple[str, str | None]:
     url = url.strip()
     if "://" not in url:
         return url, None  # a libpq "key=value" string
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host; the text quotes nothing
+        raise ConfigurationError(f"cannot read the PostgreSQL store URL ({exc}); {_FORM}") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for name, value in query if name == "schema"]
     if not schemas:
@@ -943,8 +949,10 @@ def _describe(conninfo: str) -> tuple[str, str | None]:
     try:
         params = psycopg.conninfo.conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
-        # libpq's parse errors quote at most the option name, never a value.
-        raise ConfigurationError(f"cannot read the PostgreSQL store URL: {str(exc).strip()}") from None
+        # libpq's text goes on to quote the part it could not read, which may be the password: only its
+        # first words (what is wrong) are shown.
+        what = str(exc).strip().split(":", 1)[0].split('"', 1)[0].strip()
+        raise ConfigurationError(f"cannot read the PostgreSQL store URL ({what}); {_FORM}") from None
     password = params.get("password")
     user = params.get("user")
     host = params.get("host") or params.get("hostaddr") or "localhost"
