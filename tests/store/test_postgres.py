@@ -146,8 +146,10 @@ def test_a_connection_killed_by_the_server_is_replaced_and_the_call_runs_once(sc
     with PostgresStore(f"{PG_URL}?application_name={name}", schema=schema) as store:
         store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
         with admin_connect() as conn:
+            # With a timeout, pg_terminate_backend returns once the session is gone, not merely signalled.
             killed = conn.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
                 (name,),
             ).fetchone()
         assert killed == (1,)
