@@ -224,8 +224,8 @@ def test_transactions_are_not_left_open_between_calls(store: PostgresStore) -> N
     store.counts()
     pid = store._read("SELECT pg_backend_pid()")[0][0]
     with admin_connect() as conn:
-        (state,) = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-    assert state == "idle"
+        found = conn.execute("SELECT state, application_name FROM pg_stat_activity WHERE pid = %s", (pid,))
+        assert found.fetchone() == ("idle", "linepush")
 
 
 # -- migrations

@@ -222,6 +222,12 @@ class PostgresStore(Store):
         self._conninfo = conninfo
         self._schema = schema
         self._where, self._password = _describe(conninfo)
+        # Sessions show up as "linepush" in pg_stat_activity unless the URL names them otherwise.
+        self._extra: dict[str, Any] = (
+            {}
+            if "application_name" in psycopg.conninfo.conninfo_to_dict(conninfo)
+            else {"application_name": "linepush"}
+        )
         self._connect_timeout = max(1, round(check_positive(connect_timeout, "connect_timeout")))
         self._closed = False
         self._reset_connections()
@@ -267,7 +273,9 @@ class PostgresStore(Store):
         if self._closed:
             raise StoreError("this store has been closed")
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=self._connect_timeout)
+            conn = psycopg.connect(
+                self._conninfo, autocommit=False, connect_timeout=self._connect_timeout, **self._extra
+            )
         except psycopg.Error as exc:
             raise StoreError(
                 f"cannot connect to the PostgreSQL store at {self._where}: {self._text(exc)}"
