@@ -153,7 +153,7 @@ def multicast_items(
     """
     if not 1 <= chunk_size <= MULTICAST_MAX_RECIPIENTS:
         raise ValidationError(f"chunk_size must be between 1 and {MULTICAST_MAX_RECIPIENTS}")
-    ids = validate_user_ids(list(to))
+    ids = _user_ids(to, chunk_size)
     base = _key(retry_key)
     items: list[NewMessage] = []
     normalized: list[dict[str, Any]] | None = None
@@ -168,6 +168,23 @@ def multicast_items(
         key = None if base is None else messaging.chunk_retry_key(base, index)
         items.append(NewMessage(channel_id, "multicast", payload, not_before, key))
     return items
+
+
+def _user_ids(to: Iterable[str], chunk_size: int) -> list[str]:
+    """Every recipient checked up front (any number of them); errors name the place in the whole list."""
+    if isinstance(to, str | bytes) or not isinstance(to, Iterable):
+        raise ValidationError("Must be a list of user IDs", property="to")
+    ids = list(to)
+    if not ids:
+        raise ValidationError("Size must be at least 1", property="to")
+    for start in range(0, len(ids), chunk_size):
+        try:
+            validate_user_ids(ids[start : start + chunk_size])
+        except ValidationError as exc:
+            index = (exc.property or "")[3:-1]
+            where = f"to[{start + int(index)}]" if index.isdigit() else "to"
+            raise ValidationError(exc.reason, property=where) from None
+    return ids
 
 
 def broadcast_item(

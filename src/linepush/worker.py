@@ -38,7 +38,7 @@ from linepush.outbox import (
     settle_many,
     window_expired_error,
 )
-from linepush.store.base import OutboxMessage, Store
+from linepush.store.base import OutboxMessage, Store, StoreError
 
 __all__ = ["Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
 
@@ -105,7 +105,9 @@ def default_worker_id() -> str:
 class Worker:
     """Delivers the outbox of one channel (or of every channel when ``channel_id`` is None).
 
-    ``clock`` gives UNIX seconds and ``sleep`` waits (both injectable: tests drive time themselves). Use
+    ``clock`` gives UNIX seconds and ``sleep`` waits (both injectable: tests drive time themselves). Store
+    calls run in a thread of their own unless ``offload`` is off (then they run on the event loop, which makes
+    a test's interleaving deterministic). Use
     :meth:`run_until_idle` to deliver what is due and return, or :meth:`run` to keep going until ``stop`` is
     set. Either way, on return nothing this worker claimed is left in ``sending``.
     """
@@ -122,6 +124,7 @@ class Worker:
         rand: Callable[[], float] = random.random,
         worker_id: str | None = None,
         on_settled: Callable[[Sequence[Settlement], WorkerStats], None] | None = None,
+        offload: bool = True,
     ) -> None:
         self.store = store
         self.client = client
@@ -133,6 +136,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.stats = WorkerStats()
         self._on_settled = on_settled
+        self._offload = offload
         # SQLite wants one writer; one thread also keeps the event loop free while the store syncs to disk.
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._held: set[int] = set()
@@ -162,6 +166,8 @@ class Worker:
     # -- the loop --------------------------------------------------------------------------------------------
 
     async def _store(self, func: Callable[..., T], *args: Any) -> T:
+        if not self._offload:
+            return func(*args)
         assert self._executor is not None
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
@@ -172,6 +178,7 @@ class Worker:
         if self._executor is not None:
             raise RuntimeError("this worker is already running")
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linepush-worker-store")
+        self.stats = WorkerStats()  # per run
         self._ready = asyncio.Queue()
         self._changed = asyncio.Event()
         self._pending = asyncio.Event()
@@ -200,14 +207,20 @@ class Worker:
         while not stop.is_set():
             waiting = self._ready.qsize()
             if waiting < config.batch_size:
-                rows = await self._store(
-                    self.store.claim,
-                    self.worker_id,
-                    config.batch_size,
-                    config.lease_seconds,
-                    self.clock(),
-                    self.channel_id,
-                )
+                try:
+                    rows = await self._store(
+                        self.store.claim,
+                        self.worker_id,
+                        config.batch_size,
+                        config.lease_seconds,
+                        self.clock(),
+                        self.channel_id,
+                    )
+                except StoreError as exc:
+                    # Locked by another process for too long, say: nothing was claimed; look again later.
+                    log.warning("could not claim outbox rows: %s", exc)
+                    await self._pause(stop, config.poll_interval)
+                    continue
                 if rows:
                     self.stats.claimed += len(rows)
                     for row in rows:
