@@ -38,20 +38,19 @@ from linepush.outbox import (
     settle_many,
     window_expired_error,
 )
+from linepush.retry import RetryPolicy
 from linepush.store.base import OutboxMessage, Store, StoreError
 
-__all__ = ["Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
+__all__ = ["WORKER_CALL_RETRY", "Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
 
 log = logging.getLogger("linepush.worker")
 
 T = TypeVar("T")
 
 
-class _Sender:
-    """What the worker needs of a client: ``run(op)``. :class:`AsyncLineClient` is one."""
-
-    async def run(self, op: Any) -> Any:  # pragma: no cover - a protocol in all but name
-        raise NotImplementedError
+#: Retries inside one call, for a client that serves a worker: a few quick ones for a blip, then the row goes
+#: back to the queue with its own backoff, so a send never holds a slot (or its lease) for long.
+WORKER_CALL_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.2, max_backoff=2.0, deadline=10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +182,9 @@ class Worker:
         self._changed = asyncio.Event()
         self._pending = asyncio.Event()
         stop = stop if stop is not None else asyncio.Event()
+        self._stop = stop
+        self._fatal: ConfigurationError | None = None
+        self._unsent: list[int] = []
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
         renewer = asyncio.create_task(self._renew_loop())
         writing_done = asyncio.Event()
@@ -199,6 +201,8 @@ class Worker:
             finally:
                 self._executor.shutdown(wait=True)
                 self._executor = None
+        if self._fatal is not None:
+            raise self._fatal
         return self.stats
 
     async def _claim_loop(self, stop: asyncio.Event, until_idle: bool, wait_for_leases: bool) -> None:
@@ -253,6 +257,13 @@ class Worker:
             self._busy += 1
             try:
                 self._record(await self._deliver(row))
+            except ConfigurationError as exc:
+                # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
+                # the worker stops and gives this one back unsent, and the error is raised to the caller.
+                self._unsent.append(row.id)
+                if self._fatal is None:
+                    self._fatal = exc
+                self._stop.set()
             finally:
                 self._busy -= 1
                 if self._busy == 0 and self._changed is not None:
@@ -272,6 +283,8 @@ class Worker:
             later = self.clock()
             note = {"type": "Interrupted", "message": "the worker stopped while this send was in flight"}
             self._record(Settlement(row.id, "retry", error=note, not_before=later))
+            raise
+        except ConfigurationError:
             raise
         except LinePushError as exc:
             return self._after_error(row, exc)
@@ -365,18 +378,9 @@ class Worker:
         abandon: bool,
     ) -> None:
         assert self._ready is not None and self._changed is not None
-        # Rows claimed but not started: give them back as if never claimed.
-        unsent: list[int] = []
+        # Rows claimed but not started are taken out of reach of the senders, to be given back below.
         while not self._ready.empty():
-            unsent.append(self._ready.get_nowait().id)
-        if unsent:
-            try:
-                released = await self._store(self.store.release, unsent, self.worker_id, self.clock())
-            except LinePushError as exc:
-                log.warning("could not release %d unsent rows (their lease will): %s", len(unsent), exc)
-            else:
-                self.stats.released += released
-                self._held.difference_update(unsent)
+            self._unsent.append(self._ready.get_nowait().id)
         # Sends in flight: let them finish (their leases still renewed), up to the grace period.
         if not abandon and self._busy:
             with contextlib.suppress(TimeoutError):
@@ -387,6 +391,16 @@ class Worker:
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
+        # Never sent: give them back as if never claimed (the attempt and the window's start are undone).
+        unsent = self._unsent
+        if unsent:
+            try:
+                released = await self._store(self.store.release, unsent, self.worker_id, self.clock())
+            except LinePushError as exc:
+                log.warning("could not release %d unsent rows (their lease will): %s", len(unsent), exc)
+            else:
+                self.stats.released += released
+                self._held.difference_update(unsent)
         writing_done.set()
         await asyncio.gather(writer, return_exceptions=True)
         renewer.cancel()

@@ -401,3 +401,21 @@ async def test_a_failed_claim_is_tried_again_later(
     await fake_time.advance(3.0)
     await until(task.done)
     assert task.result().delivered == 1 and calls[1] == START + 3.0
+
+
+async def test_a_configuration_error_stops_the_worker_and_fails_no_message(
+    outbox: Outbox, store: Store, fake_time: FakeTime, line: Line
+) -> None:
+    from linepush.errors import ConfigurationError
+
+    ids = _fill(outbox, 5)
+
+    class Unconfigured:
+        async def run(self, op: Any) -> Any:
+            raise ConfigurationError("no channel secret: set LINE_CHANNEL_SECRET or pass channel_secret")
+
+    with pytest.raises(ConfigurationError, match="LINE_CHANNEL_SECRET"):
+        await _worker(store, Unconfigured(), fake_time, line, concurrency=2).run_until_idle()
+    rows = [store.get_message(i) for i in ids]
+    assert all(r is not None and r.state == "queued" and r.attempts == 0 for r in rows)
+    assert all(r is not None and r.first_attempt_at is None for r in rows)

@@ -1,0 +1,573 @@
+"""`linepush queue add|status|list|retry|purge`: the outbox by hand; plus the pieces `send --queue`,
+`send --at` and `send --to-file` use (reading recipients and messages, scheduling, draining with progress)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from linepush.cli import app
+from linepush.config import Channel
+from linepush.errors import ConfigurationError, LinePushError, ValidationError
+from linepush.messages import normalize_messages, validate_to
+from linepush.outbox import (
+    Outbox,
+    broadcast_item,
+    multicast_items,
+    push_item,
+)
+from linepush.store import MESSAGE_STATES, MessageState, NewMessage, OutboxMessage, Store, open_store
+from linepush.worker import Worker, WorkerConfig, WorkerStats
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_TRANSIENT",
+    "DrainResult",
+    "build_items",
+    "drain_with_progress",
+    "enqueue_from_cli",
+    "parse_at",
+    "read_messages",
+    "read_recipients",
+]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1  # LINE refused (a message ended failed)
+EXIT_CONFIG = 2  # usage or configuration error
+EXIT_TRANSIENT = 3  # could not finish now; trying again later may work
+
+queue_app = typer.Typer(
+    name="queue",
+    help="The outbox: add messages, see where they are, retry or purge them.",
+    no_args_is_help=True,
+)
+app.add_typer(queue_app, name="queue")
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", envvar="LINEPUSH_STORE", help="Store URL or SQLite file (default: user state dir)."
+    ),
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+# -- pieces shared with `linepush send` ---------------------------------------------------------------------
+
+
+def read_recipients(path: Path | str) -> list[str]:
+    """Recipient ids from a file, one per line; blank lines and ``#`` comments are skipped, repeats dropped.
+
+    Every id is checked (``U``/``C``/``R`` + 32 hex digits); a bad one is named by its line number.
+    """
+    source = Path(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not a UTF-8 text file of recipient ids") from None
+    seen: dict[str, None] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            seen[validate_to(line)] = None
+        except ValidationError as exc:
+            raise ValidationError(f"{path}, line {number}: {exc.reason}") from None
+    if not seen:
+        raise ValidationError(f"{path} holds no recipient ids")
+    return list(seen)
+
+
+def read_messages(text: str | None, json_file: Path | str | None) -> list[dict[str, Any]]:
+    """The messages to send: a text, or a JSON file (``-`` for stdin) holding one message object, a list of
+    them, or a request body with ``messages``. Validated as LINE would."""
+    if (text is None) == (json_file is None):
+        raise ValidationError("give either a TEXT or --json FILE (use - for stdin)")
+    if text is not None:
+        if text == "-":
+            text = sys.stdin.read().rstrip("\n")
+        return normalize_messages(text)
+    try:
+        raw = sys.stdin.read() if str(json_file) == "-" else Path(str(json_file)).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {json_file}: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationError(f"{json_file} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    return normalize_messages(data)
+
+
+def parse_at(value: str, *, now: float | None = None) -> float:
+    """A send time as UNIX seconds: ISO 8601 (``2026-12-01T09:00+09:00``; without an offset it is local time)
+    or a delay from now (``+90s``, ``+15m``, ``+2h``, ``+1d``)."""
+    text = value.strip()
+    if text.startswith("+"):
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = text[1:-1], text[-1:].lower()
+        if unit not in units or not number.replace(".", "", 1).isdigit():
+            raise ValidationError(f"cannot read the delay {value!r}; use e.g. +90s, +15m, +2h or +1d")
+        return (time.time() if now is None else now) + float(number) * units[unit]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"cannot read the time {value!r}; use ISO 8601 such as 2026-12-01T09:00+09:00, or +15m"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as the user would read it
+    return moment.timestamp()
+
+
+def build_items(
+    channel_id: str,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    broadcast: bool = False,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> list[NewMessage]:
+    """The rows for one CLI send: a push for one recipient, a multicast (one row per 500) for several user
+    ids, a push per group or room, or a broadcast. Everything is validated before any row exists."""
+    if broadcast:
+        if to:
+            raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
+        return [
+            broadcast_item(
+                channel_id,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    if not to:
+        raise ValidationError("say who gets it: --to ID, --to-file FILE or --broadcast")
+    users = [r for r in to if r.startswith("U")]
+    others = [r for r in to if not r.startswith("U")]
+    if len(to) == 1:
+        return [
+            push_item(
+                channel_id,
+                to[0],
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    if retry_key is not None and others:
+        raise ValidationError("a --retry-key can name one push or one multicast to user ids only")
+    items: list[NewMessage] = []
+    if users:
+        items.extend(
+            multicast_items(
+                channel_id,
+                users,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        )
+    # Multicast takes user ids only (FACTS §3.3): groups and rooms get a push each.
+    items.extend(
+        push_item(channel_id, r, messages, not_before=not_before, notification_disabled=notification_disabled)
+        for r in others
+    )
+    return items
+
+
+def enqueue_from_cli(
+    outbox: Outbox,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    to_file: Path | str | None = None,
+    broadcast: bool = False,
+    at: str | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> list[OutboxMessage]:
+    """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
+    recipients = [validate_to(r) for r in to]
+    if to_file is not None:
+        recipients.extend(r for r in read_recipients(to_file) if r not in set(recipients))
+    not_before = parse_at(at, now=outbox.clock()) if at is not None else None
+    items = build_items(
+        outbox.channel_id,
+        messages,
+        to=recipients,
+        broadcast=broadcast,
+        not_before=not_before,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+    return outbox.enqueue(items)
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """Where the rows of one send ended after draining: counts by state, and the exit code that says so."""
+
+    counts: dict[MessageState, int]
+    stats: WorkerStats
+
+    @property
+    def exit_code(self) -> int:
+        if self.counts.get("failed"):
+            return EXIT_REFUSED
+        if self.counts.get("queued") or self.counts.get("sending"):
+            return EXIT_TRANSIENT
+        return EXIT_OK
+
+
+def drain_with_progress(
+    store: Store,
+    client: Any,
+    ids: Sequence[int],
+    *,
+    channel_id: str,
+    progress: bool | None = None,
+    config: WorkerConfig | None = None,
+    deadline: float = 300.0,
+    clock: Callable[[], float] = time.time,
+) -> DrainResult:
+    """Deliver the outbox until the rows ``ids`` are settled for good (delivered or failed), or until
+    ``deadline`` seconds have passed; with a rich progress bar when ``progress`` (default: stderr is a
+    terminal). Other due rows of the channel go out too: the worker drains the queue, not a subset."""
+    show = sys.stderr.isatty() if progress is None else progress
+    wanted = set(ids)
+
+    async def drain() -> WorkerStats:
+        stop = asyncio.Event()
+        done: set[int] = set()
+        bar: Any = None
+        task_id: Any = None
+
+        def settled(batch: Sequence[Any], stats: WorkerStats) -> None:
+            for item in batch:
+                if item.message_id in wanted and item.outcome != "retry":
+                    done.add(item.message_id)
+            if bar is not None:
+                bar.update(task_id, completed=len(done))
+            if done >= wanted:
+                stop.set()
+
+        worker = Worker(store, client, channel_id=channel_id, config=config, clock=clock, on_settled=settled)
+        started = clock()
+
+        async def watch() -> None:
+            # Rows that settled before this drain began (or by another worker) count as done too.
+            while not stop.is_set():
+                states = await asyncio.to_thread(_final_ids, store, wanted)
+                done.update(states)
+                if bar is not None:
+                    bar.update(task_id, completed=len(done))
+                if done >= wanted or clock() - started > deadline:
+                    stop.set()
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=_stderr_console(),
+                transient=False,
+            ) as bar:
+                task_id = bar.add_task("sending", total=len(wanted))
+                watcher = asyncio.create_task(watch())
+                stats = await worker.run(stop)
+                await watcher
+                return stats
+        watcher = asyncio.create_task(watch())
+        stats = await worker.run(stop)
+        await watcher
+        return stats
+
+    stats = asyncio.run(_with_client(client, drain()))
+    counts: dict[MessageState, int] = {state: 0 for state in MESSAGE_STATES}
+    for message_id in ids:
+        row = store.get_message(message_id)
+        if row is not None:
+            counts[row.state] += 1
+    return DrainResult(counts, stats)
+
+
+async def _with_client(client: Any, work: Any) -> Any:
+    try:
+        return await work
+    finally:
+        closer = getattr(client, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def _final_ids(store: Store, ids: Iterable[int]) -> set[int]:
+    final: set[int] = set()
+    for message_id in ids:
+        row = store.get_message(message_id)
+        if row is None or row.state in ("delivered", "failed"):
+            final.add(message_id)
+    return final
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# -- configuration (until the CLI's shared profile loader is in place) ------------------------------------
+
+
+def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def open_outbox_store(url: str | None) -> Store:
+    try:
+        return open_store(url)
+    except LinePushError as exc:
+        fail(str(exc))
+
+
+def channel_id_from_env(channel_id: str | None = None) -> str:
+    try:
+        channel = Channel(channel_id) if channel_id else Channel.from_env()
+        return channel.require_id()
+    except ConfigurationError as exc:
+        fail(str(exc))
+
+
+def _row_json(row: OutboxMessage) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "channel_id": row.channel_id,
+        "kind": row.kind,
+        "state": row.state,
+        "retry_key": row.retry_key,
+        "attempts": row.attempts,
+        "not_before": row.not_before,
+        "first_attempt_at": row.first_attempt_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "delivered_at": row.delivered_at,
+        "request_id": row.request_id,
+        "recipients": _recipients(row),
+        "result": row.result,
+        "last_error": row.last_error,
+    }
+
+
+def _recipients(row: OutboxMessage) -> int | str:
+    to = row.payload.get("to")
+    if isinstance(to, list):
+        return len(to)
+    if isinstance(to, str):
+        return to
+    return row.kind
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def _error_text(error: dict[str, Any] | None) -> str:
+    if not error:
+        return ""
+    status = error.get("status")
+    text = str(error.get("message", ""))
+    details = error.get("details")
+    if isinstance(details, list) and details:
+        text += " (" + "; ".join(f"{d.get('property', '')}: {d.get('message', '')}" for d in details) + ")"
+    return f"{status} {text}" if status else text
+
+
+# -- commands -----------------------------------------------------------------------------------------------
+
+
+@queue_app.command("add")
+def add_command(
+    text: Annotated[str | None, typer.Argument(help="The text to send (- reads stdin).")] = None,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A user, group or room id (repeat for several).")
+    ] = None,
+    to_file: Annotated[
+        Path | None, typer.Option("--to-file", help="A file of recipient ids, one per line (- for stdin).")
+    ] = None,
+    broadcast: Annotated[bool, typer.Option("--broadcast", help="Send to every friend.")] = False,
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", help="A JSON file of message objects (or a request body) instead of TEXT."),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Send at this time: 2026-12-01T09:00+09:00, or +15m.")
+    ] = None,
+    retry_key: Annotated[
+        str | None, typer.Option("--retry-key", help="This message's X-Line-Retry-Key (a UUID).")
+    ] = None,
+    silent: Annotated[
+        bool, typer.Option("--notification-disabled", help="Deliver without a notification.")
+    ] = False,
+    channel_id: Annotated[
+        str | None, typer.Option("--channel-id", envvar="LINE_CHANNEL_ID", help="The channel that sends it.")
+    ] = None,
+    store: StoreOption = None,
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
+    cid = channel_id_from_env(channel_id)
+    if output not in ("text", "json"):
+        fail("--format must be text or json")
+    try:
+        messages = read_messages(text, json_file)
+    except LinePushError as exc:
+        fail(str(exc))
+    with open_outbox_store(store) as opened:
+        try:
+            rows = enqueue_from_cli(
+                Outbox(opened, cid),
+                messages,
+                to=to or [],
+                to_file=to_file,
+                broadcast=broadcast,
+                at=at,
+                retry_key=retry_key,
+                notification_disabled=silent,
+            )
+        except LinePushError as exc:
+            fail(str(exc))
+    if output == "json":
+        typer.echo(json.dumps({"queued": [_row_json(r) for r in rows]}, ensure_ascii=False))
+        return
+    due = rows[0].not_before
+    when = "" if due <= time.time() else f", due {_when(due)}"
+    typer.echo(f"queued {len(rows)} message(s){when}: ids {', '.join(str(r.id) for r in rows)}")
+
+
+@queue_app.command("status")
+def status_command(
+    channel_id: Annotated[
+        str | None, typer.Option("--channel-id", help="Only this channel (default: every channel).")
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """How many messages are queued, sending, delivered and failed."""
+    with open_outbox_store(store) as opened:
+        counts = opened.counts(channel_id)
+    if as_json:
+        typer.echo(json.dumps(counts))
+        return
+    for state in MESSAGE_STATES:
+        typer.echo(f"{state:<10} {counts[state]}")
+
+
+@queue_app.command("list")
+def list_command(
+    state: Annotated[
+        str | None, typer.Option("--state", help="queued, sending, delivered or failed.")
+    ] = None,
+    channel_id: Annotated[str | None, typer.Option("--channel-id", help="Only this channel.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many rows.")] = 50,
+    after: Annotated[int | None, typer.Option("--after", help="Rows after this id (paging).")] = None,
+    store: StoreOption = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """The messages in the outbox, oldest first, with LINE's error on failed ones."""
+    if state is not None and state not in MESSAGE_STATES:
+        fail(f"--state must be one of {', '.join(MESSAGE_STATES)}")
+    with open_outbox_store(store) as opened:
+        rows = opened.list_messages(state, channel_id, limit, after)
+    if as_json:
+        typer.echo(json.dumps([_row_json(r) for r in rows], ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no messages")
+        return
+    for r in rows:
+        line = f"{r.id:>8}  {r.state:<9} {r.kind:<10} {_recipients(r)!s:<34} tries {r.attempts}"
+        if r.state == "queued":
+            line += f"  due {_when(r.not_before)}"
+        elif r.state == "delivered":
+            line += f"  request {r.request_id or '-'}"
+        elif r.state == "failed":
+            line += f"  {_error_text(r.last_error)}"
+        typer.echo(line)
+
+
+@queue_app.command("retry")
+def retry_command(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Failed message ids (default: every failed one).")
+    ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="Give them new retry keys: LINE sees new messages, so one that did arrive arrives again.",
+        ),
+    ] = False,
+    channel_id: Annotated[str | None, typer.Option("--channel-id", help="Only this channel.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Put failed messages back in the queue."""
+    with open_outbox_store(store) as opened:
+        if channel_id is not None:
+            count = Outbox(opened, channel_id).requeue(ids or None, new_retry_key=new_key)
+        else:
+            count = opened.requeue(ids or None, now=time.time(), new_retry_key=new_key)
+    typer.echo(f"requeued {count} message(s)")
+
+
+@queue_app.command("purge")
+def purge_command(
+    states: Annotated[
+        list[str] | None, typer.Option("--state", help="delivered and/or failed (default: delivered).")
+    ] = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only rows last changed longer ago: 30d, 12h, 0s.")
+    ] = "7d",
+    store: StoreOption = None,
+) -> None:
+    """Delete settled messages from the outbox."""
+    chosen = states or ["delivered"]
+    for state in chosen:
+        if state not in ("queued", "delivered", "failed"):
+            fail("--state must be queued, delivered or failed (rows being sent cannot be purged)")
+    try:
+        age = parse_at("+" + older_than.lstrip("+"), now=0.0)
+    except ValidationError:
+        fail(f"cannot read --older-than {older_than!r}; use e.g. 30d, 12h, 15m or 0s")
+    with open_outbox_store(store) as opened:
+        count = opened.purge(chosen, age, time.time())  # type: ignore[arg-type]
+    typer.echo(f"purged {count} message(s)")
