@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: an emulator (in-process or on a loopback port), channels and clients."""
+"""Fixtures shared by the suite: an emulator (in-process or on a loopback port), channels and clients."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def live_emulator(live_emulator_server: Any) -> Emulator:
     from linepush.transport import Urllib3Transport
 
     admin = Admin(Urllib3Transport(live_emulator_server.url))
+    admin.call("POST", "/_emulator/reset", {})  # counts and faults start from zero for every test
     return Emulator(live_emulator_server.app, admin, live_emulator_server.url)
 
 

@@ -20,7 +20,7 @@ from linepush.keys import PrivateKey
 from linepush.retry import RetryPolicy
 from linepush.transport import Timeouts
 from tests.conftest import Emulator, async_transport, make_channel, sync_transport
-from tests.support.emulator import TEXT, Facade
+from tests.support.emulator import Facade
 
 USER = "U" + "1" * 32
 PUSH = "/v2/bot/message/push"
@@ -49,6 +49,7 @@ class Env:
             "retry": retry or RetryPolicy(max_attempts=4),
             "rand": lambda: 0.5,
             "wall_clock": self.emulator.now,
+            "rate_limits": None,  # the limiter has its own tests; here its pacing would show up as sleeps
             **kwargs,
         }
         if self.mode.startswith("async"):
@@ -120,7 +121,9 @@ def test_multicast_is_split_into_chunks_of_500_each_with_its_own_key(env: Env) -
     assert [len(c.recipients) for c in result.chunks] == [500, 500, 234]
     assert len({c.retry_key for c in result.chunks}) == 3
     assert result.ok and result.recipients == 1234
-    deliveries = [d for d in env.admin.deliveries(env.channel.channel_id) if d["endpoint"].endswith("multicast")]
+    deliveries = [
+        d for d in env.admin.deliveries(env.channel.channel_id) if d["endpoint"].endswith("multicast")
+    ]
     assert sorted(len(d["to"]) for d in deliveries) == [234, 500, 500]
     # The same call under the same key reproduces every chunk's key: LINE drops all three.
     again = line.multicast(ids, "hi all", retry_key=result.chunks[0].retry_key)

@@ -244,9 +244,9 @@ def test_no_secret_appears_in_logs_reprs_or_errors(
         short = client.issue_short_lived_token()
         secrets.append(short.access_token.reveal())
         try:
-            LineClient(setup.channel, token=secrets[-1], transport=SyncASGITransport(setup.emulator.app)).push(
-                "bad", "x"
-            )
+            LineClient(
+                setup.channel, token=secrets[-1], transport=SyncASGITransport(setup.emulator.app)
+            ).push("bad", "x")
         except errors.ValidationError as exc:
             shown.append(str(exc))
         try:

@@ -11,7 +11,6 @@ import multiprocessing
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,7 +37,10 @@ def stampede(emulator: Emulator, channel: Channel, store_url: str) -> list[str]:
         "assertion_key_file": str(channel.assertion_key_file),
         "assertion_kid": channel.assertion_kid,
     }
-    procs = [ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out)) for _ in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out))
+        for _ in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     for _ in procs:

@@ -1029,13 +1029,18 @@ def validate_to(to: str, *, property: str = "to") -> str:
     )
 
 
-def validate_user_ids(ids: Iterable[str], *, property: str = "to") -> list[str]:
-    """Check multicast recipients: 1–500 user ids (``U`` + 32 lowercase hex). Returns them as a list."""
+def validate_user_ids(
+    ids: Iterable[str], *, property: str = "to", limit: int | None = MULTICAST_MAX_RECIPIENTS
+) -> list[str]:
+    """Check multicast recipients: 1–``limit`` user ids (``U`` + 32 lowercase hex). Returns them as a list.
+
+    ``limit=None`` checks a list of any length (one that will be split into requests of 500).
+    """
     if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
         raise ValidationError("Must be a list of user IDs", property=property)
     result = list(ids)
-    if not 1 <= len(result) <= MULTICAST_MAX_RECIPIENTS:
-        raise ValidationError(f"Size must be between 1 and {MULTICAST_MAX_RECIPIENTS}", property=property)
+    if not result or (limit is not None and len(result) > limit):
+        raise ValidationError(f"Size must be between 1 and {limit}", property=property)
     for i, user_id in enumerate(result):
         if type(user_id) is not str or _USER_RE.fullmatch(user_id) is None:
             hint = ""

@@ -123,7 +123,9 @@ class TokenManager:
             self.lifetime = math.inf
         else:
             if lifetime is not None:
-                raise ConfigurationError(f"LINE fixes the lifetime of {self.kind} tokens; lifetime applies to v2.1")
+                raise ConfigurationError(
+                    f"LINE fixes the lifetime of {self.kind} tokens; lifetime applies to v2.1"
+                )
             self.lifetime = DEFAULT_LIFETIMES[self.kind]
         self.refresh_window = float(
             refresh_window if refresh_window is not None else _default_window(self.lifetime)
@@ -271,7 +273,12 @@ class TokenManager:
         window = min(self.refresh_window, lifetime * 0.5)
         margin = min(30.0, window * 0.5)
         held = _Held(
-            record.access_token.reveal(), record.id, record.key_id, expires, expires - window, expires - margin
+            record.access_token.reveal(),
+            record.id,
+            record.key_id,
+            expires,
+            expires - window,
+            expires - margin,
         )
         self._held = held
         self._schedule()
@@ -379,8 +386,9 @@ class TokenManager:
         ours = [t for t in store.list_tokens(channel_id, "v2.1") if t.key_id in kids]
         if len(kids) > len(ours):
             log.warning(
-                "LINE reports %d active v2.1 tokens for channel %s but the store holds %d of them: the others "
-                "were issued elsewhere or by a store that was lost, and count against the cap until they expire",
+                "LINE reports %d active v2.1 tokens for channel %s but the store holds %d of them: the "
+                "others were issued elsewhere or by a store that was lost, and count against the cap until "
+                "they expire",
                 len(kids),
                 channel_id,
                 len(ours),
@@ -438,7 +446,9 @@ class TokenManager:
         ]
         self._revoke_at = min((at + self.revoke_grace for at in pending), default=math.inf)
         if self._revoke_at <= now:
-            self._revoke_at = now + self.revoke_grace  # a revocation failed: try again later, not on every call
+            self._revoke_at = (
+                now + self.revoke_grace
+            )  # a revocation failed: try again later, not on every call
         self._schedule()
         return revoked
 
@@ -450,7 +460,9 @@ class TokenManager:
         with self._bg_lock:
             if self._bg_thread is not None and self._bg_thread.is_alive():
                 return
-            thread = threading.Thread(target=self._background_work, name="linepush-token-refresh", daemon=True)
+            thread = threading.Thread(
+                target=self._background_work, name="linepush-token-refresh", daemon=True
+            )
             self._bg_thread = thread
         thread.start()
 
@@ -495,4 +507,3 @@ class TokenManager:
 
 def _safe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-

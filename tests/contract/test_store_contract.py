@@ -292,7 +292,7 @@ def test_enqueue_stores_queued_rows_with_fresh_retry_keys(store: Store) -> None:
             100.0,
             100.0,
         )
-        assert row.first_attempt_at is row.lease_owner is row.lease_expires_at is row.delivered_at is None
+        assert (row.first_attempt_at, row.lease_owner, row.lease_expires_at, row.delivered_at) == (None,) * 4
         assert uuid.UUID(row.retry_key).version == 4
         assert str(uuid.UUID(row.retry_key)) == row.retry_key
     assert len({r.retry_key for r in rows}) == 3
@@ -478,7 +478,7 @@ def test_mark_delivered_keeps_what_line_answered(store: Store, leased: OutboxMes
         "rid-1",
         result,
     )
-    assert row.lease_owner is row.lease_expires_at is None
+    assert (row.lease_owner, row.lease_expires_at) == (None, None)
     assert store.claim("w2", 10, 30.0, now=1000.0) == []
 
 

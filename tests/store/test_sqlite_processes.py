@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,17 @@ def _claim_until_empty(path: str, name: str, start: Any, results: Any) -> None:
         results.put((name, ids))
 
 
-def _run(target: Any, path: Path, workers: int) -> dict[str, Any]:
+def _enqueue_then_die(path: str, name: str, start: Any, results: Any) -> None:
+    store = SQLiteStore(path)
+    rows = store.enqueue([NewMessage("1000", "push", {"n": n}) for n in range(100)], now=1.0)
+    results.put((name, [row.id for row in rows]))
+    results.close()
+    results.join_thread()
+    # No close(), no exit handlers: the enqueue was acknowledged, so it must already be on disk.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run(target: Any, path: Path, workers: int, expect_exit: int = 0) -> dict[str, Any]:
     start = SPAWN.Event()
     results = SPAWN.Queue()
     procs = [SPAWN.Process(target=target, args=(str(path), f"w{n}", start, results)) for n in range(workers)]
@@ -40,7 +52,7 @@ def _run(target: Any, path: Path, workers: int) -> dict[str, Any]:
     got = dict(results.get(timeout=60) for _ in procs)
     for proc in procs:
         proc.join(timeout=30)
-        assert proc.exitcode == 0
+        assert proc.exitcode == expect_exit
     return got
 
 
@@ -78,3 +90,13 @@ def _all_pages(store: SQLiteStore) -> list[list[Any]]:
     while len(pages[-1]) == 500:
         pages.append(store.list_messages(limit=500, after_id=pages[-1][-1].id))
     return pages
+
+
+def test_an_acknowledged_enqueue_survives_the_process_being_killed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+
+    acknowledged = _run(_enqueue_then_die, path, workers=1, expect_exit=-signal.SIGKILL)
+
+    with SQLiteStore(path) as store:
+        assert [m.id for m in store.list_messages(limit=200)] == acknowledged["w0"]
+        assert store.counts()["queued"] == 100

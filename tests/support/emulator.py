@@ -21,9 +21,7 @@ class Admin:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = ApiRequest(
-            method, path, "admin", data, "application/json" if data is not None else None
-        )
+        request = ApiRequest(method, path, "admin", data, "application/json" if data is not None else None)
         response = self.transport.send(request, None)
         if response.status >= 400:
             raise AssertionError(f"admin {method} {path} -> {response.status} {response.body!r}")
@@ -40,7 +38,9 @@ class Admin:
         return str(self.call("POST", f"/_emulator/channels/{channel_id}/keys", jwk)["kid"])
 
     def long_lived_token(self, channel_id: str) -> str:
-        return str(self.call("POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})["access_token"])
+        return str(
+            self.call("POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})["access_token"]
+        )
 
     def recipient(self, channel_id: str, user_id: str, state: str) -> None:
         self.call("POST", f"/_emulator/channels/{channel_id}/recipients", {"id": user_id, "state": state})

@@ -317,7 +317,7 @@ def multicast_chunks(
     """
     if not 1 <= chunk_size <= MULTICAST_MAX_RECIPIENTS:
         raise ValidationError(f"chunk_size must be between 1 and {MULTICAST_MAX_RECIPIENTS}")
-    ids = validate_user_ids(list(to))
+    ids = validate_user_ids(to, limit=None)
     normalized = normalize_messages(messages)
     base_key = check_retry_key(retry_key)
     out: list[tuple[MulticastChunk, Operation[SendResult]]] = []

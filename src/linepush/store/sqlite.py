@@ -204,6 +204,9 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the store at {self._path}: {exc}") from None
         with self._registry_lock:
+            if self._closed:  # close() ran while this connection was being opened
+                conn.close()
+                raise StoreError("this store has been closed")
             # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
             alive = []
             for thread, other in self._connections:
@@ -217,11 +220,10 @@ class SQLiteStore(Store):
         return conn
 
     def close(self) -> None:
-        self._closed = True
         if self._pid != os.getpid():
             self._reset_connections()
-            return
         with self._registry_lock:
+            self._closed = True
             connections, self._connections = self._connections, []
         for _, conn in connections:
             conn.close()
@@ -236,7 +238,8 @@ class SQLiteStore(Store):
         try:
             yield conn
         except BaseException:
-            if conn.in_transaction:
+            # A failed rollback must not hide the error that caused it.
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
         with _store_errors():

@@ -1,0 +1,5 @@
+"""`python -m linepush`: the command line."""
+
+from linepush.cli import main
+
+main()
