@@ -303,3 +303,55 @@ def test_worker_once_over_a_socket(live_emulator: Emulator, tmp_path: Path) -> N
 def test_worker_without_a_channel_is_a_configuration_error(db: str) -> None:
     result = CliRunner().invoke(app, ["worker", "--once"], env={"LINEPUSH_STORE": db, "LINE_CHANNEL_ID": ""})
     assert result.exit_code == 2 and "LINE_CHANNEL_ID" in result.output
+
+
+def test_send_with_outbox_queue_only_and_scheduled_stay_for_a_worker(store: Store, line: Line) -> None:
+    from linepush.cli.queue import send_with_outbox
+    from linepush.config import Channel
+
+    said: list[str] = []
+    channel = Channel(line.channel_id)
+    text = [{"type": "text", "text": "x"}]
+    assert send_with_outbox(store, channel, text, to=[user(1)], queue_only=True, echo=said.append) == EXIT_OK
+    assert send_with_outbox(store, channel, text, to=[user(2)], at="+1h", echo=said.append) == EXIT_OK
+    assert store.counts()["queued"] == 2 and line.deliveries() == []
+    assert "`linepush worker` delivers them" in said[0] and " for " in said[1]
+
+
+def test_send_with_outbox_to_file_delivers_now(store: Store, line: Line, tmp_path: Path) -> None:
+    from linepush.cli.queue import send_with_outbox
+    from linepush.config import Channel
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(user(i) for i in range(1001)))
+    said: list[str] = []
+    code = send_with_outbox(
+        store,
+        Channel(line.channel_id),
+        [{"type": "text", "text": "news"}],
+        to_file=ids,
+        progress=False,
+        client=line.client(),
+        echo=said.append,
+    )
+    assert code == EXIT_OK
+    assert said == ["delivered 3 of 3 request(s)"]
+    assert sorted(len(d["to"]) for d in line.deliveries()) == [1, 500, 500]
+
+
+def test_send_with_outbox_reports_a_refusal(store: Store, line: Line) -> None:
+    from linepush.cli.queue import send_with_outbox
+    from linepush.config import Channel
+
+    line.emulator.admin.recipient(line.channel_id, user(3), "unknown")
+    said: list[str] = []
+    code = send_with_outbox(
+        store,
+        Channel(line.channel_id),
+        [{"type": "text", "text": "x"}],
+        to=[user(3)],
+        progress=False,
+        client=line.client(),
+        echo=said.append,
+    )
+    assert code == EXIT_REFUSED and "1 refused by LINE" in said[0]

@@ -419,3 +419,47 @@ async def test_a_configuration_error_stops_the_worker_and_fails_no_message(
     rows = [store.get_message(i) for i in ids]
     assert all(r is not None and r.state == "queued" and r.attempts == 0 for r in rows)
     assert all(r is not None and r.first_attempt_at is None for r in rows)
+
+
+async def test_the_window_on_the_emulators_clock(store: Store, client: AsyncLineClient, line: Line) -> None:
+    """One clock for both sides: the worker reads the emulator's, and a day passes for both at once."""
+    clock = line.emulator.now
+    box = Outbox(store, line.channel_id, clock=clock)
+    row = box.push(user(1), "x")
+    line.emulator.admin.fault(path="/v2/bot/message/push", mode="drop_after_accept", count=1)
+    worker = Worker(
+        store,
+        client,
+        channel_id=line.channel_id,
+        config=WorkerConfig(concurrency=1),
+        clock=clock,
+        rand=lambda: 0.0,
+        offload=False,
+    )
+    assert (await worker.run_until_idle()).retried == 1
+    line.emulator.admin.advance(82_799)  # just inside the window minus its margin: resent, LINE says 409
+    assert (await worker.run_until_idle()).duplicates == 1
+    other = box.push(user(2), "y")
+    line.emulator.admin.fault(path="/v2/bot/message/push", mode="drop_after_accept", count=1)
+    await worker.run_until_idle()
+    line.emulator.admin.advance(86_400)  # LINE forgot the key: a resend would deliver it again
+    assert (await worker.run_until_idle()).failed == 1
+    assert box.get(row.id).state == "delivered"  # type: ignore[union-attr]
+    assert box.get(other.id).state == "failed"  # type: ignore[union-attr]
+    _one_delivery_per_key(line)
+    assert len(line.deliveries()) == 2
+
+
+async def test_multicast_broadcast_and_narrowcast_rows(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    rows = outbox.multicast([user(i) for i in range(1200)], "to many")
+    rows.append(outbox.broadcast("to all"))
+    rows.append(outbox.narrowcast("to some"))
+    stats = await _worker(store, client, fake_time, line).run_until_idle()
+    assert stats.delivered == 5 and stats.failed == 0
+    by_endpoint = Counter(d["endpoint"] for d in line.deliveries())
+    assert by_endpoint == {"multicast": 3, "broadcast": 1, "narrowcast": 1}
+    narrow = outbox.get(rows[-1].id)
+    assert narrow is not None and narrow.request_id  # kept to ask LINE for the narrowcast's progress
+    _one_delivery_per_key(line)

@@ -41,6 +41,7 @@ __all__ = [
     "parse_at",
     "read_messages",
     "read_recipients",
+    "send_with_outbox",
 ]
 
 EXIT_OK = 0
@@ -317,6 +318,72 @@ def drain_with_progress(
         if row is not None:
             counts[row.state] += 1
     return DrainResult(counts, stats)
+
+
+def send_with_outbox(
+    store: Store,
+    channel: Channel,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    to_file: Path | str | None = None,
+    broadcast: bool = False,
+    at: str | None = None,
+    queue_only: bool = False,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    progress: bool | None = None,
+    deadline: float = 300.0,
+    client: Any = None,
+    echo: Callable[[str], None] | None = None,
+) -> int:
+    """What `linepush send` does with ``--queue``, ``--at`` or ``--to-file``; returns the exit code.
+
+    The send is validated and stored first (one transaction, nothing stored if any part is refused). With
+    ``queue_only`` or a time (``at``) it stays for a worker (`linepush worker`); otherwise it is delivered
+    now, with a progress bar on a terminal, and the exit code says how that went (0, 1 refused, 3 later).
+    """
+    say = echo or (lambda text: typer.echo(text, err=True))
+    box = Outbox(store, channel.require_id())
+    rows = enqueue_from_cli(
+        box,
+        messages,
+        to=to,
+        to_file=to_file,
+        broadcast=broadcast,
+        at=at,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+    ids = [r.id for r in rows]
+    shown = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+    if queue_only or (at is not None and rows[0].not_before > box.clock()):
+        when = f" for {_when(rows[0].not_before)}" if at is not None else ""
+        say(f"queued {len(rows)} message(s){when} (ids {shown}); `linepush worker` delivers them")
+        return EXIT_OK
+    if client is None:
+        from linepush.client import AsyncLineClient
+        from linepush.worker import WORKER_CALL_RETRY
+
+        client = AsyncLineClient(channel, store=store, retry=WORKER_CALL_RETRY)
+    result = drain_with_progress(
+        store, client, ids, channel_id=box.channel_id, progress=progress, deadline=deadline
+    )
+    counts = result.counts
+    say(
+        f"delivered {counts['delivered']} of {len(ids)} request(s)"
+        + (
+            f", {counts['failed']} refused by LINE (`linepush queue list --state failed`)"
+            if counts["failed"]
+            else ""
+        )
+        + (
+            f", {counts['queued'] + counts['sending']} still queued (`linepush worker` will retry them)"
+            if counts["queued"] or counts["sending"]
+            else ""
+        )
+    )
+    return result.exit_code
 
 
 async def _with_client(client: Any, work: Any) -> Any:
