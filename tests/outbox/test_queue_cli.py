@@ -355,3 +355,14 @@ def test_send_with_outbox_reports_a_refusal(store: Store, line: Line) -> None:
         echo=said.append,
     )
     assert code == EXIT_REFUSED and "1 refused by LINE" in said[0]
+
+
+def test_worker_once_exit_codes() -> None:
+    from linepush.cli.worker import exit_code_after_once
+    from linepush.worker import WorkerStats
+
+    assert exit_code_after_once(WorkerStats(delivered=5), queued=0) == EXIT_OK
+    assert exit_code_after_once(WorkerStats(delivered=5), queued=3) == EXIT_OK  # scheduled for later
+    assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=1) == EXIT_TRANSIENT
+    assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == EXIT_OK  # retried, then sent
+    assert exit_code_after_once(WorkerStats(failed=1, retried=1), queued=1) == EXIT_REFUSED
