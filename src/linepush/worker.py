@@ -19,9 +19,10 @@ import signal
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from linepush.api.messaging import SendResult
 from linepush.errors import ConfigurationError, LinePushError
@@ -41,7 +42,7 @@ from linepush.outbox import (
 from linepush.retry import RetryPolicy
 from linepush.store.base import OutboxMessage, Store, StoreError
 
-__all__ = ["WORKER_CALL_RETRY", "Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
+__all__ = ["WORKER_CALL_RETRY", "Sender", "Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
 
 log = logging.getLogger("linepush.worker")
 
@@ -51,6 +52,12 @@ T = TypeVar("T")
 #: Retries inside one call, for a client that serves a worker: a few quick ones for a blip, then the row goes
 #: back to the queue with its own backoff, so a send never holds a slot (or its lease) for long.
 WORKER_CALL_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.2, max_backoff=2.0, deadline=10.0)
+
+
+class Sender(Protocol):
+    """What a worker needs of a client: :meth:`AsyncLineClient.run <linepush.client.AsyncLineClient.run>`."""
+
+    async def run(self, op: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +121,7 @@ class Worker:
     def __init__(
         self,
         store: Store,
-        client: Any,
+        client: Sender,
         *,
         channel_id: str | None = None,
         config: WorkerConfig | None = None,
@@ -350,6 +357,9 @@ class Worker:
                 stats.retried += 1
             else:
                 stats.failed += 1
+        if log.isEnabledFor(logging.INFO):
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(i.outcome for i in batch).items()))
+            log.info("stored the outcome of %d rows (%s)", len(batch), kinds)
         if self._changed is not None:
             self._changed.set()
         if self._on_settled is not None:
