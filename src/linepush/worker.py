@@ -157,13 +157,15 @@ class Worker:
 
     # -- entry points ----------------------------------------------------------------------------------------
 
-    async def run_until_idle(self, *, wait_for_leases: bool = True) -> WorkerStats:
-        """Deliver every row that is due, then return.
+    async def run_until_idle(
+        self, stop: asyncio.Event | None = None, *, wait_for_leases: bool = True
+    ) -> WorkerStats:
+        """Deliver every row that is due, then return (or earlier, cleanly, when ``stop`` is set).
 
         Rows due later (scheduled, or waiting out a backoff) are left for later. With ``wait_for_leases``,
         rows another worker holds are waited for, and taken over if that worker died.
         """
-        return await self._run(None, until_idle=True, wait_for_leases=wait_for_leases)
+        return await self._run(stop, until_idle=True, wait_for_leases=wait_for_leases)
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Deliver until ``stop`` is set; then finish (or give back) what is in hand and return."""
@@ -261,6 +263,9 @@ class Worker:
         assert self._ready is not None
         while True:
             row = await self._ready.get()
+            if self._stop.is_set():
+                self._unsent.append(row.id)  # stopping: not started, so given back at shutdown
+                continue
             self._busy += 1
             try:
                 self._record(await self._deliver(row))

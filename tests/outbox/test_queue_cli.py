@@ -364,5 +364,12 @@ def test_worker_once_exit_codes() -> None:
     assert exit_code_after_once(WorkerStats(delivered=5), queued=0) == EXIT_OK
     assert exit_code_after_once(WorkerStats(delivered=5), queued=3) == EXIT_OK  # scheduled for later
     assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=1) == EXIT_TRANSIENT
-    assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == EXIT_OK  # retried, then sent
+    assert (
+        exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == EXIT_OK
+    )  # retried, then sent
     assert exit_code_after_once(WorkerStats(failed=1, retried=1), queued=1) == EXIT_REFUSED
+
+
+def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:
+    result = run(db, "worker", "--once", "--retry-window", "3600", "--window-margin", "3600")
+    assert result.exit_code == 2 and "margin" in result.output

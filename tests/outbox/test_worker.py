@@ -463,3 +463,19 @@ async def test_multicast_broadcast_and_narrowcast_rows(
     narrow = outbox.get(rows[-1].id)
     assert narrow is not None and narrow.request_id  # kept to ask LINE for the narrowcast's progress
     _one_delivery_per_key(line)
+
+
+async def test_run_until_idle_can_be_stopped_early(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    _fill(outbox, 10)
+    gate = Gate(client)
+    stop = asyncio.Event()
+    worker = _worker(store, gate, fake_time, line, concurrency=1, batch_size=10)
+    task = asyncio.create_task(worker.run_until_idle(stop))
+    await until(lambda: gate.in_flight == 1)
+    stop.set()
+    gate.open.set()
+    await until(task.done)
+    assert task.result().delivered == 1 and task.result().released == 9
+    assert store.counts()["sending"] == 0

@@ -22,6 +22,7 @@ from linepush.cli.queue import (
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
 from linepush.errors import ConfigurationError, LinePushError
+from linepush.outbox import RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
 
@@ -53,10 +54,10 @@ def run_worker(
             channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
         ) as client:
             worker = Worker(store, client, channel_id=channel_id, config=config)
-            if once:
-                return await worker.run_until_idle()
             stop = asyncio.Event()
             stop_on_signals(stop)
+            if once:
+                return await worker.run_until_idle(stop)
             return await worker.run(stop)
 
     return asyncio.run(main())
@@ -80,6 +81,20 @@ def worker_command(
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.01, help="Seconds between looks at an empty queue.")
     ] = 1.0,
+    retry_window: Annotated[
+        float,
+        typer.Option(
+            "--retry-window",
+            min=60.0,
+            help="Seconds LINE remembers a retry key (24 h); older first attempts are failed, not resent.",
+        ),
+    ] = 86_400.0,
+    window_margin: Annotated[
+        float,
+        typer.Option(
+            "--window-margin", min=0.0, help="Stop resending this many seconds before the window ends."
+        ),
+    ] = 3_600.0,
     channel_id: Annotated[
         str | None, typer.Option("--channel-id", envvar="LINE_CHANNEL_ID", help="The channel to deliver for.")
     ] = None,
@@ -108,6 +123,7 @@ def worker_command(
             batch_size=batch_size,
             lease_seconds=lease_seconds,
             poll_interval=poll_interval,
+            retry_window=RetryWindow(retry_window, window_margin),
         )
     except ConfigurationError as exc:
         fail(str(exc))
