@@ -98,6 +98,8 @@ class WorkerStats:
     failed: int = 0
     released: int = 0
     lost: int = 0
+    #: The run ended because it was told to stop (not because the queue ran dry).
+    stopped: bool = False
 
     @property
     def settled(self) -> int:
@@ -212,6 +214,7 @@ class Worker:
                 self._executor = None
         if self._fatal is not None:
             raise self._fatal
+        self.stats.stopped = stop.is_set()
         return self.stats
 
     async def _claim_loop(self, stop: asyncio.Event, until_idle: bool, wait_for_leases: bool) -> None:

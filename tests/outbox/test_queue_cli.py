@@ -368,6 +368,7 @@ def test_worker_once_exit_codes() -> None:
         exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == EXIT_OK
     )  # retried, then sent
     assert exit_code_after_once(WorkerStats(failed=1, retried=1), queued=1) == EXIT_REFUSED
+    assert exit_code_after_once(WorkerStats(delivered=1, stopped=True), queued=9) == EXIT_TRANSIENT
 
 
 def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:

@@ -30,10 +30,11 @@ __all__ = ["exit_code_after_once", "run_worker"]
 
 
 def exit_code_after_once(stats: WorkerStats, queued: int) -> int:
-    """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff."""
+    """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff or the
+    run was stopped (a signal) with messages still queued."""
     if stats.failed:
         return EXIT_REFUSED
-    if stats.retried and queued:
+    if queued and (stats.retried or stats.stopped):
         return EXIT_TRANSIENT
     return EXIT_OK
 
