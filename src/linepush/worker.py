@@ -113,11 +113,13 @@ def default_worker_id() -> str:
 class Worker:
     """Delivers the outbox of one channel (or of every channel when ``channel_id`` is None).
 
+    Use :meth:`run_until_idle` to deliver what is due and return, or :meth:`run` to keep going until ``stop``
+    is set. Either way, on return nothing this worker claimed is left in ``sending`` (unless the store
+    failed; then the lease brings the rows back).
+
     ``clock`` gives UNIX seconds and ``sleep`` waits (both injectable: tests drive time themselves). Store
-    calls run in a thread of their own unless ``offload`` is off (then they run on the event loop, which makes
-    a test's interleaving deterministic). Use
-    :meth:`run_until_idle` to deliver what is due and return, or :meth:`run` to keep going until ``stop`` is
-    set. Either way, on return nothing this worker claimed is left in ``sending``.
+    calls run in a thread of their own unless ``offload`` is off (then they run on the event loop, which
+    makes a test's interleaving deterministic). ``on_settled`` is called with each stored batch.
     """
 
     def __init__(
