@@ -479,3 +479,32 @@ async def test_run_until_idle_can_be_stopped_early(
     await until(task.done)
     assert task.result().delivered == 1 and task.result().released == 9
     assert store.counts()["sending"] == 0
+
+
+async def test_a_failed_lease_renewal_is_tried_again(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    from linepush.store import StoreError
+
+    (row_id,) = _fill(outbox, 1)
+    real_renew = store.renew_leases
+    calls: list[float] = []
+
+    def flaky_renew(*args: Any, **kwargs: Any) -> Any:
+        calls.append(fake_time.now)
+        if len(calls) == 1:
+            raise StoreError("the SQLite store failed: database is locked")
+        return real_renew(*args, **kwargs)
+
+    store.renew_leases = flaky_renew  # type: ignore[method-assign]
+    gate = Gate(client)
+    task = asyncio.create_task(_worker(store, gate, fake_time, line, lease_seconds=30).run_until_idle())
+    await until(lambda: gate.in_flight == 1)
+    await fake_time.advance(10)  # first renewal fails
+    await fake_time.advance(10)  # the second one holds the lease
+    assert len(calls) == 2
+    held = store.get_message(row_id)
+    assert held is not None and held.lease_expires_at == fake_time.now + 30
+    gate.open.set()
+    await until(task.done)
+    assert task.result().delivered == 1
