@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,8 @@ from tests.outbox.kit import Line, user
 from typer.testing import CliRunner
 
 from linepush.cli import _register, app
+from linepush.cli.invocation import Exit
 from linepush.cli.queue import (
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_TRANSIENT,
     build_items,
     drain_with_progress,
     enqueue_from_cli,
@@ -36,6 +35,17 @@ def db(tmp_path: Path) -> str:
     return str(tmp_path / "cli.db")
 
 
+@pytest.fixture(autouse=True)
+def _no_outside_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No linepush.toml or LINE_* setting of the developer's leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith(("LINE_", "LINEPUSH_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("COLUMNS", "1000")
+    monkeypatch.chdir(tmp_path)
+
+
 def run(db: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
     environment = {"LINE_CHANNEL_ID": CHANNEL, "LINEPUSH_STORE": db, **(env or {})}
     return CliRunner().invoke(app, list(args), env=environment, input=stdin)
@@ -51,7 +61,7 @@ def stored(db: str) -> Any:
 
 def test_add_one_push(db: str) -> None:
     result = run(db, "queue", "add", "--to", user(1), "disk full")
-    assert result.exit_code == EXIT_OK, result.output
+    assert result.exit_code == Exit.OK, result.output
     assert "queued 1 message(s): ids 1" in result.output
     (row,) = stored(db)
     assert row.kind == "push" and row.channel_id == CHANNEL
@@ -59,7 +69,7 @@ def test_add_one_push(db: str) -> None:
 
 
 def test_add_prints_json(db: str) -> None:
-    result = run(db, "queue", "add", "--to", user(1), "hi", "--format", "json")
+    result = run(db, "queue", "add", "--to", user(1), "hi", "-o", "json")
     data = json.loads(result.output)
     assert data["queued"][0]["state"] == "queued" and data["queued"][0]["recipients"] == user(1)
 
@@ -69,8 +79,8 @@ def test_add_prints_json(db: str) -> None:
     [
         (["--to", "Uxyz", "hi"], "to: Must be a user ID"),
         (["--to", user(1), "x" * 5001], "messages[0].text"),
-        (["--to", user(1)], "give either a TEXT or --json FILE"),
-        (["hi"], "--to ID, --to-file FILE or --broadcast"),
+        (["--to", user(1)], "nothing to send"),
+        (["hi"], "no recipient"),
         (["--broadcast", "--to", user(1), "hi"], "--broadcast sends to every friend"),
         (["--to", user(1), "--at", "next tuesday", "hi"], "cannot read the time"),
         (["--to", user(1), "--retry-key", "123", "hi"], "retry_key"),
@@ -244,7 +254,7 @@ def test_drain_with_progress_delivers_the_send(store: Store, line: Line, progres
     result = drain_with_progress(
         store, line.client(), [r.id for r in rows], channel_id=line.channel_id, progress=progress
     )
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == Exit.OK
     assert result.counts["delivered"] == 3
     assert len(line.deliveries()) == 3
     if progress:
@@ -259,14 +269,14 @@ def test_drain_reports_refused_and_transient(store: Store, line: Line) -> None:
         drain_with_progress(
             store, line.client(), [refused.id], channel_id=line.channel_id, progress=False
         ).exit_code
-        == EXIT_REFUSED
+        == Exit.REFUSED
     )
     line.emulator.admin.fault(path="/v2/bot/message/push", mode="status", status=500, count=None)
     later = box.push(user(1), "x")
     result = drain_with_progress(
         store, line.client(), [later.id], channel_id=line.channel_id, progress=False, deadline=0.0
     )
-    assert result.exit_code == EXIT_TRANSIENT and result.counts["queued"] == 1
+    assert result.exit_code == Exit.TRANSIENT and result.counts["queued"] == 1
 
 
 # -- linepush worker -----------------------------------------------------------------------------------------
@@ -290,13 +300,13 @@ def test_worker_once_over_a_socket(live_emulator: Emulator, tmp_path: Path) -> N
         "LINEPUSH_API_BASE": str(live_emulator.url),
     }
     result = run(db, "worker", "--once", "--concurrency", "4", "--json", env=env)
-    assert result.exit_code == EXIT_OK, result.output
+    assert result.exit_code == Exit.OK, result.output
     assert json.loads(result.output)["delivered"] == 20
     assert len(admin.deliveries(channel_id)) == 20
     with open_store(db) as s:
         Outbox(s, channel_id).push(user(99), "nobody")
     refused = run(db, "worker", "--once", env=env)
-    assert refused.exit_code == EXIT_REFUSED
+    assert refused.exit_code == Exit.REFUSED
     assert "failed 1" in refused.output
 
 
@@ -312,8 +322,9 @@ def test_send_with_outbox_queue_only_and_scheduled_stay_for_a_worker(store: Stor
     said: list[str] = []
     channel = Channel(line.channel_id)
     text = [{"type": "text", "text": "x"}]
-    assert send_with_outbox(store, channel, text, to=[user(1)], queue_only=True, echo=said.append) == EXIT_OK
-    assert send_with_outbox(store, channel, text, to=[user(2)], at="+1h", echo=said.append) == EXIT_OK
+    code, data = send_with_outbox(store, channel, text, to=[user(1)], queue_only=True, echo=said.append)
+    assert code == Exit.OK and data["queued"] == [1]
+    assert send_with_outbox(store, channel, text, to=[user(2)], at="+1h", echo=said.append)[0] == Exit.OK
     assert store.counts()["queued"] == 2 and line.deliveries() == []
     assert "`linepush worker` delivers them" in said[0] and " for " in said[1]
 
@@ -325,7 +336,7 @@ def test_send_with_outbox_to_file_delivers_now(store: Store, line: Line, tmp_pat
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(user(i) for i in range(1001)))
     said: list[str] = []
-    code = send_with_outbox(
+    code, data = send_with_outbox(
         store,
         Channel(line.channel_id),
         [{"type": "text", "text": "news"}],
@@ -334,7 +345,7 @@ def test_send_with_outbox_to_file_delivers_now(store: Store, line: Line, tmp_pat
         client=line.client(),
         echo=said.append,
     )
-    assert code == EXIT_OK
+    assert code == Exit.OK and data["counts"]["delivered"] == 3
     assert said == ["delivered 3 of 3 request(s)"]
     assert sorted(len(d["to"]) for d in line.deliveries()) == [1, 500, 500]
 
@@ -345,7 +356,7 @@ def test_send_with_outbox_reports_a_refusal(store: Store, line: Line) -> None:
 
     line.emulator.admin.recipient(line.channel_id, user(3), "unknown")
     said: list[str] = []
-    code = send_with_outbox(
+    code, _ = send_with_outbox(
         store,
         Channel(line.channel_id),
         [{"type": "text", "text": "x"}],
@@ -354,23 +365,63 @@ def test_send_with_outbox_reports_a_refusal(store: Store, line: Line) -> None:
         client=line.client(),
         echo=said.append,
     )
-    assert code == EXIT_REFUSED and "1 refused by LINE" in said[0]
+    assert code == Exit.REFUSED and "1 refused by LINE" in said[0]
 
 
 def test_worker_once_exit_codes() -> None:
     from linepush.cli.worker import exit_code_after_once
     from linepush.worker import WorkerStats
 
-    assert exit_code_after_once(WorkerStats(delivered=5), queued=0) == EXIT_OK
-    assert exit_code_after_once(WorkerStats(delivered=5), queued=3) == EXIT_OK  # scheduled for later
-    assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=1) == EXIT_TRANSIENT
+    assert exit_code_after_once(WorkerStats(delivered=5), queued=0) == Exit.OK
+    assert exit_code_after_once(WorkerStats(delivered=5), queued=3) == Exit.OK  # scheduled for later
+    assert exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=1) == Exit.TRANSIENT
     assert (
-        exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == EXIT_OK
+        exit_code_after_once(WorkerStats(delivered=4, retried=1), queued=0) == Exit.OK
     )  # retried, then sent
-    assert exit_code_after_once(WorkerStats(failed=1, retried=1), queued=1) == EXIT_REFUSED
-    assert exit_code_after_once(WorkerStats(delivered=1, stopped=True), queued=9) == EXIT_TRANSIENT
+    assert exit_code_after_once(WorkerStats(failed=1, retried=1), queued=1) == Exit.REFUSED
+    assert exit_code_after_once(WorkerStats(delivered=1, stopped=True), queued=9) == Exit.TRANSIENT
 
 
 def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:
     result = run(db, "worker", "--once", "--retry-window", "3600", "--window-margin", "3600")
     assert result.exit_code == 2 and "margin" in result.output
+
+
+# -- linepush send --queue / --at / --to-file ----------------------------------------------------------------
+
+
+def test_send_queue_and_at_leave_it_for_a_worker(db: str) -> None:
+    queued = run(db, "send", "--to", user(1), "--queue", "later", "-o", "json")
+    assert queued.exit_code == 0, queued.output
+    scheduled = run(db, "send", "--to", user(2), "--at", "2026-12-01T09:00+09:00", "on time")
+    assert scheduled.exit_code == 0, scheduled.output
+    assert "`linepush worker` delivers them" in scheduled.output
+    rows = stored(db)
+    assert [r.payload["to"] for r in rows] == [user(1), user(2)]
+    assert rows[1].not_before == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
+
+
+def test_send_refuses_bad_input_before_storing(db: str, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{user(1)}\nnot-an-id\n")
+    assert run(db, "send", "--to-file", str(ids), "hi").exit_code == 2
+    assert run(db, "send", "--to", user(1), "--at", "whenever", "hi").exit_code == 2
+    assert stored(db) == []
+
+
+@pytest.mark.e2e
+def test_send_to_file_delivers_through_the_outbox(live_emulator: Emulator, tmp_path: Path) -> None:
+    admin = live_emulator.admin
+    channel_id, _ = admin.create_channel()
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(user(i) for i in range(1100)))
+    db = str(tmp_path / "send.db")
+    env = {
+        "LINE_CHANNEL_ID": channel_id,
+        "LINE_CHANNEL_ACCESS_TOKEN": admin.long_lived_token(channel_id),
+        "LINEPUSH_API_BASE": str(live_emulator.url),
+    }
+    result = run(db, "send", "--to-file", str(ids), "news", "-o", "json", env=env)
+    assert result.exit_code == 0, result.output
+    assert sorted(len(d["to"]) for d in admin.deliveries(channel_id)) == [100, 500, 500]
+    assert [r.state for r in stored(db)] == ["delivered"] * 3

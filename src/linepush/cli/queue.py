@@ -6,48 +6,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from linepush.cli import app
+from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.send import ToOption, read_messages
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, LinePushError, ValidationError
-from linepush.messages import normalize_messages, validate_to
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.messages import validate_to
 from linepush.outbox import (
     Outbox,
     broadcast_item,
     multicast_items,
     push_item,
 )
-from linepush.store import MESSAGE_STATES, MessageState, NewMessage, OutboxMessage, Store, open_store
+from linepush.store import MESSAGE_STATES, MessageState, NewMessage, OutboxMessage, Store
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
 __all__ = [
-    "EXIT_CONFIG",
-    "EXIT_OK",
-    "EXIT_REFUSED",
-    "EXIT_TRANSIENT",
     "DrainResult",
     "build_items",
     "drain_with_progress",
     "enqueue_from_cli",
     "parse_at",
-    "read_messages",
     "read_recipients",
     "send_with_outbox",
 ]
-
-EXIT_OK = 0
-EXIT_REFUSED = 1  # LINE refused (a message ended failed)
-EXIT_CONFIG = 2  # usage or configuration error
-EXIT_TRANSIENT = 3  # could not finish now; trying again later may work
 
 queue_app = typer.Typer(
     name="queue",
@@ -55,15 +46,6 @@ queue_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(queue_app, name="queue")
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store", envvar="LINEPUSH_STORE", help="Store URL or SQLite file (default: user state dir)."
-    ),
-]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
 
 # -- pieces shared with `linepush send` ---------------------------------------------------------------------
 
@@ -92,28 +74,6 @@ def read_recipients(path: Path | str) -> list[str]:
     if not seen:
         raise ValidationError(f"{path} holds no recipient ids")
     return list(seen)
-
-
-def read_messages(text: str | None, json_file: Path | str | None) -> list[dict[str, Any]]:
-    """The messages to send: a text, or a JSON file (``-`` for stdin) holding one message object, a list of
-    them, or a request body with ``messages``. Validated as LINE would."""
-    if (text is None) == (json_file is None):
-        raise ValidationError("give either a TEXT or --json FILE (use - for stdin)")
-    if text is not None:
-        if text == "-":
-            text = sys.stdin.read().rstrip("\n")
-        return normalize_messages(text)
-    try:
-        raw = sys.stdin.read() if str(json_file) == "-" else Path(str(json_file)).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {json_file}: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValidationError(f"{json_file} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and "messages" in data:
-        data = data["messages"]
-    return normalize_messages(data)
 
 
 def parse_at(value: str, *, now: float | None = None) -> float:
@@ -234,12 +194,12 @@ class DrainResult:
     stats: WorkerStats
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> Exit:
         if self.counts.get("failed"):
-            return EXIT_REFUSED
+            return Exit.REFUSED
         if self.counts.get("queued") or self.counts.get("sending"):
-            return EXIT_TRANSIENT
-        return EXIT_OK
+            return Exit.TRANSIENT
+        return Exit.OK
 
 
 def drain_with_progress(
@@ -335,9 +295,11 @@ def send_with_outbox(
     progress: bool | None = None,
     deadline: float = 300.0,
     client: Any = None,
+    api_base: str | None = None,
     echo: Callable[[str], None] | None = None,
-) -> int:
-    """What `linepush send` does with ``--queue``, ``--at`` or ``--to-file``; returns the exit code.
+) -> tuple[Exit, dict[str, Any]]:
+    """What `linepush send` does with ``--queue``, ``--at`` or ``--to-file``: the exit code, and what to
+    print with ``-o json``.
 
     The send is validated and stored first (one transaction, nothing stored if any part is refused). With
     ``queue_only`` or a time (``at``) it stays for a worker (`linepush worker`); otherwise it is delivered
@@ -356,16 +318,17 @@ def send_with_outbox(
         notification_disabled=notification_disabled,
     )
     ids = [r.id for r in rows]
-    shown = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+    data: dict[str, Any] = {"queued": ids, "not_before": rows[0].not_before}
     if queue_only or (at is not None and rows[0].not_before > box.clock()):
+        shown = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
         when = f" for {_when(rows[0].not_before)}" if at is not None else ""
         say(f"queued {len(rows)} message(s){when} (ids {shown}); `linepush worker` delivers them")
-        return EXIT_OK
+        return Exit.OK, data
     if client is None:
         from linepush.client import AsyncLineClient
         from linepush.worker import WORKER_CALL_RETRY
 
-        client = AsyncLineClient(channel, store=store, retry=WORKER_CALL_RETRY)
+        client = AsyncLineClient(channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY)
     result = drain_with_progress(
         store, client, ids, channel_id=box.channel_id, progress=progress, deadline=deadline
     )
@@ -383,7 +346,8 @@ def send_with_outbox(
             else ""
         )
     )
-    return result.exit_code
+    data["counts"] = dict(counts)
+    return result.exit_code, data
 
 
 async def _with_client(client: Any, work: Any) -> Any:
@@ -408,29 +372,6 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-# -- configuration (until the CLI's shared profile loader is in place) ------------------------------------
-
-
-def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def open_outbox_store(url: str | None) -> Store:
-    try:
-        return open_store(url)
-    except LinePushError as exc:
-        fail(str(exc))
-
-
-def channel_id_from_env(channel_id: str | None = None) -> str:
-    try:
-        channel = Channel(channel_id) if channel_id else Channel.from_env()
-        return channel.require_id()
-    except ConfigurationError as exc:
-        fail(str(exc))
 
 
 def _row_json(row: OutboxMessage) -> dict[str, Any]:
@@ -482,120 +423,125 @@ def _error_text(error: dict[str, Any] | None) -> str:
 # -- commands -----------------------------------------------------------------------------------------------
 
 
-@queue_app.command("add")
+def _scope(inv: Invocation, all_channels: bool) -> str | None:
+    """The channel looked at: the configured one, or every channel (--all-channels, or none configured)."""
+    return None if all_channels else inv.settings.channel.channel_id
+
+
+AllChannels = Annotated[
+    bool, typer.Option("--all-channels", help="Every channel in the store, not only the configured one.")
+]
+
+
+@command(queue_app, "add", json_flag=False)
 def add_command(
-    text: Annotated[str | None, typer.Argument(help="The text to send (- reads stdin).")] = None,
-    to: Annotated[
-        list[str] | None, typer.Option("--to", help="A user, group or room id (repeat for several).")
+    inv: Invocation,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(help="The text (words are joined by spaces), or - to read stdin.", metavar="TEXT"),
     ] = None,
+    to: ToOption = None,
     to_file: Annotated[
-        Path | None, typer.Option("--to-file", help="A file of recipient ids, one per line (- for stdin).")
+        Path | None,
+        typer.Option("--to-file", metavar="FILE", help="Recipient ids, one per line (- for stdin)."),
     ] = None,
     broadcast: Annotated[bool, typer.Option("--broadcast", help="Send to every friend.")] = False,
     json_file: Annotated[
-        Path | None,
-        typer.Option("--json", help="A JSON file of message objects (or a request body) instead of TEXT."),
+        str | None,
+        typer.Option(
+            "--json", metavar="FILE", help="A JSON file (or -) of LINE message objects. -o json prints JSON."
+        ),
     ] = None,
     at: Annotated[
-        str | None, typer.Option("--at", help="Send at this time: 2026-12-01T09:00+09:00, or +15m.")
+        str | None,
+        typer.Option("--at", metavar="TIME", help="Send at this time: 2026-12-01T09:00+09:00, or +15m."),
     ] = None,
     retry_key: Annotated[
-        str | None, typer.Option("--retry-key", help="This message's X-Line-Retry-Key (a UUID).")
+        str | None, typer.Option("--retry-key", metavar="UUID", help="This message's X-Line-Retry-Key.")
     ] = None,
-    silent: Annotated[
-        bool, typer.Option("--notification-disabled", help="Deliver without a notification.")
+    notification_disabled: Annotated[
+        bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
     ] = False,
-    channel_id: Annotated[
-        str | None, typer.Option("--channel-id", envvar="LINE_CHANNEL_ID", help="The channel that sends it.")
-    ] = None,
-    store: StoreOption = None,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
-    cid = channel_id_from_env(channel_id)
-    if output not in ("text", "json"):
-        fail("--format must be text or json")
-    try:
-        messages = read_messages(text, json_file)
-    except LinePushError as exc:
-        fail(str(exc))
-    with open_outbox_store(store) as opened:
-        try:
-            rows = enqueue_from_cli(
-                Outbox(opened, cid),
-                messages,
-                to=to or [],
-                to_file=to_file,
-                broadcast=broadcast,
-                at=at,
-                retry_key=retry_key,
-                notification_disabled=silent,
-            )
-        except LinePushError as exc:
-            fail(str(exc))
-    if output == "json":
-        typer.echo(json.dumps({"queued": [_row_json(r) for r in rows]}, ensure_ascii=False))
-        return
-    due = rows[0].not_before
-    when = "" if due <= time.time() else f", due {_when(due)}"
-    typer.echo(f"queued {len(rows)} message(s){when}: ids {', '.join(str(r.id) for r in rows)}")
+    messages = read_messages(text, json_file)
+    recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
+    if not recipients and to_file is None and not broadcast:
+        recipients = list(inv.settings.require_to())
+    box = Outbox(inv.store(), inv.settings.channel.require_id())
+    rows = enqueue_from_cli(
+        box,
+        messages,
+        to=recipients,
+        to_file=to_file,
+        broadcast=broadcast,
+        at=at,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+
+    def render() -> None:
+        due = rows[0].not_before
+        when = "" if due <= box.clock() else f", due {_when(due)}"
+        inv.out.print(f"queued {len(rows)} message(s){when}: ids {', '.join(str(r.id) for r in rows)}")
+
+    inv.emit({"queued": [_row_json(r) for r in rows]}, render)
 
 
-@queue_app.command("status")
-def status_command(
-    channel_id: Annotated[
-        str | None, typer.Option("--channel-id", help="Only this channel (default: every channel).")
-    ] = None,
-    store: StoreOption = None,
-    as_json: JsonOutput = False,
-) -> None:
+@command(queue_app, "status")
+def status_command(inv: Invocation, all_channels: AllChannels = False) -> None:
     """How many messages are queued, sending, delivered and failed."""
-    with open_outbox_store(store) as opened:
-        counts = opened.counts(channel_id)
-    if as_json:
-        typer.echo(json.dumps(counts))
-        return
-    for state in MESSAGE_STATES:
-        typer.echo(f"{state:<10} {counts[state]}")
+    counts = inv.store().counts(_scope(inv, all_channels))
+    inv.emit(dict(counts), lambda: inv.table(None, ["state", "messages"], counts.items()))
 
 
-@queue_app.command("list")
+@command(queue_app, "list")
 def list_command(
+    inv: Invocation,
     state: Annotated[
         str | None, typer.Option("--state", help="queued, sending, delivered or failed.")
     ] = None,
-    channel_id: Annotated[str | None, typer.Option("--channel-id", help="Only this channel.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many rows.")] = 50,
-    after: Annotated[int | None, typer.Option("--after", help="Rows after this id (paging).")] = None,
-    store: StoreOption = None,
-    as_json: JsonOutput = False,
+    after: Annotated[int | None, typer.Option("--after", metavar="ID", help="Rows after this id.")] = None,
+    all_channels: AllChannels = False,
 ) -> None:
     """The messages in the outbox, oldest first, with LINE's error on failed ones."""
     if state is not None and state not in MESSAGE_STATES:
         fail(f"--state must be one of {', '.join(MESSAGE_STATES)}")
-    with open_outbox_store(store) as opened:
-        rows = opened.list_messages(state, channel_id, limit, after)
-    if as_json:
-        typer.echo(json.dumps([_row_json(r) for r in rows], ensure_ascii=False))
-        return
-    if not rows:
-        typer.echo("no messages")
-        return
-    for r in rows:
-        line = f"{r.id:>8}  {r.state:<9} {r.kind:<10} {_recipients(r)!s:<34} tries {r.attempts}"
-        if r.state == "queued":
-            line += f"  due {_when(r.not_before)}"
-        elif r.state == "delivered":
-            line += f"  request {r.request_id or '-'}"
-        elif r.state == "failed":
-            line += f"  {_error_text(r.last_error)}"
-        typer.echo(line)
+    rows = inv.store().list_messages(state, _scope(inv, all_channels), limit, after)
+
+    def render() -> None:
+        if not rows:
+            inv.out.print("no messages")
+            return
+        inv.table(
+            None,
+            ["id", "state", "kind", "to", "tries", "due / request id / error"],
+            [
+                [
+                    r.id,
+                    r.state,
+                    r.kind,
+                    _recipients(r),
+                    r.attempts,
+                    _when(r.not_before)
+                    if r.state == "queued"
+                    else r.request_id
+                    if r.state == "delivered"
+                    else _error_text(r.last_error),
+                ]
+                for r in rows
+            ],
+        )
+
+    inv.emit([_row_json(r) for r in rows], render)
 
 
-@queue_app.command("retry")
+@command(queue_app, "retry")
 def retry_command(
+    inv: Invocation,
     ids: Annotated[
-        list[int] | None, typer.Argument(help="Failed message ids (default: every failed one).")
+        list[int] | None, typer.Argument(help="Failed message ids (default: every failed one).", metavar="ID")
     ] = None,
     new_key: Annotated[
         bool,
@@ -604,29 +550,29 @@ def retry_command(
             help="Give them new retry keys: LINE sees new messages, so one that did arrive arrives again.",
         ),
     ] = False,
-    channel_id: Annotated[str | None, typer.Option("--channel-id", help="Only this channel.")] = None,
-    store: StoreOption = None,
+    all_channels: AllChannels = False,
 ) -> None:
     """Put failed messages back in the queue."""
-    with open_outbox_store(store) as opened:
-        if channel_id is not None:
-            count = Outbox(opened, channel_id).requeue(ids or None, new_retry_key=new_key)
-        else:
-            count = opened.requeue(ids or None, now=time.time(), new_retry_key=new_key)
-    typer.echo(f"requeued {count} message(s)")
+    store = inv.store()
+    channel_id = _scope(inv, all_channels)
+    if channel_id is not None:
+        count = Outbox(store, channel_id).requeue(ids or None, new_retry_key=new_key)
+    else:
+        count = store.requeue(ids or None, now=time.time(), new_retry_key=new_key)
+    inv.emit({"requeued": count}, lambda: inv.out.print(f"requeued {count} message(s)"))
 
 
-@queue_app.command("purge")
+@command(queue_app, "purge")
 def purge_command(
+    inv: Invocation,
     states: Annotated[
-        list[str] | None, typer.Option("--state", help="delivered and/or failed (default: delivered).")
+        list[str] | None, typer.Option("--state", help="delivered, failed or queued (default: delivered).")
     ] = None,
     older_than: Annotated[
         str, typer.Option("--older-than", help="Only rows last changed longer ago: 30d, 12h, 0s.")
     ] = "7d",
-    store: StoreOption = None,
 ) -> None:
-    """Delete settled messages from the outbox."""
+    """Delete settled messages from the outbox (of every channel in the store)."""
     chosen = states or ["delivered"]
     for state in chosen:
         if state not in ("queued", "delivered", "failed"):
@@ -635,6 +581,5 @@ def purge_command(
         age = parse_at("+" + older_than.lstrip("+"), now=0.0)
     except ValidationError:
         fail(f"cannot read --older-than {older_than!r}; use e.g. 30d, 12h, 15m or 0s")
-    with open_outbox_store(store) as opened:
-        count = opened.purge(chosen, age, time.time())  # type: ignore[arg-type]
-    typer.echo(f"purged {count} message(s)")
+    count = inv.store().purge(chosen, age, time.time())  # type: ignore[arg-type]
+    inv.emit({"purged": count}, lambda: inv.out.print(f"purged {count} message(s)"))

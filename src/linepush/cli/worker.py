@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Annotated
 
 import typer
 
 from linepush.cli import app
-from linepush.cli.queue import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_TRANSIENT,
-    StoreOption,
-    fail,
-    open_outbox_store,
-)
+from linepush.cli.invocation import Exit, Invocation, command
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, LinePushError
 from linepush.outbox import RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
@@ -29,14 +19,14 @@ from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats
 __all__ = ["exit_code_after_once", "run_worker"]
 
 
-def exit_code_after_once(stats: WorkerStats, queued: int) -> int:
+def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
     """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff or the
     run was stopped (a signal) with messages still queued."""
     if stats.failed:
-        return EXIT_REFUSED
+        return Exit.REFUSED
     if queued and (stats.retried or stats.stopped):
-        return EXIT_TRANSIENT
-    return EXIT_OK
+        return Exit.TRANSIENT
+    return Exit.OK
 
 
 def run_worker(
@@ -64,8 +54,9 @@ def run_worker(
     return asyncio.run(main())
 
 
-@app.command("worker")
+@command(app, "worker")
 def worker_command(
+    inv: Invocation,
     once: Annotated[
         bool, typer.Option("--once", help="Deliver what is due now, then exit (for cron).")
     ] = False,
@@ -96,46 +87,30 @@ def worker_command(
             "--window-margin", min=0.0, help="Stop resending this many seconds before the window ends."
         ),
     ] = 3_600.0,
-    channel_id: Annotated[
-        str | None, typer.Option("--channel-id", envvar="LINE_CHANNEL_ID", help="The channel to deliver for.")
-    ] = None,
-    store: StoreOption = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each batch.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stored batch.")] = False,
 ) -> None:
-    """Deliver the outbox: claim due messages, send them with retries, record what LINE answered."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
+
+    Runs until SIGTERM or Ctrl-C (sends in flight finish, the rest goes back to the queue), or with --once
+    until nothing is due. Exit codes with --once: 0 all due delivered, 1 LINE refused some, 3 some wait to
+    be retried.
+    """
+    if verbose and not inv.debug:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        logging.getLogger("linepush.worker").setLevel(logging.INFO)
+    config = WorkerConfig(
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        poll_interval=poll_interval,
+        retry_window=RetryWindow(retry_window, window_margin),
     )
-    try:
-        channel = Channel.from_env()
-        if channel_id:
-            channel = Channel(
-                channel_id,
-                channel.channel_secret,
-                channel.assertion_key_file,
-                channel.assertion_kid,
-                channel.access_token,
-                name=channel.name,
-            )
-        channel.require_id()
-        config = WorkerConfig(
-            concurrency=concurrency,
-            batch_size=batch_size,
-            lease_seconds=lease_seconds,
-            poll_interval=poll_interval,
-            retry_window=RetryWindow(retry_window, window_margin),
-        )
-    except ConfigurationError as exc:
-        fail(str(exc))
-    with open_outbox_store(store) as opened:
-        try:
-            stats = run_worker(opened, channel, once=once, config=config)
-        except ConfigurationError as exc:
-            fail(str(exc), EXIT_CONFIG)
-        except LinePushError as exc:
-            fail(str(exc), EXIT_TRANSIENT)
-        queued = opened.counts(channel.channel_id)["queued"]
+    settings = inv.settings
+    channel = settings.channel
+    channel.require_id()
+    store = inv.store()
+    stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+    queued = store.counts(channel.channel_id)["queued"]
     summary = {
         "claimed": stats.claimed,
         "delivered": stats.delivered,
@@ -146,12 +121,11 @@ def worker_command(
         "lost": stats.lost,
         "queued": queued,
     }
-    if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        typer.echo(
+    inv.emit(
+        summary,
+        lambda: inv.note(
             f"delivered {stats.delivered} ({stats.duplicates} already at LINE), failed {stats.failed}, "
-            f"to retry {stats.retried}, given back {stats.released}; {queued} queued",
-            err=True,
-        )
-    raise typer.Exit(exit_code_after_once(stats, queued) if once else EXIT_OK)
+            f"to retry {stats.retried}, given back {stats.released}; {queued} queued"
+        ),
+    )
+    raise typer.Exit(exit_code_after_once(stats, queued) if once else Exit.OK)
