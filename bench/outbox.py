@@ -17,19 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stubs import admin, emulator_server
-from linepush.client import AsyncLineClient
-from linepush.config import Channel
-from linepush.outbox import Outbox, push_item
-from linepush.store import open_store
-from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig
-
 
 def _user(i: int) -> str:
     return f"U{i:032x}"
 
 
 def bench_enqueue(directory: str, single: int, batched: int, batch: int) -> dict[str, float]:
+    from linepush.outbox import Outbox, push_item
+    from linepush.store import open_store
+
     with open_store(os.path.join(directory, "enqueue.db")) as store:
         box = Outbox(store, "1234567890")
         start = time.perf_counter()
@@ -49,6 +45,13 @@ def bench_enqueue(directory: str, single: int, batched: int, batch: int) -> dict
 
 
 def bench_drain(directory: str, base: str, messages: int, concurrency: int) -> dict[str, float]:
+    from bench.stubs import admin
+    from linepush.client import AsyncLineClient
+    from linepush.config import Channel
+    from linepush.outbox import Outbox, push_item
+    from linepush.store import open_store
+    from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig
+
     created: Any = admin(base, "POST", "/_emulator/channels", {"name": "bench"})
     channel_id = created["channel_id"]
     issued: Any = admin(base, "POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    from bench.stubs import emulator_server
+
     single, batched, drained = (50, 500, 200) if args.smoke else (2_000, 50_000, args.messages)
     with tempfile.TemporaryDirectory(prefix="linepush-bench-outbox-") as directory:
         results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000)
@@ -107,8 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [
-        str(Path(__file__).resolve().parents[1]),
-        str(Path(__file__).resolve().parents[1] / "src"),
-    ]
+    # Run from a checkout without installing: this process and the emulator's find linepush in src/.
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "src")]
+    sys.path[:0] = paths
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     main()
