@@ -4,6 +4,11 @@ lease and settle each one as delivered, retried later or failed, keeping what LI
 Every row carries its ``X-Line-Retry-Key`` from the moment it is stored, so a resend after a crash or a lost
 answer is recognised by LINE (409 "already accepted") instead of delivered twice. LINE remembers a key for
 24 hours only (FACTS §3.7): a row whose first attempt is older than that (minus a margin) is never resent.
+
+    box = Outbox(open_store(), channel_id)
+    box.push("U4af4980629...", "disk full")                  # stored; a worker sends it
+    box.multicast(user_ids, "news", not_before=tomorrow_9am)  # one row per 500 users, sent at 9
+    await Worker(store, async_client, channel_id=channel_id).run_until_idle()
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from linepush.api import messaging
 from linepush.api.messaging import PushResult, SendKind, SendResult
@@ -29,6 +34,8 @@ from linepush.store.base import (
     MessageState,
     NewMessage,
     OutboxMessage,
+    Settlement,
+    SettlementOutcome,
     Store,
     check_retry_key,
 )
@@ -50,7 +57,6 @@ __all__ = [
 ]
 
 Messages = MessageLike | Sequence[MessageLike]
-Outcome = Literal["delivered", "retry", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,33 +285,9 @@ def window_expired_error(message: OutboxMessage, window: RetryWindow, now: float
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """How one claimed row ended, to be written back with the others of its batch."""
-
-    message_id: int
-    outcome: Outcome
-    request_id: str | None = None
-    result: Mapping[str, Any] | None = None
-    error: Mapping[str, Any] | None = None
-    not_before: float | None = None
-
-
-def settle_one(store: Store, worker_id: str, now: float, item: Settlement) -> bool:
-    if item.outcome == "delivered":
-        return store.mark_delivered(item.message_id, worker_id, now, item.request_id, item.result)
-    if item.outcome == "retry":
-        due = item.not_before if item.not_before is not None else now
-        return store.mark_retry(item.message_id, worker_id, now, due, item.error)
-    return store.mark_failed(item.message_id, worker_id, now, item.error)
-
-
 def settle_many(store: Store, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
-    """Write back many rows: in one transaction where the store can (``settle``), else one by one."""
-    batch = getattr(store, "settle", None)
-    if batch is not None:
-        return list(batch(worker_id, now, items))
-    return [settle_one(store, worker_id, now, item) for item in items]
+    """Write back many rows in one transaction (see :meth:`Store.settle`)."""
+    return store.settle(worker_id, now, items)
 
 
 # -- the library face --------------------------------------------------------------------------------------
@@ -465,6 +447,7 @@ class Outbox:
         return self.store.requeue(ids, now=self.clock(), new_retry_key=new_retry_key)
 
     def purge(self, states: Collection[MessageState], older_than: float = 0.0) -> int:
+        """Delete rows in ``states`` older than ``older_than`` seconds, of every channel in the store."""
         return self.store.purge(states, older_than, self.clock())
 
     def _all(self, state: MessageState) -> list[OutboxMessage]:
@@ -478,7 +461,7 @@ class Outbox:
             after = page[-1].id
 
 
-def classify(error: BaseException) -> Outcome:
+def classify(error: BaseException) -> SettlementOutcome:
     """Retry what may succeed later (no answer, 429, 5xx); fail what LINE refused for good."""
     if isinstance(error, TransportError):
         return "retry"
