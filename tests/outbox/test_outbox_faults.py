@@ -54,7 +54,7 @@ async def test_every_message_is_delivered_exactly_once_under_faults(
     assert counts == {"queued": 0, "sending": 0, "delivered": n, "failed": 0}
     assert totals["failed"] == 0
     # The faults did happen: answers were lost and sends refused, and the lost ones came back as 409s.
-    assert totals["retried"] > n * 0.2 and totals["duplicates"] > n * 0.1
+    assert totals["retried"] > n * 0.2 and n * 0.1 < totals["duplicates"] < n * 0.35
     rows = store.list_messages(limit=n)
     _check_exactly_once(line.deliveries(), rows, n)
     assert line.emulator.admin.count(PUSH, status=409) >= totals["duplicates"]
