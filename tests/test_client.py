@@ -75,8 +75,7 @@ class Env:
             facade.close()
 
 
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, assertion_key: PrivateKey, tmp_path: Path) -> Iterator[Env]:
+def _env(request: pytest.FixtureRequest, assertion_key: PrivateKey, tmp_path: Path) -> Iterator[Env]:
     mode: str = request.param
     emulator: Emulator = request.getfixturevalue("live_emulator" if "socket" in mode else "emulator")
     if emulator.url is not None:
@@ -89,6 +88,11 @@ def env(request: pytest.FixtureRequest, assertion_key: PrivateKey, tmp_path: Pat
         environment.close()
         if emulator.url is not None:
             emulator.admin.clear_faults()
+
+
+env = pytest.fixture(params=MODES)(_env)
+#: Only over a real socket: connection refused and read timeouts have no in-process equivalent.
+socket_env = pytest.fixture(params=[m for m in MODES if "socket" in m])(_env)
 
 
 def test_push_returns_what_line_returned(env: Env) -> None:
@@ -273,9 +277,8 @@ def test_token_endpoints(env: Env) -> None:
     assert "…" in repr(by_jwt) and by_jwt.access_token.reveal() not in repr(by_jwt)
 
 
-def test_connection_refused_is_connect_error_after_retries(env: Env) -> None:
-    if "socket" not in env.mode:
-        pytest.skip("needs a real socket")
+def test_connection_refused_is_connect_error_after_retries(socket_env: Env) -> None:
+    env = socket_env
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -290,9 +293,8 @@ def test_connection_refused_is_connect_error_after_retries(env: Env) -> None:
     assert not info.value.maybe_sent
 
 
-def test_a_read_timeout_is_retried_with_the_same_key_and_delivered_once(env: Env) -> None:
-    if "socket" not in env.mode:
-        pytest.skip("needs a real socket")
+def test_a_read_timeout_is_retried_with_the_same_key_and_delivered_once(socket_env: Env) -> None:
+    env = socket_env
     env.admin.fault(path=PUSH, mode="latency", latency_ms=400, count=1)
     line = env.client(timeouts=Timeouts(connect=2, read=0.15))
     sent = line.push(USER, "slow")

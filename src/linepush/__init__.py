@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         TextV2Message,
         VideoMessage,
     )
+    from linepush.outbox import Outbox
     from linepush.ratelimit import Rate
     from linepush.retry import RetryPolicy
     from linepush.store import Store, open_store
@@ -71,10 +72,14 @@ if TYPE_CHECKING:
         Timeouts,
         Urllib3Transport,
     )
+    from linepush.worker import Worker, WorkerConfig
 
 # Names load on first use (PEP 562): `import linepush` and the command line stay fast, and a program
 # that only pushes never imports what it does not use.
 _WHERE: dict[str, str] = {
+    "Outbox": "linepush.outbox",
+    "Worker": "linepush.worker",
+    "WorkerConfig": "linepush.worker",
     "Secret": "linepush._secret",
     "MulticastChunk": "linepush.api.messaging",
     "MulticastResult": "linepush.api.messaging",
@@ -172,6 +177,7 @@ __all__ = [
     "MulticastError",
     "MulticastResult",
     "NotFoundError",
+    "Outbox",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "PrivateKey",
@@ -203,6 +209,8 @@ __all__ = [
     "Urllib3Transport",
     "ValidationError",
     "VideoMessage",
+    "Worker",
+    "WorkerConfig",
     "__version__",
     "generate_key_pair",
     "load_private_key",

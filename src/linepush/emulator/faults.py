@@ -76,8 +76,10 @@ def parse_fault(spec: Any) -> Fault:
     if mode not in FAULT_MODES:
         raise FaultError(f"'mode' must be one of {', '.join(FAULT_MODES)}")
     status = _int_field(spec, "status", 500, 400, 599)
-    # random faults last until cleared unless a count is given; the others default to the next request.
-    count = _int_field(spec, "count", None if mode == "random" else 1, 1, 1_000_000)
+    # Faults that hit a share of requests (random, or a drop with a rate) last until cleared unless a count
+    # is given; the others default to the next request.
+    shared = mode == "random" or (mode == "drop_after_accept" and spec.get("rate", 1.0) != 1.0)
+    count = _int_field(spec, "count", None if shared else 1, 1, 1_000_000)
     latency = _int_field(spec, "latency_ms", 0, 0, 60_000)
     rate = spec.get("rate", 1.0)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
@@ -128,7 +130,8 @@ def decide(faults: list[Fault], path: str) -> FaultAction:
         elif fault.mode == "latency":
             latency += fault.latency_ms
         else:
-            if drop:
+            # A rate below 1 drops that share of the accepted requests (seeded, like "random").
+            if drop or (fault.rate < 1.0 and fault.rng.random() >= fault.rate):
                 continue
             drop = True
         if fault.remaining is not None:
