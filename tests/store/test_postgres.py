@@ -6,7 +6,6 @@ import gc
 import multiprocessing
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +16,7 @@ from tests.support.tcpproxy import TcpProxy
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.store import NewMessage, StoreError, open_store
 from linepush.store import postgres as pg_backend
+from linepush.store.base import OutboxMessage, Settlement
 from linepush.store.postgres import PostgresStore
 
 PAYLOAD: dict[str, Any] = {"to": "U" + "0" * 32, "messages": [{"type": "text", "text": "hi"}]}
@@ -132,6 +132,7 @@ def test_libpq_parameters_pass_through_beside_the_schema(schema: str) -> None:
     name = f"linepush-test-{uuid.uuid4().hex[:8]}"
     options = "options=-c%20statement_timeout%3D4321"
     with open_store(f"{PG_URL}?application_name={name}&schema={schema}&{options}") as store:
+        assert isinstance(store, PostgresStore)
         assert store._read("SHOW statement_timeout") == [("4321ms",)]
         with admin_connect() as conn:
             found = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,))
@@ -301,16 +302,6 @@ def test_claim_walks_its_index_and_stops_at_the_limit(
 # -- batch settling
 
 
-@dataclass(frozen=True)
-class Outcome:
-    message_id: int
-    outcome: str
-    request_id: str | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    not_before: float | None = None
-
-
 def test_settle_writes_many_outcomes_as_the_single_calls_would(store: PostgresStore) -> None:
     rows = store.enqueue([NewMessage("1000", "push", PAYLOAD) for _ in range(5)], now=100.0)
     store.claim("w1", 4, 30.0, now=100.0)
@@ -320,40 +311,38 @@ def test_settle_writes_many_outcomes_as_the_single_calls_would(store: PostgresSt
         "w1",
         110.0,
         [
-            Outcome(a, "delivered", "rid-a", {"sentMessages": []}),
-            Outcome(b, "retry", error={"status": 500}, not_before=200.0),
-            Outcome(c, "failed", error={"status": 400}),
-            Outcome(d, "retry", error={"status": 429}),
-            Outcome(e, "delivered", "rid-e", {}),  # never claimed
+            Settlement(a, "delivered", "rid-a", {"sentMessages": []}),
+            Settlement(b, "retry", error={"status": 500}, not_before=200.0),
+            Settlement(c, "failed", error={"status": 400}),
+            Settlement(d, "retry", error={"status": 429}),
+            Settlement(e, "delivered", "rid-e", {}),  # never claimed
         ],
     )
 
     assert ok == [True, True, True, True, False]
-    got = {i: store.get_message(i) for i in (a, b, c, d, e)}
-    assert got[a] is not None and (got[a].state, got[a].request_id, got[a].result) == (
-        "delivered",
-        "rid-a",
-        {"sentMessages": []},
-    )
-    assert got[a].delivered_at == 110.0 and got[a].lease_owner is None
-    assert got[b] is not None and (got[b].state, got[b].not_before, got[b].last_error) == (
-        "queued",
-        200.0,
-        {"status": 500},
-    )
-    assert got[c] is not None and (got[c].state, got[c].last_error) == ("failed", {"status": 400})
-    assert got[d] is not None and (got[d].state, got[d].not_before) == ("queued", 110.0)
-    assert got[e] is not None and got[e].state == "queued"
+    got = {i: _row(store, i) for i in (a, b, c, d, e)}
+    assert (got[a].state, got[a].request_id, got[a].result) == ("delivered", "rid-a", {"sentMessages": []})
+    assert (got[a].delivered_at, got[a].lease_owner) == (110.0, None)
+    assert (got[b].state, got[b].not_before, got[b].last_error) == ("queued", 200.0, {"status": 500})
+    assert (got[c].state, got[c].last_error) == ("failed", {"status": 400})
+    assert (got[d].state, got[d].not_before) == ("queued", 110.0)
+    assert got[e].state == "queued"
+
+
+def _row(store: PostgresStore, message_id: int) -> OutboxMessage:
+    row = store.get_message(message_id)
+    assert row is not None
+    return row
 
 
 def test_settle_needs_a_live_lease_like_the_single_calls(store: PostgresStore) -> None:
     rows = store.enqueue([NewMessage("1000", "push", PAYLOAD) for _ in range(2)], now=100.0)
     store.claim("w1", 2, 30.0, now=100.0)
-    assert store.settle("w2", 110.0, [Outcome(rows[0].id, "delivered")]) == [False]
-    assert store.settle("w1", 130.0, [Outcome(rows[1].id, "delivered")]) == [False]
+    assert store.settle("w2", 110.0, [Settlement(rows[0].id, "delivered")]) == [False]
+    assert store.settle("w1", 130.0, [Settlement(rows[1].id, "delivered")]) == [False]
     assert store.settle("w1", 110.0, []) == []
     with pytest.raises(ValidationError, match="delivered, retry or failed") as caught:
-        store.settle("w1", 110.0, [Outcome(rows[0].id, "delivered"), Outcome(rows[1].id, "lost")])
+        store.settle("w1", 110.0, [Settlement(rows[0].id, "delivered"), Settlement(rows[1].id, "lost")])  # type: ignore[arg-type]
     assert caught.value.property == "items[1].outcome"
     with pytest.raises(ValidationError, match="Settlement"):
         store.settle("w1", 110.0, [rows[0].id])  # type: ignore[list-item]
@@ -363,7 +352,9 @@ def test_settle_needs_a_live_lease_like_the_single_calls(store: PostgresStore) -
 def test_settle_applies_a_row_named_twice_once_as_the_single_calls_would(store: PostgresStore) -> None:
     (row,) = store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=100.0)
     store.claim("w1", 1, 30.0, now=100.0)
-    ok = store.settle("w1", 110.0, [Outcome(row.id, "failed", error={"n": 1}), Outcome(row.id, "delivered")])
+    ok = store.settle(
+        "w1", 110.0, [Settlement(row.id, "failed", error={"n": 1}), Settlement(row.id, "delivered")]
+    )
     assert ok == [True, False]
     got = store.get_message(row.id)
     assert got is not None and (got.state, got.last_error) == ("failed", {"n": 1})

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -29,6 +29,7 @@ from linepush.store.base import (
     MessageState,
     NewMessage,
     OutboxMessage,
+    Settlement,
     Store,
     StoreError,
     TokenKind,
@@ -47,26 +48,9 @@ from linepush.store.base import (
 # The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
 from linepush.store.sqlite import _json_or_none, _prepare
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore", "Settling"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
 T = TypeVar("T")
-
-
-class Settling(Protocol):
-    """How one claimed row ended (the outbox's Settlement has this shape)."""
-
-    @property
-    def message_id(self) -> int: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def request_id(self) -> str | None: ...
-    @property
-    def result(self) -> Mapping[str, Any] | None: ...
-    @property
-    def error(self) -> Mapping[str, Any] | None: ...
-    @property
-    def not_before(self) -> float | None: ...
 
 
 #: Seconds to wait for the server when opening a connection.
@@ -759,14 +743,9 @@ class PostgresStore(Store):
             == 1
         )
 
-    def settle(self, worker_id: str, now: float, items: Sequence[Settling]) -> list[bool]:
-        """Many ``mark_delivered`` / ``mark_retry`` / ``mark_failed`` in one statement and one transaction.
-
-        Each item has ``message_id``, ``outcome`` ("delivered", "retry" or "failed"), ``request_id``,
-        ``result``, ``error`` and ``not_before`` (a retry without one is due at ``now``). Returns, per item,
-        what the single calls, one after the other, would have returned. The outbox worker settles through
-        this: one commit per row would hold a drain to the rate at which the server can flush its log.
-        """
+    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+        """Many outcomes in one statement and one transaction (one commit per row would hold a drain to the
+        rate at which the server flushes its log); see :meth:`Store.settle`."""
         moment = check_time(now, "now")
         if not items:
             return []
@@ -780,9 +759,9 @@ class PostgresStore(Store):
         first: dict[int, int] = {}
         # Everything is checked and encoded before the transaction, so a bad item changes nothing.
         for index, item in enumerate(items):
-            outcome = getattr(item, "outcome", None)
-            if not hasattr(item, "message_id"):
+            if not isinstance(item, Settlement):
                 raise ValidationError("must be a Settlement", property=f"items[{index}]")
+            outcome = item.outcome
             if outcome not in ("delivered", "retry", "failed"):
                 raise ValidationError(
                     f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
