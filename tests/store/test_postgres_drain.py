@@ -29,8 +29,6 @@ from tests.support.pg import admin_connect, fresh_schema, schema_url
 from linepush.store import NewMessage
 from linepush.store.postgres import PostgresStore
 
-pytest.importorskip("linepush.worker", reason="the outbox worker is not merged yet")
-
 MESSAGES = 100_000 if os.environ.get("LINEPUSH_FULL") == "1" else 10_000
 WORKERS = 8
 # Seconds to wait for the workers' results: generous, since a 2-core machine drains a few hundred a second.
@@ -72,19 +70,19 @@ def _user(i: int) -> str:
 def _drain(
     url: str, api_base: str, channel_id: str, token: str, name: str, ready: Any, go: Any, out: Any
 ) -> None:
-    from linepush import worker as w
     from linepush.client import AsyncLineClient
     from linepush.config import Channel
     from linepush.store import open_store
+    from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig
 
     store = open_store(url)
-    config = w.WorkerConfig(concurrency=16, batch_size=100, lease_seconds=LEASE, poll_interval=0.05)
+    config = WorkerConfig(concurrency=16, batch_size=100, lease_seconds=LEASE, poll_interval=0.05)
 
     async def run() -> int:
         async with AsyncLineClient(
-            Channel(channel_id), token=token, api_base=api_base, retry=w.WORKER_CALL_RETRY, rate_limits=None
+            Channel(channel_id), token=token, api_base=api_base, retry=WORKER_CALL_RETRY, rate_limits=None
         ) as client:
-            worker = w.Worker(store, client, channel_id=channel_id, config=config, worker_id=name)
+            worker = Worker(store, client, channel_id=channel_id, config=config, worker_id=name)
             ready.put(name)
             go.wait(60)
             stats = await worker.run_until_idle()
