@@ -3,6 +3,7 @@ against the emulator served on a loopback port in its own process.
 
     python bench/outbox.py            # the full run
     python bench/outbox.py --smoke    # a tiny run, to check that it works (make test)
+    python bench/outbox.py --store postgresql://postgres@127.0.0.1:5432/test   # on PostgreSQL
 """
 
 from __future__ import annotations
@@ -22,11 +23,35 @@ def _user(i: int) -> str:
     return f"U{i:032x}"
 
 
-def bench_enqueue(directory: str, single: int, batched: int, batch: int) -> dict[str, float]:
+def _store_for(directory: str, name: str, store_url: str | None) -> str:
+    """Where one step keeps its outbox: an SQLite file in ``directory``, or a schema of its own in the
+    PostgreSQL database ``store_url`` (created by the store, dropped by :func:`_drop_schemas`)."""
+    if store_url is None:
+        return os.path.join(directory, f"{name}.db")
+    return f"{store_url}{'&' if '?' in store_url else '?'}schema={_schema(directory, name)}"
+
+
+def _schema(directory: str, name: str) -> str:
+    # The temporary directory's random suffix keeps concurrent runs apart.
+    suffix = "".join(c for c in os.path.basename(directory) if c.isalnum())[-12:].lower()
+    return f"linepush_bench_{suffix}_{name}"
+
+
+def _drop_schemas(directory: str, store_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        for name in ("enqueue", "drain"):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{_schema(directory, name)}" CASCADE')
+
+
+def bench_enqueue(
+    directory: str, single: int, batched: int, batch: int, store_url: str | None = None
+) -> dict[str, float]:
     from linepush.outbox import Outbox, push_item
     from linepush.store import open_store
 
-    with open_store(os.path.join(directory, "enqueue.db")) as store:
+    with open_store(_store_for(directory, "enqueue", store_url)) as store:
         box = Outbox(store, "1234567890")
         start = time.perf_counter()
         for i in range(single):
@@ -44,7 +69,9 @@ def bench_enqueue(directory: str, single: int, batched: int, batch: int) -> dict
     return {"enqueue single msgs/s": single_rate, "enqueue batched msgs/s": batched_rate}
 
 
-def bench_drain(directory: str, base: str, messages: int, concurrency: int) -> dict[str, float]:
+def bench_drain(
+    directory: str, base: str, messages: int, concurrency: int, store_url: str | None = None
+) -> dict[str, float]:
     from bench.stubs import admin
     from linepush.client import AsyncLineClient
     from linepush.config import Channel
@@ -56,7 +83,7 @@ def bench_drain(directory: str, base: str, messages: int, concurrency: int) -> d
     channel_id = created["channel_id"]
     issued: Any = admin(base, "POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})
     token = issued["access_token"]
-    with open_store(os.path.join(directory, "drain.db")) as store:
+    with open_store(_store_for(directory, "drain", store_url)) as store:
         box = Outbox(store, channel_id)
         for offset in range(0, messages, 1000):
             count = min(1000, messages - offset)
@@ -91,17 +118,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--messages", type=int, default=20_000, help="messages to drain")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a postgresql:// database to run on (in schemas of this run's own, dropped afterwards); "
+        "default: SQLite files in a temporary directory",
+    )
     args = parser.parse_args(argv)
     from bench.stubs import emulator_server
 
     single, batched, drained = (50, 500, 200) if args.smoke else (2_000, 50_000, args.messages)
     with tempfile.TemporaryDirectory(prefix="linepush-bench-outbox-") as directory:
-        results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000)
-        with emulator_server() as base:
-            results |= bench_drain(directory, base, drained, args.concurrency)
+        try:
+            results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000, args.store)
+            with emulator_server() as base:
+                results |= bench_drain(directory, base, drained, args.concurrency, args.store)
+        finally:
+            if args.store is not None:
+                _drop_schemas(directory, args.store)
     if args.json:
         print(json.dumps(results))
     else:
+        print(f"store: {'PostgreSQL' if args.store else 'SQLite'}")
         print(f"enqueue, one per transaction: {results['enqueue single msgs/s']:>10,.0f} messages/s")
         print(f"enqueue, batched:             {results['enqueue batched msgs/s']:>10,.0f} messages/s")
         print(
