@@ -90,13 +90,17 @@ def test_one_image_url_serves_as_both(gateway: Gateway, given: dict[str, str], e
     assert (image["originalContentUrl"], image["previewImageUrl"]) == expected
 
 
-@pytest.mark.parametrize(("flag", "disabled"), [("false", False), ("False", False), ("TRUE", True), ("", False)])
+@pytest.mark.parametrize(
+    ("flag", "disabled"), [("false", False), ("False", False), ("TRUE", True), ("", False)]
+)
 def test_notification_disabled_reads_like_notify(gateway: Gateway, flag: str, disabled: bool) -> None:
     assert notify(gateway, gateway.token(), message="m", notificationDisabled=flag).status_code == 200
     assert gateway.queued()[0].payload.get("notificationDisabled", False) is disabled
 
 
-def test_an_uploaded_image_is_kept_served_and_named_by_the_public_url(gateway: Gateway, tmp_path: Path) -> None:
+def test_an_uploaded_image_is_kept_served_and_named_by_the_public_url(
+    gateway: Gateway, tmp_path: Path
+) -> None:
     token = gateway.token()
     answer = notify(gateway, token, files={"imageFile": ("shot.png", PNG, "image/png")}, message="see")
     assert answer.status_code == 200, answer.text
@@ -121,7 +125,7 @@ def test_an_uploaded_image_wins_over_image_urls(gateway: Gateway) -> None:
         imageThumbnail="https://example.com/t.jpg",
     )
     assert answer.status_code == 200
-    (text, image) = gateway.queued()[0].payload["messages"]
+    (_, image) = gateway.queued()[0].payload["messages"]
     assert image["originalContentUrl"].endswith(".jpg") and "example.com" not in image["originalContentUrl"]
 
 
@@ -175,7 +179,10 @@ def assert_refused(answer: Any, status: int, message: str, gateway: Gateway) -> 
             "imageFullsize: must be a percent-encoded URL (no spaces or non-ASCII characters)",
         ),
         ({"message": "m", "notificationDisabled": "maybe"}, "notificationDisabled: must be true or false"),
-        ({"message": "m", "imageFile": "not a file"}, "imageFile: must be a file upload (multipart/form-data)"),
+        (
+            {"message": "m", "imageFile": "not a file"},
+            "imageFile: must be a file upload (multipart/form-data)",
+        ),
     ],
 )
 def test_bad_fields_get_notify_style_400s(gateway: Gateway, fields: dict[str, str], message: str) -> None:
@@ -191,7 +198,9 @@ def test_bad_fields_get_notify_style_400s(gateway: Gateway, fields: dict[str, st
     ],
 )
 def test_uploads_that_are_not_png_or_jpeg_are_refused(gateway: Gateway, content: bytes, message: str) -> None:
-    answer = notify(gateway, gateway.token(), files={"imageFile": ("x.png", content, "image/png")}, message="m")
+    answer = notify(
+        gateway, gateway.token(), files={"imageFile": ("x.png", content, "image/png")}, message="m"
+    )
     assert_refused(answer, 400, message, gateway)
 
 
@@ -217,7 +226,9 @@ def test_uploads_without_a_public_url_get_a_clear_400(store: Store, channel: Cha
     assert "image uploads are not enabled on this gateway" in answer.json()["message"]
     assert gateway.queued() == []
     # Image URLs still work without one.
-    assert notify(gateway, gateway.token(), message="m", imageFullsize="https://e.com/f.jpg").status_code == 200
+    assert (
+        notify(gateway, gateway.token(), message="m", imageFullsize="https://e.com/f.jpg").status_code == 200
+    )
 
 
 def test_other_content_types_are_refused(gateway: Gateway) -> None:
@@ -263,7 +274,9 @@ def test_non_utf8_form_is_a_400(gateway: Gateway) -> None:
         {"Authorization": "Bearer " + "x" * 300},
     ],
 )
-def test_no_or_a_wrong_token_gets_401_and_nothing_is_queued(gateway: Gateway, headers: dict[str, str]) -> None:
+def test_no_or_a_wrong_token_gets_401_and_nothing_is_queued(
+    gateway: Gateway, headers: dict[str, str]
+) -> None:
     gateway.token()
     answer = gateway.client.post("/api/notify", data={"message": "m"}, headers=headers)
     assert_refused(answer, 401, "Invalid access token", gateway)
@@ -275,7 +288,9 @@ def test_no_or_a_wrong_token_gets_401_and_nothing_is_queued(gateway: Gateway, he
 
 def test_the_bearer_scheme_is_case_insensitive(gateway: Gateway) -> None:
     token = gateway.token()
-    answer = gateway.client.post("/api/notify", data={"message": "m"}, headers={"Authorization": f"bearer {token}"})
+    answer = gateway.client.post(
+        "/api/notify", data={"message": "m"}, headers={"Authorization": f"bearer {token}"}
+    )
     assert answer.status_code == 200
 
 
