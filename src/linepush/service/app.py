@@ -73,6 +73,7 @@ class AccessLog:
         if not self.logger.isEnabledFor(logging.INFO):
             return
         line = {
+            "time": round(time.time(), 3),
             "event": "request",
             "method": scope.get("method"),
             "path": _path(scope),

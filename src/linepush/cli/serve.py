@@ -1,0 +1,172 @@
+"""`linepush serve`: the LINE Notify–compatible gateway and webhook receiver, and with --worker the delivery
+of the outbox in the same process."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from linepush.cli import app
+from linepush.cli.gateway import fail, opened_store
+from linepush.config import Channel
+from linepush.errors import ConfigurationError
+from linepush.service import GatewayConfig, RateLimits, create_gateway_app, serve
+from linepush.service.server import WorkerLoop
+from linepush.store import Store
+
+__all__ = ["serve_command"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+WORKER_UNAVAILABLE = (
+    "--worker is not available yet: this version of linepush has no delivery worker. Serve without it; "
+    "notifications stay safely queued in the outbox until a worker delivers them"
+)
+
+
+def worker_available() -> bool:
+    return importlib.util.find_spec("linepush.worker") is not None
+
+
+def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerLoop:
+    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
+    if not worker_available():
+        raise ConfigurationError(WORKER_UNAVAILABLE)
+    worker_module: Any = importlib.import_module("linepush.worker")
+    from linepush.client import AsyncLineClient
+
+    async def deliver(stop: Any) -> Any:
+        async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
+            worker = worker_module.Worker(store, client, channel_id=channel.channel_id)
+            return await worker.run(stop)
+
+    return deliver
+
+
+def configure_logging(level: str, access_log: bool) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The access lines are JSON already: print them as they are.
+    access = logging.getLogger("linepush.service.access")
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    access.propagate = False
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Also deliver the outbox in this process (no separate worker).")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The HTTPS URL where LINE reaches this gateway (e.g. behind a reverse proxy); enables "
+            "imageFile uploads, served under /images/.",
+            show_default=False,
+        ),
+    ] = None,
+    image_dir: Annotated[
+        Path | None,
+        typer.Option("--image-dir", help="Where uploaded images are kept (default: next to the store)."),
+    ] = None,
+    max_image_bytes: Annotated[
+        int, typer.Option("--max-image-bytes", min=1, max=10 * 1024 * 1024, help="Largest imageFile upload.")
+    ] = 1024 * 1024,
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", min=1, help="Notify calls per token per hour, as LINE Notify had.")
+    ] = 1000,
+    image_rate_limit: Annotated[
+        int, typer.Option("--image-rate-limit", min=0, help="Image uploads per token per hour.")
+    ] = 50,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL or file (over LINEPUSH_STORE).", show_default=False),
+    ] = None,
+    channel_id: Annotated[
+        str | None,
+        typer.Option("--channel-id", help="Channel id (over LINE_CHANNEL_ID).", show_default=False),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(
+            "--api-base",
+            help="LINE API base URL for --worker, e.g. an emulator's (over LINEPUSH_API_BASE).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request.")
+    ] = True,
+) -> None:
+    """Serve the LINE Notify–compatible API (/api/notify, /api/status, /api/revoke) and /webhook.
+
+    Scripts written for LINE Notify keep working with the host changed to this one, and a gateway token
+    (`linepush gateway token create --to ID`) in place of their Notify token.
+    """
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    if worker and not worker_available():
+        raise fail(WORKER_UNAVAILABLE)
+    try:
+        channel = Channel.from_env()
+        if channel_id:
+            channel = Channel(
+                channel_id,
+                channel.channel_secret,
+                channel.assertion_key_file,
+                channel.assertion_kid,
+                channel.access_token,
+            )
+        channel.require_id()
+    except ConfigurationError as exc:
+        raise fail(f"{exc} (or pass --channel-id)") from None
+    configure_logging(log_level, access_log)
+    with opened_store(store) as opened:
+        if public_url is not None and image_dir is None:
+            image_dir = default_image_dir(opened)
+        try:
+            config = GatewayConfig(
+                rate_limits=RateLimits(calls=rate_limit, images=image_rate_limit),
+                public_url=public_url,
+                image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
+                max_image_bytes=max_image_bytes,
+            )
+            gateway = create_gateway_app(opened, channel, config)
+            loop = make_worker(channel, opened, api_base) if worker else None
+        except ConfigurationError as exc:
+            raise fail(str(exc)) from None
+        for line in startup_lines(host, port, channel, public_url, worker):
+            typer.echo(line, err=True)
+        serve(gateway, host, port, worker=loop, log_level=log_level.lower())
+
+
+def default_image_dir(store: Store) -> Path:
+    path: Callable[[], Any] | str | None = getattr(store, "path", None)
+    if isinstance(path, str):
+        return Path(path).parent / "gateway-images"
+    raise fail("--public-url needs --image-dir with this store (it has no directory of its own)")
+
+
+def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
+    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
+    if channel.channel_secret is None:
+        lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")
+    if public_url is None:
+        lines.append("  imageFile uploads off: pass --public-url (HTTPS) to enable them")
+    lines.append(
+        "  delivering the outbox in this process" if worker else "  queueing only: run a worker to deliver"
+    )
+    return lines
