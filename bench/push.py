@@ -20,8 +20,10 @@ from typing import Any
 USER = "U4af4980629" + "0" * 22
 TEXT = "Hello, world1"
 BODY = json.dumps({"to": USER, "messages": [{"type": "text", "text": TEXT}]}).encode()
-TOKEN = "bench-token"
-HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
 @dataclass
@@ -136,17 +138,17 @@ def run_threads(
 # -- the clients -------------------------------------------------------------------------------------------
 
 
-def linepush_async(url: str) -> Callable[[], Awaitable[Any]]:
+def linepush_async(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         from linepush import AsyncLineClient
 
-        client = AsyncLineClient(token=TOKEN, api_base=url, rate_limits=None)
+        client = AsyncLineClient(token=token, api_base=url, rate_limits=None)
         return (lambda: client.push(USER, TEXT)), client.aclose
 
     return make
 
 
-def aiohttp_raw(url: str) -> Callable[[], Awaitable[Any]]:
+def aiohttp_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         import aiohttp
 
@@ -154,7 +156,7 @@ def aiohttp_raw(url: str) -> Callable[[], Awaitable[Any]]:
         target = url + "/v2/bot/message/push"
 
         async def send() -> None:
-            async with session.post(target, data=BODY, headers=HEADERS) as response:
+            async with session.post(target, data=BODY, headers=headers(token)) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(response.status)
@@ -164,7 +166,7 @@ def aiohttp_raw(url: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
-def httpx_raw(url: str) -> Callable[[], Awaitable[Any]]:
+def httpx_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         import httpx
 
@@ -172,7 +174,7 @@ def httpx_raw(url: str) -> Callable[[], Awaitable[Any]]:
         target = url + "/v2/bot/message/push"
 
         async def send() -> None:
-            response = await client.post(target, content=BODY, headers=HEADERS)
+            response = await client.post(target, content=BODY, headers=headers(token))
             if response.status_code != 200:
                 raise RuntimeError(response.status_code)
 
@@ -181,7 +183,7 @@ def httpx_raw(url: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
-def sdk_async(url: str) -> Callable[[], Awaitable[Any]]:
+def sdk_async(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         from linebot.v3.messaging import (
             AsyncApiClient,
@@ -191,7 +193,7 @@ def sdk_async(url: str) -> Callable[[], Awaitable[Any]]:
             TextMessage,
         )
 
-        api_client = AsyncApiClient(Configuration(host=url, access_token=TOKEN))
+        api_client = AsyncApiClient(Configuration(host=url, access_token=token))
         api = AsyncMessagingApi(api_client)
 
         async def send() -> None:
@@ -202,17 +204,17 @@ def sdk_async(url: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
-def linepush_sync(url: str) -> Callable[[], Any]:
+def linepush_sync(url: str, token: str) -> Callable[[], Any]:
     def make() -> Any:
         from linepush import LineClient
 
-        client = LineClient(token=TOKEN, api_base=url, rate_limits=None, pool_size=64)
+        client = LineClient(token=token, api_base=url, rate_limits=None, pool_size=64)
         return (lambda: client.push(USER, TEXT)), client.close
 
     return make
 
 
-def urllib3_raw(url: str) -> Callable[[], Any]:
+def urllib3_raw(url: str, token: str) -> Callable[[], Any]:
     def make() -> Any:
         import urllib3
 
@@ -220,7 +222,7 @@ def urllib3_raw(url: str) -> Callable[[], Any]:
         target = url + "/v2/bot/message/push"
 
         def send() -> None:
-            response = pool.request("POST", target, body=BODY, headers=HEADERS)
+            response = pool.request("POST", target, body=BODY, headers=headers(token))
             if response.status != 200:
                 raise RuntimeError(response.status)
 
@@ -229,7 +231,7 @@ def urllib3_raw(url: str) -> Callable[[], Any]:
     return make
 
 
-def sdk_sync(url: str) -> Callable[[], Any]:
+def sdk_sync(url: str, token: str) -> Callable[[], Any]:
     def make() -> Any:
         from linebot.v3.messaging import (
             ApiClient,
@@ -239,7 +241,7 @@ def sdk_sync(url: str) -> Callable[[], Any]:
             TextMessage,
         )
 
-        api_client = ApiClient(Configuration(host=url, access_token=TOKEN))
+        api_client = ApiClient(Configuration(host=url, access_token=token))
         api = MessagingApi(api_client)
 
         def send() -> None:
@@ -265,6 +267,7 @@ SYNC_CLIENTS = {
 
 def measure(
     url: str,
+    token: str,
     target: str,
     clients: list[str],
     concurrencies: list[int],
@@ -276,18 +279,20 @@ def measure(
     for name in clients:
         if name in ASYNC_CLIENTS:
             for c in concurrencies:
-                lat, wall, cpu, err = asyncio.run(run_async(ASYNC_CLIENTS[name](url), c, duration, warmup))
+                lat, wall, cpu, err = asyncio.run(
+                    run_async(ASYNC_CLIENTS[name](url, token), c, duration, warmup)
+                )
                 results.append(summarize(name, target, c, lat, wall, cpu, err))
         else:
             for t in threads:
-                lat, wall, cpu, err = run_threads(SYNC_CLIENTS[name](url), t, duration, warmup)
+                lat, wall, cpu, err = run_threads(SYNC_CLIENTS[name](url, token), t, duration, warmup)
                 label = f"{name} ({t} thread{'s' if t > 1 else ''})"
                 results.append(summarize(label, target, t, lat, wall, cpu, err))
     return results
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
-    from bench.stubs import emulator_server, nginx_stub
+    from bench.stubs import emulator_server, emulator_token, nginx_stub
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves the bench works")
@@ -300,19 +305,34 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.duration, args.warmup, args.concurrency = 0.2, 0.05, [4]
+        args.duration, args.warmup = 0.1, 0.02
+        args.concurrency = [min(c, 4) for c in args.concurrency]
     results: list[Result] = []
     targets = ["nginx", "emulator"] if args.target == "both" else [args.target]
     for target in targets:
         if target == "nginx":
-            with nginx_stub() as (url, description):
+            with nginx_stub(install=not args.smoke) as stub:
                 results += measure(
-                    url, description, args.clients, args.concurrency, args.duration, args.warmup, args.threads
+                    stub.url,
+                    stub.token,
+                    stub.description,
+                    args.clients,
+                    args.concurrency,
+                    args.duration,
+                    args.warmup,
+                    args.threads,
                 )
         else:
             with emulator_server() as url:
                 results += measure(
-                    url, "emulator", args.clients, args.concurrency, args.duration, args.warmup, args.threads
+                    url,
+                    emulator_token(url),
+                    "emulator",
+                    args.clients,
+                    args.concurrency,
+                    args.duration,
+                    args.warmup,
+                    args.threads,
                 )
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))

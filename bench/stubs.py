@@ -17,7 +17,9 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PUSH_RESPONSE = json.dumps({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b"}]})
 
@@ -63,8 +65,10 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+    {limit_zone}
     server {{
         listen 127.0.0.1:{port};
+        {limit}
         location / {{
             default_type application/json;
             add_header x-line-request-id 0b8a7b4c-1c2f-4f6e-9a43-0d7c0e5e2f10 always;
@@ -75,22 +79,42 @@ http {{
 """
 
 
+@dataclass(frozen=True)
+class Stub:
+    url: str
+    description: str
+    #: A bearer token the stub accepts.
+    token: str
+
+
 @contextlib.contextmanager
-def nginx_stub(install: bool = True) -> Iterator[tuple[str, str]]:
-    """Yields (base URL, description). Falls back to the emulator when nginx cannot be had, and says so."""
+def nginx_stub(install: bool = True, rate: int | None = None, burst: int = 50) -> Iterator[Stub]:
+    """Yields the stub. Falls back to the emulator when nginx cannot be had, and says so.
+
+    With ``rate`` nginx answers 429 above that many requests per second (its leaky bucket, ``burst`` deep),
+    as LINE does above its documented rate.
+    """
     binary = find_nginx(install)
     if binary is None:
-        with emulator_server() as url:
-            yield url, "emulator (nginx unavailable: fell back to the fastest stub here)"
+        with emulator_server(rate_limits=rate is not None) as url:
+            yield Stub(url, "emulator (nginx could not be had: fell back to it)", emulator_token(url))
         return
     port = free_port()
+    limit_zone = limit = ""
+    description = "nginx (fixed push response)"
+    if rate is not None:
+        limit_zone = f"limit_req_zone $server_name zone=line:1m rate={rate}r/s; limit_req_status 429;"
+        limit = f"limit_req zone=line burst={burst} nodelay;"
+        description = f"nginx (fixed push response, 429 above {rate}/s, burst {burst})"
     with tempfile.TemporaryDirectory(prefix="linepush-bench-nginx-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, body=PUSH_RESPONSE))
+        conf.write_text(
+            NGINX_CONF.format(dir=tmp, port=port, body=PUSH_RESPONSE, limit_zone=limit_zone, limit=limit)
+        )
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port)
-            yield f"http://127.0.0.1:{port}", "nginx (fixed push response)"
+            yield Stub(f"http://127.0.0.1:{port}", description, "bench-token")
         finally:
             proc.send_signal(signal.SIGQUIT)
             try:
@@ -100,11 +124,12 @@ def nginx_stub(install: bool = True) -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def emulator_server() -> Iterator[str]:
-    """`linepush emulator` in a subprocess on a free port (rate limits off: we measure throughput)."""
+def emulator_server(rate_limits: bool = False) -> Iterator[str]:
+    """`linepush emulator` in a subprocess on a free port; rate limits off unless asked (throughput runs)."""
     port = free_port()
+    flags = [] if rate_limits else ["--no-rate-limits"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "linepush", "emulator", "--port", str(port), "--no-rate-limits"],
+        [sys.executable, "-m", "linepush", "emulator", "--port", str(port), *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -117,6 +142,13 @@ def emulator_server() -> Iterator[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def emulator_token(url: str) -> str:
+    """A long-lived token of a new channel at the emulator at ``url``."""
+    created: Any = admin(url, "POST", "/_emulator/channels", {"name": "bench"})
+    token: Any = admin(url, "POST", f"/_emulator/channels/{created['channel_id']}/long-lived-token", {})
+    return str(token["access_token"])
 
 
 def admin(url: str, method: str, path: str, body: object | None = None) -> object:

@@ -17,7 +17,8 @@
     │   ├── UnsupportedMediaTypeError 415
     │   ├── RateLimitError          429 (retryable; MonthlyLimitError is not)
     │   └── ServerError             5xx (retryable)
-    └── RetryWindowExpiredError     the retry key's 24 h window has passed: resending could deliver twice
+    ├── RetryWindowExpiredError     the retry key's 24 h window has passed: resending could deliver twice
+    └── StoreError                  the store could not do its job (locked too long, disk full); retryable
 
 Error texts never contain access tokens, channel secrets or keys.
 """
@@ -46,6 +47,7 @@ __all__ = [
     "RequestTooLargeError",
     "RetryWindowExpiredError",
     "ServerError",
+    "StoreError",
     "TokenLimitError",
     "TransportError",
     "UnsupportedMediaTypeError",
@@ -260,6 +262,15 @@ class RetryWindowExpiredError(LinePushError):
 
     LINE no longer remembers its retry key, so sending it again could deliver it twice. It is not resent.
     """
+
+
+class StoreError(LinePushError):
+    """The store could not do its job (database locked for too long, disk full, unreadable file).
+
+    Nothing was changed by the call that raised it; the caller may try again later.
+    """
+
+    retryable = True
 
 
 _BY_STATUS: dict[int, type[LineApiError]] = {

@@ -199,8 +199,8 @@ class TokenManager:
     def refreshable(self) -> bool:
         return self.kind != "static"
 
-    def get_token(self) -> str:
-        """A valid token: from memory when fresh (microseconds), else after at most one refresh."""
+    def _from_memory(self) -> str | None:
+        """The held token while it is usable (a stale one starts a background refresh), else None."""
         held = self._held
         if held is not None:
             now = self._clock()
@@ -209,18 +209,17 @@ class TokenManager:
             if now < held.usable_until:
                 self._start_background(now)
                 return held.value
-        return self._acquire()
+        return None
+
+    def get_token(self) -> str:
+        """A valid token: from memory when fresh (microseconds), else after at most one refresh."""
+        return self._from_memory() or self._acquire()
 
     async def aget_token(self) -> str:
         """:meth:`get_token` for async callers: waiting tasks share one refresh and never block the loop."""
-        held = self._held
-        if held is not None:
-            now = self._clock()
-            if now < self._next_check:
-                return held.value
-            if now < held.usable_until:
-                self._start_background(now)
-                return held.value
+        token = self._from_memory()
+        if token is not None:
+            return token
         loop = asyncio.get_running_loop()
         future = self._inflight
         if future is None or future.done() or future.get_loop() is not loop:

@@ -7,6 +7,7 @@ key means LINE has the message: it parses as a success with ``duplicate`` set.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -136,13 +137,19 @@ class QuotaConsumption:
 
 
 def new_retry_key() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in LINE's hexadecimal form; formatted by hand, as ``str(uuid.uuid4())``
+    costs several times more and this runs on every send."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
 
 
 def check_retry_key(key: str | None) -> str:
     """The given retry key if it is a UUID (LINE's only accepted form), or a new one."""
     if key is None:
-        return str(uuid.uuid4())
+        return new_retry_key()
     if not isinstance(key, str) or not _UUID.match(key):
         raise ValidationError(
             "a retry key must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self, get_args
 
 from linepush._secret import Secret
-from linepush.errors import LinePushError, ValidationError
+from linepush.errors import StoreError, ValidationError
 
 __all__ = [
     "MESSAGE_KINDS",
@@ -54,15 +54,6 @@ MESSAGE_STATES: Final[tuple[MessageState, ...]] = get_args(MessageState)
 #: Kinds LINE lets us revoke and that the token manager issues itself. v3 tokens cannot be revoked, and a
 #: static token belongs to the user who pasted it, so neither is ever offered for automatic revocation.
 REVOCABLE_KINDS: Final[tuple[TokenKind, ...]] = ("v2.1", "v2")
-
-
-class StoreError(LinePushError):
-    """The store could not do its job (database locked for too long, disk full, unreadable file).
-
-    Nothing was changed by the call that raised it; the caller may try again later.
-    """
-
-    retryable = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,80 @@
+"""Pure tests of the messaging request builders and parsers (no I/O)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from linepush.api import messaging
+from linepush.api._base import ApiResponse
+from linepush.errors import BadRequestError, ConflictError, ValidationError
+
+USER = "U" + "3" * 32
+
+
+def test_new_retry_keys_are_random_version_4_uuids() -> None:
+    keys = {messaging.new_retry_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    for key in list(keys)[:200]:
+        parsed = uuid.UUID(key)
+        assert str(parsed) == key
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_given_retry_key_must_be_a_uuid() -> None:
+    assert messaging.check_retry_key("123E4567-E89B-12D3-A456-426614174000")
+    with pytest.raises(ValidationError, match="UUID"):
+        messaging.push(USER, "x", retry_key="not-a-uuid")
+
+
+def test_push_request_carries_the_body_and_the_key() -> None:
+    op = messaging.push(USER, ["a", "b"], notification_disabled=True, custom_aggregation_units=["promo"])
+    assert op.request.method == "POST" and op.request.path == "/v2/bot/message/push"
+    assert op.request.needs_token and op.request.idempotent
+    assert json.loads(op.request.body or b"") == {
+        "to": USER,
+        "messages": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        "notificationDisabled": True,
+        "customAggregationUnits": ["promo"],
+    }
+    assert op.request.retry_key
+
+
+def test_a_409_for_an_accepted_key_parses_as_a_duplicate_success() -> None:
+    op = messaging.push(USER, "x")
+    body = {"message": "The retry key is already accepted", "sentMessages": [{"id": "1", "quoteToken": "q"}]}
+    response = ApiResponse(
+        409,
+        {"x-line-request-id": "r2", "x-line-accepted-request-id": "r1"},
+        json.dumps(body).encode(),
+    )
+    result = op.parse(response)
+    assert result.duplicate and result.accepted_request_id == "r1"
+    assert result.sent_messages[0].id == "1"
+
+
+def test_a_409_that_is_not_about_the_retry_key_is_an_error() -> None:
+    op = messaging.broadcast("x")
+    response = ApiResponse(409, {}, b'{"message":"Conflict on something else"}')
+    with pytest.raises(ConflictError):
+        op.parse(response)
+
+
+def test_multicast_chunk_keys_derive_from_the_callers_key() -> None:
+    key = "123e4567-e89b-12d3-a456-426614174000"
+    ids = [f"U{i:032x}" for i in range(1001)]
+    pairs = messaging.multicast_chunks(ids, "x", retry_key=key)
+    keys = [chunk.retry_key for chunk, _ in pairs]
+    assert keys[0] == key and len(set(keys)) == 3
+    assert keys == [c.retry_key for c, _ in messaging.multicast_chunks(ids, "x", retry_key=key)]
+
+
+def test_narrowcast_checks_the_limit_options_and_expects_202() -> None:
+    with pytest.raises(ValidationError, match="upToRemainingQuota"):
+        messaging.narrowcast("x", limit={"forbidPartialDelivery": True})
+    op = messaging.narrowcast("x")
+    with pytest.raises(BadRequestError):
+        op.parse(ApiResponse(400, {}, b'{"message":"Invalid audience group id: 1"}'))
+    assert op.parse(ApiResponse(202, {"x-line-request-id": "n1"}, b"{}")).request_id == "n1"
