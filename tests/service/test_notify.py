@@ -466,3 +466,24 @@ def test_an_unexpected_error_is_a_plain_500(gateway: Gateway, monkeypatch: pytes
     answer = notify(gateway, token, message="m")
     assert (answer.status_code, answer.json()) == (500, {"status": 500, "message": "Internal Server Error"})
     assert "Traceback" not in answer.text and "a bug" not in answer.text
+
+
+def test_raw_utf8_in_a_form_body_is_read_as_curl_d_sends_it(gateway: Gateway) -> None:
+    answer = gateway.client.post(
+        "/api/notify",
+        content="message=こんにちは 🍎&stickerPackageId=1&stickerId=2".encode(),
+        headers={**bearer(gateway.token()), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 200
+    assert gateway.queued()[0].payload["messages"][0] == {"type": "text", "text": "こんにちは 🍎"}
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/json", None])
+def test_an_empty_body_is_a_missing_message_whatever_its_type(
+    gateway: Gateway, content_type: str | None
+) -> None:
+    headers = bearer(gateway.token())
+    if content_type:
+        headers["Content-Type"] = content_type
+    answer = gateway.client.post("/api/notify", headers=headers)
+    assert_refused(answer, 400, "message: must not be empty", gateway)

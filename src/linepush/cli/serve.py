@@ -17,6 +17,7 @@ from linepush.cli.gateway import fail, opened_store
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
 from linepush.service import GatewayConfig, RateLimits, create_gateway_app, serve
+from linepush.service.app import ACCESS_LOG
 from linepush.service.server import WorkerLoop
 from linepush.store import Store
 
@@ -50,13 +51,14 @@ def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerL
 
 def configure_logging(level: str, access_log: bool) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The access lines are JSON already: print them as they are.
-    access = logging.getLogger("linepush.service.access")
+    # The access lines are JSON already: they are printed as they are, on their own handler.
+    access = logging.getLogger(ACCESS_LOG)
     access.setLevel(logging.INFO if access_log else logging.WARNING)
     access.propagate = False
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
 
 
 @app.command("serve")
