@@ -372,6 +372,7 @@ def test_rate_limit_headers_count_down_and_429_comes_at_the_limit(
     assert refused.status_code == 429
     assert refused.json()["status"] == 429
     assert limits(refused) == (3, 0, 1, 1, reset)
+    assert refused.headers["Retry-After"] == str(reset - int(START))
     assert len(gateway.queued()) == 3
     # Another token has its own count; status shows the count without using it up.
     assert limits(gateway.client.get("/api/status", headers=bearer(other))) == (3, 3, 1, 1, reset)

@@ -44,7 +44,8 @@ __all__ = [
 
 log = logging.getLogger("linepush.service.gateway")
 
-#: LINE Notify's limit on ``message``. Counted in UTF-16 code units, as Java (Notify's platform) and LINE do.
+#: LINE Notify's limit on ``message``, counted in UTF-16 code units as LINE counts text (FACTS §5.2); how
+#: Notify counted is not documented.
 MAX_NOTIFY_MESSAGE: Final = 1000
 _FORM_SLACK: Final = 64 * 1024
 _MAX_FIELDS: Final = 64
@@ -429,7 +430,11 @@ class NotifyApi:
         token = await self._token(request)
         now = self.clock()
         if not self.limiter.take_call(token.id, now):
-            return self._answer(429, "Too Many Requests: the rate limit of this token is reached", token, now)
+            answer = self._answer(
+                429, "Too Many Requests: the rate limit of this token is reached", token, now
+            )
+            answer.headers["Retry-After"] = str(max(int(answer.headers["X-RateLimit-Reset"]) - int(now), 1))
+            return answer
         try:
             fields = await read_fields(request, self.config.max_body)
             form = parse_notify_form(fields, self.config.max_message_length)
