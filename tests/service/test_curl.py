@@ -15,10 +15,20 @@ from typing import Any
 import pytest
 
 from linepush.config import Channel
-from linepush.service import GatewayConfig, create_gateway_app, serving
+from linepush.service import GatewayConfig, create_gateway_app, create_gateway_token, serving
 from linepush.service.server import RunningGateway
-from linepush.store import Store
-from tests.service.conftest import GROUP, PUBLIC_URL, START, USER, Clock, Gateway, make_gateway
+from linepush.store import SQLiteStore, Store
+from tests.service.conftest import (
+    CHANNEL_ID,
+    GROUP,
+    PUBLIC_URL,
+    SECRET,
+    START,
+    USER,
+    Clock,
+    Gateway,
+    make_gateway,
+)
 from tests.service.test_notify import PNG
 
 pytestmark = pytest.mark.e2e
@@ -295,3 +305,35 @@ def test_serving_gives_a_loopback_url_and_stops(store: Store, channel: Channel) 
         conn.close()
     with pytest.raises(OSError):
         http.client.HTTPConnection(server.host, server.port, timeout=2).request("GET", "/healthz")
+
+
+@needs_curl
+def test_linepush_serve_process_queues_and_stops_cleanly(tmp_path: Path) -> None:
+    """The `linepush serve` command as people run it: a Notify request is queued; SIGTERM ends it with 0."""
+    from tests.service.serve_process import linepush_serve
+
+    db = tmp_path / "serve.db"
+    with SQLiteStore(db) as store:
+        token, _ = create_gateway_token(store, CHANNEL_ID, USER, "cron", 0.0)
+    env = {"LINEPUSH_STORE": str(db), "LINE_CHANNEL_ID": CHANNEL_ID, "LINE_CHANNEL_SECRET": SECRET}
+    with linepush_serve(env) as served:
+        status, headers, body = curl(
+            "-X",
+            "POST",
+            "-H",
+            f"Authorization: Bearer {token.reveal()}",
+            "-F",
+            "message=backup failed",
+            f"{served.url}/api/notify",
+        )
+        assert (status, body) == (200, {"status": 200, "message": "ok"})
+        assert headers["x-ratelimit-remaining"] == "999"
+    assert served.process.returncode == 0, served.stderr
+    with SQLiteStore(db) as store:
+        (row,) = store.list_messages()
+    assert (row.state, row.payload) == (
+        "queued",
+        {"to": USER, "messages": [{"type": "text", "text": "backup failed"}]},
+    )
+    assert "queueing only" in served.stderr
+    assert token.reveal() not in served.stderr and SECRET not in served.stderr

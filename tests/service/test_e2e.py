@@ -9,7 +9,7 @@ import asyncio
 import importlib.util
 import json
 import shutil
-import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from linepush.service.server import RunningGateway
 from linepush.store import SQLiteStore, Store
 from tests.conftest import Emulator, make_channel
 from tests.service.conftest import GROUP, PUBLIC_URL, USER
+from tests.service.serve_process import linepush_serve
 from tests.service.test_curl import curl
 from tests.service.test_notify import PNG
 
@@ -126,69 +127,32 @@ def test_the_worker_delivers_gateway_notifications(
 def test_linepush_serve_worker_queues_and_delivers(
     live_emulator: Emulator, line_channel: Channel, tmp_path: Path
 ) -> None:
-    """`linepush serve --worker` as a real process: a Notify request is delivered with no other process."""
-    import os
-    import socket
-    import sys
-    import time
-
+    """`linepush serve --worker` as a real process: a Notify request is delivered with no other process,
+    and SIGTERM stops it cleanly, with nothing left in flight."""
     assert line_channel.channel_id is not None
     db = tmp_path / "serve.db"
     with SQLiteStore(db) as store:
         token, _ = create_gateway_token(store, line_channel.channel_id, USER, None, 0.0)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {
-        **{k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
-        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
         "LINEPUSH_STORE": str(db),
         "LINE_CHANNEL_ID": line_channel.channel_id,
         "LINE_CHANNEL_SECRET": line_channel.require_secret().reveal(),
         "LINE_ASSERTION_KEY_FILE": str(line_channel.assertion_key_file),
         "LINE_ASSERTION_KID": str(line_channel.assertion_kid),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "linepush",
-            "serve",
-            "--port",
-            str(port),
-            "--worker",
-            "--api-base",
-            live_emulator.url,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-                assert time.monotonic() < deadline, "linepush serve did not start"
-                time.sleep(0.05)
-        status, _, body = curl(
-            "-H", f"Authorization: Bearer {token.reveal()}", "-d", "message=via serve", f"{url}/api/notify"
-        )
+    with linepush_serve(env, "--worker", "--api-base", live_emulator.url) as served:
+        auth = f"Authorization: Bearer {token.reveal()}"
+        status, _, body = curl("-H", auth, "-d", "message=via serve", f"{served.url}/api/notify")
         assert (status, body) == (200, {"status": 200, "message": "ok"})
+        deadline = time.monotonic() + 20
         while not received(live_emulator, line_channel, USER):
             assert time.monotonic() < deadline, "the worker did not deliver"
             time.sleep(0.05)
-        assert received(live_emulator, line_channel, USER) == [[{"type": "text", "text": "via serve"}]]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    logged = server.stderr.read().decode() if server.stderr else ""
-    assert token.reveal() not in logged and line_channel.require_secret().reveal() not in logged
-    assert (
-        json.loads(next(line for line in logged.splitlines() if line.startswith("{")))["path"]
-        == "/api/notify"
-    )
+    assert served.process.returncode == 0, served.stderr
+    assert received(live_emulator, line_channel, USER) == [[{"type": "text", "text": "via serve"}]]
+    with SQLiteStore(db) as store:
+        assert store.counts() == {"queued": 0, "sending": 0, "delivered": 1, "failed": 0}
+    assert token.reveal() not in served.stderr
+    assert line_channel.require_secret().reveal() not in served.stderr
+    access = [json.loads(line) for line in served.stderr.splitlines() if line.startswith("{")]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [("POST", "/api/notify", 200)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
@@ -40,6 +41,24 @@ def uvicorn_config(app: Starlette, *, log_level: str = "warning") -> uvicorn.Con
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus one habit: after a SIGTERM or SIGINT stopped it, uvicorn raises the signal again, which
+    would end the process before the delivery worker gives back the rows it holds. Here the signal only
+    stops the server; the caller then stops the worker and returns normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def serve(
     app: Starlette,
     host: str = "127.0.0.1",
@@ -52,7 +71,7 @@ def serve(
     event loop, and stop it (letting it finish what it holds) when the server stops."""
     config = uvicorn_config(app, log_level=log_level)
     config.host, config.port = host, port
-    asyncio.run(_serve(uvicorn.Server(config), worker))
+    asyncio.run(_serve(_Server(config), worker))
 
 
 async def _serve(server: uvicorn.Server, worker: WorkerLoop | None) -> None:
