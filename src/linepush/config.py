@@ -1,4 +1,4 @@
-"""A LINE channel's credentials, from arguments or the environment."""
+"""A LINE channel's credentials, and every setting resolved from flags, the environment and linepush.toml."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ from typing import Any
 from linepush._secret import Secret
 from linepush.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "Channel"]
+__all__ = [
+    "CONFIG_ENV",
+    "ENV_VARS",
+    "PROFILE_ENV",
+    "SETTINGS_ENV_VARS",
+    "SETTING_NAMES",
+    "Channel",
+    "Settings",
+    "default_config_paths",
+    "load_config_file",
+    "resolve_settings",
+]
 
 _CHANNEL_ID = re.compile(r"[0-9]{1,20}\Z")
 
@@ -125,3 +136,251 @@ class Channel:
         if self.access_token:
             parts.append("access_token=…")
         return f"Channel({', '.join(parts)})"
+
+
+# --- Resolved settings: flags over environment over a TOML file --------------------------------------------
+
+#: The environment variables :func:`resolve_settings` reads besides :data:`ENV_VARS`, by setting.
+SETTINGS_ENV_VARS: Mapping[str, str] = {
+    "to": "LINEPUSH_TO",
+    "store": "LINEPUSH_STORE",
+    "api_base": "LINEPUSH_API_BASE",
+}
+#: Names the profile (``[channels.NAME]``) when ``--channel`` is not given.
+PROFILE_ENV = "LINEPUSH_CHANNEL"
+#: Names the configuration file when ``--config`` is not given.
+CONFIG_ENV = "LINEPUSH_CONFIG"
+CONFIG_FILE_NAME = "linepush.toml"
+
+#: Every setting, in the order `linepush config show` lists them.
+SETTING_NAMES: tuple[str, ...] = (*ENV_VARS, "to", "store", "api_base")
+SECRET_SETTINGS: frozenset[str] = frozenset({"channel_secret", "access_token"})
+_FILE_ONLY_KEYS = frozenset({"default_channel", "channels"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs, resolved, with where each value came from.
+
+    ``sources`` maps each set setting to "flag --channel-id", "env LINE_CHANNEL_ID" or
+    "file PATH [channels.NAME]". ``to`` is the default recipient (one id, or several for a multicast).
+    """
+
+    channel: Channel
+    profile: str | None = None
+    profile_source: str | None = None
+    to: tuple[str, ...] = ()
+    store: str | None = None
+    api_base: str | None = None
+    config_file: Path | None = None
+    #: The files looked for when none was named, in order (for "no configuration file found" messages).
+    searched: tuple[Path, ...] = ()
+    profiles: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def value(self, name: str) -> Any:
+        """A setting by name; secrets stay :class:`Secret`."""
+        if name in ENV_VARS:
+            return getattr(self.channel, name)
+        return getattr(self, name)
+
+    def require_to(self) -> tuple[str, ...]:
+        if not self.to:
+            raise ConfigurationError(
+                'no recipient: pass --to U…, set LINEPUSH_TO, or put to = "U…" in '
+                f"{self._where()} (the user, group or room id to send to)"
+            )
+        return self.to
+
+    def _where(self) -> str:
+        place = str(self.config_file) if self.config_file else CONFIG_FILE_NAME
+        return f"{place} [channels.{self.profile}]" if self.profile else place
+
+
+def default_config_paths(cwd: Path | None = None, user_config_dir: Path | None = None) -> tuple[Path, ...]:
+    """Where a configuration file is looked for, first found wins: ./linepush.toml, then the user's
+    config directory (e.g. ~/.config/linepush/linepush.toml)."""
+    if user_config_dir is None:
+        import platformdirs
+
+        user_config_dir = Path(platformdirs.user_config_dir("linepush", appauthor=False))
+    return ((cwd or Path.cwd()) / CONFIG_FILE_NAME, user_config_dir / CONFIG_FILE_NAME)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read and check a linepush.toml; raises ConfigurationError naming the file and the problem."""
+    import tomllib
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"configuration file {path} is a directory") from None
+    except OSError as exc:
+        raise ConfigurationError(f"configuration file {path} cannot be read: {exc.strerror}") from None
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"configuration file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+    _check_table(parsed, path, "top level", top=True)
+    channels = parsed.get("channels", {})
+    if not isinstance(channels, dict):
+        raise ConfigurationError(f"{path}: 'channels' must be a table of [channels.NAME] tables")
+    for name, table in channels.items():
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path}: channels.{name} must be a table ([channels.{name}])")
+        _check_table(table, path, f"[channels.{name}]", top=False)
+    default = parsed.get("default_channel")
+    if default is not None and not isinstance(default, str):
+        raise ConfigurationError(f"{path}: default_channel must be a string (a [channels.NAME] name)")
+    return parsed
+
+
+def _check_table(table: Mapping[str, Any], path: Path, where: str, *, top: bool) -> None:
+    allowed = set(SETTING_NAMES) | (_FILE_ONLY_KEYS if top else set())
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigurationError(
+                f"{path} {where}: unknown setting {key!r}; known settings: {', '.join(SETTING_NAMES)}"
+            )
+        if key in _FILE_ONLY_KEYS:
+            continue
+        if key == "to":
+            ok = isinstance(value, str) or (
+                isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+            )
+            if not ok:
+                raise ConfigurationError(f"{path} {where}: 'to' must be an id string or a list of ids")
+        elif key == "channel_id":
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ConfigurationError(f"{path} {where}: 'channel_id' must be a string of digits")
+        elif not isinstance(value, str):
+            raise ConfigurationError(f"{path} {where}: {key!r} must be a string")
+
+
+def resolve_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    profile: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user_config_dir: Path | None = None,
+) -> Settings:
+    """Resolve every setting: ``flags`` (None or "" = not given) over ``env`` over the TOML file.
+
+    The file is ``config_file``, else ``$LINEPUSH_CONFIG``, else the first of :func:`default_config_paths`
+    that exists. Its top-level settings are defaults for every channel; the profile's ``[channels.NAME]``
+    table (``profile``, else ``$LINEPUSH_CHANNEL``, else ``default_channel``, else a table named "default")
+    overrides them. Relative paths in the file are relative to the file. Pure apart from reading the file.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != "" and v != ()}
+    env = os.environ if env is None else env
+    unknown = set(flags) - set(SETTING_NAMES)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+
+    searched: tuple[Path, ...] = ()
+    path: Path | None = None
+    if config_file:
+        path = Path(config_file).expanduser()
+    elif env.get(CONFIG_ENV, "").strip():
+        path = Path(env[CONFIG_ENV].strip()).expanduser()
+    else:
+        searched = default_config_paths(cwd, user_config_dir)
+        path = next((p for p in searched if p.is_file()), None)
+    data = load_config_file(path) if path is not None else {}
+    tables: dict[str, Any] = data.get("channels", {})
+
+    profile_source: str | None = None
+    if profile:
+        profile_source = "flag --channel"
+    elif env.get(PROFILE_ENV, "").strip():
+        profile, profile_source = env[PROFILE_ENV].strip(), f"env {PROFILE_ENV}"
+    elif data.get("default_channel"):
+        profile, profile_source = data["default_channel"], f"file {path} default_channel"
+    elif "default" in tables:
+        profile, profile_source = "default", f"file {path} [channels.default]"
+    if profile is not None and profile not in tables:
+        known = ", ".join(sorted(tables)) or "none"
+        where = f"{path}" if path is not None else "no configuration file was found"
+        raise ConfigurationError(
+            f"no channel profile named {profile!r} ({profile_source}); profiles in {where}: {known}"
+        )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    layers: list[tuple[Mapping[str, Any], str]] = []
+    if path is not None:
+        layers.append(({k: v for k, v in data.items() if k in SETTING_NAMES}, f"file {path}"))
+        if profile is not None:
+            layers.append((tables[profile], f"file {path} [channels.{profile}]"))
+    for layer, source in layers:
+        for key, value in layer.items():
+            if key == "assertion_key_file" or (key == "store" and "://" not in value):
+                value = str((path.parent if path else Path()) / Path(value).expanduser())
+            values[key], sources[key] = value, source
+    for key, var in (*ENV_VARS.items(), *SETTINGS_ENV_VARS.items()):
+        value = env.get(var, "").strip()
+        if value:
+            values[key], sources[key] = value, f"env {var}"
+    flag_names = {
+        "channel_id": "--channel-id",
+        "assertion_key_file": "--key-file",
+        "assertion_kid": "--kid",
+        "to": "--to",
+        "store": "--store",
+        "api_base": "--api-base",
+    }
+    for key, value in flags.items():
+        values[key], sources[key] = value, f"flag {flag_names.get(key, '--' + key.replace('_', '-'))}"
+
+    to = values.pop("to", None)
+    recipients: tuple[str, ...] = (to,) if isinstance(to, str) else tuple(to) if to else ()
+    recipients = tuple(r.strip() for part in recipients for r in part.split(",") if r.strip())
+    channel_fields = {k: values.pop(k) for k in list(values) if k in ENV_VARS}
+    channel = Channel(
+        **channel_fields,
+        name=profile or "default",
+        sources={k: v for k, v in sources.items() if k in ENV_VARS},
+    )
+    return Settings(
+        channel=channel,
+        profile=profile,
+        profile_source=profile_source,
+        to=recipients,
+        store=values.get("store"),
+        api_base=values.get("api_base"),
+        config_file=path,
+        searched=searched,
+        profiles=tuple(sorted(tables)),
+        sources=sources,
+        warnings=tuple(_warnings(sources, path, data)),
+    )
+
+
+def _warnings(sources: Mapping[str, str], path: Path | None, data: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    credentials = [k for k in ENV_VARS if k in sources]
+    layers = {sources[k].split(" [")[0].split(" ")[0] for k in credentials}
+    if len(layers) > 1:
+        found.append(
+            "the channel's settings come from more than one place ("
+            + ", ".join(f"{k}: {sources[k]}" for k in credentials)
+            + "): make sure they all belong to the same channel"
+        )
+    if path is not None and os.name == "posix":
+        holds_secret = any(k in SECRET_SETTINGS for k in data) or any(
+            k in SECRET_SETTINGS for t in data.get("channels", {}).values() for k in t
+        )
+        try:
+            loose = path.stat().st_mode & 0o077
+        except OSError:
+            loose = 0
+        if holds_secret and loose:
+            found.append(f"{path} holds a secret but others can read it: chmod 600 {path}")
+    return found

@@ -1,0 +1,76 @@
+"""`linepush config show`: the resolved configuration, secrets masked, and where each value came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from linepush._secret import Secret
+from linepush.cli import app
+from linepush.cli.invocation import Invocation, command
+from linepush.config import ENV_VARS, SETTING_NAMES, SETTINGS_ENV_VARS
+
+config_app = typer.Typer(name="config", help="The configuration linepush resolved.", no_args_is_help=True)
+app.add_typer(config_app)
+
+_ENV_OF = {**ENV_VARS, **SETTINGS_ENV_VARS}
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.masked
+    if isinstance(value, tuple):
+        return list(value) if value else None
+    return None if value is None else str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+@command(config_app, "show")
+def show(inv: Invocation) -> None:
+    """Print every setting (secrets masked) and where it came from: flag, env VAR or file PATH."""
+    settings = inv.settings
+    rows = [
+        {
+            "setting": name,
+            "value": _shown(settings.value(name)),
+            "source": settings.sources.get(name),
+            "env": _ENV_OF.get(name),
+        }
+        for name in SETTING_NAMES
+    ]
+    data = {
+        "config_file": str(settings.config_file) if settings.config_file else None,
+        "searched": [str(p) for p in settings.searched],
+        "profile": settings.profile,
+        "profile_source": settings.profile_source,
+        "profiles": list(settings.profiles),
+        "settings": rows,
+        "warnings": list(settings.warnings),
+    }
+
+    def render() -> None:
+        if settings.config_file is not None:
+            inv.out.print(f"configuration file: {settings.config_file}", markup=False)
+        else:
+            looked = ", ".join(str(p) for p in settings.searched)
+            inv.out.print(f"configuration file: none (looked for {looked})", markup=False)
+        if settings.profile:
+            inv.out.print(f"channel profile: {settings.profile} ({settings.profile_source})", markup=False)
+        if settings.profiles:
+            inv.out.print(f"profiles in the file: {', '.join(settings.profiles)}", markup=False)
+        inv.table(
+            None,
+            ["setting", "value", "from"],
+            [[r["setting"], _cell(r["value"]), r["source"] or f"not set ({r['env']})"] for r in rows],
+        )
+        for warning in settings.warnings:
+            inv.note(f"[yellow]warning:[/] {escape(warning)}")
+
+    inv.emit(data, render)

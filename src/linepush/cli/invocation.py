@@ -1,0 +1,505 @@
+"""What every command shares: the configuration options, output (tables or JSON), and errors as exit codes.
+
+A command is declared with :func:`command`; it receives an :class:`Invocation` first, and the options every
+command takes (``--config``, ``--channel``, ``-o/--json``, ``--debug``…) are added to its signature here, so
+each command module lists only its own options.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from linepush.config import Settings, resolve_settings
+from linepush.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    LineApiError,
+    LinePushError,
+    MonthlyLimitError,
+    TokenLimitError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from linepush.client import LineClient
+    from linepush.store import Store
+
+__all__ = ["Exit", "Invocation", "command", "fail", "render_error"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Exit(IntEnum):
+    """Exit codes scripts can test."""
+
+    OK = 0
+    #: LINE refused the request (a 4xx, or another error retrying cannot fix).
+    REFUSED = 1
+    #: Usage or configuration error: bad flags, missing settings, input refused locally.
+    USAGE = 2
+    #: A transient failure that outlasted the retries (no answer, 429, 5xx): running again later may work.
+    TRANSIENT = 3
+
+
+class CommandError(Exception):
+    """A command-level failure with its own exit code and text (no traceback)."""
+
+    def __init__(self, message: str, code: Exit = Exit.USAGE, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.hint = hint
+
+
+def fail(message: str, code: Exit = Exit.USAGE, hint: str | None = None) -> NoReturn:
+    raise CommandError(message, code, hint)
+
+
+# --- the options every command gets ------------------------------------------------------------------------
+
+_CONFIG_OPTIONS: list[inspect.Parameter] = [
+    inspect.Parameter(
+        "config_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(
+                "--config",
+                metavar="FILE",
+                help="Configuration file (default: ./linepush.toml, then the user config dir).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "profile",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--channel",
+                "-c",
+                metavar="NAME",
+                help="Channel profile: a \\[channels.NAME] table of the configuration file.",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "channel_id",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--channel-id",
+                metavar="ID",
+                help="Channel id (over LINE_CHANNEL_ID).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "assertion_key_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--key-file",
+                metavar="FILE",
+                help="Private assertion key file (over LINE_ASSERTION_KEY_FILE).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "assertion_kid",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--kid",
+                metavar="KID",
+                help="Key id of the assertion key (over LINE_ASSERTION_KID).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "store",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--store",
+                metavar="URL",
+                help="Store URL or file (over LINEPUSH_STORE).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "api_base",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--api-base",
+                metavar="URL",
+                help="LINE API base URL, e.g. an emulator's (over LINEPUSH_API_BASE).",
+                rich_help_panel="Configuration",
+            ),
+        ],
+    ),
+]
+_CONFIG_FLAG_NAMES = ("channel_id", "assertion_key_file", "assertion_kid", "store", "api_base")
+
+_OUTPUT_OPTION = inspect.Parameter(
+    "output",
+    inspect.Parameter.KEYWORD_ONLY,
+    default="table",
+    annotation=Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output format: table or json.",
+            rich_help_panel="Output",
+            show_default=True,
+        ),
+    ],
+)
+_JSON_OPTION = inspect.Parameter(
+    "json_output",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
+        bool, typer.Option("--json", help="Print JSON (same as -o json).", rich_help_panel="Output")
+    ],
+)
+_DEBUG_OPTION = inspect.Parameter(
+    "debug",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and library logs.", rich_help_panel="Output")
+    ],
+)
+
+
+class Invocation:
+    """One run of one command: its settings, output and the resources to close afterwards."""
+
+    def __init__(
+        self,
+        flags: Mapping[str, Any],
+        *,
+        profile: str | None,
+        config_file: Path | None,
+        json: bool,
+        debug: bool,
+    ) -> None:
+        self._flags = dict(flags)
+        self._profile = profile
+        self._config_file = config_file
+        self.json = json
+        self.debug = debug
+        self.out = Console(soft_wrap=True, highlight=False, width=_width(sys.stdout))
+        self.err = Console(stderr=True, soft_wrap=True, highlight=False, width=_width(sys.stderr))
+        self._settings: Settings | None = None
+        self._closers: list[Callable[[], None]] = []
+
+    # -- configuration --------------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve_settings(
+                self._flags, profile=self._profile, config_file=self._config_file
+            )
+        return self._settings
+
+    def client(self, **options: Any) -> LineClient:
+        from linepush.client import LineClient
+
+        settings = self.settings
+        client = LineClient(settings.channel, api_base=settings.api_base, store=settings.store, **options)
+        self._closers.append(client.close)
+        return client
+
+    def store(self) -> Store:
+        from linepush.store import open_store
+
+        store = open_store(self.settings.store)
+        self._closers.append(store.close)
+        return store
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the command ends (last registered, first called)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:  # closing must not hide the command's own outcome
+                if self.debug:
+                    traceback.print_exc()
+
+    # -- output ---------------------------------------------------------------------------------------------
+
+    def emit(self, data: Any, render: Callable[[], None] | None = None) -> None:
+        """Print ``data`` as JSON with ``--json``, else call ``render`` (or print it plainly)."""
+        if self.json:
+            self.out.file.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+            self.out.file.flush()
+        elif render is not None:
+            render()
+        else:
+            self.out.print(data)
+
+    def note(self, text: str) -> None:
+        """A remark for the person at the terminal (stderr, so it never mixes with data)."""
+        self.err.print(text)
+
+    def table(self, title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+        table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None)
+        table.header_style = "bold"
+        for name in columns:
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if cell is None else _esc(str(cell)) for cell in row))
+        self.out.print(table)
+
+
+def _width(stream: Any) -> int | None:
+    """Rich's own choice on a terminal (or with $COLUMNS); else wide, so piped tables never fold a cell."""
+    is_tty = getattr(stream, "isatty", None)
+    if (is_tty is not None and is_tty()) or os.environ.get("COLUMNS"):
+        return None
+    return 1000
+
+
+def when(ts: float | None) -> str | None:
+    """A UNIX time as an ISO 8601 UTC string (seconds precision)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+def exit_code(error: BaseException) -> Exit:
+    if isinstance(error, CommandError):
+        return error.code
+    if isinstance(error, ConfigurationError | ValidationError):
+        return Exit.USAGE
+    if isinstance(error, LinePushError):
+        return Exit.TRANSIENT if error.retryable else Exit.REFUSED
+    return Exit.REFUSED
+
+
+def render_error(error: BaseException) -> dict[str, Any]:
+    """What went wrong, as data: the same fields for the terminal and for ``--json``."""
+    info: dict[str, Any] = {
+        "error": "UsageError" if isinstance(error, CommandError) else type(error).__name__,
+        "message": str(error),
+        "exit_code": int(exit_code(error)),
+    }
+    if isinstance(error, LineApiError):
+        info["message"] = error.message
+        info["status"] = error.status
+        if error.error:
+            info["oauth_error"] = error.error
+        if error.error_description:
+            info["error_description"] = error.error_description
+        info["details"] = [{"property": d.property, "message": d.message} for d in error.details]
+        info["request_id"] = error.request_id
+        info["retryable"] = error.retryable
+    elif isinstance(error, ValidationError):
+        info["message"] = error.reason
+        info["property"] = error.property
+        info["sent"] = False
+    elif isinstance(error, LinePushError):
+        info["retryable"] = error.retryable
+    if isinstance(error, LinePushError) and error.attempts > 1:
+        info["attempts"] = error.attempts
+    hint = _hint(error)
+    if hint:
+        info["hint"] = hint
+    return info
+
+
+def _hint(error: BaseException) -> str | None:
+    if isinstance(error, CommandError):
+        return error.hint
+    if isinstance(error, TokenLimitError):
+        return (
+            "the channel already holds 30 valid v2.1 tokens: `linepush token kids` lists them, "
+            "`linepush token revoke --id N` frees one, and v3 tokens (--kind v3) have no cap"
+        )
+    if isinstance(error, MonthlyLimitError):
+        return "the channel has used this month's message allowance; sends fail until next month"
+    if isinstance(error, LineApiError) and error.message == "Failed to send messages":
+        return (
+            "LINE could not send to that id: user ids differ per provider (use one this channel has seen), "
+            "and the bot must be in the group or room"
+        )
+    if isinstance(error, AuthenticationError):
+        return "the channel access token was refused: check the channel's settings (`linepush config show`)"
+    if isinstance(error, ValidationError):
+        return "nothing was sent"
+    if isinstance(error, ConfigurationError):
+        return "settings come from flags, the environment or linepush.toml; `linepush config show` shows them"
+    if isinstance(error, LinePushError) and error.retryable:
+        return "a transient failure: running the command again later may succeed"
+    return None
+
+
+def print_error(
+    inv: Invocation | None, error: BaseException, *, console: Console | None = None, indent: str = ""
+) -> None:
+    """Print ``error`` for a person (or as JSON with ``--json``): LINE's message, details and request id."""
+    info = render_error(error)
+    if console is None:
+        console = inv.err if inv is not None else Console(stderr=True, soft_wrap=True, highlight=False)
+    if inv is not None and inv.json:
+        console.file.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return
+    if isinstance(error, LineApiError):
+        head = (
+            f"LINE refused the request ({error.status})"
+            if not error.retryable
+            else f"LINE answered {error.status}"
+        )
+        text = f"[red bold]error:[/] {head}: {_esc(error.message)}"
+        if error.error_description and error.error_description != error.message:
+            text += f" ({_esc(error.error_description)})"
+    else:
+        text = f"[red bold]error:[/] {_esc(str(info['message']))}"
+        if isinstance(error, ValidationError) and error.property:
+            text = f"[red bold]error:[/] {_esc(error.property)}: {_esc(error.reason)}"
+    console.print(indent + text)
+    for detail in info.get("details", []):
+        where = f"{detail['property']}: " if detail.get("property") else ""
+        console.print(f"{indent}  - {_esc(where)}{_esc(detail.get('message') or '')}")
+    if info.get("request_id"):
+        console.print(f"{indent}  request id: {info['request_id']}")
+    if info.get("attempts"):
+        console.print(f"{indent}  after {info['attempts']} attempts")
+    if info.get("hint"):
+        console.print(f"{indent}  [dim]{_esc(info['hint'])}[/]")
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# --- the decorator --------------------------------------------------------------------------------------
+
+
+def command(
+    group: typer.Typer,
+    name: str | None = None,
+    *,
+    config: bool = True,
+    data: bool = True,
+    json_flag: bool = True,
+    **command_options: Any,
+) -> Callable[[F], F]:
+    """Register ``fn(inv: Invocation, **own_options)`` on ``group`` with the shared options added.
+
+    ``config`` adds the configuration options, ``data`` the output options (``-o`` and, unless
+    ``json_flag`` is false because the command uses ``--json`` for something else, ``--json``).
+    """
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        own = list(signature.parameters.values())[1:]  # the first is the Invocation
+        extra: list[inspect.Parameter] = []
+        if config:
+            extra += _CONFIG_OPTIONS
+        if data:
+            extra.append(_OUTPUT_OPTION)
+            if json_flag:
+                extra.append(_JSON_OPTION)
+        extra.append(_DEBUG_OPTION)
+        taken = {p.name for p in extra}
+
+        @functools.wraps(fn)
+        def run(**kwargs: Any) -> None:
+            shared = {p.name: kwargs.pop(p.name) for p in extra}
+            output = str(shared.get("output", "table")).lower()
+            if output not in ("table", "json"):
+                raise typer.BadParameter("use table or json", param_hint="-o/--output")
+            as_json = output == "json" or bool(shared.get("json_output"))
+            debug = bool(shared["debug"])
+            if debug:
+                import logging
+
+                # Only linepush's own logs, which mask tokens: urllib3's debug lines carry whole URLs, and
+                # some token endpoints take the token or the assertion in the query string.
+                logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+                logging.getLogger("linepush").setLevel(logging.DEBUG)
+            inv = Invocation(
+                {k: shared.get(k) for k in _CONFIG_FLAG_NAMES},
+                profile=shared.get("profile"),
+                config_file=shared.get("config_file"),
+                json=as_json,
+                debug=debug,
+            )
+            try:
+                fn(inv, **kwargs)
+            except (typer.Exit, typer.Abort, typer.BadParameter):
+                raise
+            except KeyboardInterrupt:
+                inv.err.print("interrupted")
+                raise typer.Exit(130) from None
+            except Exception as error:
+                if debug:
+                    traceback.print_exc()
+                if not isinstance(error, LinePushError | CommandError):
+                    inv.err.print(
+                        f"[red bold]error:[/] unexpected {type(error).__name__}: {_esc(str(error))}"
+                        + ("" if debug else " (run with --debug for the traceback)")
+                    )
+                    raise typer.Exit(Exit.REFUSED) from None
+                print_error(inv, error)
+                raise typer.Exit(exit_code(error)) from None
+            finally:
+                inv.close()
+
+        clash = taken & {p.name for p in own}
+        if clash:
+            raise TypeError(f"{fn.__name__} declares shared option names {sorted(clash)}")
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        del run.__wrapped__  # typer must see the new signature, not fn's
+        group.command(name, **command_options)(run)
+        return fn
+
+    return decorate

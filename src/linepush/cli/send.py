@@ -1,0 +1,289 @@
+"""`linepush send`: one push (or a multicast to several users) now, with retries.
+
+The work is split so other ways of sending can reuse it: :func:`read_messages` and :func:`prepare` turn the
+command line into a checked :class:`SendRequest` (nothing sent yet); :func:`send_now` delivers it and
+:func:`show_result` prints what LINE answered. The outbox's ``--queue``/``--at`` options hand the same
+``SendRequest`` (its ``kind`` and ``payload()``) to the outbox instead of calling :func:`send_now`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from linepush.api.messaging import MulticastResult, PushResult, check_retry_key, new_retry_key
+from linepush.cli import app
+from linepush.cli.invocation import Invocation, command, fail
+from linepush.client import LineClient, MulticastError
+from linepush.errors import LinePushError, OutcomeUnknownError, ValidationError
+from linepush.messages import normalize_messages, validate_to, validate_user_ids
+from linepush.retry import RetryPolicy
+
+__all__ = ["SendRequest", "prepare", "read_messages", "send_now", "show_result"]
+
+_JSON_SHAPES = 'a list of LINE message objects, one message object, or {"messages": [...]}'
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """A checked send: who, what and how. ``kind`` is "push" for one recipient, else "multicast"."""
+
+    to: tuple[str, ...]
+    messages: tuple[dict[str, Any], ...]
+    notification_disabled: bool = False
+    retry_key: str | None = None
+
+    @property
+    def kind(self) -> Literal["push", "multicast"]:
+        return "push" if len(self.to) == 1 else "multicast"
+
+    def payload(self) -> dict[str, Any]:
+        """LINE's request body for :attr:`kind`."""
+        body: dict[str, Any] = {
+            "to": self.to[0] if self.kind == "push" else list(self.to),
+            "messages": list(self.messages),
+        }
+        if self.notification_disabled:
+            body["notificationDisabled"] = True
+        return body
+
+
+def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[dict[str, Any]]:
+    """The messages of a command line: TEXT words (joined by spaces, like echo), ``-`` for stdin, or a JSON
+    file (``-`` for stdin) of LINE message objects. Raises ValidationError for what LINE would refuse."""
+    texts = list(texts or [])
+    if json_file is not None:
+        if texts:
+            fail("give either TEXT or --json FILE, not both")
+        return _messages_from_json(json_file)
+    if not texts:
+        fail('nothing to send: give the text (linepush send "disk full"), - to read stdin, or --json FILE')
+    if texts == ["-"]:
+        text = sys.stdin.read()
+        # One trailing newline is how `echo` and most programs end their output; it is not part of the text.
+        text = text[:-1] if text.endswith("\n") else text
+        if not text.strip():
+            fail("nothing to send: stdin was empty")
+    elif "-" in texts:
+        fail("- (read stdin) cannot be mixed with TEXT arguments")
+    else:
+        text = " ".join(texts)
+    return normalize_messages(text)
+
+
+def _messages_from_json(name: str) -> list[dict[str, Any]]:
+    label = "stdin" if name == "-" else name
+    if name == "-":
+        raw = sys.stdin.read()
+    else:
+        try:
+            raw = Path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            fail(f"--json: {label} does not exist")
+        except IsADirectoryError:
+            fail(f"--json: {label} is a directory")
+        except UnicodeDecodeError:
+            fail(f"--json: {label} is not UTF-8 text")
+        except OSError as exc:
+            fail(f"--json: cannot read {label}: {exc.strerror}")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        fail(f"--json: {label} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+    except RecursionError:
+        fail(f"--json: {label} is nested too deeply")
+    if isinstance(data, dict) and "type" not in data:
+        extra = sorted(set(data) - {"messages"})
+        if "messages" not in data or extra:
+            fail(
+                f"--json: {label} holds an object without 'messages' or 'type'"
+                + (f" (unexpected {', '.join(map(repr, extra))}; recipients go in --to)" if extra else "")
+                + f"; expected {_JSON_SHAPES}"
+            )
+        data = data["messages"]
+    if not isinstance(data, list | dict):
+        fail(f"--json: {label} holds a JSON {type(data).__name__}; expected {_JSON_SHAPES}")
+    try:
+        return normalize_messages(data)
+    except ValidationError as exc:
+        raise ValidationError(f"{exc.reason} (in {label})", property=exc.property) from None
+
+
+def prepare(
+    inv: Invocation,
+    texts: Sequence[str] | None,
+    json_file: str | None,
+    to: Sequence[str] | None,
+    *,
+    notification_disabled: bool = False,
+    retry_key: str | None = None,
+) -> SendRequest:
+    """Check everything locally: recipients (``--to``, else the configured default), messages, retry key."""
+    messages = read_messages(texts, json_file)
+    recipients = tuple(r.strip() for part in (to or []) for r in part.split(",") if r.strip())
+    if not recipients:
+        recipients = inv.settings.require_to()
+    if len(recipients) == 1:
+        validate_to(recipients[0])
+    else:
+        validate_user_ids(recipients)
+    if retry_key is not None:
+        try:
+            check_retry_key(retry_key)
+        except ValidationError as exc:
+            raise ValidationError(exc.reason, property="--retry-key") from None
+    else:
+        # Chosen here, not by the client, so a failed send can tell the user the key to run it again with.
+        retry_key = new_retry_key()
+    return SendRequest(recipients, tuple(messages), notification_disabled, retry_key)
+
+
+def send_now(client: LineClient, request: SendRequest) -> PushResult | MulticastResult:
+    if request.kind == "push":
+        return client.push(
+            request.to[0],
+            list(request.messages),
+            retry_key=request.retry_key,
+            notification_disabled=request.notification_disabled,
+        )
+    return client.multicast(
+        request.to,
+        list(request.messages),
+        retry_key=request.retry_key,
+        notification_disabled=request.notification_disabled,
+    )
+
+
+def result_data(request: SendRequest, result: PushResult | MulticastResult) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": request.kind, "to": list(request.to), "messages": len(request.messages)}
+    if isinstance(result, PushResult):
+        data.update(
+            request_id=result.request_id,
+            retry_key=result.retry_key,
+            duplicate=result.duplicate,
+            accepted_request_id=result.accepted_request_id,
+            sent_messages=[{"id": m.id} for m in result.sent_messages],
+        )
+    else:
+        data["requests"] = [
+            {
+                "recipients": len(chunk.recipients),
+                "retry_key": chunk.retry_key,
+                "request_id": chunk.result.request_id if chunk.result else None,
+                "duplicate": chunk.result.duplicate if chunk.result else False,
+                "error": str(chunk.error) if chunk.error else None,
+            }
+            for chunk in result.chunks
+        ]
+    return data
+
+
+def show_result(inv: Invocation, request: SendRequest, result: PushResult | MulticastResult) -> None:
+    data = result_data(request, result)
+
+    def render() -> None:
+        if isinstance(result, PushResult):
+            what = "already sent earlier (same retry key)" if result.duplicate else "sent"
+            inv.out.print(
+                f"{what}: {len(request.messages)} message(s) to {request.to[0]} "
+                f"(request id {result.accepted_request_id or result.request_id})"
+            )
+            if result.sent_messages:
+                inv.out.print("message ids: " + ", ".join(m.id for m in result.sent_messages))
+            inv.note(f"[dim]retry key {result.retry_key}[/]")
+        else:
+            inv.out.print(f"sent: {len(request.messages)} message(s) to {result.recipients} users")
+            inv.table(
+                None,
+                ["recipients", "request id", "retry key"],
+                [
+                    [len(c.recipients), c.result.request_id if c.result else "", c.retry_key]
+                    for c in result.chunks
+                ],
+            )
+
+    inv.emit(data, render)
+
+
+ToOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--to",
+        "-t",
+        help="Recipient: a user (U…), group (C…) or room (R…) id. Repeat it (or separate ids by commas) to "
+        "multicast to users. Default: `to` of the configuration.",
+        show_default=False,
+        metavar="ID",
+    ),
+]
+
+
+@command(app, "send", json_flag=False)
+def send_command(
+    inv: Invocation,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The text (several words are joined by spaces), or - to read it from stdin.",
+            show_default=False,
+            metavar="TEXT",
+        ),
+    ] = None,
+    to: ToOption = None,
+    json_file: Annotated[
+        str | None,
+        typer.Option(
+            "--json",
+            help="A JSON file (or - for stdin) of LINE message objects: a list, one object, or "
+            '{"messages": […]}. '
+            "Use -o json for JSON output.",
+            show_default=False,
+            metavar="FILE",
+        ),
+    ] = None,
+    notification_disabled: Annotated[
+        bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
+    ] = False,
+    retry_key: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-key",
+            help="A UUID identifying this message: run again with the same key and LINE will not deliver it "
+            "twice (for 24 h).",
+            metavar="UUID",
+        ),
+    ] = None,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            min=0,
+            metavar="SECONDS",
+            help="Give up retrying transient failures after this many seconds.",
+        ),
+    ] = 60.0,
+) -> None:
+    """Send a message now: to one user, group or room (push), or to several users (multicast)."""
+    request = prepare(
+        inv, text, json_file, to, notification_disabled=notification_disabled, retry_key=retry_key
+    )
+    client = inv.client(retry=RetryPolicy(deadline=deadline))
+    try:
+        result = send_now(client, request)
+    except MulticastError as exc:
+        show_result(inv, request, exc.result)
+        raise
+    except LinePushError as exc:
+        if exc.retryable or isinstance(exc, OutcomeUnknownError):
+            inv.note(
+                f"[dim]to try again without risking a duplicate, run the same command with "
+                f"--retry-key {request.retry_key}[/]"
+            )
+        raise
+    show_result(inv, request, result)
