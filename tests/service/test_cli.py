@@ -75,7 +75,7 @@ def test_token_create_refuses_a_bad_recipient(env: Path, to: str) -> None:
 def test_token_create_needs_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINE_CHANNEL_ID")
     code, _, err = run("gateway", "token", "create", "--to", USER)
-    assert code == 2 and "--channel-id" in err
+    assert code == 2 and "no channel id" in err
 
 
 def test_token_revoke_and_list(env: Path) -> None:
@@ -83,7 +83,7 @@ def test_token_revoke_and_list(env: Path) -> None:
     run("gateway", "token", "create", "--to", GROUP)
     code, _, err = run("gateway", "token", "revoke", "1")
     assert (code, err.strip()) == (0, "gateway token 1 revoked")
-    assert run("gateway", "token", "revoke", "1")[2].strip() == "gateway token 1 was already revoked"
+    assert run("gateway", "token", "revoke", "1")[2].strip() == "gateway token 1 already revoked"
     assert run("gateway", "token", "revoke", "99")[0] == 1
     listed = json.loads(run("gateway", "token", "list", "--json")[1])
     assert [(t["id"], t["state"]) for t in listed] == [(1, "revoked"), (2, "active")]
@@ -105,8 +105,8 @@ def test_recipients_list(env: Path) -> None:
     assert lines[2].split()[:3] == [USER, "user", "follow"]
     listed = json.loads(run("recipients", "list", "--json")[1])
     assert [(r["id"], r["type"], r["last_event"], r["last_seen_at"]) for r in listed] == [
-        (GROUP, "group", "join", 200.0),
-        (USER, "user", "follow", 100.0),
+        (GROUP, "group", "join", "1970-01-01T00:03:20Z"),
+        (USER, "user", "follow", "1970-01-01T00:01:40Z"),
     ]
 
 
@@ -128,7 +128,25 @@ def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyP
 def test_serve_without_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINE_CHANNEL_ID")
     code, _, err = run("serve")
-    assert code == 2 and "channel id" in err
+    assert code == 2 and "no channel id" in err
+
+
+def test_token_list_shows_the_configured_channel_only(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("gateway", "token", "create", "--to", USER, "--name", "here")
+    run("gateway", "token", "create", "--to", USER, "--name", "there", "--channel-id", "42")
+    assert [t["name"] for t in json.loads(run("gateway", "token", "list", "--json")[1])] == ["here"]
+    listed = json.loads(run("gateway", "token", "list", "-o", "json", "--channel-id", "42")[1])
+    assert [t["name"] for t in listed] == ["there"]
+    monkeypatch.delenv("LINE_CHANNEL_ID")
+    assert [t["name"] for t in json.loads(run("gateway", "token", "list", "--json")[1])] == ["here", "there"]
+
+
+def test_token_list_table(env: Path) -> None:
+    run("gateway", "token", "create", "--to", GROUP, "--name", "ops room")
+    code, out, _ = run("gateway", "token", "list")
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["ID", "CHANNEL", "TO", "TYPE"]
+    assert row.split()[:6] == ["1", CHANNEL_ID, GROUP, "GROUP", "ops", "room"]
 
 
 def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

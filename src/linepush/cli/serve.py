@@ -6,14 +6,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from linepush.cli import app
-from linepush.cli.gateway import fail, opened_store
+from linepush.cli.invocation import Invocation, command, fail
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
 from linepush.service import GatewayConfig, RateLimits, create_gateway_app, serve
@@ -61,8 +60,9 @@ def configure_logging(level: str, access_log: bool) -> None:
         access.addHandler(handler)
 
 
-@app.command("serve")
+@command(app, "serve", data=False)
 def serve_command(
+    inv: Invocation,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
     worker: Annotated[
@@ -72,14 +72,17 @@ def serve_command(
         str | None,
         typer.Option(
             "--public-url",
-            help="The HTTPS URL where LINE reaches this gateway (e.g. behind a reverse proxy); enables "
+            metavar="URL",
+            help="The HTTPS URL where LINE reaches this gateway (e.g. through a reverse proxy); enables "
             "imageFile uploads, served under /images/.",
             show_default=False,
         ),
     ] = None,
     image_dir: Annotated[
         Path | None,
-        typer.Option("--image-dir", help="Where uploaded images are kept (default: next to the store)."),
+        typer.Option(
+            "--image-dir", metavar="DIR", help="Where uploaded images are kept (default: next to the store)."
+        ),
     ] = None,
     max_image_bytes: Annotated[
         int, typer.Option("--max-image-bytes", min=1, max=10 * 1024 * 1024, help="Largest imageFile upload.")
@@ -90,74 +93,45 @@ def serve_command(
     image_rate_limit: Annotated[
         int, typer.Option("--image-rate-limit", min=0, help="Image uploads per token per hour.")
     ] = 50,
-    store: Annotated[
-        str | None,
-        typer.Option("--store", help="Store URL or file (over LINEPUSH_STORE).", show_default=False),
-    ] = None,
-    channel_id: Annotated[
-        str | None,
-        typer.Option("--channel-id", help="Channel id (over LINE_CHANNEL_ID).", show_default=False),
-    ] = None,
-    api_base: Annotated[
-        str | None,
-        typer.Option(
-            "--api-base",
-            help="LINE API base URL for --worker, e.g. an emulator's (over LINEPUSH_API_BASE).",
-            show_default=False,
-        ),
-    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request.")
+        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
     ] = True,
 ) -> None:
     """Serve the LINE Notify–compatible API (/api/notify, /api/status, /api/revoke) and /webhook.
 
-    Scripts written for LINE Notify keep working with the host changed to this one, and a gateway token
+    Scripts written for LINE Notify keep working with the host changed to this one and a gateway token
     (`linepush gateway token create --to ID`) in place of their Notify token.
     """
     if log_level.lower() not in LOG_LEVELS:
-        raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     if worker and not worker_available():
-        raise fail(WORKER_UNAVAILABLE)
-    try:
-        channel = Channel.from_env()
-        if channel_id:
-            channel = Channel(
-                channel_id,
-                channel.channel_secret,
-                channel.assertion_key_file,
-                channel.assertion_kid,
-                channel.access_token,
-            )
-        channel.require_id()
-    except ConfigurationError as exc:
-        raise fail(f"{exc} (or pass --channel-id)") from None
+        fail(WORKER_UNAVAILABLE)
+    settings = inv.settings
+    channel = settings.channel
+    channel.require_id()
+    store = inv.store()
+    if public_url is not None and image_dir is None:
+        image_dir = default_image_dir(store)
+    config = GatewayConfig(
+        rate_limits=RateLimits(calls=rate_limit, images=image_rate_limit),
+        public_url=public_url,
+        image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
+        max_image_bytes=max_image_bytes,
+    )
+    gateway = create_gateway_app(store, channel, config)
+    loop = make_worker(channel, store, settings.api_base) if worker else None
     configure_logging(log_level, access_log)
-    with opened_store(store) as opened:
-        if public_url is not None and image_dir is None:
-            image_dir = default_image_dir(opened)
-        try:
-            config = GatewayConfig(
-                rate_limits=RateLimits(calls=rate_limit, images=image_rate_limit),
-                public_url=public_url,
-                image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
-                max_image_bytes=max_image_bytes,
-            )
-            gateway = create_gateway_app(opened, channel, config)
-            loop = make_worker(channel, opened, api_base) if worker else None
-        except ConfigurationError as exc:
-            raise fail(str(exc)) from None
-        for line in startup_lines(host, port, channel, public_url, worker):
-            typer.echo(line, err=True)
-        serve(gateway, host, port, worker=loop, log_level=log_level.lower())
+    for line in startup_lines(host, port, channel, public_url, worker):
+        inv.note(line)
+    serve(gateway, host, port, worker=loop, log_level=log_level.lower())
 
 
 def default_image_dir(store: Store) -> Path:
-    path: Callable[[], Any] | str | None = getattr(store, "path", None)
+    path: object = getattr(store, "path", None)
     if isinstance(path, str):
         return Path(path).parent / "gateway-images"
-    raise fail("--public-url needs --image-dir with this store (it has no directory of its own)")
+    fail("--public-url needs --image-dir with this store (it has no directory of its own)")
 
 
 def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:
