@@ -144,6 +144,7 @@ def test_token_list_shows_the_configured_channel_only(env: Path, monkeypatch: py
 def test_token_list_table(env: Path) -> None:
     run("gateway", "token", "create", "--to", GROUP, "--name", "ops room")
     code, out, _ = run("gateway", "token", "list")
+    assert code == 0
     header, row = out.splitlines()
     assert header.split()[:4] == ["ID", "CHANNEL", "TO", "TYPE"]
     assert row.split()[:6] == ["1", CHANNEL_ID, GROUP, "GROUP", "ops", "room"]
