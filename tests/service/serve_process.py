@@ -30,17 +30,27 @@ def free_port() -> int:
     return port
 
 
+#: Variables that would bring the developer's own setup (or a proxy) into the child.
+_OUTSIDE = ("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+
+
 @contextmanager
-def linepush_serve(env: Mapping[str, str], *args: str, timeout: float = 20.0) -> Iterator[ServeProcess]:
-    """Run `linepush serve --port N *args` until the block ends; then SIGTERM it and keep what it wrote."""
+def linepush_serve(
+    home: Path, env: Mapping[str, str], *args: str, timeout: float = 20.0
+) -> Iterator[ServeProcess]:
+    """Run `linepush serve --port N *args` in ``home`` (also its config and state dirs) with only ``env``'s
+    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr."""
     port = free_port()
     full_env = {
-        **{k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
+        **{k: v for k, v in os.environ.items() if not k.startswith(_OUTSIDE) and "proxy" not in k.lower()},
         "PYTHONPATH": str(SRC),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
         **env,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "linepush", "serve", "--port", str(port), *args],
+        cwd=home,
         env=full_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,19 @@ def host_logging_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the test's configuration: no LINE_*/LINEPUSH_* from outside, no linepush.toml found."""
+    for name in list(os.environ):
+        if name.startswith(("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "1000")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     db = tmp_path / "cli.db"
     monkeypatch.setenv("LINEPUSH_STORE", str(db))
     monkeypatch.setenv("LINE_CHANNEL_ID", CHANNEL_ID)
-    monkeypatch.delenv("LINE_CHANNEL_SECRET", raising=False)
     return db
 
 

@@ -316,7 +316,7 @@ def test_linepush_serve_process_queues_and_stops_cleanly(tmp_path: Path) -> None
     with SQLiteStore(db) as store:
         token, _ = create_gateway_token(store, CHANNEL_ID, USER, "cron", 0.0)
     env = {"LINEPUSH_STORE": str(db), "LINE_CHANNEL_ID": CHANNEL_ID, "LINE_CHANNEL_SECRET": SECRET}
-    with linepush_serve(env) as served:
+    with linepush_serve(tmp_path, env) as served:
         status, headers, body = curl(
             "-X",
             "POST",

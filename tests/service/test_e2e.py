@@ -140,7 +140,7 @@ def test_linepush_serve_worker_queues_and_delivers(
         "LINE_ASSERTION_KEY_FILE": str(line_channel.assertion_key_file),
         "LINE_ASSERTION_KID": str(line_channel.assertion_kid),
     }
-    with linepush_serve(env, "--worker", "--api-base", live_emulator.url) as served:
+    with linepush_serve(tmp_path, env, "--worker", "--api-base", live_emulator.url) as served:
         auth = f"Authorization: Bearer {token.reveal()}"
         status, _, body = curl("-H", auth, "-d", "message=via serve", f"{served.url}/api/notify")
         assert (status, body) == (200, {"status": 200, "message": "ok"})
