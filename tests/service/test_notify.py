@@ -432,6 +432,7 @@ def test_unknown_paths_and_methods_answer_in_notify_shape(gateway: Gateway) -> N
     assert gateway.client.get("/nowhere").json() == {"status": 404, "message": "Not Found"}
     answer = gateway.client.get("/api/notify")
     assert (answer.status_code, answer.json()) == (405, {"status": 405, "message": "Method Not Allowed"})
+    assert answer.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize("name", ["../gateway.db", "x.png", "%2e%2e%2fgateway.db", "A" * 32 + ".gif"])

@@ -85,7 +85,13 @@ def serve_command(
         ),
     ] = None,
     max_image_bytes: Annotated[
-        int, typer.Option("--max-image-bytes", min=1, max=10 * 1024 * 1024, help="Largest imageFile upload.")
+        int,
+        typer.Option(
+            "--max-image-bytes",
+            min=1,
+            max=10 * 1024 * 1024,
+            help="Largest imageFile upload. The file is also the preview, which LINE limits to 1 MB.",
+        ),
     ] = 1024 * 1024,
     rate_limit: Annotated[
         int, typer.Option("--rate-limit", min=1, help="Notify calls per token per hour, as LINE Notify had.")

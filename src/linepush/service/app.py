@@ -129,9 +129,10 @@ def create_gateway_app(
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        message = exc.detail if isinstance(exc, HTTPException) else "Internal Server Error"
-        return notify_response(status, message)
+        if not isinstance(exc, HTTPException):
+            return notify_response(500, "Internal Server Error")
+        # Starlette's own 404s and 405s (with their Allow header), in LINE Notify's shape.
+        return notify_response(exc.status_code, exc.detail, exc.headers)
 
     routes = [
         Route("/api/notify", guard(api.notify), methods=["POST"]),
