@@ -26,6 +26,7 @@ from linepush.api.messaging import push_payload
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.messages import utf16_len
 from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, target_type
+from linepush.service.group_commit import GroupCommit
 from linepush.service.images import DEFAULT_MAX_IMAGE_BYTES, ImageStore, UploadRefused
 from linepush.store import NewMessage, Store, StoreError
 from linepush.store.base import GatewayToken
@@ -415,6 +416,7 @@ class NotifyApi:
         self.clock = clock
         self.limiter = NotifyRateLimiter(config.rate_limits)
         self.images = config.image_store()
+        self.commits = GroupCommit(store, clock)
 
     async def _token(self, request: Request) -> GatewayToken:
         """The caller's working gateway token, or a 401 (a token of another channel is as good as none)."""
@@ -477,10 +479,8 @@ class NotifyApi:
         return self._answer(200, "ok", token, now)
 
     async def _enqueue(self, payload: dict[str, Any], token: GatewayToken, now: float) -> None:
-        rows = await run_in_threadpool(
-            self.store.enqueue, [NewMessage(self.channel_id, "push", payload)], now
-        )
-        log.info("queued outbox message %d for gateway token %d", rows[0].id, token.id)
+        row = await self.commits.enqueue(NewMessage(self.channel_id, "push", payload))
+        log.info("queued outbox message %d for gateway token %d", row.id, token.id)
 
     @staticmethod
     def _payload(form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> dict[str, Any]:
