@@ -489,3 +489,38 @@ def test_an_empty_body_is_a_missing_message_whatever_its_type(
         headers["Content-Type"] = content_type
     answer = gateway.client.post("/api/notify", headers=headers)
     assert_refused(answer, 400, "message: must not be empty", gateway)
+
+
+def test_uploaded_images_past_their_retention_are_deleted(
+    store: Store, channel: Channel, tmp_path: Path
+) -> None:
+    import os
+
+    clock = Clock()
+    directory = tmp_path / "i"
+    gateway = make_gateway(
+        store, channel, clock, public_url=PUBLIC_URL, image_dir=str(directory), image_retention=86_400.0
+    )
+    token = gateway.token()
+    upload = {"imageFile": ("x.png", PNG, "image/png")}
+    assert notify(gateway, token, files=upload, message="old").status_code == 200
+    (old,) = directory.iterdir()
+    (directory / "keep-me.txt").write_text("not an image the gateway gave out")
+    os.utime(old, (START - 86_401, START - 86_401))
+    clock.advance(3600)
+    assert notify(gateway, token, files=upload, message="new").status_code == 200
+    names = {p.name for p in directory.iterdir()}
+    assert old.name not in names and "keep-me.txt" in names and len(names) == 2
+    # At most one sweep an hour.
+    os.utime(next(p for p in directory.iterdir() if p.suffix == ".png"), (0, 0))
+    clock.advance(60)
+    assert notify(gateway, token, files=upload, message="newer").status_code == 200
+    assert len(list(directory.iterdir())) == 3
+
+
+def test_image_retention_must_be_positive() -> None:
+    from linepush.errors import ConfigurationError
+    from linepush.service import GatewayConfig
+
+    with pytest.raises(ConfigurationError):
+        GatewayConfig(image_retention=0)

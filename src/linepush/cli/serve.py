@@ -93,6 +93,16 @@ def serve_command(
             help="Largest imageFile upload. The file is also the preview, which LINE limits to 1 MB.",
         ),
     ] = 1024 * 1024,
+    image_retention_days: Annotated[
+        float | None,
+        typer.Option(
+            "--image-retention-days",
+            min=0.001,
+            metavar="DAYS",
+            help="Delete uploaded images this many days old (default: keep them; old messages show them).",
+            show_default=False,
+        ),
+    ] = None,
     rate_limit: Annotated[
         int, typer.Option("--rate-limit", min=1, help="Notify calls per token per hour, as LINE Notify had.")
     ] = 1000,
@@ -124,6 +134,7 @@ def serve_command(
         public_url=public_url,
         image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
         max_image_bytes=max_image_bytes,
+        image_retention=None if image_retention_days is None else image_retention_days * 86_400,
     )
     gateway = create_gateway_app(store, channel, config)
     loop = make_worker(channel, store, settings.api_base) if worker else None

@@ -184,6 +184,8 @@ class GatewayConfig:
     public_url: str | None = None
     image_dir: str | None = None
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    #: Seconds an uploaded image is kept (None: for ever). Old ones are deleted as new ones come in.
+    image_retention: float | None = None
     max_message_length: int = MAX_NOTIFY_MESSAGE
     #: LINE's webhook bodies are small; a larger one is refused before its signature is even computed.
     max_webhook_bytes: int = 1024 * 1024
@@ -193,6 +195,8 @@ class GatewayConfig:
             raise ConfigurationError("image uploads need both a public URL and an image directory")
         if not 1 <= self.max_message_length <= 5000:
             raise ConfigurationError("the message length limit must be 1 to 5000 (LINE's text limit)")
+        if self.image_retention is not None and not self.image_retention > 0:
+            raise ConfigurationError("the image retention must be a positive number of seconds")
         if self.max_webhook_bytes < 1:
             raise ConfigurationError("the webhook body limit must be at least 1 byte")
 
@@ -417,6 +421,7 @@ class NotifyApi:
         self.limiter = NotifyRateLimiter(config.rate_limits)
         self.images = config.image_store()
         self.commits = GroupCommit(store, clock)
+        self._last_purge = float("-inf")
 
     async def _token(self, request: Request) -> GatewayToken:
         """The caller's working gateway token, or a 401 (a token of another channel is as good as none)."""
@@ -465,7 +470,7 @@ class NotifyApi:
         if not self.limiter.take_image(token.id, now):
             raise NotifyError(429, "Too Many Requests: the image upload limit of this token is reached")
         try:
-            uploaded = await run_in_threadpool(images.save, form.upload)
+            uploaded = await run_in_threadpool(images.save, form.upload, now)
         except OSError:
             self.limiter.give_back_image(token.id, now)
             log.error("could not keep an uploaded image in %s", images.directory)
@@ -476,7 +481,22 @@ class NotifyApi:
             self.limiter.give_back_image(token.id, now)
             await run_in_threadpool(images.discard, uploaded.name)
             raise
+        await self._purge_images(images, now)
         return self._answer(200, "ok", token, now)
+
+    async def _purge_images(self, images: ImageStore, now: float) -> None:
+        """Delete images past their retention, at most once an hour (only uploads add images)."""
+        retention = self.config.image_retention
+        if retention is None or now - self._last_purge < min(retention, 3600.0):
+            return
+        self._last_purge = now
+        try:
+            removed = await run_in_threadpool(images.purge, retention, now)
+        except OSError as exc:
+            log.warning("could not delete old uploaded images in %s: %s", images.directory, exc.strerror)
+            return
+        if removed:
+            log.info("deleted %d uploaded images older than the retention", removed)
 
     async def _enqueue(self, payload: dict[str, Any], token: GatewayToken, now: float) -> None:
         row = await self.commits.enqueue(NewMessage(self.channel_id, "push", payload))

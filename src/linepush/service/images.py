@@ -74,8 +74,8 @@ class ImageStore:
             raise UploadRefused("imageFile: must be a PNG or JPEG image")
         return extension
 
-    def save(self, data: bytes) -> StoredImage:
-        """Keep an upload under a fresh random name (blocking: call it in a thread).
+    def save(self, data: bytes, now: float) -> StoredImage:
+        """Keep an upload under a fresh random name, dated ``now`` (blocking: call it in a thread).
 
         The file is on disk (fsynced) before this returns: the message that names it is queued afterwards
         and must never point at a file a crash lost.
@@ -90,6 +90,8 @@ class ImageStore:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
+                # Dated by the caller's clock, which the retention sweep measures ages with.
+                os.utime(out.fileno(), (now, now))
                 os.fsync(out.fileno())
             os.replace(partial, final)
         except BaseException:
@@ -101,6 +103,24 @@ class ImageStore:
         """Remove an image whose message was never queued (blocking)."""
         if IMAGE_NAME.fullmatch(name):
             (self.directory / name).unlink(missing_ok=True)
+
+    def purge(self, older_than: float, now: float) -> int:
+        """Delete served images saved more than ``older_than`` seconds before ``now`` (blocking); returns how
+        many. LINE fetches an image when a chat shows it, so a purged image no longer shows in old messages.
+        """
+        if not self.directory.is_dir():
+            return 0
+        removed = 0
+        for entry in self.directory.iterdir():
+            if IMAGE_NAME.fullmatch(entry.name) is None:
+                continue
+            try:
+                if entry.stat().st_mtime < now - older_than:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process purged it first
+                continue
+        return removed
 
     def path(self, name: str) -> tuple[Path, str] | None:
         """The file and media type of a served name, or None for a name this store never gives out."""
