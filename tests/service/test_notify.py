@@ -317,6 +317,7 @@ def test_revoke_stops_the_token_and_only_that_one(gateway: Gateway) -> None:
     assert notify(gateway, token, message="before").status_code == 200
     answer = gateway.client.post("/api/revoke", headers=bearer(token))
     assert (answer.status_code, answer.json()) == (200, {"status": 200, "message": "ok"})
+    assert answer.headers["X-RateLimit-Remaining"] == "999"
     assert notify(gateway, token, message="after").status_code == 401
     assert gateway.client.get("/api/status", headers=bearer(token)).status_code == 401
     assert notify(gateway, other, message="other").status_code == 200

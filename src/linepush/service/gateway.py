@@ -532,7 +532,7 @@ class NotifyApi:
         now = self.clock()
         await run_in_threadpool(self.store.revoke_gateway_token, token.id, now)
         log.info("gateway token %d revoked by its holder", token.id)
-        return notify_response(200, "ok")
+        return self._answer(200, "ok", token, now)
 
 
 def guard(handler: Handler) -> Handler:
