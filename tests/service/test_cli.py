@@ -129,6 +129,14 @@ def test_serve_worker_says_clearly_when_there_is_no_worker(
     assert "--worker is not available yet" in err
 
 
+def test_serve_worker_needs_credentials(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_module, "worker_available", lambda: True)
+    monkeypatch.setattr(serve_module, "serve", lambda *a, **k: pytest.fail("must not serve"))
+    code, _, err = run("serve", "--worker")
+    assert code == 2
+    assert "--worker needs a way to get channel access tokens" in err
+
+
 def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serve_module, "serve", lambda *a, **k: pytest.fail("must not serve"))
     code, _, err = run("serve", "--public-url", "http://gw.example.com")

@@ -112,6 +112,7 @@ def test_an_uploaded_image_is_kept_served_and_named_by_the_public_url(
     assert url.startswith(PUBLIC_URL + "/images/") and url.endswith(".png")
     served = gateway.client.get(url.removeprefix(PUBLIC_URL))
     assert (served.status_code, served.content, served.headers["content-type"]) == (200, PNG, "image/png")
+    assert served.headers["x-content-type-options"] == "nosniff"
     assert [p.name for p in (tmp_path / "images").iterdir()] == [url.rsplit("/", 1)[1]]
 
 

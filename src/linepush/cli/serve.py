@@ -37,6 +37,12 @@ def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerL
     """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
     if not worker_available():
         raise ConfigurationError(WORKER_UNAVAILABLE)
+    if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
+        # Checked now: otherwise the first delivery would find out, and every message would wait on it.
+        raise ConfigurationError(
+            "--worker needs a way to get channel access tokens: set LINE_ASSERTION_KEY_FILE and "
+            "LINE_ASSERTION_KID, or LINE_CHANNEL_SECRET, or LINE_CHANNEL_ACCESS_TOKEN"
+        )
     worker_module: Any = importlib.import_module("linepush.worker")
     from linepush.client import AsyncLineClient
 

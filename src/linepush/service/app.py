@@ -126,7 +126,8 @@ def create_gateway_app(
         if found is None or not await run_in_threadpool(found[0].is_file):
             return notify_response(404, "Not Found")
         path, media_type = found
-        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+        headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+        return FileResponse(path, media_type=media_type, headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):
