@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from emulator_kit import public_jwk
 from typer.testing import CliRunner
 
-import linepush.cli.emulator as cli_emulator
+import linepush.cli.emulator  # noqa: F401  (registers the command on app)
 from linepush.cli import app
 
 runner = CliRunner()
@@ -25,7 +25,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def fake_serve(emulator: Any, host: str, port: int, **options: Any) -> None:
         calls.append({"app": emulator, "host": host, "port": port, **options})
 
-    monkeypatch.setattr(cli_emulator, "serve", fake_serve)
+    monkeypatch.setattr("linepush.emulator.server.serve", fake_serve)
     return calls
 
 

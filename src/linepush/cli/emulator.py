@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from starlette.applications import Starlette
 
 from linepush.cli import app
-from linepush.emulator import AdminError, EmulatorConfig, create_app
-from linepush.emulator.server import serve
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -27,6 +27,9 @@ def prepare(
 
     A secret the user passed is never printed; a made-up one is, as there is no other way to learn it.
     """
+    # Imported here, not at the top: every other command would pay for starlette's import otherwise.
+    from linepush.emulator import AdminError, EmulatorConfig, create_app
+
     emulator = create_app(None if rate_limits else EmulatorConfig(rate_limits=None))
     lines: list[str] = []
     if channel_id is None and channel_secret is None and public_key is None:
@@ -90,6 +93,8 @@ def emulator_command(
     """Serve the local LINE platform (api.line.me endpoints and the /_emulator admin API)."""
     if log_level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    from linepush.emulator.server import serve
+
     emulator, lines = prepare(channel_id, channel_secret, public_key, rate_limits=rate_limits)
     for line in lines:
         typer.echo(line)
