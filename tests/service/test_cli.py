@@ -131,14 +131,14 @@ def test_serve_worker_says_clearly_when_there_is_no_worker(
 
 def test_serve_worker_needs_credentials(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serve_module, "worker_available", lambda: True)
-    monkeypatch.setattr(serve_module, "serve", lambda *a, **k: pytest.fail("must not serve"))
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
     code, _, err = run("serve", "--worker")
     assert code == 2
     assert "--worker needs a way to get channel access tokens" in err
 
 
 def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serve_module, "serve", lambda *a, **k: pytest.fail("must not serve"))
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
     code, _, err = run("serve", "--public-url", "http://gw.example.com")
     assert code == 2 and "HTTPS" in err
 
@@ -174,7 +174,7 @@ def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.M
     def fake_serve(app: object, host: str, port: int, **kwargs: object) -> None:
         served.update(app=app, host=host, port=port, **kwargs)
 
-    monkeypatch.setattr(serve_module, "serve", fake_serve)
+    monkeypatch.setattr(serve_module, "run_server", fake_serve)
     code, _, err = run(
         "serve", "--port", "9999", "--public-url", "https://gw.example.com", "--rate-limit", "5"
     )
@@ -184,3 +184,22 @@ def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.M
     assert api.config.rate_limits.calls == 5
     assert api.images.directory == env.parent / "gateway-images"
     assert "webhook off" in err
+
+
+def test_the_commands_do_not_import_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from linepush.cli import _register; _register(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'uvicorn', 'multipart'}))"
+    )
+    src = str(Path(__file__).parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.stdout.strip() == "[]"

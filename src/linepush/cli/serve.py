@@ -7,7 +7,7 @@ import importlib
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,10 +15,10 @@ from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
-from linepush.service import GatewayConfig, RateLimits, create_gateway_app, serve
-from linepush.service.app import ACCESS_LOG
-from linepush.service.server import WorkerLoop
-from linepush.store import Store
+
+if TYPE_CHECKING:
+    from linepush.service.server import WorkerLoop
+    from linepush.store import Store
 
 __all__ = ["serve_command"]
 
@@ -55,6 +55,8 @@ def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerL
 
 
 def configure_logging(level: str, access_log: bool) -> None:
+    from linepush.service.app import ACCESS_LOG
+
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The access lines are JSON already: they are printed as they are, on their own handler.
     access = logging.getLogger(ACCESS_LOG)
@@ -129,6 +131,9 @@ def serve_command(
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     if worker and not worker_available():
         fail(WORKER_UNAVAILABLE)
+    # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
+    from linepush.service import GatewayConfig, RateLimits, create_gateway_app
+
     settings = inv.settings
     channel = settings.channel
     channel.require_id()
@@ -147,7 +152,13 @@ def serve_command(
     configure_logging(log_level, access_log)
     for line in startup_lines(host, port, channel, public_url, worker):
         inv.note(line)
-    serve(gateway, host, port, worker=loop, log_level=log_level.lower())
+    run_server(gateway, host, port, worker=loop, log_level=log_level.lower())
+
+
+def run_server(app: Any, host: str, port: int, *, worker: WorkerLoop | None, log_level: str) -> None:
+    from linepush.service.server import serve
+
+    serve(app, host, port, worker=worker, log_level=log_level)
 
 
 def default_image_dir(store: Store) -> Path:

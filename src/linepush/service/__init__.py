@@ -14,11 +14,15 @@ and a LINE Notify script changes ``https://notify-api.line.me`` to the gateway's
 
 from __future__ import annotations
 
-from linepush.service.app import create_gateway_app
-from linepush.service.gateway import DEFAULT_RATE_LIMITS, GatewayConfig, RateLimits
-from linepush.service.gateway_tokens import create_gateway_token, hash_gateway_token
-from linepush.service.server import RunningGateway, serve, serving
-from linepush.service.webhook import signature
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from linepush.service.app import create_gateway_app
+    from linepush.service.gateway import DEFAULT_RATE_LIMITS, GatewayConfig, RateLimits
+    from linepush.service.gateway_tokens import create_gateway_token, hash_gateway_token
+    from linepush.service.server import RunningGateway, serve, serving
+    from linepush.service.webhook import signature
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",
@@ -32,3 +36,30 @@ __all__ = [
     "serving",
     "signature",
 ]
+
+# Loaded on first use: the CLI's token commands must not pay for starlette's and uvicorn's import.
+_WHERE = {
+    "DEFAULT_RATE_LIMITS": "linepush.service.gateway",
+    "GatewayConfig": "linepush.service.gateway",
+    "RateLimits": "linepush.service.gateway",
+    "RunningGateway": "linepush.service.server",
+    "create_gateway_app": "linepush.service.app",
+    "create_gateway_token": "linepush.service.gateway_tokens",
+    "hash_gateway_token": "linepush.service.gateway_tokens",
+    "serve": "linepush.service.server",
+    "serving": "linepush.service.server",
+    "signature": "linepush.service.webhook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linepush.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
