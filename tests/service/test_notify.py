@@ -526,3 +526,16 @@ def test_image_retention_must_be_positive() -> None:
 
     with pytest.raises(ConfigurationError):
         GatewayConfig(image_retention=0)
+
+
+def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
+    from linepush.service.gateway import NotifyRateLimiter
+
+    limiter = NotifyRateLimiter(RateLimits(calls=2, window=3600.0))
+    for token_id in range(10_001):
+        assert limiter.take_call(token_id, HOUR)
+    assert limiter.take_call(0, HOUR + 10)
+    assert not limiter.take_call(0, HOUR + 20)
+    assert limiter.take_call(10_001, HOUR + 3600)  # a new window: the idle ones are dropped
+    assert len(limiter._used) == 1
+    assert limiter.quota(0, HOUR + 3600).remaining == 2
