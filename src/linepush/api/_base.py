@@ -16,6 +16,11 @@ from linepush.errors import ErrorDetail, LineApiError, error_class_for
 
 T = TypeVar("T")
 
+# One encoder and decoder for every request: json.dumps() with options builds a new encoder per call, and
+# json.loads() of bytes sniffs the encoding first; on the push path both show up in profiles.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DECODE = json.JSONDecoder().decode
+
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -64,7 +69,7 @@ class ApiResponse:
     def json(self) -> Any:
         if not self.body:
             return {}
-        return json.loads(self.body)
+        return _DECODE(self.body.decode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ def json_request(
     retry_key: str | None = None,
     idempotent: bool = False,
 ) -> ApiRequest:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    body = _ENCODE(payload).encode()
     return ApiRequest(
         method=method,
         path=path,
