@@ -268,8 +268,59 @@ def send_command(
             help="Give up retrying transient failures after this many seconds.",
         ),
     ] = 60.0,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Put it in the outbox for `linepush worker` instead of sending it now.",
+            rich_help_panel="Outbox",
+        ),
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Send it at this time, through the outbox: 2026-12-01T09:00+09:00, or +15m.",
+            rich_help_panel="Outbox",
+        ),
+    ] = None,
+    to_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--to-file",
+            metavar="FILE",
+            help="Recipient ids, one per line (- for stdin): one multicast per 500 users, sent through the "
+            "outbox with a progress bar.",
+            rich_help_panel="Outbox",
+        ),
+    ] = None,
 ) -> None:
     """Send a message now: to one user, group or room (push), or to several users (multicast)."""
+    if queue or at is not None or to_file is not None:
+        from linepush.cli.queue import send_with_outbox
+
+        messages = read_messages(text, json_file)
+        recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
+        if not recipients and to_file is None:
+            recipients = list(inv.settings.require_to())
+        code, data = send_with_outbox(
+            inv.store(),
+            inv.settings.channel,
+            messages,
+            to=recipients,
+            to_file=to_file,
+            at=at,
+            queue_only=queue,
+            retry_key=retry_key,
+            notification_disabled=notification_disabled,
+            deadline=deadline,
+            api_base=inv.settings.api_base,
+            echo=inv.note,
+        )
+        if inv.json:
+            inv.emit(data)
+        raise typer.Exit(code)
     request = prepare(
         inv, text, json_file, to, notification_disabled=notification_disabled, retry_key=retry_key
     )

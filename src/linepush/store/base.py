@@ -33,6 +33,8 @@ __all__ = [
     "OutboxMessage",
     "RecipientSighting",
     "RecipientType",
+    "Settlement",
+    "SettlementOutcome",
     "Store",
     "StoreError",
     "TokenKind",
@@ -46,6 +48,7 @@ TokenKind = Literal["v2.1", "v3", "v2", "static"]
 TokenState = Literal["active", "superseded", "invalid", "revoked"]
 MessageKind = Literal["push", "multicast", "broadcast", "narrowcast"]
 MessageState = Literal["queued", "sending", "delivered", "failed"]
+SettlementOutcome = Literal["delivered", "retry", "failed"]
 
 TOKEN_KINDS: Final[tuple[TokenKind, ...]] = get_args(TokenKind)
 TOKEN_STATES: Final[tuple[TokenState, ...]] = get_args(TokenState)
@@ -116,6 +119,20 @@ class OutboxMessage:
     request_id: str | None
     result: dict[str, Any] | None
     last_error: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one claimed row ended, for :meth:`Store.settle`: ``delivered`` (with LINE's ``request_id`` and
+    ``result``), ``retry`` (queued again until ``not_before``, keeping ``error``) or ``failed``."""
+
+    message_id: int
+    outcome: SettlementOutcome
+    request_id: str | None = None
+    result: Mapping[str, Any] | None = None
+    error: Mapping[str, Any] | None = None
+    #: For ``retry``: when the row is due again (default: ``now``).
+    not_before: float | None = None
 
 
 # -- the gateway's records: gateway tokens and recipients learnt from webhooks -------------------------------
@@ -320,6 +337,28 @@ class Store(abc.ABC):
         self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
     ) -> bool:
         """sending → failed (final until requeued), keeping the error."""
+
+    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+        """Apply many outcomes at once, each exactly as :meth:`mark_delivered`, :meth:`mark_retry` or
+        :meth:`mark_failed` would (same lease rule); returns, per item, whether it was applied.
+
+        Backends should do it in one transaction (a worker settles hundreds of rows per second, and each
+        transaction costs a disk sync); this default applies them one by one.
+        """
+        done: list[bool] = []
+        for item in items:
+            if item.outcome == "delivered":
+                done.append(
+                    self.mark_delivered(item.message_id, worker_id, now, item.request_id, item.result)
+                )
+            elif item.outcome == "retry":
+                due = now if item.not_before is None else item.not_before
+                done.append(self.mark_retry(item.message_id, worker_id, now, due, item.error))
+            elif item.outcome == "failed":
+                done.append(self.mark_failed(item.message_id, worker_id, now, item.error))
+            else:
+                raise ValidationError(f"outcome must be delivered, retry or failed, not {item.outcome!r}")
+        return done
 
     @abc.abstractmethod
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:

@@ -28,6 +28,7 @@ from linepush.store.base import (
     NewMessage,
     OutboxMessage,
     RecipientSighting,
+    Settlement,
     Store,
     StoreError,
     TokenKind,
@@ -160,6 +161,18 @@ _JSON_LENIENT: Final = json.JSONEncoder(
 # Bound parameters per statement, well under SQLite's limit.
 _CHUNK: Final = 500
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = ? AND lease_expires_at > ?"
+_DELIVERED: Final = (
+    "UPDATE outbox SET state = 'delivered', delivered_at = ?, updated_at = ?, request_id = ?,"
+    f" result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+)
+_RETRY: Final = (
+    "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, last_error = ?,"
+    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+)
+_FAILED: Final = (
+    "UPDATE outbox SET state = 'failed', updated_at = ?, last_error = ?,"
+    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+)
 
 
 def _claim_sql(by_channel: bool) -> str:
@@ -514,11 +527,7 @@ class SQLiteStore(Store):
         moment = check_time(now, "now")
         body = _json_or_none(result, "result")
         return (
-            self._update_each(
-                "UPDATE outbox SET state = 'delivered', delivered_at = ?, updated_at = ?, request_id = ?,"
-                f" result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}",
-                [(moment, moment, request_id, body, message_id, worker_id, moment)],
-            )
+            self._update_each(_DELIVERED, [(moment, moment, request_id, body, message_id, worker_id, moment)])
             == 1
         )
 
@@ -533,28 +542,42 @@ class SQLiteStore(Store):
         moment = check_time(now, "now")
         due = check_time(not_before, "not_before")
         body = _json_or_none(error, "error")
-        return (
-            self._update_each(
-                "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, last_error = ?,"
-                f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}",
-                [(due, moment, body, message_id, worker_id, moment)],
-            )
-            == 1
-        )
+        return self._update_each(_RETRY, [(due, moment, body, message_id, worker_id, moment)]) == 1
 
     def mark_failed(
         self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
     ) -> bool:
         moment = check_time(now, "now")
         body = _json_or_none(error, "error")
-        return (
-            self._update_each(
-                "UPDATE outbox SET state = 'failed', updated_at = ?, last_error = ?,"
-                f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}",
-                [(moment, body, message_id, worker_id, moment)],
-            )
-            == 1
-        )
+        return self._update_each(_FAILED, [(moment, body, message_id, worker_id, moment)]) == 1
+
+    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+        moment = check_time(now, "now")
+        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Settlement):
+                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+            if item.outcome == "delivered":
+                body = _json_or_none(item.result, "result")
+                values: tuple[Any, ...] = (moment, moment, item.request_id, body, item.message_id)
+                statements.append((_DELIVERED, (*values, worker_id, moment)))
+            elif item.outcome == "retry":
+                due = moment if item.not_before is None else check_time(item.not_before, "not_before")
+                body = _json_or_none(item.error, "error")
+                statements.append((_RETRY, (due, moment, body, item.message_id, worker_id, moment)))
+            elif item.outcome == "failed":
+                body = _json_or_none(item.error, "error")
+                statements.append((_FAILED, (moment, body, item.message_id, worker_id, moment)))
+            else:
+                raise ValidationError(
+                    f"must be delivered, retry or failed, not {item.outcome!r}",
+                    property=f"items[{index}].outcome",
+                )
+        if not statements:
+            return []
+        with self._write() as conn, _store_errors():
+            return [conn.execute(sql, params).rowcount == 1 for sql, params in statements]
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")

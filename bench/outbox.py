@@ -1,0 +1,119 @@
+"""Outbox throughput: enqueue rate (one message per transaction, and batched) and the worker's drain rate
+against the emulator served on a loopback port in its own process.
+
+    python bench/outbox.py            # the full run
+    python bench/outbox.py --smoke    # a tiny run, to check that it works (make test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _user(i: int) -> str:
+    return f"U{i:032x}"
+
+
+def bench_enqueue(directory: str, single: int, batched: int, batch: int) -> dict[str, float]:
+    from linepush.outbox import Outbox, push_item
+    from linepush.store import open_store
+
+    with open_store(os.path.join(directory, "enqueue.db")) as store:
+        box = Outbox(store, "1234567890")
+        start = time.perf_counter()
+        for i in range(single):
+            box.push(_user(i % 1000), f"message {i}")
+        single_rate = single / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for offset in range(0, batched, batch):
+            box.enqueue(
+                [
+                    push_item(box.channel_id, _user(i % 1000), f"message {i}")
+                    for i in range(offset, offset + batch)
+                ]
+            )
+        batched_rate = batched / (time.perf_counter() - start)
+    return {"enqueue single msgs/s": single_rate, "enqueue batched msgs/s": batched_rate}
+
+
+def bench_drain(directory: str, base: str, messages: int, concurrency: int) -> dict[str, float]:
+    from bench.stubs import admin
+    from linepush.client import AsyncLineClient
+    from linepush.config import Channel
+    from linepush.outbox import Outbox, push_item
+    from linepush.store import open_store
+    from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig
+
+    created: Any = admin(base, "POST", "/_emulator/channels", {"name": "bench"})
+    channel_id = created["channel_id"]
+    issued: Any = admin(base, "POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})
+    token = issued["access_token"]
+    with open_store(os.path.join(directory, "drain.db")) as store:
+        box = Outbox(store, channel_id)
+        for offset in range(0, messages, 1000):
+            count = min(1000, messages - offset)
+            box.enqueue(
+                [push_item(channel_id, _user(i % 1000), f"m{i}") for i in range(offset, offset + count)]
+            )
+
+        async def drain() -> tuple[float, Any]:
+            # No client-side pacing (the emulator runs without rate limits too): this measures the worker.
+            async with AsyncLineClient(
+                Channel(channel_id), token=token, api_base=base, retry=WORKER_CALL_RETRY, rate_limits=None
+            ) as client:
+                worker = Worker(
+                    store, client, channel_id=channel_id, config=WorkerConfig(concurrency=concurrency)
+                )
+                start = time.perf_counter()
+                stats = await worker.run_until_idle()
+                return time.perf_counter() - start, stats
+
+        elapsed, stats = asyncio.run(drain())
+        counts = store.counts(channel_id)
+    if counts["delivered"] != messages:
+        raise SystemExit(f"drain incomplete: {counts}")
+    return {"drain msgs/s": messages / elapsed, "drain s": elapsed, "drained": float(stats.delivered)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the bench works")
+    parser.add_argument("--messages", type=int, default=20_000, help="messages to drain")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    from bench.stubs import emulator_server
+
+    single, batched, drained = (50, 500, 200) if args.smoke else (2_000, 50_000, args.messages)
+    with tempfile.TemporaryDirectory(prefix="linepush-bench-outbox-") as directory:
+        results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000)
+        with emulator_server() as base:
+            results |= bench_drain(directory, base, drained, args.concurrency)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"enqueue, one per transaction: {results['enqueue single msgs/s']:>10,.0f} messages/s")
+        print(f"enqueue, batched:             {results['enqueue batched msgs/s']:>10,.0f} messages/s")
+        print(
+            f"drain to the emulator:        {results['drain msgs/s']:>10,.0f} messages/s "
+            f"({drained:,} in {results['drain s']:.2f} s, concurrency {args.concurrency})"
+        )
+    return results
+
+
+if __name__ == "__main__":
+    # Run from a checkout without installing: this process and the emulator's find linepush in src/.
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "src")]
+    sys.path[:0] = paths
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    main()

@@ -1,0 +1,585 @@
+"""`linepush queue add|status|list|retry|purge`: the outbox by hand; plus the pieces `send --queue`,
+`send --at` and `send --to-file` use (reading recipients and messages, scheduling, draining with progress)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from linepush.cli import app
+from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.send import ToOption, read_messages
+from linepush.config import Channel
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.messages import validate_to
+from linepush.outbox import (
+    Outbox,
+    broadcast_item,
+    multicast_items,
+    push_item,
+)
+from linepush.store import MESSAGE_STATES, MessageState, NewMessage, OutboxMessage, Store
+from linepush.worker import Worker, WorkerConfig, WorkerStats
+
+__all__ = [
+    "DrainResult",
+    "build_items",
+    "drain_with_progress",
+    "enqueue_from_cli",
+    "parse_at",
+    "read_recipients",
+    "send_with_outbox",
+]
+
+queue_app = typer.Typer(
+    name="queue",
+    help="The outbox: add messages, see where they are, retry or purge them.",
+    no_args_is_help=True,
+)
+app.add_typer(queue_app, name="queue")
+
+# -- pieces shared with `linepush send` ---------------------------------------------------------------------
+
+
+def read_recipients(path: Path | str) -> list[str]:
+    """Recipient ids from a file, one per line; blank lines and ``#`` comments are skipped, repeats dropped.
+
+    Every id is checked (``U``/``C``/``R`` + 32 hex digits); a bad one is named by its line number.
+    """
+    source = Path(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not a UTF-8 text file of recipient ids") from None
+    seen: dict[str, None] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            seen[validate_to(line)] = None
+        except ValidationError as exc:
+            raise ValidationError(f"{path}, line {number}: {exc.reason}") from None
+    if not seen:
+        raise ValidationError(f"{path} holds no recipient ids")
+    return list(seen)
+
+
+def parse_at(value: str, *, now: float | None = None) -> float:
+    """A send time as UNIX seconds: ISO 8601 (``2026-12-01T09:00+09:00``; without an offset it is local time)
+    or a delay from now (``+90s``, ``+15m``, ``+2h``, ``+1d``)."""
+    text = value.strip()
+    if text.startswith("+"):
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = text[1:-1], text[-1:].lower()
+        if unit not in units or not number.replace(".", "", 1).isdigit():
+            raise ValidationError(f"cannot read the delay {value!r}; use e.g. +90s, +15m, +2h or +1d")
+        return (time.time() if now is None else now) + float(number) * units[unit]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"cannot read the time {value!r}; use ISO 8601 such as 2026-12-01T09:00+09:00, or +15m"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as the user would read it
+    return moment.timestamp()
+
+
+def build_items(
+    channel_id: str,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    broadcast: bool = False,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> list[NewMessage]:
+    """The rows for one CLI send: a push for one recipient, a multicast (one row per 500) for several user
+    ids, a push per group or room, or a broadcast. Everything is validated before any row exists."""
+    if broadcast:
+        if to:
+            raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
+        return [
+            broadcast_item(
+                channel_id,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    if not to:
+        raise ValidationError("say who gets it: --to ID, --to-file FILE or --broadcast")
+    users = [r for r in to if r.startswith("U")]
+    others = [r for r in to if not r.startswith("U")]
+    if len(to) == 1:
+        return [
+            push_item(
+                channel_id,
+                to[0],
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    if retry_key is not None and others:
+        raise ValidationError("a --retry-key can name one push or one multicast to user ids only")
+    items: list[NewMessage] = []
+    if users:
+        items.extend(
+            multicast_items(
+                channel_id,
+                users,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        )
+    # Multicast takes user ids only (FACTS §3.3): groups and rooms get a push each.
+    items.extend(
+        push_item(channel_id, r, messages, not_before=not_before, notification_disabled=notification_disabled)
+        for r in others
+    )
+    return items
+
+
+def enqueue_from_cli(
+    outbox: Outbox,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    to_file: Path | str | None = None,
+    broadcast: bool = False,
+    at: str | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> list[OutboxMessage]:
+    """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
+    recipients = [validate_to(r) for r in to]
+    if to_file is not None:
+        recipients.extend(r for r in read_recipients(to_file) if r not in set(recipients))
+    not_before = parse_at(at, now=outbox.clock()) if at is not None else None
+    items = build_items(
+        outbox.channel_id,
+        messages,
+        to=recipients,
+        broadcast=broadcast,
+        not_before=not_before,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+    return outbox.enqueue(items)
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """Where the rows of one send ended after draining: counts by state, and the exit code that says so."""
+
+    counts: dict[MessageState, int]
+    stats: WorkerStats
+
+    @property
+    def exit_code(self) -> Exit:
+        if self.counts.get("failed"):
+            return Exit.REFUSED
+        if self.counts.get("queued") or self.counts.get("sending"):
+            return Exit.TRANSIENT
+        return Exit.OK
+
+
+def drain_with_progress(
+    store: Store,
+    client: Any,
+    ids: Sequence[int],
+    *,
+    channel_id: str,
+    progress: bool | None = None,
+    config: WorkerConfig | None = None,
+    deadline: float = 300.0,
+    clock: Callable[[], float] = time.time,
+) -> DrainResult:
+    """Deliver the outbox until the rows ``ids`` are settled for good (delivered or failed), or until
+    ``deadline`` seconds have passed; with a rich progress bar when ``progress`` (default: stderr is a
+    terminal). Other due rows of the channel go out too: the worker drains the queue, not a subset."""
+    show = sys.stderr.isatty() if progress is None else progress
+    wanted = set(ids)
+
+    async def drain() -> WorkerStats:
+        stop = asyncio.Event()
+        done: set[int] = set()
+        bar: Any = None
+        task_id: Any = None
+
+        def settled(batch: Sequence[Any], stats: WorkerStats) -> None:
+            for item in batch:
+                if item.message_id in wanted and item.outcome != "retry":
+                    done.add(item.message_id)
+            if bar is not None:
+                bar.update(task_id, completed=len(done))
+            if done >= wanted:
+                stop.set()
+
+        worker = Worker(store, client, channel_id=channel_id, config=config, clock=clock, on_settled=settled)
+        started = clock()
+
+        async def watch() -> None:
+            # Rows that settled before this drain began (or by another worker) count as done too.
+            while not stop.is_set():
+                states = await asyncio.to_thread(_final_ids, store, wanted)
+                done.update(states)
+                if bar is not None:
+                    bar.update(task_id, completed=len(done))
+                if done >= wanted or clock() - started > deadline:
+                    stop.set()
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=_stderr_console(),
+                transient=False,
+            ) as bar:
+                task_id = bar.add_task("sending", total=len(wanted))
+                watcher = asyncio.create_task(watch())
+                stats = await worker.run(stop)
+                await watcher
+                return stats
+        watcher = asyncio.create_task(watch())
+        stats = await worker.run(stop)
+        await watcher
+        return stats
+
+    stats = asyncio.run(_with_client(client, drain()))
+    counts: dict[MessageState, int] = {state: 0 for state in MESSAGE_STATES}
+    for message_id in ids:
+        row = store.get_message(message_id)
+        if row is not None:
+            counts[row.state] += 1
+    return DrainResult(counts, stats)
+
+
+def send_with_outbox(
+    store: Store,
+    channel: Channel,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str] = (),
+    to_file: Path | str | None = None,
+    broadcast: bool = False,
+    at: str | None = None,
+    queue_only: bool = False,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    progress: bool | None = None,
+    deadline: float = 300.0,
+    client: Any = None,
+    api_base: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> tuple[Exit, dict[str, Any]]:
+    """What `linepush send` does with ``--queue``, ``--at`` or ``--to-file``: the exit code, and what to
+    print with ``-o json``.
+
+    The send is validated and stored first (one transaction, nothing stored if any part is refused). With
+    ``queue_only`` or a time (``at``) it stays for a worker (`linepush worker`); otherwise it is delivered
+    now, with a progress bar on a terminal, and the exit code says how that went (0, 1 refused, 3 later).
+    """
+    say = echo or (lambda text: typer.echo(text, err=True))
+    box = Outbox(store, channel.require_id())
+    rows = enqueue_from_cli(
+        box,
+        messages,
+        to=to,
+        to_file=to_file,
+        broadcast=broadcast,
+        at=at,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+    ids = [r.id for r in rows]
+    data: dict[str, Any] = {"queued": ids, "not_before": rows[0].not_before}
+    if queue_only or (at is not None and rows[0].not_before > box.clock()):
+        shown = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+        when = f" for {_when(rows[0].not_before)}" if at is not None else ""
+        say(f"queued {len(rows)} message(s){when} (ids {shown}); `linepush worker` delivers them")
+        return Exit.OK, data
+    if client is None:
+        from linepush.client import AsyncLineClient
+        from linepush.worker import WORKER_CALL_RETRY
+
+        client = AsyncLineClient(channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY)
+    result = drain_with_progress(
+        store, client, ids, channel_id=box.channel_id, progress=progress, deadline=deadline
+    )
+    counts = result.counts
+    say(
+        f"delivered {counts['delivered']} of {len(ids)} request(s)"
+        + (
+            f", {counts['failed']} refused by LINE (`linepush queue list --state failed`)"
+            if counts["failed"]
+            else ""
+        )
+        + (
+            f", {counts['queued'] + counts['sending']} still queued (`linepush worker` will retry them)"
+            if counts["queued"] or counts["sending"]
+            else ""
+        )
+    )
+    data["counts"] = dict(counts)
+    return result.exit_code, data
+
+
+async def _with_client(client: Any, work: Any) -> Any:
+    try:
+        return await work
+    finally:
+        closer = getattr(client, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def _final_ids(store: Store, ids: Iterable[int]) -> set[int]:
+    final: set[int] = set()
+    for message_id in ids:
+        row = store.get_message(message_id)
+        if row is None or row.state in ("delivered", "failed"):
+            final.add(message_id)
+    return final
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _row_json(row: OutboxMessage) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "channel_id": row.channel_id,
+        "kind": row.kind,
+        "state": row.state,
+        "retry_key": row.retry_key,
+        "attempts": row.attempts,
+        "not_before": row.not_before,
+        "first_attempt_at": row.first_attempt_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "delivered_at": row.delivered_at,
+        "request_id": row.request_id,
+        "recipients": _recipients(row),
+        "result": row.result,
+        "last_error": row.last_error,
+    }
+
+
+def _recipients(row: OutboxMessage) -> int | str:
+    to = row.payload.get("to")
+    if isinstance(to, list):
+        return len(to)
+    if isinstance(to, str):
+        return to
+    return row.kind
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def _error_text(error: dict[str, Any] | None) -> str:
+    if not error:
+        return ""
+    status = error.get("status")
+    text = str(error.get("message", ""))
+    details = error.get("details")
+    if isinstance(details, list) and details:
+        text += " (" + "; ".join(f"{d.get('property', '')}: {d.get('message', '')}" for d in details) + ")"
+    return f"{status} {text}" if status else text
+
+
+# -- commands -----------------------------------------------------------------------------------------------
+
+
+def _scope(inv: Invocation, all_channels: bool) -> str | None:
+    """The channel looked at: the configured one, or every channel (--all-channels, or none configured)."""
+    return None if all_channels else inv.settings.channel.channel_id
+
+
+AllChannels = Annotated[
+    bool, typer.Option("--all-channels", help="Every channel in the store, not only the configured one.")
+]
+
+
+@command(queue_app, "add", json_flag=False)
+def add_command(
+    inv: Invocation,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(help="The text (words are joined by spaces), or - to read stdin.", metavar="TEXT"),
+    ] = None,
+    to: ToOption = None,
+    to_file: Annotated[
+        Path | None,
+        typer.Option("--to-file", metavar="FILE", help="Recipient ids, one per line (- for stdin)."),
+    ] = None,
+    broadcast: Annotated[bool, typer.Option("--broadcast", help="Send to every friend.")] = False,
+    json_file: Annotated[
+        str | None,
+        typer.Option(
+            "--json", metavar="FILE", help="A JSON file (or -) of LINE message objects. -o json prints JSON."
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIME", help="Send at this time: 2026-12-01T09:00+09:00, or +15m."),
+    ] = None,
+    retry_key: Annotated[
+        str | None, typer.Option("--retry-key", metavar="UUID", help="This message's X-Line-Retry-Key.")
+    ] = None,
+    notification_disabled: Annotated[
+        bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
+    ] = False,
+) -> None:
+    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
+    messages = read_messages(text, json_file)
+    recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
+    if not recipients and to_file is None and not broadcast:
+        recipients = list(inv.settings.require_to())
+    box = Outbox(inv.store(), inv.settings.channel.require_id())
+    rows = enqueue_from_cli(
+        box,
+        messages,
+        to=recipients,
+        to_file=to_file,
+        broadcast=broadcast,
+        at=at,
+        retry_key=retry_key,
+        notification_disabled=notification_disabled,
+    )
+
+    def render() -> None:
+        due = rows[0].not_before
+        when = "" if due <= box.clock() else f", due {_when(due)}"
+        inv.out.print(f"queued {len(rows)} message(s){when}: ids {', '.join(str(r.id) for r in rows)}")
+
+    inv.emit({"queued": [_row_json(r) for r in rows]}, render)
+
+
+@command(queue_app, "status")
+def status_command(inv: Invocation, all_channels: AllChannels = False) -> None:
+    """How many messages are queued, sending, delivered and failed."""
+    counts = inv.store().counts(_scope(inv, all_channels))
+    inv.emit(dict(counts), lambda: inv.table(None, ["state", "messages"], counts.items()))
+
+
+@command(queue_app, "list")
+def list_command(
+    inv: Invocation,
+    state: Annotated[
+        str | None, typer.Option("--state", help="queued, sending, delivered or failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many rows.")] = 50,
+    after: Annotated[int | None, typer.Option("--after", metavar="ID", help="Rows after this id.")] = None,
+    all_channels: AllChannels = False,
+) -> None:
+    """The messages in the outbox, oldest first, with LINE's error on failed ones."""
+    if state is not None and state not in MESSAGE_STATES:
+        fail(f"--state must be one of {', '.join(MESSAGE_STATES)}")
+    rows = inv.store().list_messages(state, _scope(inv, all_channels), limit, after)
+
+    def render() -> None:
+        if not rows:
+            inv.out.print("no messages")
+            return
+        inv.table(
+            None,
+            ["id", "state", "kind", "to", "tries", "due / request id / error"],
+            [
+                [
+                    r.id,
+                    r.state,
+                    r.kind,
+                    _recipients(r),
+                    r.attempts,
+                    _when(r.not_before)
+                    if r.state == "queued"
+                    else r.request_id
+                    if r.state == "delivered"
+                    else _error_text(r.last_error),
+                ]
+                for r in rows
+            ],
+        )
+
+    inv.emit([_row_json(r) for r in rows], render)
+
+
+@command(queue_app, "retry")
+def retry_command(
+    inv: Invocation,
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Failed message ids (default: every failed one).", metavar="ID")
+    ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="Give them new retry keys: LINE sees new messages, so one that did arrive arrives again.",
+        ),
+    ] = False,
+    all_channels: AllChannels = False,
+) -> None:
+    """Put failed messages back in the queue."""
+    store = inv.store()
+    channel_id = _scope(inv, all_channels)
+    if channel_id is not None:
+        count = Outbox(store, channel_id).requeue(ids or None, new_retry_key=new_key)
+    else:
+        count = store.requeue(ids or None, now=time.time(), new_retry_key=new_key)
+    inv.emit({"requeued": count}, lambda: inv.out.print(f"requeued {count} message(s)"))
+
+
+@command(queue_app, "purge")
+def purge_command(
+    inv: Invocation,
+    states: Annotated[
+        list[str] | None, typer.Option("--state", help="delivered, failed or queued (default: delivered).")
+    ] = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only rows last changed longer ago: 30d, 12h, 0s.")
+    ] = "7d",
+) -> None:
+    """Delete settled messages from the outbox (of every channel in the store)."""
+    chosen = states or ["delivered"]
+    for state in chosen:
+        if state not in ("queued", "delivered", "failed"):
+            fail("--state must be queued, delivered or failed (rows being sent cannot be purged)")
+    try:
+        age = parse_at("+" + older_than.lstrip("+"), now=0.0)
+    except ValidationError:
+        fail(f"cannot read --older-than {older_than!r}; use e.g. 30d, 12h, 15m or 0s")
+    count = inv.store().purge(chosen, age, time.time())  # type: ignore[arg-type]
+    inv.emit({"purged": count}, lambda: inv.out.print(f"purged {count} message(s)"))

@@ -1,0 +1,131 @@
+"""`linepush worker`: deliver the outbox until stopped (SIGTERM or Ctrl-C stop it cleanly), or once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from linepush.cli import app
+from linepush.cli.invocation import Exit, Invocation, command
+from linepush.client import AsyncLineClient
+from linepush.config import Channel
+from linepush.outbox import RetryWindow
+from linepush.store import Store
+from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
+
+__all__ = ["exit_code_after_once", "run_worker"]
+
+
+def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
+    """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff or the
+    run was stopped (a signal) with messages still queued."""
+    if stats.failed:
+        return Exit.REFUSED
+    if queued and (stats.retried or stats.stopped):
+        return Exit.TRANSIENT
+    return Exit.OK
+
+
+def run_worker(
+    store: Store,
+    channel: Channel,
+    *,
+    once: bool,
+    config: WorkerConfig,
+    api_base: str | None = None,
+) -> WorkerStats:
+    """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT."""
+    channel_id = channel.require_id()
+
+    async def main() -> WorkerStats:
+        async with AsyncLineClient(
+            channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
+        ) as client:
+            worker = Worker(store, client, channel_id=channel_id, config=config)
+            stop = asyncio.Event()
+            stop_on_signals(stop)
+            if once:
+                return await worker.run_until_idle(stop)
+            return await worker.run(stop)
+
+    return asyncio.run(main())
+
+
+@command(app, "worker")
+def worker_command(
+    inv: Invocation,
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit (for cron).")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Sends in flight at once.")
+    ] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000, help="Rows per claim.")] = 100,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lease-seconds", min=0.1, help="How long a claim holds a row before others may take it."
+        ),
+    ] = 60.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.01, help="Seconds between looks at an empty queue.")
+    ] = 1.0,
+    retry_window: Annotated[
+        float,
+        typer.Option(
+            "--retry-window",
+            min=60.0,
+            help="Seconds LINE remembers a retry key (24 h); older first attempts are failed, not resent.",
+        ),
+    ] = 86_400.0,
+    window_margin: Annotated[
+        float,
+        typer.Option(
+            "--window-margin", min=0.0, help="Stop resending this many seconds before the window ends."
+        ),
+    ] = 3_600.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stored batch.")] = False,
+) -> None:
+    """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
+
+    Runs until SIGTERM or Ctrl-C (sends in flight finish, the rest goes back to the queue), or with --once
+    until nothing is due. Exit codes with --once: 0 all due delivered, 1 LINE refused some, 3 some wait to
+    be retried.
+    """
+    if verbose and not inv.debug:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        logging.getLogger("linepush.worker").setLevel(logging.INFO)
+    config = WorkerConfig(
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        poll_interval=poll_interval,
+        retry_window=RetryWindow(retry_window, window_margin),
+    )
+    settings = inv.settings
+    channel = settings.channel
+    channel.require_id()
+    store = inv.store()
+    stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+    queued = store.counts(channel.channel_id)["queued"]
+    summary = {
+        "claimed": stats.claimed,
+        "delivered": stats.delivered,
+        "duplicates": stats.duplicates,
+        "retried": stats.retried,
+        "failed": stats.failed,
+        "released": stats.released,
+        "lost": stats.lost,
+        "queued": queued,
+    }
+    inv.emit(
+        summary,
+        lambda: inv.note(
+            f"delivered {stats.delivered} ({stats.duplicates} already at LINE), failed {stats.failed}, "
+            f"to retry {stats.retried}, given back {stats.released}; {queued} queued"
+        ),
+    )
+    raise typer.Exit(exit_code_after_once(stats, queued) if once else Exit.OK)

@@ -1,0 +1,476 @@
+"""The durable outbox: validated messages go into the store in one transaction, workers claim them with a
+lease and settle each one as delivered, retried later or failed, keeping what LINE answered.
+
+Every row carries its ``X-Line-Retry-Key`` from the moment it is stored, so a resend after a crash or a lost
+answer is recognised by LINE (409 "already accepted") instead of delivered twice. LINE remembers a key for
+24 hours only (FACTS §3.7): a row whose first attempt is older than that (minus a margin) is never resent.
+
+    box = Outbox(open_store(), channel_id)
+    box.push("U4af4980629...", "disk full")                  # stored; a worker sends it
+    box.multicast(user_ids, "news", not_before=tomorrow_9am)  # one row per 500 users, sent at 9
+    await Worker(store, async_client, channel_id=channel_id).run_until_idle()
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from linepush.api import messaging
+from linepush.api.messaging import PushResult, SendKind, SendResult
+from linepush.errors import (
+    ConfigurationError,
+    LineApiError,
+    LinePushError,
+    RetryWindowExpiredError,
+    TransportError,
+    ValidationError,
+)
+from linepush.messages import MULTICAST_MAX_RECIPIENTS, MessageLike, validate_user_ids
+from linepush.store.base import (
+    MessageState,
+    NewMessage,
+    OutboxMessage,
+    Settlement,
+    SettlementOutcome,
+    Store,
+    check_retry_key,
+)
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRY_WINDOW",
+    "Backoff",
+    "Outbox",
+    "RetryWindow",
+    "Settlement",
+    "broadcast_item",
+    "error_record",
+    "multicast_items",
+    "narrowcast_item",
+    "push_item",
+    "result_record",
+    "window_expired_error",
+]
+
+Messages = MessageLike | Sequence[MessageLike]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryWindow:
+    """How long a retry key protects a message, as seen from here.
+
+    LINE remembers a key for ``window`` seconds from the first request (FACTS §3.7). Our clock and LINE's may
+    differ and a request may spend a while in flight, so a row is resent only while its first attempt is less
+    than ``window - margin`` seconds old.
+    """
+
+    window: float = 86_400.0
+    margin: float = 3_600.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < self.window:
+            raise ConfigurationError("the retry window margin must be at least 0 and less than the window")
+
+    @property
+    def usable(self) -> float:
+        return self.window - self.margin
+
+    def deadline(self, first_attempt_at: float) -> float:
+        """The last moment a row first attempted at ``first_attempt_at`` may be sent."""
+        return first_attempt_at + self.usable
+
+    def expired(self, message: OutboxMessage, now: float) -> bool:
+        first = message.first_attempt_at
+        return first is not None and now >= self.deadline(first)
+
+
+DEFAULT_RETRY_WINDOW: Final = RetryWindow()
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """When a row that failed transiently is due again: exponential, with full jitter.
+
+    After attempt n (1-based) a row waits a uniform time in
+    ``[minimum, min(maximum, initial * factor**(n-1))]``; the floor keeps a burst of failures from coming
+    straight back at a struggling LINE.
+    """
+
+    initial: float = 2.0
+    maximum: float = 600.0
+    factor: float = 2.0
+    minimum: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.maximum < 0 or self.minimum < 0 or self.factor < 1:
+            raise ConfigurationError("backoff times must not be negative and the factor must be at least 1")
+
+    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
+        cap = min(self.maximum, self.initial * self.factor ** max(attempts - 1, 0))
+        low = min(self.minimum, cap)
+        return low + rand() * (cap - low)
+
+
+DEFAULT_BACKOFF: Final = Backoff()
+
+
+# -- building rows (validated before anything is stored) -------------------------------------------------
+
+
+def push_item(
+    channel_id: str,
+    to: str,
+    messages: Messages,
+    *,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+) -> NewMessage:
+    """One push as an outbox row; raises :class:`ValidationError` for anything LINE would refuse."""
+    payload = messaging.push_payload(
+        to,
+        messages,
+        notification_disabled=notification_disabled,
+        custom_aggregation_units=custom_aggregation_units,
+    )
+    return NewMessage(channel_id, "push", payload, not_before, _key(retry_key))
+
+
+def multicast_items(
+    channel_id: str,
+    to: Iterable[str],
+    messages: Messages,
+    *,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+    custom_aggregation_units: Sequence[str] | None = None,
+    chunk_size: int = MULTICAST_MAX_RECIPIENTS,
+) -> list[NewMessage]:
+    """A multicast to any number of users: one row per ``chunk_size`` (at most 500) recipients.
+
+    With ``retry_key``, chunk 0 uses it and the others derive theirs from it, exactly as
+    :meth:`LineClient.multicast` does, so the same list under the same key always yields the same rows' keys.
+    """
+    if not 1 <= chunk_size <= MULTICAST_MAX_RECIPIENTS:
+        raise ValidationError(f"chunk_size must be between 1 and {MULTICAST_MAX_RECIPIENTS}")
+    ids = _user_ids(to, chunk_size)
+    base = _key(retry_key)
+    items: list[NewMessage] = []
+    normalized: list[dict[str, Any]] | None = None
+    for index, start in enumerate(range(0, len(ids), chunk_size)):
+        payload = messaging.multicast_payload(
+            ids[start : start + chunk_size],
+            normalized if normalized is not None else messages,
+            notification_disabled=notification_disabled,
+            custom_aggregation_units=custom_aggregation_units,
+        )
+        normalized = payload["messages"]
+        key = None if base is None else messaging.chunk_retry_key(base, index)
+        items.append(NewMessage(channel_id, "multicast", payload, not_before, key))
+    return items
+
+
+def _user_ids(to: Iterable[str], chunk_size: int) -> list[str]:
+    """Every recipient checked up front (any number of them); errors name the place in the whole list."""
+    if isinstance(to, str | bytes) or not isinstance(to, Iterable):
+        raise ValidationError("Must be a list of user IDs", property="to")
+    ids = list(to)
+    if not ids:
+        raise ValidationError("Size must be at least 1", property="to")
+    for start in range(0, len(ids), chunk_size):
+        try:
+            validate_user_ids(ids[start : start + chunk_size])
+        except ValidationError as exc:
+            index = (exc.property or "")[3:-1]
+            where = f"to[{start + int(index)}]" if index.isdigit() else "to"
+            raise ValidationError(exc.reason, property=where) from None
+    return ids
+
+
+def broadcast_item(
+    channel_id: str,
+    messages: Messages,
+    *,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> NewMessage:
+    payload = messaging.broadcast_payload(messages, notification_disabled=notification_disabled)
+    return NewMessage(channel_id, "broadcast", payload, not_before, _key(retry_key))
+
+
+def narrowcast_item(
+    channel_id: str,
+    messages: Messages,
+    *,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    recipient: Mapping[str, Any] | None = None,
+    filter: Mapping[str, Any] | None = None,
+    limit: Mapping[str, Any] | None = None,
+    notification_disabled: bool = False,
+) -> NewMessage:
+    payload = messaging.narrowcast_payload(
+        messages,
+        recipient=recipient,
+        filter=filter,
+        limit=limit,
+        notification_disabled=notification_disabled,
+    )
+    return NewMessage(channel_id, "narrowcast", payload, not_before, _key(retry_key))
+
+
+def _key(retry_key: str | None) -> str | None:
+    return None if retry_key is None else check_retry_key(retry_key, "retry_key")
+
+
+# -- what a settled row keeps ------------------------------------------------------------------------------
+
+
+def error_record(error: BaseException, *, now: float | None = None) -> dict[str, Any]:
+    """What is kept of an error on the row: LINE's status, message, details and request id when LINE
+    answered; the error's text otherwise. Never a secret: error texts never hold one."""
+    record: dict[str, Any] = {"type": type(error).__name__}
+    if isinstance(error, LineApiError):
+        record["status"] = error.status
+        record["message"] = error.message
+        if error.details:
+            record["details"] = [
+                {k: v for k, v in (("message", d.message), ("property", d.property)) if v is not None}
+                for d in error.details
+            ]
+        if error.request_id:
+            record["request_id"] = error.request_id
+    else:
+        record["message"] = str(error) or type(error).__name__
+    if isinstance(error, LinePushError):
+        record["retryable"] = bool(error.retryable)
+    if now is not None:
+        record["at"] = now
+    return record
+
+
+def result_record(result: SendResult) -> tuple[str | None, dict[str, Any]]:
+    """The request id to keep, and the response worth keeping, of a send LINE accepted.
+
+    On a 409 "already accepted" the request id kept is the one of the request LINE accepted first.
+    """
+    body: dict[str, Any] = {}
+    if isinstance(result, PushResult):
+        body["sentMessages"] = [
+            {"id": m.id, **({"quoteToken": m.quote_token} if m.quote_token else {})}
+            for m in result.sent_messages
+        ]
+    if result.duplicate:
+        body["duplicate"] = True
+        body["acceptedRequestId"] = result.accepted_request_id
+        body["requestId"] = result.request_id
+    return (result.accepted_request_id or result.request_id), body
+
+
+def window_expired_error(message: OutboxMessage, window: RetryWindow, now: float) -> RetryWindowExpiredError:
+    first = message.first_attempt_at if message.first_attempt_at is not None else now
+    hours = (now - first) / 3600
+    return RetryWindowExpiredError(
+        f"message {message.id} was first attempted {hours:.1f} h ago; LINE remembers a retry key for "
+        f"{window.window / 3600:g} h (this outbox stops {window.margin / 3600:g} h earlier), so sending it "
+        "again could deliver it twice. It was not resent; requeue it with a new retry key if it must go "
+        "anyway (`linepush queue retry --new-key`)"
+    )
+
+
+def settle_many(store: Store, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+    """Write back many rows in one transaction (see :meth:`Store.settle`)."""
+    return store.settle(worker_id, now, items)
+
+
+# -- the library face --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outbox:
+    """The outbox of one channel over a :class:`~linepush.store.Store`.
+
+    ``clock`` gives UNIX seconds (inject one in tests). Methods that add rows validate everything first and
+    store nothing when any part is refused.
+    """
+
+    store: Store
+    channel_id: str
+    clock: Callable[[], float] = time.time
+    window: RetryWindow = field(default=DEFAULT_RETRY_WINDOW)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.channel_id, str) or not self.channel_id:
+            raise ConfigurationError("the outbox needs a channel id (LINE_CHANNEL_ID)")
+
+    # adding
+    def enqueue(self, items: Sequence[NewMessage]) -> list[OutboxMessage]:
+        """Store rows built with :func:`push_item` and friends in one transaction (all or none)."""
+        return self.store.enqueue(items, self.clock())
+
+    def push(
+        self,
+        to: str,
+        messages: Messages,
+        *,
+        not_before: float | None = None,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> OutboxMessage:
+        item = push_item(
+            self.channel_id,
+            to,
+            messages,
+            not_before=not_before,
+            retry_key=retry_key,
+            notification_disabled=notification_disabled,
+            custom_aggregation_units=custom_aggregation_units,
+        )
+        return self.enqueue([item])[0]
+
+    def multicast(
+        self,
+        to: Iterable[str],
+        messages: Messages,
+        *,
+        not_before: float | None = None,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+        custom_aggregation_units: Sequence[str] | None = None,
+    ) -> list[OutboxMessage]:
+        """One row per 500 recipients, all stored in one transaction."""
+        return self.enqueue(
+            multicast_items(
+                self.channel_id,
+                to,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+                custom_aggregation_units=custom_aggregation_units,
+            )
+        )
+
+    def broadcast(
+        self,
+        messages: Messages,
+        *,
+        not_before: float | None = None,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+    ) -> OutboxMessage:
+        item = broadcast_item(
+            self.channel_id,
+            messages,
+            not_before=not_before,
+            retry_key=retry_key,
+            notification_disabled=notification_disabled,
+        )
+        return self.enqueue([item])[0]
+
+    def narrowcast(
+        self,
+        messages: Messages,
+        *,
+        not_before: float | None = None,
+        retry_key: str | None = None,
+        recipient: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: Mapping[str, Any] | None = None,
+        notification_disabled: bool = False,
+    ) -> OutboxMessage:
+        item = narrowcast_item(
+            self.channel_id,
+            messages,
+            not_before=not_before,
+            retry_key=retry_key,
+            recipient=recipient,
+            filter=filter,
+            limit=limit,
+            notification_disabled=notification_disabled,
+        )
+        return self.enqueue([item])[0]
+
+    # working
+    def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[OutboxMessage]:
+        return self.store.claim(worker_id, limit, lease_seconds, self.clock(), channel_id=self.channel_id)
+
+    def renew(self, ids: Sequence[int], worker_id: str, lease_seconds: float) -> int:
+        return self.store.renew_leases(ids, worker_id, lease_seconds, self.clock())
+
+    def release(self, ids: Sequence[int], worker_id: str) -> int:
+        return self.store.release(ids, worker_id, self.clock())
+
+    def delivered(self, message_id: int, worker_id: str, result: SendResult) -> bool:
+        request_id, body = result_record(result)
+        return self.store.mark_delivered(message_id, worker_id, self.clock(), request_id, body)
+
+    def retry_later(self, message_id: int, worker_id: str, error: BaseException, not_before: float) -> bool:
+        now = self.clock()
+        return self.store.mark_retry(message_id, worker_id, now, not_before, error_record(error, now=now))
+
+    def failed(self, message_id: int, worker_id: str, error: BaseException) -> bool:
+        now = self.clock()
+        return self.store.mark_failed(message_id, worker_id, now, error_record(error, now=now))
+
+    def settle(self, worker_id: str, items: Sequence[Settlement]) -> list[bool]:
+        """Write back many rows at once; False for a row whose lease this worker no longer holds."""
+        return settle_many(self.store, worker_id, self.clock(), items)
+
+    # inspecting and maintaining
+    def get(self, message_id: int) -> OutboxMessage | None:
+        message = self.store.get_message(message_id)
+        return message if message is not None and message.channel_id == self.channel_id else None
+
+    def messages(
+        self, state: MessageState | None = None, *, limit: int = 100, after_id: int | None = None
+    ) -> list[OutboxMessage]:
+        return self.store.list_messages(state, self.channel_id, limit, after_id)
+
+    def counts(self) -> dict[MessageState, int]:
+        return self.store.counts(self.channel_id)
+
+    def requeue(self, ids: Sequence[int] | None = None, *, new_retry_key: bool = False) -> int:
+        """failed → queued. See :meth:`Store.requeue` for what ``new_retry_key`` risks."""
+        if ids is None:
+            ids = [m.id for m in self._all("failed")]
+        else:
+            ids = [i for i in ids if self.get(i) is not None]
+        return self.store.requeue(ids, now=self.clock(), new_retry_key=new_retry_key)
+
+    def purge(self, states: Collection[MessageState], older_than: float = 0.0) -> int:
+        """Delete rows in ``states`` older than ``older_than`` seconds, of every channel in the store."""
+        return self.store.purge(states, older_than, self.clock())
+
+    def _all(self, state: MessageState) -> list[OutboxMessage]:
+        out: list[OutboxMessage] = []
+        after: int | None = None
+        while True:
+            page = self.store.list_messages(state, self.channel_id, 1000, after)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+            after = page[-1].id
+
+
+def classify(error: BaseException) -> SettlementOutcome:
+    """Retry what may succeed later (no answer, 429, 5xx); fail what LINE refused for good."""
+    if isinstance(error, TransportError):
+        return "retry"
+    if isinstance(error, LinePushError) and error.retryable:
+        return "retry"
+    return "failed"
+
+
+def send_operation(message: OutboxMessage) -> Any:
+    """The request for a stored row, with its own retry key."""
+    kind: SendKind = message.kind
+    return messaging.send_payload(kind, message.payload, message.retry_key)

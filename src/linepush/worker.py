@@ -1,0 +1,449 @@
+"""The delivery worker: claims due outbox rows with a lease, sends them concurrently through an
+:class:`~linepush.client.AsyncLineClient`, renews the leases while they are in flight and writes back
+the outcome of many rows per transaction.
+
+No message is lost: a row leaves ``sending`` only once its outcome is stored, and a dead worker's rows come
+back when their lease runs out. None is delivered twice: every resend carries the row's retry key, and a row
+whose first attempt is older than LINE's retry-key window is failed instead of resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from linepush.api.messaging import SendResult
+from linepush.errors import ConfigurationError, LinePushError
+from linepush.outbox import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRY_WINDOW,
+    Backoff,
+    RetryWindow,
+    Settlement,
+    classify,
+    error_record,
+    result_record,
+    send_operation,
+    settle_many,
+    window_expired_error,
+)
+from linepush.retry import RetryPolicy
+from linepush.store.base import OutboxMessage, Store, StoreError
+
+__all__ = ["WORKER_CALL_RETRY", "Sender", "Worker", "WorkerConfig", "WorkerStats", "stop_on_signals"]
+
+log = logging.getLogger("linepush.worker")
+
+T = TypeVar("T")
+
+
+#: Retries inside one call, for a client that serves a worker: a few quick ones for a blip, then the row goes
+#: back to the queue with its own backoff, so a send never holds a slot (or its lease) for long.
+WORKER_CALL_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.2, max_backoff=2.0, deadline=10.0)
+
+
+class Sender(Protocol):
+    """What a worker needs of a client: :meth:`AsyncLineClient.run <linepush.client.AsyncLineClient.run>`."""
+
+    async def run(self, op: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker paces itself. Times are seconds."""
+
+    #: Sends in flight at once (the client's rate limiter still paces them).
+    concurrency: int = 32
+    #: Rows per claim; a claim is made whenever fewer than this many rows wait for a sender.
+    batch_size: int = 100
+    #: How long a claim protects a row from other workers; renewed every ``lease / 3`` while held.
+    lease_seconds: float = 60.0
+    #: How often an idle worker looks for due rows.
+    poll_interval: float = 1.0
+    #: Most rows written back per transaction.
+    settle_batch: int = 500
+    #: On stop: how long sends already in flight may take to finish before they are abandoned.
+    shutdown_grace: float = 10.0
+    retry_window: RetryWindow = field(default=DEFAULT_RETRY_WINDOW)
+    backoff: Backoff = field(default=DEFAULT_BACKOFF)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.batch_size < 1 or self.settle_batch < 1:
+            raise ConfigurationError("concurrency, batch size and settle batch must be at least 1")
+        if self.lease_seconds <= 0 or self.poll_interval <= 0 or self.shutdown_grace < 0:
+            raise ConfigurationError("lease and poll interval must be positive, shutdown grace not negative")
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did; ``lost`` counts rows whose lease ran out before their outcome was stored (another
+    worker took them over; the retry key keeps that from delivering twice)."""
+
+    claimed: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0
+    lost: int = 0
+    #: The run ended because it was told to stop (not because the queue ran dry).
+    stopped: bool = False
+
+    @property
+    def settled(self) -> int:
+        return self.delivered + self.retried + self.failed
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Delivers the outbox of one channel (or of every channel when ``channel_id`` is None).
+
+    Use :meth:`run_until_idle` to deliver what is due and return, or :meth:`run` to keep going until ``stop``
+    is set. Either way, on return nothing this worker claimed is left in ``sending`` (unless the store
+    failed; then the lease brings the rows back).
+
+    ``clock`` gives UNIX seconds and ``sleep`` waits (both injectable: tests drive time themselves). Store
+    calls run in a thread of their own unless ``offload`` is off (then they run on the event loop, which
+    makes a test's interleaving deterministic). ``on_settled`` is called with each stored batch.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: Sender,
+        *,
+        channel_id: str | None = None,
+        config: WorkerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        worker_id: str | None = None,
+        on_settled: Callable[[Sequence[Settlement], WorkerStats], None] | None = None,
+        offload: bool = True,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.channel_id = channel_id
+        self.config = config or WorkerConfig()
+        self.clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self.worker_id = worker_id or default_worker_id()
+        self.stats = WorkerStats()
+        self._on_settled = on_settled
+        self._offload = offload
+        # SQLite wants one writer; one thread also keeps the event loop free while the store syncs to disk.
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._held: set[int] = set()
+        self._ready: asyncio.Queue[OutboxMessage] | None = None
+        self._outcomes: list[Settlement] = []
+        self._busy = 0
+        self._changed: asyncio.Event | None = None
+        self._pending: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"Worker({self.worker_id!r}, channel_id={self.channel_id!r})"
+
+    # -- entry points ----------------------------------------------------------------------------------------
+
+    async def run_until_idle(
+        self, stop: asyncio.Event | None = None, *, wait_for_leases: bool = True
+    ) -> WorkerStats:
+        """Deliver every row that is due, then return (or earlier, cleanly, when ``stop`` is set).
+
+        Rows due later (scheduled, or waiting out a backoff) are left for later. With ``wait_for_leases``,
+        rows another worker holds are waited for, and taken over if that worker died.
+        """
+        return await self._run(stop, until_idle=True, wait_for_leases=wait_for_leases)
+
+    async def run(self, stop: asyncio.Event) -> WorkerStats:
+        """Deliver until ``stop`` is set; then finish (or give back) what is in hand and return."""
+        return await self._run(stop, until_idle=False, wait_for_leases=False)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    async def _store(self, func: Callable[..., T], *args: Any) -> T:
+        if not self._offload:
+            return func(*args)
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
+
+    async def _run(
+        self, stop: asyncio.Event | None, *, until_idle: bool, wait_for_leases: bool
+    ) -> WorkerStats:
+        if self._executor is not None:
+            raise RuntimeError("this worker is already running")
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linepush-worker-store")
+        self.stats = WorkerStats()  # per run
+        self._ready = asyncio.Queue()
+        self._changed = asyncio.Event()
+        self._pending = asyncio.Event()
+        stop = stop if stop is not None else asyncio.Event()
+        self._stop = stop
+        self._fatal: ConfigurationError | None = None
+        self._unsent: list[int] = []
+        senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
+        renewer = asyncio.create_task(self._renew_loop())
+        writing_done = asyncio.Event()
+        writer = asyncio.create_task(self._write_loop(writing_done))
+        fatal: BaseException | None = None
+        try:
+            await self._claim_loop(stop, until_idle, wait_for_leases)
+        except BaseException as exc:
+            fatal = exc
+            raise
+        finally:
+            try:
+                await self._shut_down(senders, renewer, writer, writing_done, abandon=fatal is not None)
+            finally:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+        if self._fatal is not None:
+            raise self._fatal
+        self.stats.stopped = stop.is_set()
+        return self.stats
+
+    async def _claim_loop(self, stop: asyncio.Event, until_idle: bool, wait_for_leases: bool) -> None:
+        assert self._ready is not None and self._changed is not None
+        config = self.config
+        while not stop.is_set():
+            waiting = self._ready.qsize()
+            if waiting < config.batch_size:
+                try:
+                    rows = await self._store(
+                        self.store.claim,
+                        self.worker_id,
+                        config.batch_size,
+                        config.lease_seconds,
+                        self.clock(),
+                        self.channel_id,
+                    )
+                except StoreError as exc:
+                    # Locked by another process for too long, say: nothing was claimed; look again later.
+                    log.warning("could not claim outbox rows: %s", exc)
+                    await self._pause(stop, config.poll_interval)
+                    continue
+                if rows:
+                    self.stats.claimed += len(rows)
+                    for row in rows:
+                        self._held.add(row.id)
+                        self._ready.put_nowait(row)
+                    continue
+                if until_idle and waiting == 0 and self._busy == 0 and not self._held:
+                    if not wait_for_leases:
+                        return
+                    counts = await self._store(self.store.counts, self.channel_id)
+                    if counts["sending"] == 0:
+                        return
+                    # Another worker holds rows: wait for them to settle or for its lease to run out.
+                    await self._pause(stop, config.poll_interval)
+                    continue
+                if waiting == 0 and self._busy == 0 and not self._held:
+                    await self._pause(stop, config.poll_interval)
+                    continue
+            # Work in hand: wait until a sender frees up or an outcome is written, then look again.
+            self._changed.clear()
+            await _first(self._changed.wait(), stop.wait())
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        await _first(self._sleep(seconds), stop.wait())
+
+    async def _send_loop(self) -> None:
+        assert self._ready is not None
+        while True:
+            row = await self._ready.get()
+            if self._stop.is_set():
+                self._unsent.append(row.id)  # stopping: not started, so given back at shutdown
+                continue
+            self._busy += 1
+            try:
+                self._record(await self._deliver(row))
+            except ConfigurationError as exc:
+                # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
+                # the worker stops and gives this one back unsent, and the error is raised to the caller.
+                self._unsent.append(row.id)
+                if self._fatal is None:
+                    self._fatal = exc
+                self._stop.set()
+            finally:
+                self._busy -= 1
+                if self._busy == 0 and self._changed is not None:
+                    self._changed.set()
+
+    async def _deliver(self, row: OutboxMessage) -> Settlement:
+        now = self.clock()
+        window = self.config.retry_window
+        if window.expired(row, now):
+            error = window_expired_error(row, window, now)
+            return Settlement(row.id, "failed", error=error_record(error, now=now))
+        try:
+            result: SendResult = await self.client.run(send_operation(row))
+        except asyncio.CancelledError:
+            # Abandoned at shutdown with the request maybe at LINE: back to queued, keeping the attempt and
+            # its first_attempt_at, so the retry window still counts from the first try.
+            later = self.clock()
+            note = {"type": "Interrupted", "message": "the worker stopped while this send was in flight"}
+            self._record(Settlement(row.id, "retry", error=note, not_before=later))
+            raise
+        except ConfigurationError:
+            raise
+        except LinePushError as exc:
+            return self._after_error(row, exc)
+        except Exception as exc:  # a bug or an unexpected failure: keep the row, do not lose the worker
+            log.exception("unexpected error sending outbox message %s", row.id)
+            return self._after_error(row, exc)
+        request_id, body = result_record(result)
+        return Settlement(row.id, "delivered", request_id=request_id, result=body)
+
+    def _after_error(self, row: OutboxMessage, error: BaseException) -> Settlement:
+        now = self.clock()
+        record = error_record(error, now=now)
+        if classify(error) == "failed":
+            return Settlement(row.id, "failed", error=record)
+        due = now + self.config.backoff.delay(row.attempts, self._rand)
+        first = row.first_attempt_at if row.first_attempt_at is not None else now
+        window = self.config.retry_window
+        if due >= window.deadline(first):
+            expired = window_expired_error(row, window, due)
+            record["retry_window"] = str(expired)
+            return Settlement(row.id, "failed", error=record | {"type": "RetryWindowExpiredError"})
+        return Settlement(row.id, "retry", error=record, not_before=due)
+
+    def _record(self, outcome: Settlement) -> None:
+        self._outcomes.append(outcome)
+        if self._pending is not None:
+            self._pending.set()
+
+    async def _write_loop(self, done: asyncio.Event) -> None:
+        """The one writer: stores outcomes in batches. Outcomes that arrive during a write go in the next
+        batch, so batches grow with the load and a write costs one transaction (one disk sync) per batch."""
+        assert self._pending is not None
+        while True:
+            if not self._outcomes:
+                if done.is_set():
+                    return
+                self._pending.clear()
+                await _first(self._pending.wait(), done.wait())
+                continue
+            batch = self._outcomes[: self.config.settle_batch]
+            del self._outcomes[: len(batch)]
+            try:
+                ok = await self._store(settle_many, self.store, self.worker_id, self.clock(), batch)
+            except LinePushError as exc:
+                # Not written: the rows stay leased to us until the lease runs out, then come back; their
+                # retry keys make the resend safe.
+                log.warning("could not store the outcome of %d outbox rows: %s", len(batch), exc)
+                ok = [False] * len(batch)
+            self._settled(batch, ok)
+
+    def _settled(self, batch: Sequence[Settlement], ok: Sequence[bool]) -> None:
+        stats = self.stats
+        for item, written in zip(batch, ok, strict=True):
+            self._held.discard(item.message_id)
+            if not written:
+                stats.lost += 1
+                log.warning("lost the lease of outbox message %s before storing its outcome", item.message_id)
+            elif item.outcome == "delivered":
+                stats.delivered += 1
+                if item.result and item.result.get("duplicate"):
+                    stats.duplicates += 1
+            elif item.outcome == "retry":
+                stats.retried += 1
+            else:
+                stats.failed += 1
+        if log.isEnabledFor(logging.INFO):
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(i.outcome for i in batch).items()))
+            log.info("stored the outcome of %d rows (%s)", len(batch), kinds)
+        if self._changed is not None:
+            self._changed.set()
+        if self._on_settled is not None:
+            self._on_settled(batch, stats)
+
+    async def _renew_loop(self) -> None:
+        interval = self.config.lease_seconds / 3
+        while True:
+            await self._sleep(interval)
+            held = sorted(self._held)
+            if held:
+                try:
+                    await self._store(
+                        self.store.renew_leases, held, self.worker_id, self.config.lease_seconds, self.clock()
+                    )
+                except LinePushError as exc:  # the next renewal may work; the lease is longer than 2 tries
+                    log.warning("could not renew leases: %s", exc)
+
+    async def _shut_down(
+        self,
+        senders: list[asyncio.Task[None]],
+        renewer: asyncio.Task[None],
+        writer: asyncio.Task[None],
+        writing_done: asyncio.Event,
+        *,
+        abandon: bool,
+    ) -> None:
+        assert self._ready is not None and self._changed is not None
+        # Rows claimed but not started are taken out of reach of the senders, to be given back below.
+        while not self._ready.empty():
+            self._unsent.append(self._ready.get_nowait().id)
+        # Sends in flight: let them finish (their leases still renewed), up to the grace period.
+        if not abandon and self._busy:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_grace):
+                    while self._busy:
+                        self._changed.clear()
+                        await self._changed.wait()
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        # Never sent: give them back as if never claimed (the attempt and the window's start are undone).
+        unsent = self._unsent
+        if unsent:
+            try:
+                released = await self._store(self.store.release, unsent, self.worker_id, self.clock())
+            except LinePushError as exc:
+                log.warning("could not release %d unsent rows (their lease will): %s", len(unsent), exc)
+            else:
+                self.stats.released += released
+                self._held.difference_update(unsent)
+        writing_done.set()
+        await asyncio.gather(writer, return_exceptions=True)
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        if self._held:
+            # Outcomes that could not be written (the store failed): the lease will return these rows.
+            log.warning("%d outbox rows stay leased until their lease runs out", len(self._held))
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Wait until the first of ``aws`` completes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stop_on_signals(stop: asyncio.Event, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    """Set ``stop`` on SIGTERM or SIGINT (from the running event loop), so a worker stops cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+            loop.add_signal_handler(sig, stop.set)
