@@ -120,17 +120,7 @@ def test_recipients_list(env: Path) -> None:
     ]
 
 
-def test_serve_worker_says_clearly_when_there_is_no_worker(
-    env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(serve_module, "worker_available", lambda: False)
-    code, _, err = run("serve", "--worker")
-    assert code == 2
-    assert "--worker is not available yet" in err
-
-
 def test_serve_worker_needs_credentials(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serve_module, "worker_available", lambda: True)
     monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
     code, _, err = run("serve", "--worker")
     assert code == 2

@@ -6,7 +6,6 @@ The emulator plays LINE; what each recipient received is read back from its admi
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import shutil
 import time
@@ -17,12 +16,13 @@ from typing import Any
 import pytest
 
 from linepush.api.messaging import send_payload
-from linepush.client import LineClient
+from linepush.client import AsyncLineClient, LineClient
 from linepush.config import Channel
 from linepush.keys import PrivateKey
 from linepush.service import GatewayConfig, create_gateway_app, create_gateway_token, serving
 from linepush.service.server import RunningGateway
 from linepush.store import SQLiteStore, Store
+from linepush.worker import Worker
 from tests.conftest import Emulator, make_channel
 from tests.service.conftest import GROUP, PUBLIC_URL, USER
 from tests.service.serve_process import linepush_serve
@@ -30,8 +30,6 @@ from tests.service.test_curl import curl
 from tests.service.test_notify import PNG
 
 pytestmark = pytest.mark.e2e
-
-HAS_WORKER = importlib.util.find_spec("linepush.worker") is not None
 
 
 @pytest.fixture
@@ -104,13 +102,9 @@ def test_queued_notifications_are_what_line_accepts(
 
 
 @needs_curl
-@pytest.mark.skipif(not HAS_WORKER, reason="the delivery worker (linepush.worker) is not on this branch yet")
 def test_the_worker_delivers_gateway_notifications(
     live_emulator: Emulator, line_channel: Channel, store: Store, gateway: RunningGateway, tmp_path: Path
 ) -> None:
-    from linepush.worker import Worker  # type: ignore[import-not-found, unused-ignore]
-
-    from linepush.client import AsyncLineClient
 
     send_notifications(store, line_channel, gateway, tmp_path)
 
@@ -123,7 +117,6 @@ def test_the_worker_delivers_gateway_notifications(
 
 
 @needs_curl
-@pytest.mark.skipif(not HAS_WORKER, reason="the delivery worker (linepush.worker) is not on this branch yet")
 def test_linepush_serve_worker_queues_and_delivers(
     live_emulator: Emulator, line_channel: Channel, tmp_path: Path
 ) -> None:

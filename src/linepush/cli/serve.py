@@ -3,8 +3,7 @@ of the outbox in the same process."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,33 +22,22 @@ if TYPE_CHECKING:
 __all__ = ["serve_command"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-WORKER_UNAVAILABLE = (
-    "--worker is not available yet: this version of linepush has no delivery worker. Serve without it; "
-    "notifications stay safely queued in the outbox until a worker delivers them"
-)
-
-
-def worker_available() -> bool:
-    return importlib.util.find_spec("linepush.worker") is not None
 
 
 def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerLoop:
     """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
-    if not worker_available():
-        raise ConfigurationError(WORKER_UNAVAILABLE)
     if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
         # Checked now: otherwise the first delivery would find out, and every message would wait on it.
         raise ConfigurationError(
             "--worker needs a way to get channel access tokens: set LINE_ASSERTION_KEY_FILE and "
             "LINE_ASSERTION_KID, or LINE_CHANNEL_SECRET, or LINE_CHANNEL_ACCESS_TOKEN"
         )
-    worker_module: Any = importlib.import_module("linepush.worker")
     from linepush.client import AsyncLineClient
+    from linepush.worker import Worker, WorkerStats
 
-    async def deliver(stop: Any) -> Any:
+    async def deliver(stop: asyncio.Event) -> WorkerStats:
         async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
-            worker = worker_module.Worker(store, client, channel_id=channel.channel_id)
-            return await worker.run(stop)
+            return await Worker(store, client, channel_id=channel.channel_id).run(stop)
 
     return deliver
 
@@ -129,8 +117,6 @@ def serve_command(
     """
     if log_level.lower() not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
-    if worker and not worker_available():
-        fail(WORKER_UNAVAILABLE)
     # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
     from linepush.service import GatewayConfig, RateLimits, create_gateway_app
 

@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message
 
-from linepush.api.messaging import push_payload
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.messages import utf16_len
+from linepush.outbox import push_item
 from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, target_type
 from linepush.service.group_commit import GroupCommit
 from linepush.service.images import DEFAULT_MAX_IMAGE_BYTES, ImageStore, UploadRefused
@@ -463,9 +463,9 @@ class NotifyApi:
             except UploadRefused as exc:
                 raise NotifyError(400, str(exc)) from None
         # Checked before an upload is counted and kept, so a refused message leaves nothing behind.
-        payload = self._payload(form, token, None)
+        item = self._item(form, token, None)
         if form.upload is None or images is None:
-            await self._enqueue(payload, token, now)
+            await self._enqueue(item, token)
             return self._answer(200, "ok", token, now)
         if not self.limiter.take_image(token.id, now):
             raise NotifyError(429, "Too Many Requests: the image upload limit of this token is reached")
@@ -476,7 +476,7 @@ class NotifyApi:
             log.error("could not keep an uploaded image in %s", images.directory)
             raise NotifyError(503, "the gateway could not keep the image; try again later") from None
         try:
-            await self._enqueue(self._payload(form, token, uploaded.url), token, now)
+            await self._enqueue(self._item(form, token, uploaded.url), token)
         except BaseException:
             self.limiter.give_back_image(token.id, now)
             await run_in_threadpool(images.discard, uploaded.name)
@@ -498,14 +498,15 @@ class NotifyApi:
         if removed:
             log.info("deleted %d uploaded images older than the retention", removed)
 
-    async def _enqueue(self, payload: dict[str, Any], token: GatewayToken, now: float) -> None:
-        row = await self.commits.enqueue(NewMessage(self.channel_id, "push", payload))
+    async def _enqueue(self, item: NewMessage, token: GatewayToken) -> None:
+        row = await self.commits.enqueue(item)
         log.info("queued outbox message %d for gateway token %d", row.id, token.id)
 
-    @staticmethod
-    def _payload(form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> dict[str, Any]:
+    def _item(self, form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> NewMessage:
+        """The outbox row of a notification: one push to the token's recipient."""
         try:
-            return push_payload(
+            return push_item(
+                self.channel_id,
                 token.recipient_id,
                 notify_messages(form, uploaded_url),
                 notification_disabled=form.notification_disabled,
