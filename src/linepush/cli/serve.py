@@ -163,6 +163,8 @@ def startup_lines(host: str, port: int, channel: Channel, public_url: str | None
     if public_url is None:
         lines.append("  imageFile uploads off: pass --public-url (HTTPS) to enable them")
     lines.append(
-        "  delivering the outbox in this process" if worker else "  queueing only: run a worker to deliver"
+        "  delivering the outbox in this process"
+        if worker
+        else "  queueing only: `linepush worker` (or serve --worker) delivers the outbox"
     )
     return lines
