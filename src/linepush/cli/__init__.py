@@ -32,7 +32,7 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
-    from linepush.cli import config, demo, emulator, keys, queue, send, token, worker  # noqa: F401
+    from linepush.cli import config, demo, emulator, gateway, keys, queue, send, serve, token, worker  # noqa: F401
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import math
 import os
+import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,13 +22,17 @@ from linepush.errors import StoreError, ValidationError
 __all__ = [
     "MESSAGE_KINDS",
     "MESSAGE_STATES",
+    "RECIPIENT_TYPES",
     "REVOCABLE_KINDS",
     "TOKEN_KINDS",
     "TOKEN_STATES",
+    "GatewayToken",
     "MessageKind",
     "MessageState",
     "NewMessage",
     "OutboxMessage",
+    "RecipientSighting",
+    "RecipientType",
     "Settlement",
     "SettlementOutcome",
     "Store",
@@ -35,6 +40,8 @@ __all__ = [
     "TokenKind",
     "TokenRecord",
     "TokenState",
+    "WebhookRecipient",
+    "recipient_type",
 ]
 
 TokenKind = Literal["v2.1", "v3", "v2", "static"]
@@ -126,6 +133,61 @@ class Settlement:
     error: Mapping[str, Any] | None = None
     #: For ``retry``: when the row is due again (default: ``now``).
     not_before: float | None = None
+
+
+# -- the gateway's records: gateway tokens and recipients learnt from webhooks -------------------------------
+
+RecipientType = Literal["user", "group", "room"]
+RECIPIENT_TYPES: Final[tuple[RecipientType, ...]] = get_args(RecipientType)
+_RECIPIENT_ID = re.compile(r"[UCR][0-9a-f]{32}")
+_RECIPIENT_TYPE_BY_PREFIX: Final[dict[str, RecipientType]] = {"U": "user", "C": "group", "R": "room"}
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+#: Longest gateway token name and webhook event type a store keeps.
+MAX_GATEWAY_TOKEN_NAME: Final = 100
+MAX_EVENT_TYPE: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayToken:
+    """A token of the LINE Notify–compatible gateway, bound to one recipient of one channel.
+
+    Only ``token_hash`` is kept: the SHA-256 of the token, as 64 lowercase hex digits. The token itself is
+    shown once, when created, and stored nowhere. ``revoked_at`` is None while the token works.
+    """
+
+    id: int
+    channel_id: str
+    token_hash: str
+    recipient_id: str
+    name: str | None
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientSighting:
+    """A user (``U…``), group (``C…``) or room (``R…``) id seen in a webhook event of type ``event_type``."""
+
+    recipient_id: str
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecipient:
+    """A recipient id the webhook has seen: when first and last, in how many sightings, and the type of the
+    last event it was seen in (``unfollow`` or ``leave`` there means messages will no longer reach it)."""
+
+    channel_id: str
+    recipient_id: str
+    type: RecipientType
+    first_seen_at: float
+    last_seen_at: float
+    last_event_type: str
+    sightings: int
 
 
 class Store(abc.ABC):
@@ -352,6 +414,52 @@ class Store(abc.ABC):
         ``sending`` cannot be purged (a worker holds those rows). Returns how many were deleted.
         """
 
+    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
+
+    @abc.abstractmethod
+    def create_gateway_token(
+        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+    ) -> GatewayToken:
+        """Keep a new gateway token (created at ``now``, not revoked).
+
+        Raises :class:`ValidationError` and stores nothing when ``token_hash`` is not 64 lowercase hex digits
+        or is already stored, ``recipient_id`` is not a user, group or room id (``[UCR]`` + 32 lowercase hex
+        digits), or ``name`` is neither None nor a string of 1 to :data:`MAX_GATEWAY_TOKEN_NAME` characters.
+        """
+
+    @abc.abstractmethod
+    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
+        """The gateway token with this hash, revoked or not; None when there is none (or the hash is not
+        64 lowercase hex digits)."""
+
+    @abc.abstractmethod
+    def list_gateway_tokens(
+        self, channel_id: str | None = None, *, include_revoked: bool = True
+    ) -> list[GatewayToken]:
+        """Gateway tokens (of one channel, or of all), oldest first (``created_at``, then ``id``)."""
+
+    @abc.abstractmethod
+    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
+        """Revoke a gateway token: ``revoked_at`` becomes ``now``. True when it was working until now, False
+        when it was already revoked (its ``revoked_at`` is kept). Raises LookupError for an unknown id."""
+
+    @abc.abstractmethod
+    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
+        """Record ids seen by the webhook at ``now``, in one transaction.
+
+        A new id gets ``first_seen_at = last_seen_at = now`` and ``sightings = 1``; a known one gets
+        ``last_seen_at = max(last_seen_at, now)``, ``last_event_type`` of this sighting and ``sightings + 1``
+        (an id repeated in ``sightings`` counts each time; the last one sets the event type). ``type`` follows
+        the id's first letter (U user, C group, R room). Raises :class:`ValidationError` and records nothing
+        when a sighting's id is malformed or its event type is not a string of 1 to :data:`MAX_EVENT_TYPE`
+        characters.
+        """
+
+    @abc.abstractmethod
+    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
+        """Recipients seen (of one channel, or of all), most recently seen first (``last_seen_at``
+        descending, then ``channel_id`` and ``recipient_id``)."""
+
 
 # -- input checks shared by every backend --------------------------------------------------------------------
 
@@ -425,3 +533,48 @@ def new_retry_key() -> str:
     """A random (version 4) UUID spelt as ``str(uuid.uuid4())``, in half the time (enqueue makes many)."""
     h = os.urandom(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def recipient_type(recipient_id: str) -> RecipientType:
+    """``user``, ``group`` or ``room`` for a well-formed id; raises :class:`ValidationError` otherwise."""
+    if not isinstance(recipient_id, str) or _RECIPIENT_ID.fullmatch(recipient_id) is None:
+        raise ValidationError(
+            "must be a user ID (U...), group ID (C...) or room ID (R...): the letter followed by 32 "
+            "lowercase hex digits",
+            property="recipient_id",
+        )
+    return _RECIPIENT_TYPE_BY_PREFIX[recipient_id[0]]
+
+
+def is_token_hash(value: object) -> bool:
+    return isinstance(value, str) and _TOKEN_HASH.fullmatch(value) is not None
+
+
+def check_gateway_token(token_hash: object, recipient_id: object, name: object) -> None:
+    if not is_token_hash(token_hash):
+        raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
+    recipient_type(recipient_id)  # type: ignore[arg-type]
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME):
+        raise ValidationError(
+            f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} characters", property="name"
+        )
+
+
+def check_sightings(sightings: Sequence[object]) -> list[tuple[str, RecipientType, str]]:
+    """Each sighting as (recipient_id, type, event_type), or ValidationError naming the first bad one."""
+    checked: list[tuple[str, RecipientType, str]] = []
+    for index, sighting in enumerate(sightings):
+        where = f"sightings[{index}]"
+        if not isinstance(sighting, RecipientSighting):
+            raise ValidationError("must be a RecipientSighting", property=where)
+        try:
+            kind = recipient_type(sighting.recipient_id)
+        except ValidationError as exc:
+            raise ValidationError(exc.reason, property=f"{where}.recipient_id") from None
+        event = sighting.event_type
+        if not isinstance(event, str) or not 1 <= len(event) <= MAX_EVENT_TYPE:
+            raise ValidationError(
+                f"must be a string of 1 to {MAX_EVENT_TYPE} characters", property=f"{where}.event_type"
+            )
+        checked.append((sighting.recipient_id, kind, event))
+    return checked

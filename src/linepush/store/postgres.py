@@ -26,23 +26,30 @@ from linepush._secret import Secret
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.store.base import (
     REVOCABLE_KINDS,
+    GatewayToken,
     MessageState,
     NewMessage,
     OutboxMessage,
+    RecipientSighting,
+    RecipientType,
     Settlement,
     Store,
     StoreError,
     TokenKind,
     TokenRecord,
     TokenState,
+    WebhookRecipient,
+    check_gateway_token,
     check_limit,
     check_message_states,
     check_name,
     check_positive,
     check_rate,
+    check_sightings,
     check_time,
     check_token_kind,
     check_token_states,
+    is_token_hash,
 )
 
 # The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
@@ -119,6 +126,33 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # Shared rate limits: the theoretical arrival time (GCRA) of the next request, per key.
         "CREATE TABLE rate_limits (key text PRIMARY KEY, tat double precision NOT NULL)",
     ),
+    # 1 → 2: the gateway's tables (gateway tokens, recipients learnt from webhooks).
+    (
+        # Only the token's SHA-256 is kept; the unique index serves the lookup on every gateway request.
+        """
+        CREATE TABLE gateway_tokens (
+            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            channel_id   text NOT NULL,
+            token_hash   text NOT NULL UNIQUE,
+            recipient_id text NOT NULL,
+            name         text,
+            created_at   double precision NOT NULL,
+            revoked_at   double precision
+        )
+        """,
+        """
+        CREATE TABLE webhook_recipients (
+            channel_id      text NOT NULL,
+            recipient_id    text NOT NULL,
+            type            text NOT NULL CHECK (type IN ('user', 'group', 'room')),
+            first_seen_at   double precision NOT NULL,
+            last_seen_at    double precision NOT NULL,
+            last_event_type text NOT NULL,
+            sightings       integer NOT NULL,
+            PRIMARY KEY (channel_id, recipient_id)
+        )
+        """,
+    ),
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"
@@ -149,6 +183,10 @@ _OUTBOX_FIELDS: Final = (
     "last_error",
 )
 _OUTBOX_COLUMNS: Final = ", ".join(_OUTBOX_FIELDS)
+_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
+_RECIPIENT_COLUMNS: Final = (
+    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
+)
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = %(worker)s AND lease_expires_at > %(now)s"
 # Rows per INSERT of an enqueue; all chunks of one call share its transaction.
 _CHUNK: Final = 5000
@@ -888,6 +926,102 @@ class PostgresStore(Store):
             "DELETE FROM outbox WHERE state = ANY(%s::text[]) AND updated_at < %s", (chosen, cutoff)
         )
 
+    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
+
+    def create_gateway_token(
+        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+    ) -> GatewayToken:
+        check_name(channel_id, "channel_id")
+        check_gateway_token(token_hash, recipient_id, name)
+        moment = check_time(now, "now")
+        rows = self._read(
+            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (token_hash) DO NOTHING"
+            f" RETURNING {_GATEWAY_TOKEN_COLUMNS}",
+            (channel_id, token_hash, recipient_id, name, moment),
+        )
+        if not rows:
+            raise ValidationError("this token hash is already stored", property="token_hash")
+        return _gateway_token(rows[0])
+
+    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
+        if not is_token_hash(token_hash):
+            return None
+        rows = self._read(
+            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = %s", (token_hash,)
+        )
+        return _gateway_token(rows[0]) if rows else None
+
+    def list_gateway_tokens(
+        self, channel_id: str | None = None, *, include_revoked: bool = True
+    ) -> list[GatewayToken]:
+        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE true"
+        params: list[Any] = []
+        if channel_id is not None:
+            sql += " AND channel_id = %s"
+            params.append(channel_id)
+        if not include_revoked:
+            sql += " AND revoked_at IS NULL"
+        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
+
+    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
+        moment = check_time(now, "now")
+        token = _row_id(token_id)
+
+        def revoke(cur: psycopg.Cursor[Any]) -> bool:
+            changed = cur.execute(
+                "UPDATE gateway_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (moment, token),
+            ).rowcount
+            if changed:
+                return True
+            if cur.execute("SELECT 1 FROM gateway_tokens WHERE id = %s", (token,)).fetchone() is None:
+                raise LookupError(f"no gateway token has id {token_id!r}")
+            return False
+
+        return self._run(revoke)
+
+    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
+        check_name(channel_id, "channel_id")
+        checked = check_sightings(sightings)
+        moment = check_time(now, "now")
+        if not checked:
+            return
+        # One row per id (an upsert may not touch a row twice): how often it was seen, and its last event.
+        seen: dict[str, tuple[RecipientType, str, int]] = {}
+        for recipient_id, kind, event in checked:
+            seen[recipient_id] = (kind, event, seen.get(recipient_id, (kind, event, 0))[2] + 1)
+        # In a fixed order, so two webhooks recording the same ids at once cannot deadlock.
+        ids = sorted(seen)
+        self._write(
+            "INSERT INTO webhook_recipients AS w (channel_id, recipient_id, type, first_seen_at,"
+            " last_seen_at, last_event_type, sightings)"
+            " SELECT %(channel)s, r, t, %(now)s, %(now)s, e, n"
+            " FROM unnest(%(ids)s::text[], %(types)s::text[], %(events)s::text[], %(counts)s::int[])"
+            " AS s(r, t, e, n)"
+            " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
+            " last_seen_at = greatest(w.last_seen_at, excluded.last_seen_at),"
+            " last_event_type = excluded.last_event_type, sightings = w.sightings + excluded.sightings",
+            {
+                "channel": channel_id,
+                "now": moment,
+                "ids": ids,
+                "types": [seen[i][0] for i in ids],
+                "events": [seen[i][1] for i in ids],
+                "counts": [seen[i][2] for i in ids],
+            },
+        )
+
+    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
+        where = "" if channel_id is None else " WHERE channel_id = %s"
+        # COLLATE "C": ids in byte order, as SQLite sorts them, whatever the database's collation.
+        rows = self._read(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
+            ' ORDER BY last_seen_at DESC, channel_id COLLATE "C", recipient_id COLLATE "C"',
+            () if channel_id is None else (channel_id,),
+        )
+        return [_recipient(row) for row in rows]
+
 
 # -- opening -------------------------------------------------------------------------------------------------
 
@@ -1001,4 +1135,28 @@ def _message(row: tuple[Any, ...]) -> OutboxMessage:
         request_id=row[14],
         result=row[15],
         last_error=row[16],
+    )
+
+
+def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
+    return GatewayToken(
+        id=row[0],
+        channel_id=row[1],
+        token_hash=row[2],
+        recipient_id=row[3],
+        name=row[4],
+        created_at=float(row[5]),
+        revoked_at=_float(row[6]),
+    )
+
+
+def _recipient(row: tuple[Any, ...]) -> WebhookRecipient:
+    return WebhookRecipient(
+        channel_id=row[0],
+        recipient_id=row[1],
+        type=row[2],
+        first_seen_at=float(row[3]),
+        last_seen_at=float(row[4]),
+        last_event_type=row[5],
+        sightings=row[6],
     )

@@ -23,24 +23,30 @@ from linepush.errors import ConfigurationError, ValidationError
 from linepush.store.base import (
     MESSAGE_KINDS,
     REVOCABLE_KINDS,
+    GatewayToken,
     MessageState,
     NewMessage,
     OutboxMessage,
+    RecipientSighting,
     Settlement,
     Store,
     StoreError,
     TokenKind,
     TokenRecord,
     TokenState,
+    WebhookRecipient,
+    check_gateway_token,
     check_limit,
     check_message_states,
     check_name,
     check_positive,
     check_rate,
     check_retry_key,
+    check_sightings,
     check_time,
     check_token_kind,
     check_token_states,
+    is_token_hash,
 )
 from linepush.store.base import (
     new_retry_key as fresh_retry_key,
@@ -107,6 +113,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # Generated ones are random UUIDs and are left out: indexing them costs half of enqueue's time.
         "CREATE UNIQUE INDEX outbox_given_retry_key ON outbox (retry_key) WHERE retry_key_given = 1",
     ),
+    # 1 → 2: the gateway's tables (gateway tokens, recipients learnt from webhooks).
+    (
+        # Only the token's SHA-256 is kept; the unique index serves the lookup on every gateway request.
+        """
+        CREATE TABLE gateway_tokens (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel_id   TEXT NOT NULL,
+            token_hash   TEXT NOT NULL UNIQUE,
+            recipient_id TEXT NOT NULL,
+            name         TEXT,
+            created_at   REAL NOT NULL,
+            revoked_at   REAL
+        )
+        """,
+        """
+        CREATE TABLE webhook_recipients (
+            channel_id      TEXT NOT NULL,
+            recipient_id    TEXT NOT NULL,
+            type            TEXT NOT NULL CHECK (type IN ('user', 'group', 'room')),
+            first_seen_at   REAL NOT NULL,
+            last_seen_at    REAL NOT NULL,
+            last_event_type TEXT NOT NULL,
+            sightings       INTEGER NOT NULL,
+            PRIMARY KEY (channel_id, recipient_id)
+        ) WITHOUT ROWID
+        """,
+    ),
+    # 2 → 3: shared rate limits.
     (
         # Shared rate limits: the theoretical arrival time (GCRA) of the next request, per key.
         "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
@@ -115,6 +149,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 
 _TOKEN_COLUMNS: Final = (
     "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
+)
+_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
+_RECIPIENT_COLUMNS: Final = (
+    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
 )
 _OUTBOX_COLUMNS: Final = (
     "id, channel_id, kind, payload, retry_key, state, attempts, not_before, first_attempt_at, lease_owner, "
@@ -657,6 +695,85 @@ class SQLiteStore(Store):
                 f"DELETE FROM outbox WHERE state IN ({_marks(chosen)}) AND updated_at < ?", (*chosen, cutoff)
             ).rowcount
 
+    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
+
+    def create_gateway_token(
+        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+    ) -> GatewayToken:
+        check_name(channel_id, "channel_id")
+        check_gateway_token(token_hash, recipient_id, name)
+        moment = check_time(now, "now")
+        with self._write() as conn:
+            try:
+                row = conn.execute(
+                    "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
+                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_GATEWAY_TOKEN_COLUMNS}",
+                    (channel_id, token_hash, recipient_id, name, moment),
+                ).fetchone()
+            except sqlite3.IntegrityError:
+                raise ValidationError("this token hash is already stored", property="token_hash") from None
+            except sqlite3.Error as exc:
+                raise StoreError(f"the SQLite store failed: {exc}") from exc
+        return _gateway_token(row)
+
+    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
+        if not is_token_hash(token_hash):
+            return None
+        rows = self._read(
+            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = ?", (token_hash,)
+        )
+        return _gateway_token(rows[0]) if rows else None
+
+    def list_gateway_tokens(
+        self, channel_id: str | None = None, *, include_revoked: bool = True
+    ) -> list[GatewayToken]:
+        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE 1 = 1"
+        params: list[Any] = []
+        if channel_id is not None:
+            sql += " AND channel_id = ?"
+            params.append(channel_id)
+        if not include_revoked:
+            sql += " AND revoked_at IS NULL"
+        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
+
+    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
+        moment = check_time(now, "now")
+        with self._write() as conn, _store_errors():
+            changed = conn.execute(
+                "UPDATE gateway_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (moment, token_id),
+            ).rowcount
+            if changed:
+                return True
+            if conn.execute("SELECT 1 FROM gateway_tokens WHERE id = ?", (token_id,)).fetchone() is None:
+                raise LookupError(f"no gateway token has id {token_id!r}")
+            return False
+
+    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
+        check_name(channel_id, "channel_id")
+        checked = check_sightings(sightings)
+        moment = check_time(now, "now")
+        if not checked:
+            return
+        with self._write() as conn, _store_errors():
+            conn.executemany(
+                "INSERT INTO webhook_recipients (channel_id, recipient_id, type, first_seen_at, last_seen_at,"
+                " last_event_type, sightings) VALUES (?, ?, ?, ?, ?, ?, 1)"
+                " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
+                " last_seen_at = max(last_seen_at, excluded.last_seen_at),"
+                " last_event_type = excluded.last_event_type, sightings = sightings + 1",
+                [(channel_id, rid, kind, moment, moment, event) for rid, kind, event in checked],
+            )
+
+    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
+        where = "" if channel_id is None else " WHERE channel_id = ?"
+        rows = self._read(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
+            " ORDER BY last_seen_at DESC, channel_id, recipient_id",
+            () if channel_id is None else (channel_id,),
+        )
+        return [_recipient(row) for row in rows]
+
 
 # -- opening -------------------------------------------------------------------------------------------------
 
@@ -809,4 +926,28 @@ def _message(row: tuple[Any, ...]) -> OutboxMessage:
         request_id=row[14],
         result=None if row[15] is None else json.loads(row[15]),
         last_error=None if row[16] is None else json.loads(row[16]),
+    )
+
+
+def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
+    return GatewayToken(
+        id=row[0],
+        channel_id=row[1],
+        token_hash=row[2],
+        recipient_id=row[3],
+        name=row[4],
+        created_at=float(row[5]),
+        revoked_at=_float(row[6]),
+    )
+
+
+def _recipient(row: tuple[Any, ...]) -> WebhookRecipient:
+    return WebhookRecipient(
+        channel_id=row[0],
+        recipient_id=row[1],
+        type=row[2],
+        first_seen_at=float(row[3]),
+        last_seen_at=float(row[4]),
+        last_event_type=row[5],
+        sightings=row[6],
     )

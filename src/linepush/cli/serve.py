@@ -1,0 +1,170 @@
+"""`linepush serve`: the LINE Notify–compatible gateway and webhook receiver, and with --worker the delivery
+of the outbox in the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from linepush.cli import app
+from linepush.cli.invocation import Invocation, command, fail
+from linepush.config import Channel
+from linepush.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from linepush.service.server import WorkerLoop
+    from linepush.store import Store
+
+__all__ = ["serve_command"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerLoop:
+    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
+    if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
+        # Checked now: otherwise the first delivery would find out, and every message would wait on it.
+        raise ConfigurationError(
+            "--worker needs a way to get channel access tokens: set LINE_ASSERTION_KEY_FILE and "
+            "LINE_ASSERTION_KID, or LINE_CHANNEL_SECRET, or LINE_CHANNEL_ACCESS_TOKEN"
+        )
+    from linepush.client import AsyncLineClient
+    from linepush.worker import Worker, WorkerStats
+
+    async def deliver(stop: asyncio.Event) -> WorkerStats:
+        async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
+            return await Worker(store, client, channel_id=channel.channel_id).run(stop)
+
+    return deliver
+
+
+def configure_logging(level: str, access_log: bool) -> None:
+    from linepush.service.app import ACCESS_LOG
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The access lines are JSON already: they are printed as they are, on their own handler.
+    access = logging.getLogger(ACCESS_LOG)
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    access.propagate = False
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+
+
+@command(app, "serve", data=False)
+def serve_command(
+    inv: Invocation,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Also deliver the outbox in this process (no separate worker).")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            help="The HTTPS URL where LINE reaches this gateway (e.g. through a reverse proxy); enables "
+            "imageFile uploads, served under /images/.",
+            show_default=False,
+        ),
+    ] = None,
+    image_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-dir", metavar="DIR", help="Where uploaded images are kept (default: next to the store)."
+        ),
+    ] = None,
+    max_image_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-image-bytes",
+            min=1,
+            max=10 * 1024 * 1024,
+            help="Largest imageFile upload. The file is also the preview, which LINE limits to 1 MB.",
+        ),
+    ] = 1024 * 1024,
+    image_retention_days: Annotated[
+        float | None,
+        typer.Option(
+            "--image-retention-days",
+            min=0.001,
+            metavar="DAYS",
+            help="Delete uploaded images this many days old (default: keep them; old messages show them).",
+            show_default=False,
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", min=1, help="Notify calls per token per hour, as LINE Notify had.")
+    ] = 1000,
+    image_rate_limit: Annotated[
+        int, typer.Option("--image-rate-limit", min=0, help="Image uploads per token per hour.")
+    ] = 50,
+    log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
+    ] = True,
+) -> None:
+    """Serve the LINE Notify–compatible API (/api/notify, /api/status, /api/revoke) and /webhook.
+
+    Scripts written for LINE Notify keep working with the host changed to this one and a gateway token
+    (`linepush gateway token create --to ID`) in place of their Notify token.
+    """
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
+    from linepush.service import GatewayConfig, RateLimits, create_gateway_app
+
+    settings = inv.settings
+    channel = settings.channel
+    channel.require_id()
+    store = inv.store()
+    if public_url is not None and image_dir is None:
+        image_dir = default_image_dir(store)
+    config = GatewayConfig(
+        rate_limits=RateLimits(calls=rate_limit, images=image_rate_limit),
+        public_url=public_url,
+        image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
+        max_image_bytes=max_image_bytes,
+        image_retention=None if image_retention_days is None else image_retention_days * 86_400,
+    )
+    gateway = create_gateway_app(store, channel, config)
+    loop = make_worker(channel, store, settings.api_base) if worker else None
+    configure_logging(log_level, access_log)
+    for line in startup_lines(host, port, channel, public_url, worker):
+        inv.note(line)
+    run_server(gateway, host, port, worker=loop, log_level=log_level.lower())
+
+
+def run_server(app: Any, host: str, port: int, *, worker: WorkerLoop | None, log_level: str) -> None:
+    from linepush.service.server import serve
+
+    serve(app, host, port, worker=worker, log_level=log_level)
+
+
+def default_image_dir(store: Store) -> Path:
+    path: object = getattr(store, "path", None)
+    if isinstance(path, str):
+        return Path(path).parent / "gateway-images"
+    fail("--public-url needs --image-dir with this store (it has no directory of its own)")
+
+
+def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
+    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
+    if channel.channel_secret is None:
+        lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")
+    if public_url is None:
+        lines.append("  imageFile uploads off: pass --public-url (HTTPS) to enable them")
+    lines.append(
+        "  delivering the outbox in this process"
+        if worker
+        else "  queueing only: `linepush worker` (or serve --worker) delivers the outbox"
+    )
+    return lines

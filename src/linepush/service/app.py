@@ -1,0 +1,153 @@
+"""The gateway as one ASGI app: the LINE Notify–compatible API, the webhook, uploaded images, a health check,
+and one structured access-log line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from linepush.config import Channel
+from linepush.service.gateway import GatewayConfig, NotifyApi, guard, notify_response
+from linepush.service.webhook import WebhookReceiver
+from linepush.store import Store, StoreError
+
+__all__ = ["ACCESS_LOG", "AccessLog", "create_gateway_app"]
+
+#: The logger of the access lines (one JSON object per request, at INFO).
+ACCESS_LOG: Final = "linepush.service.access"
+_MAX_LOGGED_PATH: Final = 200
+_NO_HASH: Final = "0" * 64
+
+log = logging.getLogger("linepush.service")
+
+
+class AccessLog:
+    """ASGI middleware: one line per request with method, path, status and duration.
+
+    Only the path is logged: never the query string, headers (the Bearer token) or bodies. A request that
+    fails inside the app is answered with a plain 500 in LINE Notify's shape and logged here, so no client
+    ever sees a traceback.
+    """
+
+    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+        self.app = app
+        self.logger = logger or logging.getLogger(ACCESS_LOG)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope.get("method"), _path(scope))
+            if status == 0:
+                status = 500
+                response = notify_response(500, "Internal Server Error")
+                await response(scope, receive, send)
+        finally:
+            self._log(scope, status, time.perf_counter() - started)
+
+    def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        line = {
+            "time": round(time.time(), 3),
+            "event": "request",
+            "method": scope.get("method"),
+            "path": _path(scope),
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        client = scope.get("client")
+        if client:
+            line["client"] = client[0]
+        self.logger.info(json.dumps(line, ensure_ascii=True), extra={"http": line})
+
+
+def _path(scope: Scope) -> str:
+    path = str(scope.get("path", ""))
+    if path.startswith("/images/"):
+        # An image's name is what keeps it private: it is not for the logs.
+        return "/images/…"
+    return path if len(path) <= _MAX_LOGGED_PATH else path[:_MAX_LOGGED_PATH] + "…"
+
+
+def create_gateway_app(
+    store: Store,
+    channel: Channel,
+    config: GatewayConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The gateway for ``channel``: its tokens' notifications go to ``store``'s outbox.
+
+    The webhook needs the channel secret; without it ``/webhook`` answers 404 and says why. ``clock`` gives
+    UNIX seconds (rate-limit windows, timestamps); tests pass their own.
+    """
+    config = config or GatewayConfig()
+    channel_id = channel.require_id()
+    api = NotifyApi(store, channel_id, config, clock)
+    webhook = WebhookReceiver(
+        store, channel_id, channel.channel_secret, max_body=config.max_webhook_bytes, clock=clock
+    )
+    images = api.images
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(store.find_gateway_token, _NO_HASH)
+        except StoreError:
+            return JSONResponse({"status": "unavailable", "store": "failing"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def image(request: Request) -> Response:
+        found = images.path(request.path_params["name"]) if images is not None else None
+        if found is None or not await run_in_threadpool(found[0].is_file):
+            return notify_response(404, "Not Found")
+        path, media_type = found
+        headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+        return FileResponse(path, media_type=media_type, headers=headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):
+            return notify_response(500, "Internal Server Error")
+        # Starlette's own 404s and 405s (with their Allow header), in LINE Notify's shape.
+        return notify_response(exc.status_code, exc.detail, exc.headers)
+
+    routes = [
+        Route("/api/notify", guard(api.notify), methods=["POST"]),
+        Route("/api/status", guard(api.status), methods=["GET"]),
+        Route("/api/revoke", guard(api.revoke), methods=["POST"]),
+        Route("/webhook", guard(webhook), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/images/{name}", image, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.notify_api = api
+    app.state.webhook = webhook
+    return app

@@ -1,0 +1,80 @@
+"""`linepush serve` as a real child process, for the tests that need the whole command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SRC = Path(__file__).parents[2] / "src"
+
+
+@dataclass
+class ServeProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    stderr: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+#: Variables that would bring the developer's own setup (or a proxy) into the child.
+_OUTSIDE = ("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+
+
+@contextmanager
+def linepush_serve(
+    home: Path, env: Mapping[str, str], *args: str, timeout: float = 20.0
+) -> Iterator[ServeProcess]:
+    """Run `linepush serve --port N *args` in ``home`` (also its config and state dirs) with only ``env``'s
+    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr."""
+    port = free_port()
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(_OUTSIDE) and "proxy" not in k.lower()},
+        "PYTHONPATH": str(SRC),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "linepush", "serve", "--port", str(port), *args],
+        cwd=home,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    served = ServeProcess(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise AssertionError(
+                        "linepush serve did not start: " + (process.communicate()[1] or b"").decode()
+                    ) from None
+                time.sleep(0.05)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            served.stderr = process.communicate(timeout=timeout)[1].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            served.stderr = process.communicate()[1].decode()

@@ -1,0 +1,195 @@
+"""`linepush gateway token create|list|revoke`, `linepush recipients list` and `linepush serve`'s checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from linepush.cli import _register, app
+from linepush.cli import serve as serve_module
+from linepush.service import hash_gateway_token
+from linepush.store import SQLiteStore
+from linepush.store.base import RecipientSighting
+from tests.service.conftest import CHANNEL_ID, GROUP, USER
+
+_register()
+
+
+@pytest.fixture(autouse=True)
+def host_logging_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `serve` sets up the process's logging, which would outlive the test and hide records from caplog.
+    monkeypatch.setattr(serve_module, "configure_logging", lambda level, access_log: None)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the test's configuration: no LINE_*/LINEPUSH_* from outside, no linepush.toml found."""
+    for name in list(os.environ):
+        if name.startswith(("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "1000")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("LINEPUSH_STORE", str(db))
+    monkeypatch.setenv("LINE_CHANNEL_ID", CHANNEL_ID)
+    return db
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_token_create_prints_the_token_once_and_stores_its_hash(env: Path) -> None:
+    code, out, err = run("gateway", "token", "create", "--to", USER, "--name", "backups")
+    assert code == 0, err
+    token = out.strip()
+    assert len(token) >= 43 and "\n" not in token
+    assert "shown only this once" in err and token not in err
+    with SQLiteStore(env) as store:
+        (record,) = store.list_gateway_tokens()
+    assert (record.channel_id, record.recipient_id, record.name) == (CHANNEL_ID, USER, "backups")
+    assert record.token_hash == hash_gateway_token(token)
+    listed = run("gateway", "token", "list")[1]
+    assert "backups" in listed and USER in listed and token not in listed
+
+
+def test_token_create_json_and_channel_flag(env: Path) -> None:
+    code, out, _ = run("gateway", "token", "create", "--to", GROUP, "--channel-id", "42", "--json")
+    assert code == 0
+    made = json.loads(out)
+    assert (made["channel_id"], made["to"], made["target_type"], made["state"]) == (
+        "42",
+        GROUP,
+        "GROUP",
+        "active",
+    )
+    assert hash_gateway_token(made["token"]) == SQLiteStore(env).list_gateway_tokens()[0].token_hash
+
+
+@pytest.mark.parametrize("to", ["bad", "U123", "u" + "0" * 32])
+def test_token_create_refuses_a_bad_recipient(env: Path, to: str) -> None:
+    code, _, err = run("gateway", "token", "create", "--to", to)
+    assert code == 2
+    assert "--to" in err and "must be a user ID" in err
+
+
+def test_token_create_needs_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINE_CHANNEL_ID")
+    code, _, err = run("gateway", "token", "create", "--to", USER)
+    assert code == 2 and "no channel id" in err
+
+
+def test_token_revoke_and_list(env: Path) -> None:
+    run("gateway", "token", "create", "--to", USER)
+    run("gateway", "token", "create", "--to", GROUP)
+    code, _, err = run("gateway", "token", "revoke", "1")
+    assert (code, err.strip()) == (0, "gateway token 1 revoked")
+    assert run("gateway", "token", "revoke", "1")[2].strip() == "gateway token 1 already revoked"
+    assert run("gateway", "token", "revoke", "99")[0] == 1
+    listed = json.loads(run("gateway", "token", "list", "--json")[1])
+    assert [(t["id"], t["state"]) for t in listed] == [(1, "revoked"), (2, "active")]
+    assert listed[0]["revoked_at"] is not None
+    active = json.loads(run("gateway", "token", "list", "--active", "--json")[1])
+    assert [t["id"] for t in active] == [2]
+
+
+def test_recipients_list(env: Path) -> None:
+    code, out, err = run("recipients", "list")
+    assert (code, out) == (0, "") and "no ids seen yet" in err
+    with SQLiteStore(env) as store:
+        store.record_recipients(CHANNEL_ID, [RecipientSighting(USER, "follow")], 100.0)
+        store.record_recipients(CHANNEL_ID, [RecipientSighting(GROUP, "join")], 200.0)
+    code, out, _ = run("recipients", "list")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["ID", "TYPE", "LAST"]
+    assert lines[1].split()[:3] == [GROUP, "group", "join"]
+    assert lines[2].split()[:3] == [USER, "user", "follow"]
+    listed = json.loads(run("recipients", "list", "--json")[1])
+    assert [(r["id"], r["type"], r["last_event"], r["last_seen_at"]) for r in listed] == [
+        (GROUP, "group", "join", "1970-01-01T00:03:20Z"),
+        (USER, "user", "follow", "1970-01-01T00:01:40Z"),
+    ]
+
+
+def test_serve_worker_needs_credentials(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    code, _, err = run("serve", "--worker")
+    assert code == 2
+    assert "--worker needs a way to get channel access tokens" in err
+
+
+def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    code, _, err = run("serve", "--public-url", "http://gw.example.com")
+    assert code == 2 and "HTTPS" in err
+
+
+def test_serve_without_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINE_CHANNEL_ID")
+    code, _, err = run("serve")
+    assert code == 2 and "no channel id" in err
+
+
+def test_token_list_shows_the_configured_channel_only(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("gateway", "token", "create", "--to", USER, "--name", "here")
+    run("gateway", "token", "create", "--to", USER, "--name", "there", "--channel-id", "42")
+    assert [t["name"] for t in json.loads(run("gateway", "token", "list", "--json")[1])] == ["here"]
+    listed = json.loads(run("gateway", "token", "list", "-o", "json", "--channel-id", "42")[1])
+    assert [t["name"] for t in listed] == ["there"]
+    monkeypatch.delenv("LINE_CHANNEL_ID")
+    assert [t["name"] for t in json.loads(run("gateway", "token", "list", "--json")[1])] == ["here", "there"]
+
+
+def test_token_list_table(env: Path) -> None:
+    run("gateway", "token", "create", "--to", GROUP, "--name", "ops room")
+    code, out, _ = run("gateway", "token", "list")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["ID", "CHANNEL", "TO", "TYPE"]
+    assert row.split()[:6] == ["1", CHANNEL_ID, GROUP, "GROUP", "ops", "room"]
+
+
+def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: dict[str, object] = {}
+
+    def fake_serve(app: object, host: str, port: int, **kwargs: object) -> None:
+        served.update(app=app, host=host, port=port, **kwargs)
+
+    monkeypatch.setattr(serve_module, "run_server", fake_serve)
+    code, _, err = run(
+        "serve", "--port", "9999", "--public-url", "https://gw.example.com", "--rate-limit", "5"
+    )
+    assert code == 0, err
+    assert (served["host"], served["port"], served["worker"]) == ("127.0.0.1", 9999, None)
+    api = served["app"].state.notify_api  # type: ignore[attr-defined]
+    assert api.config.rate_limits.calls == 5
+    assert api.images.directory == env.parent / "gateway-images"
+    assert "webhook off" in err
+
+
+def test_the_commands_do_not_import_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from linepush.cli import _register; _register(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'uvicorn', 'multipart'}))"
+    )
+    src = str(Path(__file__).parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.stdout.strip() == "[]"
