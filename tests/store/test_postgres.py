@@ -384,3 +384,33 @@ def test_text_the_database_cannot_hold_is_a_validation_error_and_stores_nothing(
         call(store)
     assert "token" not in str(caught.value) and "\ud800" not in str(caught.value)
     assert sum(store.counts().values()) == 0 and store.list_tokens("1000") == []
+
+
+def test_webhooks_recording_the_same_ids_at_once_neither_deadlock_nor_lose_a_sighting(
+    store: PostgresStore,
+) -> None:
+    import threading
+
+    from linepush.store.base import RecipientSighting
+
+    ids = [f"U{n:032x}" for n in range(20)]
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def record(n: int) -> None:
+        # Each thread names the same ids in another order (the order that deadlocks naive upserts).
+        order = ids[n:] + ids[:n] if n % 2 else list(reversed(ids))
+        barrier.wait()
+        try:
+            for _ in range(5):
+                store.record_recipients("1000", [RecipientSighting(i, "message") for i in order], now=100.0)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert {r.recipient_id: r.sightings for r in store.list_recipients("1000")} == {i: 40 for i in ids}
