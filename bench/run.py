@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import sys
 from dataclasses import asdict
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import outbox
 
         results["outbox"] = quiet(outbox.main, [*smoke, "--json"])
+        pg = os.environ.get("LINEPUSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
+        try:
+            results["outbox PostgreSQL"] = quiet(outbox.main, [*smoke, "--json", "--store", pg])
+        except Exception as exc:  # no server here: say so in the table rather than fail the whole run
+            results["outbox PostgreSQL"] = {"not measured": f"{type(exc).__name__}: {exc}"[:120]}
 
     nginx = results["push_nginx"]
     targets: list[tuple[str, str, bool | None]] = []
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['cpu_us']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    for section in ("cap", "tokens", "bulk", "outbox"):
+    for section in ("cap", "tokens", "bulk", "outbox", "outbox PostgreSQL"):
         for name, value in (results.get(section) or {}).items():
             shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
             print(f"| {section}: {name} | {shown} |")
