@@ -24,6 +24,18 @@ import psycopg.errors
 
 from linepush._secret import Secret
 from linepush.errors import ConfigurationError, ValidationError
+
+# The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
+from linepush.store._rows import (
+    _gateway_token,
+    _json_or_none,
+    _prepare,
+    _recipient,
+    _token,
+)
+from linepush.store._rows import (
+    _message as _message_row,
+)
 from linepush.store.base import (
     REVOCABLE_KINDS,
     GatewayToken,
@@ -51,9 +63,6 @@ from linepush.store.base import (
     check_token_states,
     is_token_hash,
 )
-
-# The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
-from linepush.store.sqlite import _json_or_none, _prepare
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -1097,66 +1106,6 @@ def _row_ids(values: Sequence[int]) -> list[int]:
     return [_row_id(value) for value in values]
 
 
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _token(row: tuple[Any, ...]) -> TokenRecord:
-    return TokenRecord(
-        id=row[0],
-        channel_id=row[1],
-        kind=row[2],
-        access_token=Secret(row[3]),
-        key_id=row[4],
-        issued_at=float(row[5]),
-        expires_at=_float(row[6]),
-        state=row[7],
-        superseded_at=_float(row[8]),
-    )
-
-
 def _message(row: tuple[Any, ...]) -> OutboxMessage:
     # psycopg parses json columns itself.
-    return OutboxMessage(
-        id=row[0],
-        channel_id=row[1],
-        kind=row[2],
-        payload=row[3],
-        retry_key=row[4],
-        state=row[5],
-        attempts=row[6],
-        not_before=float(row[7]),
-        first_attempt_at=_float(row[8]),
-        lease_owner=row[9],
-        lease_expires_at=_float(row[10]),
-        created_at=float(row[11]),
-        updated_at=float(row[12]),
-        delivered_at=_float(row[13]),
-        request_id=row[14],
-        result=row[15],
-        last_error=row[16],
-    )
-
-
-def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
-    return GatewayToken(
-        id=row[0],
-        channel_id=row[1],
-        token_hash=row[2],
-        recipient_id=row[3],
-        name=row[4],
-        created_at=float(row[5]),
-        revoked_at=_float(row[6]),
-    )
-
-
-def _recipient(row: tuple[Any, ...]) -> WebhookRecipient:
-    return WebhookRecipient(
-        channel_id=row[0],
-        recipient_id=row[1],
-        type=row[2],
-        first_seen_at=float(row[3]),
-        last_seen_at=float(row[4]),
-        last_event_type=row[5],
-        sightings=row[6],
-    )
+    return _message_row(row, decode=False)

@@ -11,7 +11,6 @@ atomic across processes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -20,8 +19,15 @@ from typing import Any, Final
 
 from linepush._secret import Secret
 from linepush.errors import ConfigurationError, ValidationError
+from linepush.store._rows import (
+    _gateway_token,
+    _json_or_none,
+    _message,
+    _prepare,
+    _recipient,
+    _token,
+)
 from linepush.store.base import (
-    MESSAGE_KINDS,
     REVOCABLE_KINDS,
     GatewayToken,
     MessageState,
@@ -41,7 +47,6 @@ from linepush.store.base import (
     check_name,
     check_positive,
     check_rate,
-    check_retry_key,
     check_sightings,
     check_time,
     check_token_kind,
@@ -157,12 +162,6 @@ _RECIPIENT_COLUMNS: Final = (
 _OUTBOX_COLUMNS: Final = (
     "id, channel_id, kind, payload, retry_key, state, attempts, not_before, first_attempt_at, lease_owner, "
     "lease_expires_at, created_at, updated_at, delivered_at, request_id, result, last_error"
-)
-# Compact, and refusing NaN and infinities, which LINE's JSON parser would refuse too.
-_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-# Errors and results are records for people: a value JSON cannot hold is kept as its text, not refused.
-_JSON_LENIENT: Final = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
 )
 # Bound parameters per statement, well under SQLite's limit.
 _CHUNK: Final = 500
@@ -841,113 +840,5 @@ def _store_errors() -> Iterator[None]:
         raise StoreError(f"the SQLite store failed: {exc}") from exc
 
 
-def _prepare(index: int, item: NewMessage, now: float) -> tuple[str, str, str, str, float, int]:
-    """One item as the columns channel_id, kind, payload, retry_key, not_before, retry_key_given."""
-    where = f"items[{index}]"
-    if not isinstance(item, NewMessage):
-        raise ValidationError("must be a NewMessage", property=where)
-    if not isinstance(item.channel_id, str) or not item.channel_id:
-        raise ValidationError("must be a non-empty string", property=f"{where}.channel_id")
-    if item.kind not in MESSAGE_KINDS:
-        raise ValidationError(f"must be one of {', '.join(MESSAGE_KINDS)}", property=f"{where}.kind")
-    if not isinstance(item.payload, Mapping):
-        raise ValidationError("must be a JSON object (a dict)", property=f"{where}.payload")
-    try:
-        payload = _JSON.encode(item.payload)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"cannot be stored as JSON: {exc}", property=f"{where}.payload") from None
-    if item.not_before is None:
-        not_before = now
-    else:
-        try:
-            not_before = check_time(item.not_before, "not_before")
-        except ValidationError as exc:
-            raise ValidationError(exc.reason, property=f"{where}.not_before") from None
-    if item.retry_key is None:
-        return item.channel_id, item.kind, payload, fresh_retry_key(), not_before, 0
-    return (
-        item.channel_id,
-        item.kind,
-        payload,
-        check_retry_key(item.retry_key, f"{where}.retry_key"),
-        not_before,
-        1,
-    )
-
-
-def _json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return _JSON_LENIENT.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name} cannot be stored as JSON: {exc}") from None
-
-
 def _marks(values: Collection[object]) -> str:
     return ", ".join("?" * len(values))
-
-
-def _float(value: float | None) -> float | None:
-    # SQLite hands back REAL values that are whole numbers as int; the rows promise floats.
-    return None if value is None else float(value)
-
-
-def _token(row: tuple[Any, ...]) -> TokenRecord:
-    return TokenRecord(
-        id=row[0],
-        channel_id=row[1],
-        kind=row[2],
-        access_token=Secret(row[3]),
-        key_id=row[4],
-        issued_at=float(row[5]),
-        expires_at=_float(row[6]),
-        state=row[7],
-        superseded_at=_float(row[8]),
-    )
-
-
-def _message(row: tuple[Any, ...]) -> OutboxMessage:
-    return OutboxMessage(
-        id=row[0],
-        channel_id=row[1],
-        kind=row[2],
-        payload=json.loads(row[3]),
-        retry_key=row[4],
-        state=row[5],
-        attempts=row[6],
-        not_before=float(row[7]),
-        first_attempt_at=_float(row[8]),
-        lease_owner=row[9],
-        lease_expires_at=_float(row[10]),
-        created_at=float(row[11]),
-        updated_at=float(row[12]),
-        delivered_at=_float(row[13]),
-        request_id=row[14],
-        result=None if row[15] is None else json.loads(row[15]),
-        last_error=None if row[16] is None else json.loads(row[16]),
-    )
-
-
-def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
-    return GatewayToken(
-        id=row[0],
-        channel_id=row[1],
-        token_hash=row[2],
-        recipient_id=row[3],
-        name=row[4],
-        created_at=float(row[5]),
-        revoked_at=_float(row[6]),
-    )
-
-
-def _recipient(row: tuple[Any, ...]) -> WebhookRecipient:
-    return WebhookRecipient(
-        channel_id=row[0],
-        recipient_id=row[1],
-        type=row[2],
-        first_seen_at=float(row[3]),
-        last_seen_at=float(row[4]),
-        last_event_type=row[5],
-        sightings=row[6],
-    )
