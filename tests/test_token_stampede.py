@@ -7,7 +7,6 @@ for it. The emulator runs on a loopback port so the other processes can reach it
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from linepush.keys import PrivateKey
 from linepush.store import open_store
 from linepush.tokens import TokenManager
 from tests.conftest import Emulator, make_channel
-from tests.support.stampede import child
+from tests.support.stampede import Children
 
 V21_ISSUE = "/oauth2/v2.1/token"
 TASKS, THREADS, PROCESSES = 200, 20, 4
@@ -29,22 +28,7 @@ TASKS, THREADS, PROCESSES = 200, 20, 4
 def stampede(emulator: Emulator, channel: Channel, store_url: str) -> list[str]:
     """Everyone asks for a token at the same moment; returns every answer."""
     assert emulator.url is not None
-    ctx = multiprocessing.get_context("spawn")
-    go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
-    args = {
-        "channel_id": channel.channel_id,
-        "channel_secret": channel.require_secret().reveal(),
-        "assertion_key_file": str(channel.assertion_key_file),
-        "assertion_kid": channel.assertion_kid,
-    }
-    procs = [
-        ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out))
-        for _ in range(PROCESSES)
-    ]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=60)
+    children = Children(channel, store_url, emulator.url, PROCESSES)
 
     client = LineClient(channel, api_base=emulator.url)
     manager = TokenManager(channel, store_url, client=client, refresh_window=900)
@@ -64,18 +48,12 @@ def stampede(emulator: Emulator, channel: Channel, store_url: str) -> list[str]:
     threads = [threading.Thread(target=in_thread) for _ in range(THREADS)]
     for t in threads:
         t.start()
-    go.set()
+    children.go.set()
     start.set()
     answers.extend(asyncio.run(in_tasks()))
     for t in threads:
         t.join(30)
-    for _ in procs:
-        status, value = out.get(timeout=60)
-        assert status == "ok", value
-        answers.append(value)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    answers.extend(children.answers())
     manager.join_background(30)
     manager.close()
     client.close()

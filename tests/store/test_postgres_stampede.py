@@ -6,7 +6,6 @@ production, every host) sees; the emulator runs on a loopback port so the proces
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Emulator, make_channel
 from tests.support.pg import fresh_schema, schema_url
-from tests.support.stampede import child
+from tests.support.stampede import Children
 
 from linepush.client import LineClient
 from linepush.config import Channel
@@ -37,32 +36,9 @@ def store_url() -> Iterator[str]:
 def stampede(emulator: Emulator, channel: Channel, store_url: str) -> list[str]:
     """Every process asks for a token at the same moment; returns every answer."""
     assert emulator.url is not None
-    ctx = multiprocessing.get_context("spawn")
-    go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
-    args = {
-        "channel_id": channel.channel_id,
-        "channel_secret": channel.require_secret().reveal(),
-        "assertion_key_file": str(channel.assertion_key_file),
-        "assertion_kid": channel.assertion_kid,
-    }
-    procs = [
-        ctx.Process(target=child, args=(args, store_url, emulator.url, go, ready, out))
-        for _ in range(PROCESSES)
-    ]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=60)
-    go.set()
-    answers: list[str] = []
-    for _ in procs:
-        status, value = out.get(timeout=60)
-        assert status == "ok", value
-        answers.append(value)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    return answers
+    children = Children(channel, store_url, emulator.url, PROCESSES)
+    children.go.set()
+    return children.answers()
 
 
 @pytest.mark.slow
