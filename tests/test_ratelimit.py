@@ -58,7 +58,7 @@ def test_endpoints_are_limited_independently_and_unknown_ones_fall_under_other()
 
 
 def test_reservations_from_many_threads_never_share_a_slot() -> None:
-    limiter = RateLimiter({"e": Rate(1000, 1.0)})
+    limiter = RateLimiter({"e": Rate(1000, 1.0)}, tick=0)
     waits: list[float] = []
     lock = threading.Lock()
 
@@ -90,6 +90,61 @@ def test_no_window_ever_holds_more_than_the_count(count: int, burst_share: float
         arrivals.append(now)
     times = send_times(limiter, "e", arrivals)
     assert max_in_window(times, 1.0) <= count
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    count=st.integers(1, 60),
+    ticks_per_period=st.integers(1, 400),
+    burst_share=st.floats(0, 1),
+    gaps=st.lists(st.floats(0, 0.05), min_size=1, max_size=300),
+)
+def test_ticked_sends_keep_every_window_within_the_count_and_the_full_rate(
+    count: int, ticks_per_period: int, burst_share: float, gaps: list[float]
+) -> None:
+    period = 1.0
+    tick = period / ticks_per_period
+    burst = max(1, round(count * burst_share))
+    ticked = RateLimiter({"e": Rate(count, period, burst=burst)}, tick=tick)
+    exact = RateLimiter({"e": Rate(count, period, burst=burst)}, tick=0)
+    now, arrivals = 0.3, []
+    for gap in gaps:
+        now += gap
+        arrivals.append(now)
+    times = send_times(ticked, "e", arrivals)
+    assert max_in_window(times, period) <= count
+    for ticked_time, exact_time in zip(times, send_times(exact, "e", arrivals), strict=True):
+        # Each goes at the end of the tick holding its exact slot: never earlier, at most one tick later.
+        assert exact_time - 1e-9 <= ticked_time <= exact_time + tick + 1e-9
+        assert abs(ticked_time / tick - round(ticked_time / tick)) < 1e-6
+
+
+def test_waiting_requests_are_released_together_at_the_end_of_their_tick() -> None:
+    limiter = RateLimiter({"e": Rate(2000, 1.0)}, tick=0.005)
+    waits = [limiter.reserve("e", 10.0) for _ in range(25)]
+    # 10.0 is a tick's end: its slot goes now; the next 10 slots (10.0005 to 10.005) at 10.005, and so on.
+    assert waits == pytest.approx([0.0] + [0.005] * 10 + [0.01] * 10 + [0.015] * 4)
+    # Over a long run the rate is still exactly 2,000/s: the 2,000th slot, 10.9995, goes at 11.0.
+    assert [limiter.reserve("e", 10.0) for _ in range(1975)][-1] == pytest.approx(1.0)
+
+
+def test_a_request_on_an_idle_limiter_waits_at_most_one_tick() -> None:
+    limiter = RateLimiter({"e": Rate(2000, 1.0)}, tick=0.005)
+    assert limiter.reserve("e", 7.0012) == pytest.approx(0.0038)
+    assert RateLimiter({"e": Rate(2000, 1.0)}, tick=0).reserve("e", 7.0012) == 0.0
+
+
+def test_a_period_that_is_not_a_whole_number_of_ticks_is_paced_without_them() -> None:
+    limiter = RateLimiter({"odd": Rate(3, 0.0123), "even": Rate(3, 0.03)}, tick=0.005)
+    assert limiter.reserve("odd", 1.0001) == 0.0
+    assert limiter.reserve("odd", 1.0001) == pytest.approx(0.0041)
+    assert limiter.reserve("even", 1.0001) == pytest.approx(0.0049)
+
+
+@pytest.mark.parametrize("tick", [-0.001, float("nan"), float("inf"), "5ms"])
+def test_a_bad_tick_is_refused(tick: object) -> None:
+    with pytest.raises(ValueError, match="tick"):
+        RateLimiter(DEFAULT_RATES, tick=tick)  # type: ignore[arg-type]
 
 
 def test_rates_are_checked() -> None:

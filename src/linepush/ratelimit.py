@@ -5,15 +5,25 @@ slot and is told how long to wait for it. The emission interval is chosen so tha
 period ever holds more than the documented count, burst included: with a burst of ``b`` requests allowed at
 once, the interval is ``period / (count - b + 1)``. LINE does not document its bucket sizes, so a burst of 1
 (strict pacing) is the default for per-second limits.
+
+Sends are released on a *tick* (5 ms by default): a request whose slot falls inside a tick goes at the end
+of that tick, together with the others of that tick, instead of each waking up on its own timer. At 2,000/s
+that is 10 requests per wake-up instead of 1, which costs about a third less CPU (measured by
+``bench/cap.py``). Rounding a send up to the end of its tick never breaks the guarantee above: when the
+period is a whole number of ticks, the sends of any window of the period are the slots of one interval of the
+period's length, which GCRA already bounds. The sustained rate stays exactly the documented one; a request
+on an idle limiter waits at most one tick (the price of lining up with the others). ``tick=0`` paces each
+request on its own slot; a rate whose period is not a whole number of ticks is paced that way too.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RATES", "Rate", "RateLimiter"]
+__all__ = ["DEFAULT_RATES", "DEFAULT_TICK", "Rate", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +63,31 @@ DEFAULT_RATES: Mapping[str, Rate] = {
 }
 
 
+#: Seconds between releases of waiting requests (see the module's docstring).
+DEFAULT_TICK = 0.005
+
+
 class RateLimiter:
     """Hands out send slots per endpoint; shared by every task and thread of one client."""
 
-    def __init__(self, rates: Mapping[str, Rate] = DEFAULT_RATES) -> None:
+    def __init__(self, rates: Mapping[str, Rate] = DEFAULT_RATES, *, tick: float = DEFAULT_TICK) -> None:
+        if not (isinstance(tick, int | float) and 0 <= tick < math.inf):
+            raise ValueError(f"tick must be 0 or more seconds, not {tick!r}")
         self._rates = dict(rates)
         self._default = self._rates.get("other")
+        self.tick = float(tick)
+        # Per endpoint: the tick its sends are released on (0: none, when the period is not a whole number).
+        self._ticks = {endpoint: _tick_for(rate, self.tick) for endpoint, rate in self._rates.items()}
+        self._default_tick = self._ticks.get("other", 0.0)
         # Theoretical arrival time of the next request, per endpoint.
         self._tat: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def rate_for(self, endpoint: str) -> Rate | None:
         return self._rates.get(endpoint, self._default)
+
+    def _tick_of(self, endpoint: str) -> float:
+        return self._ticks.get(endpoint, self._default_tick)
 
     def reserve(self, endpoint: str, now: float) -> float:
         """Reserve a slot for one request on ``endpoint``; returns the seconds to wait before sending."""
@@ -77,4 +100,20 @@ class RateLimiter:
                 tat = now
             start = tat - rate.tolerance
             self._tat[endpoint] = tat + rate.interval
-        return start - now if start > now else 0.0
+        return release_wait(start if start > now else now, now, self._ticks.get(endpoint, self._default_tick))
+
+
+def _tick_for(rate: Rate, tick: float) -> float:
+    if tick <= 0:
+        return 0.0
+    ticks = rate.period / tick
+    return tick if round(ticks) >= 1 and abs(ticks - round(ticks)) < 1e-6 else 0.0
+
+
+def release_wait(slot: float, now: float, tick: float) -> float:
+    """Seconds from ``now`` until the end of the tick holding ``slot`` (``slot`` itself without a tick).
+
+    The 1e-9 lets a slot that float arithmetic put a hair past a tick's end go with that tick."""
+    if tick:
+        slot = math.ceil(slot / tick - 1e-9) * tick
+    return slot - now if slot > now else 0.0

@@ -54,6 +54,18 @@ def test_limiters_on_different_stores_share_one_channels_slots(two_stores: tuple
     assert b.reserve(PUSH, now=0.0) == 0.0
 
 
+def test_shared_slots_are_released_on_the_ticks_of_the_shared_clock(two_stores: tuple[Store, Store]) -> None:
+    clock = Clock(1000.0012)
+    rates = {PUSH: Rate(2000)}
+    a = SharedRateLimiter(two_stores[0], "1000", rates, clock=clock, tick=0.005)
+    b = SharedRateLimiter(two_stores[1], "1000", rates, clock=clock, tick=0.005)
+
+    waits = [limiter.reserve(PUSH, now=-5.0) for limiter in (a, b) * 6]
+
+    # Slots 1000.0012, 1000.0017, ... 1000.0047 go at 1000.005; 1000.0052 and on at 1000.010.
+    assert waits == pytest.approx([0.0038] * 8 + [0.0088] * 4)
+
+
 def test_channels_and_endpoints_have_limits_of_their_own(two_stores: tuple[Store, Store]) -> None:
     clock = Clock()
     rates = {PUSH: Rate(1), "other": Rate(2)}

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from linepush.ratelimit import DEFAULT_RATES, Rate, RateLimiter
+from linepush.ratelimit import DEFAULT_RATES, DEFAULT_TICK, Rate, RateLimiter, release_wait
 from linepush.store.base import Store, StoreError, check_name
 
 __all__ = ["SharedRateLimiter"]
@@ -25,7 +25,8 @@ class SharedRateLimiter(RateLimiter):
 
     The ``now`` a client passes to :meth:`reserve` is its monotonic clock, meaningless to another host, so
     the shared state runs on ``clock`` (UNIX seconds, injectable): hosts sharing a limit must keep their
-    clocks in step (NTP). When the store fails, the request is paced by this process's own limiter instead
+    clocks in step (NTP). Sends are released on ``tick`` boundaries of that clock, as with the in-memory
+    limiter. When the store fails, the request is paced by this process's own limiter instead
     (logged once until the store answers again): a store outage slows sending down to one process's share at
     worst, and never stops it.
     """
@@ -37,8 +38,9 @@ class SharedRateLimiter(RateLimiter):
         rates: Mapping[str, Rate] = DEFAULT_RATES,
         *,
         clock: Callable[[], float] = time.time,
+        tick: float = DEFAULT_TICK,
     ) -> None:
-        super().__init__(rates)
+        super().__init__(rates, tick=tick)
         self._store = store
         self._prefix = check_name(channel_id, "channel_id") + ":"
         self._clock = clock
@@ -53,9 +55,10 @@ class SharedRateLimiter(RateLimiter):
         rate = self.rate_for(endpoint)
         if rate is None:
             return 0.0
+        shared_now = self._clock()
         try:
             wait = self._store.reserve_rate(
-                self._prefix + endpoint, rate.interval, rate.tolerance, self._clock()
+                self._prefix + endpoint, rate.interval, rate.tolerance, shared_now
             )
         except StoreError as exc:
             with self._state_lock:
@@ -68,4 +71,5 @@ class SharedRateLimiter(RateLimiter):
                 back, self._degraded = self._degraded, False
             if back:
                 log.info("the shared rate limit is available again")
-        return wait
+        # Released on the ticks of the shared clock, so every process's sends of one tick go together.
+        return release_wait(shared_now + wait, shared_now, self._tick_of(endpoint))
