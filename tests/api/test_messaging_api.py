@@ -78,3 +78,25 @@ def test_narrowcast_checks_the_limit_options_and_expects_202() -> None:
     with pytest.raises(BadRequestError):
         op.parse(ApiResponse(400, {}, b'{"message":"Invalid audience group id: 1"}'))
     assert op.parse(ApiResponse(202, {"x-line-request-id": "n1"}, b"{}")).request_id == "n1"
+
+
+def test_the_body_is_compact_utf8_json_and_non_string_keys_become_strings() -> None:
+    op = messaging.push(USER, [{"type": "text", "text": "こんにちは 👋", 7: "seven"}])
+    assert op.request.body == (
+        f'{{"to":"{USER}","messages":[{{"type":"text","text":"こんにちは 👋","7":"seven"}}]}}'.encode()
+    )
+    assert json.loads(op.request.body)["messages"][0]["7"] == "seven"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "text", "text": "half a pair \ud83d"},
+        {"type": "text", "text": "x", "extra": {1, 2}},
+        {"type": "text", "text": "x", "extra": 2**70},
+    ],
+    ids=["lone-surrogate", "set", "huge-int"],
+)
+def test_a_body_json_cannot_hold_is_a_validation_error(message: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="cannot be sent as JSON"):
+        messaging.push(USER, [message])
