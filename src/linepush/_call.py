@@ -19,7 +19,7 @@ from linepush.retry import RetryPolicy
 
 T = TypeVar("T")
 
-__all__ = ["AsyncTokenProvider", "GetToken", "Send", "Sleep", "TokenProvider", "call_flow"]
+__all__ = ["AsyncTokenProvider", "FirstAttempt", "GetToken", "Send", "Sleep", "TokenProvider", "call_flow"]
 
 
 class Send:
@@ -47,6 +47,22 @@ class GetToken:
 
 
 Action = Send | Sleep | GetToken
+
+#: The ``GetToken`` of a first attempt (no token refused yet); one instance, as it carries nothing.
+FIRST_TOKEN = GetToken()
+
+
+class FirstAttempt:
+    """A first attempt the driver already made on its fast path (token taken, slot waited for, request
+    sent) and whose answer was not a plain success: ``outcome`` is the response, or the transport error. The
+    flow carries on from there exactly as if it had made that attempt itself."""
+
+    __slots__ = ("outcome", "start", "token")
+
+    def __init__(self, token: str | None, outcome: ApiResponse | LinePushError, start: float) -> None:
+        self.token = token
+        self.outcome = outcome
+        self.start = start
 
 
 @runtime_checkable
@@ -123,24 +139,38 @@ def call_flow(
     *,
     refreshable: bool = True,
     rand: Callable[[], float] = random.random,
+    first: FirstAttempt | None = None,
 ) -> Generator[Action, Any, T]:
-    """The logic of one call. Yields actions; returns the parsed result or raises the final error."""
+    """The logic of one call. Yields actions; returns the parsed result or raises the final error.
+
+    With ``first``, the first attempt was already made by the driver (see :class:`FirstAttempt`)."""
     request = op.request
     token: str | None = None
-    if request.needs_token:
-        token = yield GetToken()
+    pending: ApiResponse | LinePushError | None = None
+    if first is not None:
+        token, pending, start = first.token, first.outcome, first.start
+    else:
+        if request.needs_token:
+            token = yield FIRST_TOKEN
+        start = clock()
     refreshed = False
     attempt = 0
-    start = clock()
     while True:
         attempt += 1
-        if limiter is not None:
+        if pending is None and limiter is not None:
             wait = limiter.reserve(request.endpoint, clock())
             if wait > 0:
                 yield Sleep(wait)
         error: LinePushError
         try:
-            response: ApiResponse = yield Send(request, token)
+            response: ApiResponse
+            if pending is None:
+                response = yield Send(request, token)
+            elif isinstance(pending, LinePushError):
+                outcome, pending = pending, None
+                raise outcome
+            else:
+                response, pending = pending, None
             return op.parse(response)
         except AuthenticationError as exc:
             if not (request.needs_token and refreshable and not refreshed):
