@@ -5,6 +5,11 @@ the outcome of many rows per transaction.
 No message is lost: a row leaves ``sending`` only once its outcome is stored, and a dead worker's rows come
 back when their lease runs out. None is delivered twice: every resend carries the row's retry key, and a row
 whose first attempt is older than LINE's retry-key window is failed instead of resent.
+
+Pushes to one chat go out in the order they were queued: a push waits until the previous one to the same
+``to`` (claimed earlier by this worker) has its answer, while pushes to other chats go on concurrently. A push
+that must be retried later may arrive after the ones queued behind it, and two workers draining one channel
+keep no order between them.
 """
 
 from __future__ import annotations
@@ -155,6 +160,8 @@ class Worker:
         self._busy = 0
         self._changed: asyncio.Event | None = None
         self._pending: asyncio.Event | None = None
+        # Per chat (a push's "to"): done when the last push to it that a sender took has its outcome.
+        self._chat_turns: dict[str, asyncio.Future[None]] = {}
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, channel_id={self.channel_id!r})"
@@ -272,7 +279,17 @@ class Worker:
                 self._unsent.append(row.id)  # stopping: not started, so given back at shutdown
                 continue
             self._busy += 1
+            chat, previous, turn = self._take_turn(row)
             try:
+                if previous is not None and not previous.done():
+                    try:
+                        await asyncio.wait([previous])
+                    except asyncio.CancelledError:
+                        self._unsent.append(row.id)  # abandoned before it was sent: given back
+                        raise
+                    if self._stop.is_set():
+                        self._unsent.append(row.id)
+                        continue
                 self._record(await self._deliver(row))
             except ConfigurationError as exc:
                 # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
@@ -282,9 +299,25 @@ class Worker:
                     self._fatal = exc
                 self._stop.set()
             finally:
+                if turn is not None:
+                    turn.set_result(None)
+                    if self._chat_turns.get(chat) is turn:
+                        del self._chat_turns[chat]
                 self._busy -= 1
                 if self._busy == 0 and self._changed is not None:
                     self._changed.set()
+
+    def _take_turn(
+        self, row: OutboxMessage
+    ) -> tuple[str, asyncio.Future[None] | None, asyncio.Future[None] | None]:
+        """For a push: its chat, the turn of the push before it to that chat (if any) and its own turn."""
+        chat = row.payload.get("to") if row.kind == "push" else None
+        if not isinstance(chat, str):
+            return "", None, None
+        turn = asyncio.get_running_loop().create_future()
+        previous = self._chat_turns.get(chat)
+        self._chat_turns[chat] = turn
+        return chat, previous, turn
 
     async def _deliver(self, row: OutboxMessage) -> Settlement:
         now = self.clock()

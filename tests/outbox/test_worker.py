@@ -245,6 +245,72 @@ async def test_sends_concurrently_up_to_the_limit(
     assert task.result().delivered == 30 and gate.most == 6
 
 
+class Gates:
+    """A client whose sends each wait for their own gate, opened by the test in any order."""
+
+    def __init__(self, inner: AsyncLineClient) -> None:
+        self.inner = inner
+        self.gates: dict[str, asyncio.Event] = {}
+        self.started: list[str] = []
+
+    async def run(self, op: Any) -> Any:
+        key = op.request.retry_key
+        self.started.append(key)
+        await self.gates.setdefault(key, asyncio.Event()).wait()
+        return await self.inner.run(op)
+
+    def open(self, key: str) -> None:
+        self.gates.setdefault(key, asyncio.Event()).set()
+
+
+async def test_pushes_to_one_chat_go_one_after_another_in_queue_order(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    rows = outbox.enqueue(
+        [
+            push_item(line.channel_id, user(to), text)
+            for to, text in [(1, "a1"), (2, "b1"), (1, "a2"), (1, "a3")]
+        ]
+    )
+    a1, b1, a2, a3 = (r.retry_key for r in rows)
+    gates = Gates(client)
+    task = asyncio.create_task(_worker(store, gates, fake_time, line, concurrency=8).run_until_idle())
+    await until(lambda: len(gates.started) == 2)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert gates.started == [a1, b1]  # the other chat goes on; a2 and a3 wait for a1
+    gates.open(b1)
+    gates.open(a3)  # a3's gate opening early changes nothing: it is not its turn
+    gates.open(a1)
+    await until(lambda: len(gates.started) == 3)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert gates.started == [a1, b1, a2]
+    gates.open(a2)
+    await until(task.done)
+    assert gates.started == [a1, b1, a2, a3]
+    assert [d["messages"][0]["text"] for d in line.deliveries() if d["to"] == [user(1)]] == ["a1", "a2", "a3"]
+
+
+async def test_pushes_waiting_for_their_turn_are_given_back_on_stop(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    rows = outbox.enqueue([push_item(line.channel_id, user(1), f"m{i}") for i in range(3)])
+    gates = Gates(client)
+    stop = asyncio.Event()
+    task = asyncio.create_task(_worker(store, gates, fake_time, line, concurrency=4).run(stop))
+    await until(lambda: len(gates.started) == 1)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    stop.set()
+    gates.open(rows[0].retry_key)
+    await until(task.done)
+    stats = task.result()
+    assert (stats.delivered, stats.released) == (1, 2)
+    assert [outbox.get(r.id).state for r in rows] == ["delivered", "queued", "queued"]  # type: ignore[union-attr]
+    assert gates.started == [rows[0].retry_key]
+
+
 async def test_leases_are_renewed_while_sends_are_in_flight(
     outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
 ) -> None:
