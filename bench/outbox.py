@@ -1,5 +1,6 @@
 """Outbox throughput: enqueue rate (one message per transaction, and batched) and the worker's drain rate
-against the emulator served on a loopback port in its own process.
+against nginx answering a fixed push response (the worker's own speed) and against the emulator (end to end),
+each served on a loopback port in its own process.
 
     python bench/outbox.py            # the full run
     python bench/outbox.py --smoke    # a tiny run, to check that it works (make test)
@@ -41,7 +42,7 @@ def _drop_schemas(directory: str, store_url: str) -> None:
     import psycopg
 
     with psycopg.connect(store_url, autocommit=True) as conn:
-        for name in ("enqueue", "drain"):
+        for name in ("enqueue", "drain", "drain_nginx"):
             conn.execute(f'DROP SCHEMA IF EXISTS "{_schema(directory, name)}" CASCADE')
 
 
@@ -69,21 +70,33 @@ def bench_enqueue(
     return {"enqueue single msgs/s": single_rate, "enqueue batched msgs/s": batched_rate}
 
 
-def bench_drain(
-    directory: str, base: str, messages: int, concurrency: int, store_url: str | None = None
-) -> dict[str, float]:
+def emulator_channel(base: str) -> tuple[str, str]:
+    """A new channel at the emulator: (channel id, long-lived token)."""
     from bench.stubs import admin
+
+    created: Any = admin(base, "POST", "/_emulator/channels", {"name": "bench"})
+    channel_id = created["channel_id"]
+    issued: Any = admin(base, "POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})
+    return str(channel_id), str(issued["access_token"])
+
+
+def bench_drain(
+    directory: str,
+    base: str,
+    token: str,
+    channel_id: str,
+    messages: int,
+    concurrency: int,
+    store_url: str | None = None,
+    name: str = "drain",
+) -> dict[str, float]:
     from linepush.client import AsyncLineClient
     from linepush.config import Channel
     from linepush.outbox import Outbox, push_item
     from linepush.store import open_store
     from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig
 
-    created: Any = admin(base, "POST", "/_emulator/channels", {"name": "bench"})
-    channel_id = created["channel_id"]
-    issued: Any = admin(base, "POST", f"/_emulator/channels/{channel_id}/long-lived-token", {})
-    token = issued["access_token"]
-    with open_store(_store_for(directory, "drain", store_url)) as store:
+    with open_store(_store_for(directory, name, store_url)) as store:
         box = Outbox(store, channel_id)
         for offset in range(0, messages, 1000):
             count = min(1000, messages - offset)
@@ -92,7 +105,7 @@ def bench_drain(
             )
 
         async def drain() -> tuple[float, Any]:
-            # No client-side pacing (the emulator runs without rate limits too): this measures the worker.
+            # No client-side pacing (the stubs run without rate limits too): this measures the worker.
             async with AsyncLineClient(
                 Channel(channel_id), token=token, api_base=base, retry=WORKER_CALL_RETRY, rate_limits=None
             ) as client:
@@ -107,7 +120,7 @@ def bench_drain(
         counts = store.counts(channel_id)
     if counts["delivered"] != messages:
         raise SystemExit(f"drain incomplete: {counts}")
-    return {"drain msgs/s": messages / elapsed, "drain s": elapsed, "drained": float(stats.delivered)}
+    return {f"{name} msgs/s": messages / elapsed, f"{name} s": elapsed, f"{name}ed": float(stats.delivered)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -125,14 +138,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "default: SQLite files in a temporary directory",
     )
     args = parser.parse_args(argv)
-    from bench.stubs import emulator_server
+    from bench.stubs import emulator_server, nginx_stub
 
     single, batched, drained = (50, 500, 200) if args.smoke else (2_000, 50_000, args.messages)
     with tempfile.TemporaryDirectory(prefix="linepush-bench-outbox-") as directory:
         try:
             results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000, args.store)
+            with nginx_stub(install=not args.smoke) as stub:
+                results |= bench_drain(
+                    directory,
+                    stub.url,
+                    stub.token,
+                    "1234567890",
+                    drained,
+                    args.concurrency,
+                    args.store,
+                    "drain_nginx",
+                )
             with emulator_server() as base:
-                results |= bench_drain(directory, base, drained, args.concurrency, args.store)
+                channel_id, token = emulator_channel(base)
+                results |= bench_drain(
+                    directory, base, token, channel_id, drained, args.concurrency, args.store
+                )
         finally:
             if args.store is not None:
                 _drop_schemas(directory, args.store)
@@ -142,6 +169,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"store: {'PostgreSQL' if args.store else 'SQLite'}")
         print(f"enqueue, one per transaction: {results['enqueue single msgs/s']:>10,.0f} messages/s")
         print(f"enqueue, batched:             {results['enqueue batched msgs/s']:>10,.0f} messages/s")
+        print(
+            f"drain to nginx:               {results['drain_nginx msgs/s']:>10,.0f} messages/s "
+            f"({drained:,} in {results['drain_nginx s']:.2f} s, concurrency {args.concurrency})"
+        )
         print(
             f"drain to the emulator:        {results['drain msgs/s']:>10,.0f} messages/s "
             f"({drained:,} in {results['drain s']:.2f} s, concurrency {args.concurrency})"

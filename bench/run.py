@@ -148,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     if "outbox" in results:
         o = results["outbox"]
         batched = o.get("enqueue batched msgs/s") or o.get("enqueue_batched") or 0
-        drain = o.get("drain msgs/s") or o.get("drain") or 0
+        drain = o.get("drain_nginx msgs/s") or 0
         target("outbox enqueue ≥ 20,000 msgs/s batched", f"{batched:,.0f}/s", batched >= 20_000)
-        target("outbox drain ≥ 2,000 msgs/s", f"{drain:,.0f}/s", drain >= 2_000)
+        target(
+            "outbox drain ≥ 2,000 msgs/s per channel (to nginx)",
+            f"{drain:,.0f}/s (to the emulator: {o.get('drain msgs/s') or 0:,.0f}/s)",
+            drain >= 2_000,
+        )
 
     print("## Push throughput (medians of interleaved rounds)\n")
     print("| client | target | concurrency | requests/s | client CPU µs/request | p50 ms | p99 ms | errors |")
