@@ -110,6 +110,10 @@ class AiohttpTransport:
         # True: take the proxy from the environment now, not per request (aiohttp's trust_env costs 2.4x).
         self._proxy = proxy_for(self._base) if proxy is True else (proxy or None)
         self._session: Any = None
+        # aiohttp's exception classes, taken when the session opens (an import statement in send() would run
+        # on every request; an except clause is only evaluated when something was raised).
+        self._never_sent: tuple[type[BaseException], ...] = ()
+        self._no_answer: tuple[type[BaseException], ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -118,6 +122,8 @@ class AiohttpTransport:
     def _open(self) -> Any:
         import aiohttp
 
+        self._never_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+        self._no_answer = (aiohttp.ClientError, TimeoutError)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
             # One deadline per request (connect + read), not a read timer re-armed on every chunk that
@@ -131,8 +137,6 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: ApiRequest, token: str | None) -> ApiResponse:
-        import aiohttp
-
         session = self._session or self._open()
         try:
             async with session.request(
@@ -145,9 +149,9 @@ class AiohttpTransport:
             ) as response:
                 body = await response.read()
                 return ApiResponse(response.status, response.headers, body)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        except self._never_sent as exc:
             raise ConnectError(f"could not connect to {self._base}: {exc}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except self._no_answer as exc:
             raise OutcomeUnknownError(
                 f"no complete answer from {self._base}{request.path.split('?', 1)[0]}: "
                 f"{type(exc).__name__}: {exc}"
