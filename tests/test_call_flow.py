@@ -268,3 +268,40 @@ def test_the_sync_driver_surfaces_the_final_error() -> None:
         client.run(op())
     assert info.value.attempts == 3
     assert len(slept) == 2
+
+
+def test_the_async_driver_takes_a_cached_token_without_awaiting_the_provider() -> None:
+    from linepush.client import AsyncLineClient
+
+    class Provider:
+        def __init__(self) -> None:
+            self.held: str | None = "cached"
+            self.awaited = 0
+
+        def cached_token(self) -> str | None:
+            return self.held
+
+        async def aget_token(self) -> str:
+            self.awaited += 1
+            return "fetched"
+
+        def invalidate(self, token: str) -> None:
+            self.held = None
+
+    class Echo:
+        def __init__(self) -> None:
+            self.tokens: list[str | None] = []
+
+        async def send(self, request: ApiRequest, token: str | None) -> ApiResponse:
+            self.tokens.append(token)
+            return ok()
+
+        async def aclose(self) -> None:
+            return None
+
+    provider, transport = Provider(), Echo()
+    client = AsyncLineClient(token=provider, transport=transport, rate_limits=None)
+    asyncio.run(client.run(op()))
+    provider.held = None  # nothing usable in memory: the provider is awaited
+    asyncio.run(client.run(op()))
+    assert transport.tokens == ["cached", "fetched"] and provider.awaited == 1

@@ -134,6 +134,7 @@ class _ClientBase:
         self._wall_clock = wall_clock
         self._rand = rand
         self._provider: Any = self._token_provider(token)
+        self._cached_token: Callable[[], str | None] | None = getattr(self._provider, "cached_token", None)
         self._refreshable = bool(getattr(self._provider, "refreshable", True))
         self._signer: Any = None
 
@@ -158,6 +159,7 @@ class _ClientBase:
 
         manager = TokenManager(self.channel, self._store_spec, client=token_client)
         self._owned_manager = manager
+        self._cached_token = manager.cached_token
         if token_client is not self:
             self._token_client = token_client
         self._refreshable = manager.refreshable
@@ -491,7 +493,12 @@ class AsyncLineClient(_ClientBase):
         """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
         # As in LineClient.run: the first attempt here, the rest in the flow.
         request = op.request
-        token = (await self._get_token(FIRST_TOKEN)) if request.needs_token else None
+        token = None
+        if request.needs_token:
+            cached = self._cached_token
+            token = cached() if cached is not None else None
+            if token is None:
+                token = await self._get_token(FIRST_TOKEN)
         start = self._clock()
         if self._limiter is not None:
             wait = self._limiter.reserve(request.endpoint, start)

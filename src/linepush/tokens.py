@@ -211,6 +211,10 @@ class TokenManager:
                 return held.value
         return None
 
+    def cached_token(self) -> str | None:
+        """The token held in memory while it is usable (no I/O), else None: ask :meth:`get_token` then."""
+        return self._from_memory()
+
     def get_token(self) -> str:
         """A valid token: from memory when fresh (microseconds), else after at most one refresh."""
         return self._from_memory() or self._acquire()

@@ -100,3 +100,25 @@ def test_the_body_is_compact_utf8_json_and_non_string_keys_become_strings() -> N
 def test_a_body_json_cannot_hold_is_a_validation_error(message: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="cannot be sent as JSON"):
         messaging.push(USER, [message])
+
+
+def test_a_parsed_push_result_is_the_same_frozen_value_the_constructor_makes() -> None:
+    import dataclasses
+
+    body = b'{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"},{"id":"2"}]}'
+    key = "123e4567-e89b-42d3-a456-426614174000"
+    result = messaging.push(USER, ["a", "b"], retry_key=key).parse(
+        ApiResponse(200, {"x-line-request-id": "req-1"}, body)
+    )
+    expected = messaging.PushResult(
+        "req-1",
+        key,
+        None,
+        (messaging.SentMessage("461230966842064897", "IStG5h1Tz7b"), messaging.SentMessage("2", None)),
+    )
+    assert result == expected and hash(result) == hash(expected)
+    assert repr(result) == repr(expected)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.retry_key = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.sent_messages[0].id = "3"  # type: ignore[misc]
