@@ -52,6 +52,7 @@ PUBLIC = {
     "ServerError",
     "StickerMessage",
     "Store",
+    "StreamTransport",
     "SyncASGITransport",
     "TemplateMessage",
     "TextMessage",

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from linepush.transport import (
         AiohttpTransport,
         ASGITransport,
+        StreamTransport,
         SyncASGITransport,
         Timeouts,
         Urllib3Transport,
@@ -141,6 +142,7 @@ _WHERE: dict[str, str] = {
     "TokenManager": "linepush.tokens",
     "AiohttpTransport": "linepush.transport",
     "ASGITransport": "linepush.transport",
+    "StreamTransport": "linepush.transport",
     "SyncASGITransport": "linepush.transport",
     "Timeouts": "linepush.transport",
     "Urllib3Transport": "linepush.transport",
@@ -195,6 +197,7 @@ __all__ = [
     "ServerError",
     "StickerMessage",
     "Store",
+    "StreamTransport",
     "SyncASGITransport",
     "TemplateMessage",
     "TextMessage",

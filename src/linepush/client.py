@@ -48,11 +48,11 @@ from linepush.retry import RetryPolicy
 from linepush.store.base import Store
 from linepush.transport import (
     DEFAULT_API_BASE,
-    AiohttpTransport,
     AsyncTransport,
     SyncTransport,
     Timeouts,
     Urllib3Transport,
+    default_async_transport,
 )
 
 __all__ = ["AsyncLineClient", "LineClient", "MulticastError", "TokenSource"]
@@ -484,7 +484,7 @@ class AsyncLineClient(_ClientBase):
             store=store,
         )
         self._owns_transport = transport is None
-        self._transport: AsyncTransport = transport or AiohttpTransport(
+        self._transport: AsyncTransport = transport or default_async_transport(
             self.api_base, timeouts=timeouts, pool_size=pool_size
         )
         self._sleep = sleep
