@@ -120,7 +120,11 @@ def bench_drain(
         counts = store.counts(channel_id)
     if counts["delivered"] != messages:
         raise SystemExit(f"drain incomplete: {counts}")
-    return {f"{name} msgs/s": messages / elapsed, f"{name} s": elapsed, f"{name}ed": float(stats.delivered)}
+    return {
+        f"{name} msgs/s": messages / elapsed,
+        f"{name} s": elapsed,
+        f"{name} delivered": float(stats.delivered),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

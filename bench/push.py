@@ -148,6 +148,19 @@ def linepush_async(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
+def linepush_async_aiohttp(url: str, token: str) -> Callable[[], Awaitable[Any]]:
+    """AsyncLineClient over aiohttp (what it uses behind a proxy): the client's own layers, on raw aiohttp's
+    HTTP cost."""
+
+    async def make() -> Any:
+        from linepush import AiohttpTransport, AsyncLineClient
+
+        client = AsyncLineClient(token=token, transport=AiohttpTransport(url), rate_limits=None)
+        return (lambda: client.push(USER, TEXT)), client.aclose
+
+    return make
+
+
 def aiohttp_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         import aiohttp
@@ -254,6 +267,7 @@ def sdk_sync(url: str, token: str) -> Callable[[], Any]:
 
 ASYNC_CLIENTS = {
     "linepush AsyncLineClient": linepush_async,
+    "linepush AsyncLineClient over aiohttp": linepush_async_aiohttp,
     "raw aiohttp": aiohttp_raw,
     "official SDK async": sdk_async,
     "raw httpx": httpx_raw,

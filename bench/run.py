@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-ASYNC = ["linepush AsyncLineClient", "raw aiohttp", "official SDK async", "raw httpx"]
+ASYNC = [
+    "linepush AsyncLineClient",
+    "linepush AsyncLineClient over aiohttp",
+    "raw aiohttp",
+    "official SDK async",
+    "raw httpx",
+]
 SYNC = ["linepush LineClient", "raw urllib3", "official SDK sync"]
 
 
@@ -61,7 +67,7 @@ def push_rounds(target: str, rounds: int, smoke: bool, duration: float) -> list[
 
 def find(rows: list[dict[str, Any]], client: str, concurrency: int) -> dict[str, Any] | None:
     for row in rows:
-        if row["client"].startswith(client) and row["concurrency"] == concurrency:
+        if row["client"] == client and row["concurrency"] == concurrency:
             return row
     return None
 
@@ -131,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     target(
         "2,000 push/s held, 0 429s, < 0.5 core",
         f"{c['push/s']:,.0f}/s, {c['429s']} 429s, {c['client share of one core']:.2f} core",
-        c["push/s"] >= 1950 and c["429s"] == 0 and c["client share of one core"] < 0.5,
+        # "held": 99% of the rate over the run (the first and last ticks of a run are partly idle)
+        c["push/s"] >= 1980 and c["429s"] == 0 and c["client share of one core"] < 0.5,
     )
     t = results["tokens"]
     target(
