@@ -372,3 +372,14 @@ async def test_https_verifies_the_servers_certificate(
     with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         await untrusting.send(PUSH, "tok")
     await untrusting.aclose()
+
+
+async def test_a_connection_unused_for_longer_than_keepalive_is_not_trusted(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(answer_ok)
+    stale = StreamTransport(server.url, keepalive=0.0)  # every idle connection is too old
+    for _ in range(3):
+        assert (await stale.send(PUSH, "tok")).status == 200
+    await stale.aclose()
+    assert server.connections == 3

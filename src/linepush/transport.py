@@ -189,6 +189,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[ApiResponse] | None = None
         self.closed = False
+        self.idle_since = 0.0
         self._headers = _Headers()
         self._body: list[bytes] = []
 
@@ -261,7 +262,9 @@ class StreamTransport:
 
     At most ``pool_size`` connections are open at once; a request beyond that waits for one to be free. A
     connection is used by one request at a time and kept for the next only after a complete answer; on a
-    timeout, a cancellation or a malformed answer it is closed, as its state is then unknown. HTTPS verifies
+    timeout, a cancellation or a malformed answer it is closed, as its state is then unknown. One left unused
+    for more than ``keepalive`` seconds is closed instead of reused: a server, or a NAT on the way, may have
+    dropped it without a word, and a request on it would only find out at the read timeout. HTTPS verifies
     the server's certificate and name (``ssl.create_default_context()`` unless ``ssl_context`` is given).
     Proxies are not supported: :func:`default_async_transport` takes aiohttp when one is configured.
     """
@@ -273,6 +276,7 @@ class StreamTransport:
         timeouts: Timeouts = Timeouts(),
         pool_size: int = 100,
         ssl_context: ssl.SSLContext | None = None,
+        keepalive: float = 15.0,
     ) -> None:
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, not {pool_size}")
@@ -290,6 +294,7 @@ class StreamTransport:
         self._ssl_context = ssl_context
         self._timeouts = timeouts
         self._pool_size = pool_size
+        self._keepalive = keepalive
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
         self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
@@ -302,10 +307,15 @@ class StreamTransport:
 
     async def send(self, request: ApiRequest, token: str | None) -> ApiResponse:
         head = self._request_head(request, token)
-        connection = self._idle.pop() if self._idle else await self._connection()
-        while connection.closed:  # closed by the server while it waited to be used
-            connection = self._idle.pop() if self._idle else await self._connection()
         loop = asyncio.get_running_loop()
+        while True:
+            connection = self._idle.pop() if self._idle else await self._connection()
+            if connection.closed:  # closed by the server while it waited to be used
+                continue
+            if connection.idle_since and loop.time() - connection.idle_since > self._keepalive:
+                connection.close()
+                continue
+            break
         waiter: asyncio.Future[ApiResponse] = loop.create_future()
         connection.waiter = waiter
         timer = loop.call_later(self._timeouts.read, self._time_out, connection, waiter, request)
@@ -410,8 +420,10 @@ class StreamTransport:
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
+                connection.idle_since = 0.0  # straight from one request to the next: not idle
                 waiter.set_result(connection)
                 return
+        connection.idle_since = asyncio.get_running_loop().time()
         self._idle.append(connection)
 
     def _release_slot(self) -> None:
