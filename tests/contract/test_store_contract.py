@@ -717,3 +717,19 @@ def test_a_closed_store_refuses_work_and_closes_twice(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.counts()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.enqueue([push("a\ud800b")], now=1.0),
+        lambda s: s.save_token("1000", "v2.1", "token\ud800", None, 1.0, 2.0),
+    ],
+    ids=["surrogate-payload", "surrogate-token"],
+)
+def test_a_lone_surrogate_is_a_validation_error_and_stores_nothing(store: Store, call: Any) -> None:
+    # A Python string may hold one; UTF-8, and so neither database, can.
+    with pytest.raises(ValidationError, match="cannot be stored") as caught:
+        call(store)
+    assert "token" not in str(caught.value) and "\ud800" not in str(caught.value)
+    assert sum(store.counts().values()) == 0 and store.list_tokens("1000") == []

@@ -838,6 +838,12 @@ def _store_errors() -> Iterator[None]:
     except sqlite3.Error as exc:
         # SQLite's texts name tables and columns, never bound values, so no secret can leak through here.
         raise StoreError(f"the SQLite store failed: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        # A lone surrogate: a Python string may hold one, UTF-8 (and so the database) cannot. The text itself
+        # may be a token: only where it failed is said.
+        raise ValidationError(
+            f"cannot be stored: text must be valid Unicode ({exc.reason} at position {exc.start})"
+        ) from None
 
 
 def _marks(values: Collection[object]) -> str:
