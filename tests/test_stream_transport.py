@@ -383,3 +383,51 @@ async def test_a_connection_unused_for_longer_than_keepalive_is_not_trusted(
         assert (await stale.send(PUSH, "tok")).status == 200
     await stale.aclose()
     assert server.connections == 3
+
+
+def test_one_transport_serves_one_event_loop_after_another(tmp_path: Path) -> None:
+    async def answer_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = [
+                    int(h.split(b":")[1])
+                    for h in head.split(b"\r\n")
+                    if h.lower().startswith(b"content-length")
+                ]
+                await reader.readexactly(length[0] if length else 0)
+                writer.write(OK)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    import threading
+
+    ready = threading.Event()
+    port: list[int] = []
+    stop: list[Callable[[], None]] = []
+
+    def serve_in_thread() -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(answer_forever, "127.0.0.1", 0)
+            port.append(server.sockets[0].getsockname()[1])
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            stop.append(lambda: loop.call_soon_threadsafe(done.set))
+            ready.set()
+            await done.wait()
+            server.close()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve_in_thread)
+    thread.start()
+    ready.wait(5)
+    transport = StreamTransport(f"http://127.0.0.1:{port[0]}", timeouts=Timeouts(connect=2, read=2))
+    try:
+        # The second asyncio.run has a new loop: the first loop's idle connection must not be reused.
+        assert asyncio.run(transport.send(PUSH, "tok")).status == 200
+        assert asyncio.run(transport.send(PUSH, "tok")).status == 200
+        asyncio.run(transport.aclose())
+    finally:
+        stop[0]()
+        thread.join(5)

@@ -254,7 +254,10 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self._pool._forget(self)
             if self.transport is not None:
-                self.transport.abort()
+                try:
+                    self.transport.abort()
+                except RuntimeError:
+                    pass  # its event loop is closed: the socket is closed when the transport is collected
 
 
 class StreamTransport:
@@ -299,6 +302,7 @@ class StreamTransport:
         self._open: set[_Connection] = set()
         self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._head = f"HTTP/1.1\r\nHost: {self._host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
 
     @property
@@ -308,6 +312,8 @@ class StreamTransport:
     async def send(self, request: ApiRequest, token: str | None) -> ApiResponse:
         head = self._request_head(request, token)
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
         while True:
             connection = self._idle.pop() if self._idle else await self._connection()
             if connection.closed:  # closed by the server while it waited to be used
@@ -411,6 +417,17 @@ class StreamTransport:
             raise
         return connection
 
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """First use, or use from another event loop (``asyncio.run`` twice with one client): connections of
+        the old loop cannot serve this one, so they are dropped."""
+        old = list(self._open)
+        self._open.clear()
+        self._idle.clear()
+        self._waiting.clear()
+        self._loop = loop
+        for connection in old:
+            connection.close()
+
     def _ssl(self) -> ssl.SSLContext:
         if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()
@@ -447,6 +464,9 @@ class StreamTransport:
 
     async def aclose(self) -> None:
         self._closed = True
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)  # connections of another (closed) loop are dropped, not touched from here
         for connection in list(self._open):
             connection.close()
         while self._waiting:
