@@ -172,8 +172,10 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced(
     server = await serve(answer_then_hang_up)
     transport = StreamTransport(server.url, pool_size=1)
     assert (await transport.send(PUSH, "tok")).status == 200
-    for _ in range(50):
-        await asyncio.sleep(0.001)  # the close reaches the client
+    for _ in range(5000):  # until the hang-up reaches the client (its idle list empties), at most 5 s
+        if not transport._idle:
+            break
+        await asyncio.sleep(0.001)
     assert (await transport.send(PUSH, "tok")).status == 200
     await transport.aclose()
     assert server.connections == 2
@@ -431,3 +433,20 @@ def test_one_transport_serves_one_event_loop_after_another(tmp_path: Path) -> No
     finally:
         stop[0]()
         thread.join(5)
+
+
+async def test_an_answer_that_ends_with_the_connection_is_complete(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"sentMessages":[]}')
+        await writer.drain()
+
+    server = await serve(until_close)
+    transport = StreamTransport(server.url)
+    response = await transport.send(PUSH, "tok")
+    assert (response.status, response.json()) == (200, {"sentMessages": []})
+    assert (await transport.send(PUSH, "tok")).status == 200  # on a new connection
+    await transport.aclose()
+    assert server.connections == 2

@@ -192,6 +192,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._headers = _Headers()
         self._body: list[bytes] = []
+        # The answer being read has no length and no chunks: it ends when the server closes.
+        self._until_close = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
@@ -212,12 +214,14 @@ class _Connection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None and self._until_close and self.waiter is not None:
+            # An answer with neither a length nor chunks ends where the connection does: it is complete.
+            self.on_message_complete()
+            return
         reason = f": {exc}" if exc else ""
         self.fail(
             OutcomeUnknownError(f"{self._pool.base_url} closed the connection before answering{reason}")
         )
-        self.closed = True
-        self._pool._forget(self)
 
     # -- httptools callbacks -------------------------------------------------------------------------------
 
@@ -227,10 +231,19 @@ class _Connection(asyncio.Protocol):
         headers = self._headers
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
+    def on_headers_complete(self) -> None:
+        headers = self._headers
+        self._until_close = (
+            "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+            and self._parser.get_status_code() not in (204, 304)
+        )
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._until_close = False
         waiter, self.waiter = self.waiter, None
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         response = ApiResponse(self._parser.get_status_code(), self._headers, body)
