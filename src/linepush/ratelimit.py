@@ -100,7 +100,7 @@ class RateLimiter:
                 tat = now
             start = tat - rate.tolerance
             self._tat[endpoint] = tat + rate.interval
-        return release_wait(start if start > now else now, now, self._ticks.get(endpoint, self._default_tick))
+        return release_wait(start if start > now else now, now, self._tick_of(endpoint))
 
 
 def _tick_for(rate: Rate, tick: float) -> float:

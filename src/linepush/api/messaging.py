@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from linepush.api._base import (
     ApiRequest,
     ApiResponse,
@@ -269,15 +267,7 @@ def narrowcast_payload(
 
 def _parse_push(retry_key: str) -> Any:
     def parse(response: ApiResponse) -> PushResult:
-        # The common case first, without the general checks: 200 with a JSON object.
-        data: Any = None
-        if response.status == 200 and response.body:
-            try:
-                data = orjson.loads(response.body)
-            except orjson.JSONDecodeError:
-                data = None
-        if type(data) is not dict:
-            data = _conflict_body(response) if response.status == 409 else expect_json_object(response)
+        data = _conflict_body(response) if response.status == 409 else expect_json_object(response)
         sent = data.get("sentMessages")
         messages: tuple[SentMessage, ...] = ()
         if type(sent) is list:
