@@ -36,7 +36,7 @@ pytest: $(VENV)/.installed-dev pgdb
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev pgdb
 	$(BIN)/python bench/run.py
 
 clean:

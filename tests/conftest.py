@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from linepush.config import Channel
 from linepush.keys import PrivateKey, generate_key_pair
 from linepush.transport import ASGITransport, SyncASGITransport
 from tests.support.emulator import Admin
+
+# CI runs every property test with the same derandomized draws, so a red run is the code's doing, not a new
+# seed's; a local run keeps exploring with fresh draws (and hypothesis's example database).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @dataclass

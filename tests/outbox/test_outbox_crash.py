@@ -72,7 +72,6 @@ def test_sigkilled_workers_lose_nothing_and_deliver_nothing_twice(tmp_path: Path
                 "0.05",
             )
             kills = 0
-            began = time.monotonic()
             context = _fork_server()
             while kills < KILLS:
                 before = store.counts(channel_id)
@@ -106,4 +105,3 @@ def test_sigkilled_workers_lose_nothing_and_deliver_nothing_twice(tmp_path: Path
     assert len(texts) == MESSAGES and max(texts.values()) == 1
     # The kills did land mid-work: some messages were delivered before the last one, some after.
     assert 0 < killed_at["delivered"] < MESSAGES
-    assert time.monotonic() - began < 90

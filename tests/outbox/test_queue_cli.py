@@ -143,10 +143,17 @@ def test_users_go_by_multicast_and_groups_by_push(db: str) -> None:
     assert [(r.kind, r.payload["to"]) for r in rows] == [("multicast", [user(1), user(2)]), ("push", group)]
 
 
+def tomorrow_in_japan() -> tuple[dt.datetime, str]:
+    """A whole minute a day from now, and how a user in Japan would write it: never in the past, any day."""
+    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    return due, due.astimezone(dt.timezone(dt.timedelta(hours=9))).isoformat(timespec="minutes")
+
+
 def test_add_scheduled(db: str) -> None:
-    result = run(db, "queue", "add", "--to", user(1), "--at", "2026-12-01T09:00+09:00", "morning")
+    due, at = tomorrow_in_japan()
+    result = run(db, "queue", "add", "--to", user(1), "--at", at, "morning")
     assert result.exit_code == 0, result.output
-    assert stored(db)[0].not_before == dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC).timestamp()
+    assert stored(db)[0].not_before == due.timestamp()
 
 
 def test_no_channel_is_a_configuration_error(db: str) -> None:
@@ -202,11 +209,14 @@ def test_retry_with_a_new_key(db: str) -> None:
 
 
 def test_parse_at() -> None:
-    assert parse_at("2026-12-01T09:00+09:00") == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
+    # Parsing alone: these dates are never compared with today.
+    assert (
+        parse_at("2026-12-01T09:00+09:00") == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
+    )  # fixed date ok
     assert parse_at("+15m", now=1000.0) == 1900.0
     assert parse_at("+1.5h", now=0.0) == 5400.0
     naive = dt.datetime(2026, 12, 1, 9, 0)
-    assert parse_at("2026-12-01T09:00") == naive.astimezone().timestamp()
+    assert parse_at("2026-12-01T09:00") == naive.astimezone().timestamp()  # fixed date ok
     for bad in ("tomorrow", "+5x", "+m", ""):
         with pytest.raises(ValidationError):
             parse_at(bad)
@@ -393,12 +403,13 @@ def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:
 def test_send_queue_and_at_leave_it_for_a_worker(db: str) -> None:
     queued = run(db, "send", "--to", user(1), "--queue", "later", "-o", "json")
     assert queued.exit_code == 0, queued.output
-    scheduled = run(db, "send", "--to", user(2), "--at", "2026-12-01T09:00+09:00", "on time")
+    due, at = tomorrow_in_japan()
+    scheduled = run(db, "send", "--to", user(2), "--at", at, "on time")
     assert scheduled.exit_code == 0, scheduled.output
     assert "`linepush worker` delivers them" in scheduled.output
     rows = stored(db)
     assert [r.payload["to"] for r in rows] == [user(1), user(2)]
-    assert rows[1].not_before == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
+    assert rows[1].not_before == due.timestamp()
 
 
 def test_send_refuses_bad_input_before_storing(db: str, tmp_path: Path) -> None:
