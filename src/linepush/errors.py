@@ -18,7 +18,9 @@
     │   ├── RateLimitError          429 (retryable; MonthlyLimitError is not)
     │   └── ServerError             5xx (retryable)
     ├── RetryWindowExpiredError     the retry key's 24 h window has passed: resending could deliver twice
-    └── StoreError                  the store could not do its job (locked too long, disk full); retryable
+    └── StoreError                  the store could not do its job (locked too long, an I/O error); retryable
+        ├── StoreFullError          the disk holding the store is full: free space (retryable)
+        └── StoreCorruptError       the store file is damaged: restore it (not retryable)
 
 Error texts never contain access tokens, channel secrets or keys.
 """
@@ -47,7 +49,9 @@ __all__ = [
     "RequestTooLargeError",
     "RetryWindowExpiredError",
     "ServerError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreFullError",
     "TokenLimitError",
     "TransportError",
     "UnsupportedMediaTypeError",
@@ -265,12 +269,22 @@ class RetryWindowExpiredError(LinePushError):
 
 
 class StoreError(LinePushError):
-    """The store could not do its job (database locked for too long, disk full, unreadable file).
+    """The store could not do its job (database locked for too long, an I/O error).
 
     Nothing was changed by the call that raised it; the caller may try again later.
     """
 
     retryable = True
+
+
+class StoreFullError(StoreError):
+    """The disk (or quota) holding the store is full. Nothing was written; it works again once space is freed."""
+
+
+class StoreCorruptError(StoreError):
+    """The store file is damaged. Retrying cannot help: the text says how to check and restore it."""
+
+    retryable = False
 
 
 _BY_STATUS: dict[int, type[LineApiError]] = {

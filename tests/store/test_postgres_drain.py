@@ -245,12 +245,17 @@ def test_sigkilling_half_the_workers_midway_loses_nothing(schema: str, emulator:
         conn.execute(f'SET search_path TO "{schema}"')
         # Midway: a quarter delivered (and the victims certainly holding rows), then half the workers die.
         deadline = time.monotonic() + PATIENCE
+        victim_ids = [f"w{n}" for n in range(WORKERS // 2)]
         while (
             conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0]
             < MESSAGES // 4
+            or conn.execute(
+                "SELECT count(*) FROM outbox WHERE state = 'sending' AND lease_owner = ANY(%s)", (victim_ids,)
+            ).fetchone()[0]
+            == 0
         ):
             assert time.monotonic() < deadline, "the workers made no progress"
-            time.sleep(0.05)
+            time.sleep(0.01)
         victims = procs[: WORKERS // 2]
         for proc in victims:
             assert proc.pid is not None
@@ -259,8 +264,7 @@ def test_sigkilling_half_the_workers_midway_loses_nothing(schema: str, emulator:
             proc.join(30)
             assert proc.exitcode == -signal.SIGKILL
         (orphaned,) = conn.execute(
-            "SELECT count(*) FROM outbox WHERE state = 'sending' AND lease_owner = ANY(%s)",
-            ([f"w{n}" for n in range(WORKERS // 2)],),
+            "SELECT count(*) FROM outbox WHERE state = 'sending' AND lease_owner = ANY(%s)", (victim_ids,)
         ).fetchone()
         (done_at_kill,) = conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()
 

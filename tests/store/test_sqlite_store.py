@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from linepush.errors import ConfigurationError
-from linepush.store import NewMessage, SQLiteStore, StoreError
+from linepush.store import NewMessage, SQLiteStore, StoreCorruptError, StoreError, StoreFullError
 from linepush.store import sqlite as sqlite_backend
 
 
@@ -191,3 +191,54 @@ def test_claim_reads_through_the_indexes_not_the_whole_table(tmp_path: Path, sql
     assert "INDEX outbox_due (state=? AND not_before<?)" in plan
     assert "INDEX outbox_leases (lease_expires_at<?)" in plan
     assert "SCAN outbox" not in plan
+
+
+def test_a_store_file_others_can_read_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.enqueue([_push("a")], now=1.0)
+        assert store.exposed_files() == []
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="linepush.store"), SQLiteStore(path) as store:
+        # SQLite gives the -wal and -shm files the database file's mode: all three are open to others.
+        assert store.exposed_files() == [
+            f"the store file {name} holds channel access tokens but others can read it: chmod 600 {name}"
+            for name in (path, f"{path}-wal", f"{path}-shm")
+        ]
+    assert f"chmod 600 {path}\n" in caplog.text + "\n"
+
+
+def test_a_damaged_store_says_how_to_check_and_restore_it(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.enqueue([_push("x" * 500) for _ in range(200)], now=1.0)
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as f:  # the outbox's pages, overwritten: what a failing disk or a bad copy leaves
+        f.seek(page_size * 4)
+        f.write(b"\xa5" * page_size * 8)
+    with pytest.raises(StoreCorruptError) as caught:
+        with SQLiteStore(path) as store:
+            store.list_messages(limit=1000)
+    assert not caught.value.retryable
+    assert "PRAGMA integrity_check" in str(caught.value) and f"{path}-wal" in str(caught.value)
+
+
+def test_sqlite_failures_are_named_for_what_they_are() -> None:
+    def failure(code: int, name: str) -> sqlite3.Error:
+        exc = sqlite3.OperationalError(name.lower())
+        exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+        exc.sqlite_errorname = name  # type: ignore[attr-defined]
+        return exc
+
+    path = "/var/lib/linepush/linepush.db"
+    full = sqlite_backend.store_error(failure(13, "SQLITE_FULL"), path)
+    assert isinstance(full, StoreFullError) and full.retryable and "full" in str(full)
+    io = sqlite_backend.store_error(failure(10 | (4 << 8), "SQLITE_IOERR_WRITE"), path)
+    assert type(io) is StoreError and io.retryable and "SQLITE_IOERR_WRITE" in str(io)
+    busy = sqlite_backend.store_error(failure(5, "SQLITE_BUSY"), path)
+    assert type(busy) is StoreError and "locked" in str(busy)
+    corrupt = sqlite_backend.store_error(failure(11, "SQLITE_CORRUPT"), path)
+    assert isinstance(corrupt, StoreCorruptError) and not corrupt.retryable
+    readonly = sqlite_backend.store_error(failure(8, "SQLITE_READONLY"), path)
+    assert isinstance(readonly, ConfigurationError)

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self, get_args
 
 from linepush._secret import Secret
-from linepush.errors import StoreError, ValidationError
+from linepush.errors import StoreCorruptError, StoreError, StoreFullError, ValidationError
 
 __all__ = [
     "MESSAGE_KINDS",
@@ -36,7 +36,9 @@ __all__ = [
     "Settlement",
     "SettlementOutcome",
     "Store",
+    "StoreCorruptError",
     "StoreError",
+    "StoreFullError",
     "TokenKind",
     "TokenRecord",
     "TokenState",

@@ -11,14 +11,16 @@ atomic across processes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from linepush._secret import Secret
-from linepush.errors import ConfigurationError, ValidationError
+from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
 from linepush.store._rows import (
     _gateway_token,
     _json_or_none,
@@ -204,20 +206,17 @@ _CLAIM_BY_CHANNEL: Final = _claim_sql(by_channel=True)
 
 
 class SQLiteStore(Store):
-    """The store in one SQLite file. Open it with :func:`linepush.store.open_store` or directly by path."""
+    """The store in one SQLite file. Open it with :func:`linepush.store.open_store` or directly by path.
+
+    Every store opened on one file in one process is a handle on the same connections (see
+    :class:`_Database`): closing a handle lets go of that handle only.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self._path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         self._busy_timeout = check_positive(busy_timeout, "busy_timeout")
         self._closed = False
-        self._reset_connections()
-        _create_private_file(self._path)
-        conn = self._connection()
-        try:
-            self._schema_version = _open_database(conn, self._path)
-        except BaseException:
-            self.close()
-            raise
+        self._database = _acquire(self._path, self._busy_timeout)
 
     @property
     def path(self) -> str:
@@ -225,84 +224,70 @@ class SQLiteStore(Store):
 
     @property
     def schema_version(self) -> int:
-        return self._schema_version
+        return self._database.schema_version
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
 
+    def exposed_files(self) -> list[str]:
+        """The store files others may read (tokens are in them), each with the command that mends it."""
+        return _exposed_files(self._path)
+
     # -- connections -----------------------------------------------------------------------------------------
 
-    def _reset_connections(self) -> None:
-        # Also run in a forked child: a connection must never cross fork(), and a lock held by another thread
-        # at fork time would never be released in the child.
-        self._pid = os.getpid()
-        self._local = threading.local()
-        self._registry_lock = threading.Lock()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
-
     def _connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():
-            self._reset_connections()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
         if self._closed:
             raise StoreError("this store has been closed")
-        try:
-            # check_same_thread is off only so close() may close every thread's connection; in use, each
-            # connection stays with the thread that opened it.
-            conn = sqlite3.connect(
-                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open the store at {self._path}: {exc}") from None
-        with self._registry_lock:
-            if self._closed:  # close() ran while this connection was being opened
-                conn.close()
-                raise StoreError("this store has been closed")
-            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
-            alive = []
-            for thread, other in self._connections:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), conn))
-            self._connections = alive
-        self._local.conn = conn
-        return conn
+        database = self._database
+        if database.pid != os.getpid():
+            # Opened before fork(): the child has SQLite's memory of the parent's locks but not the locks
+            # themselves. It gets connections of its own (see _acquire), never the parent's.
+            database = self._database = _acquire(self._path, self._busy_timeout)
+        return database.connection()
+
+    @property
+    def _connections(self) -> list[tuple[threading.Thread, sqlite3.Connection]]:
+        return self._database.connections
 
     def close(self) -> None:
-        if self._pid != os.getpid():
-            self._reset_connections()
-        with self._registry_lock:
+        if not self._closed:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for _, conn in connections:
-            conn.close()
-        self._local = threading.local()
+            _release(self._database)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE takes the write lock up front, so what it reads stays true."""
         conn = self._connection()
-        with _store_errors():
+        with _store_errors(self._path):
             conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            # A failed rollback must not hide the error that caused it.
+            with _store_errors(self._path):
+                conn.execute("COMMIT")
+        except BaseException as exc:
+            # A failed rollback must not hide the error that caused it (after a failed COMMIT, SQLite may
+            # have rolled back already).
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if isinstance(exc, StoreFullError):
+                self._give_back_wal_space(conn)
             raise
-        with _store_errors():
-            conn.execute("COMMIT")
+
+    def _give_back_wal_space(self, conn: sqlite3.Connection) -> None:
+        """On a full disk, copy the -wal file into the database and truncate it, so that the next write
+        (settling a message already sent, say) finds room. It waits briefly for readers, never for long."""
+        try:
+            conn.execute("PRAGMA busy_timeout = 200")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            _log.debug("could not truncate the -wal file of %s: %s", self._path, exc)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         conn = self._connection()
-        with _store_errors():
+        with _store_errors(self._path):
             return conn.execute(sql, params).fetchall()
 
     # -- tokens ----------------------------------------------------------------------------------------------
@@ -325,7 +310,7 @@ class SQLiteStore(Store):
             check_name(key_id, "key_id")
         issued = check_time(issued_at, "issued_at")
         expires = None if expires_at is None else check_time(expires_at, "expires_at")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             row = conn.execute(
                 "INSERT INTO tokens (channel_id, kind, access_token, key_id, issued_at, expires_at, state)"
                 f" VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING {_TOKEN_COLUMNS}",
@@ -362,7 +347,7 @@ class SQLiteStore(Store):
     def set_token_state(self, token_id: int, state: TokenState, now: float) -> None:
         check_token_states([state])
         moment = check_time(now, "now")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             changed = conn.execute(
                 "UPDATE tokens SET state = ?, superseded_at = CASE ? WHEN 'superseded' THEN ?"
                 " WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?",
@@ -374,7 +359,7 @@ class SQLiteStore(Store):
     def supersede_others(self, channel_id: str, kind: TokenKind, keep_id: int, now: float) -> int:
         check_token_kind(kind)
         moment = check_time(now, "now")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             return conn.execute(
                 "UPDATE tokens SET state = 'superseded', superseded_at = ?"
                 " WHERE channel_id = ? AND kind = ? AND state = 'active' AND id != ?",
@@ -399,7 +384,7 @@ class SQLiteStore(Store):
 
     def delete_expired_tokens(self, now: float) -> int:
         moment = check_time(now, "now")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             return conn.execute("DELETE FROM tokens WHERE expires_at <= ?", (moment,)).rowcount
 
     # -- locks -----------------------------------------------------------------------------------------------
@@ -409,7 +394,7 @@ class SQLiteStore(Store):
         check_name(owner, "owner")
         moment = check_time(now, "now")
         until = moment + check_positive(ttl, "ttl")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             # One upsert: insert when free; take over when expired; extend when ours; otherwise no change.
             return (
                 conn.execute(
@@ -423,7 +408,7 @@ class SQLiteStore(Store):
             )
 
     def unlock(self, name: str, owner: str) -> None:
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
     # -- shared rate limits ----------------------------------------------------------------------------------
@@ -436,17 +421,17 @@ class SQLiteStore(Store):
         # transaction only): a slot lost in a crash costs nothing, and a sync per request would cost more
         # than the request. Every other write stays FULL.
         conn = self._connection()
-        with _store_errors():
+        with _store_errors(self._path):
             conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            with self._write() as conn, _store_errors():
+            with self._write() as conn, _store_errors(self._path):
                 tat: float = conn.execute(
                     "INSERT INTO rate_limits (key, tat) VALUES (:key, :now + :step)"
                     " ON CONFLICT (key) DO UPDATE SET tat = max(rate_limits.tat, :now) + :step RETURNING tat",
                     {"key": key, "now": moment, "step": step},
                 ).fetchone()[0]
         finally:
-            with _store_errors():
+            with _store_errors(self._path):
                 conn.execute("PRAGMA synchronous = FULL")
         start = tat - step - slack
         return start - moment if start > moment else 0.0
@@ -467,7 +452,7 @@ class SQLiteStore(Store):
                         property=f"items[{index}].retry_key",
                     )
                 given[row[3]] = index
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             keys = list(given)
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
@@ -529,7 +514,7 @@ class SQLiteStore(Store):
         check_limit(limit)
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             rows = conn.execute(
                 _CLAIM_BY_CHANNEL if channel_id is not None else _CLAIM,
                 {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
@@ -606,7 +591,7 @@ class SQLiteStore(Store):
                 )
         if not statements:
             return []
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             return [conn.execute(sql, params).rowcount == 1 for sql, params in statements]
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
@@ -621,7 +606,7 @@ class SQLiteStore(Store):
     def _update_each(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
         if not rows:
             return 0
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             return conn.executemany(sql, rows).rowcount
 
     # -- outbox: inspection and maintenance ------------------------------------------------------------------
@@ -659,7 +644,7 @@ class SQLiteStore(Store):
 
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
         moment = check_time(now, "now")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             if ids is None:
                 chosen = [row[0] for row in conn.execute("SELECT id FROM outbox WHERE state = 'failed'")]
             else:
@@ -689,7 +674,7 @@ class SQLiteStore(Store):
         if age < 0:
             raise ValidationError(f"older_than must be 0 or more seconds, not {older_than!r}")
         cutoff = check_time(now, "now") - age
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             return conn.execute(
                 f"DELETE FROM outbox WHERE state IN ({_marks(chosen)}) AND updated_at < ?", (*chosen, cutoff)
             ).rowcount
@@ -737,7 +722,7 @@ class SQLiteStore(Store):
 
     def revoke_gateway_token(self, token_id: int, now: float) -> bool:
         moment = check_time(now, "now")
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             changed = conn.execute(
                 "UPDATE gateway_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (moment, token_id),
@@ -754,7 +739,7 @@ class SQLiteStore(Store):
         moment = check_time(now, "now")
         if not checked:
             return
-        with self._write() as conn, _store_errors():
+        with self._write() as conn, _store_errors(self._path):
             conn.executemany(
                 "INSERT INTO webhook_recipients (channel_id, recipient_id, type, first_seen_at, last_seen_at,"
                 " last_event_type, sightings) VALUES (?, ?, ?, ?, ?, ?, 1)"
@@ -777,27 +762,178 @@ class SQLiteStore(Store):
 # -- opening -------------------------------------------------------------------------------------------------
 
 
-def _create_private_file(path: str) -> None:
-    """Create the database file readable by its owner only, before SQLite opens it.
+class _Database:
+    """One SQLite file's connections in this process: one per thread, shared by every store on the file.
+
+    A POSIX lock belongs to a process and a file, and closing *any* descriptor of the file releases all of
+    the process's locks on it while SQLite's own table still believes it holds them. So the file is opened
+    by SQLite alone, and every store on it in one process goes through one of these.
+    """
+
+    def __init__(self, path: str, busy_timeout: float, identity: tuple[int, int]) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.identity = identity
+        self.pid = os.getpid()
+        self.users = 0
+        self.closed = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        try:
+            self.schema_version = _open_database(self.connection(), path, busy_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self.closed:
+            raise StoreError("this store has been closed")
+        try:
+            # check_same_thread is off only so close() may close every thread's connection; in use, each
+            # connection stays with the thread that opened it.
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the store at {self.path}: {exc}") from None
+        with self._lock:
+            if self.closed:  # close() ran while this connection was being opened
+                conn.close()
+                raise StoreError("this store has been closed")
+            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
+            alive = []
+            for thread, other in self.connections:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    other.close()
+            alive.append((threading.current_thread(), conn))
+            self.connections = alive
+        self._local.conn = conn
+        return conn
+
+    def close(self, *, locked: bool = True) -> None:
+        # locked=False only in a forked child, where another thread of the parent may have held the lock.
+        with self._lock if locked else contextlib.nullcontext():
+            self.closed = True
+            connections, self.connections = self.connections, []
+        for _, conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+
+_registry_lock = threading.Lock()
+_registry_pid = os.getpid()
+_databases: dict[tuple[str, float], _Database] = {}
+_warned: set[str] = set()
+_log = logging.getLogger("linepush.store")
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()  # another thread of the parent may have held it at fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _acquire(path: str, busy_timeout: float) -> _Database:
+    """The file's connections in this process (created, migrated and registered on first use)."""
+    global _registry_pid
+    with _registry_lock:
+        if _registry_pid != os.getpid():
+            # A forked child: the parent's connections are closed here, in the child only (its descriptors
+            # hold no locks in the child, so closing them takes nothing from the parent). Until they are,
+            # SQLite would lend a new connection the parent's lock state instead of taking real locks.
+            inherited = list(_databases.values())
+            _databases.clear()
+            _registry_pid = os.getpid()
+            for old in inherited:
+                old.close(locked=False)
+        created = _create_private_file(path)
+        identity = _identity(path)
+        database = _databases.get((path, busy_timeout))
+        if database is None or database.identity != identity:
+            # None yet, or the file was replaced since (the old one's handles keep what they had).
+            database = _Database(path, busy_timeout, identity)
+            _databases[(path, busy_timeout)] = database
+        database.users += 1
+    if not created and path not in _warned:
+        _warned.add(path)
+        for problem in _exposed_files(path):
+            _log.warning("%s", problem)
+    return database
+
+
+def _release(database: _Database) -> None:
+    with _registry_lock:
+        if database.pid != os.getpid():
+            return  # the parent's: a child never closes what it did not open (see _acquire)
+        database.users -= 1
+        if database.users > 0:
+            return
+        key = (database.path, database.busy_timeout)
+        if _databases.get(key) is database:
+            del _databases[key]
+    database.close()
+
+
+def _identity(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot open the store file {path}: {exc.strerror}") from None
+    return st.st_dev, st.st_ino
+
+
+def _create_private_file(path: str) -> bool:
+    """Create the database file readable by its owner only, if it is absent; True if it was created.
 
     SQLite creates the -wal and -shm files with the database file's permissions, so they are private too.
+    An existing file is never opened here: closing that descriptor would drop SQLite's locks on it.
     """
     directory = os.path.dirname(path)
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
     except OSError as exc:
         raise ConfigurationError(f"cannot create the store file {path}: {exc.strerror}") from None
+    return True
 
 
-def _open_database(conn: sqlite3.Connection, path: str) -> int:
+def _exposed_files(path: str) -> list[str]:
+    if os.name != "posix":
+        return []
+    found = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            loose = os.stat(name).st_mode & 0o077
+        except OSError:
+            continue
+        if loose:
+            found.append(
+                f"the store file {name} holds channel access tokens but others can read it: chmod 600 {name}"
+            )
+    return found
+
+
+def _open_database(conn: sqlite3.Connection, path: str, busy_timeout: float) -> int:
     """Switch to WAL and bring the schema up to date; returns the schema version."""
     latest = len(MIGRATIONS)
     try:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn, busy_timeout)
             if mode != "wal":
                 raise ConfigurationError(f"the store {path} cannot use WAL mode (it stays in {mode!r} mode)")
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -816,9 +952,15 @@ def _open_database(conn: sqlite3.Connection, path: str) -> int:
                 raise
             conn.execute("COMMIT")
             version = latest
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise StoreError(f"the store {path} stayed locked by another process: {exc}") from None
+    except sqlite3.Error as exc:
+        code = _code(exc)
+        if code == sqlite3.SQLITE_NOTADB:
+            raise ConfigurationError(
+                f"{path} is not a usable linepush store ({exc}): if it is the right path, the file is "
+                f"damaged; {_RESTORE.format(path=path)}"
+            ) from None
+        if code in _NAMED_FAILURES:
+            raise store_error(exc, path) from None
         raise ConfigurationError(f"{path} is not a usable linepush store: {exc}") from None
     if version > latest:
         raise ConfigurationError(
@@ -828,16 +970,86 @@ def _open_database(conn: sqlite3.Connection, path: str) -> int:
     return version
 
 
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """``PRAGMA journal_mode = WAL``, waiting out other processes that are opening the same new file.
+
+    The switch turns a read lock into a write lock, and SQLite does not call its busy handler for that (it
+    could deadlock two readers that both want to write), so "database is locked" comes back at once while
+    another process reads the file: that is retried here, within the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            mode: str = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            return mode
+        except sqlite3.OperationalError as exc:
+            if _code(exc) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+_RESTORE: Final = (
+    "stop every linepush process that uses it, keep a copy of {path} and of {path}-wal if present (the "
+    "-wal file holds the latest writes: never delete it), run `sqlite3 {path} 'PRAGMA integrity_check'`, "
+    "and restore the file from a backup or move it aside to start afresh"
+)
+
+
+# Failures named for what they are even while opening; any other failure to open is a setup error.
+_NAMED_FAILURES: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+    }
+)
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code (the low byte of the extended one), or -1 where none is known."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else -1
+
+
+def store_error(exc: sqlite3.Error, path: str) -> StoreError | ConfigurationError:
+    """The linepush error for a SQLite failure on the store at ``path``, named for what it is."""
+    code = _code(exc)
+    # SQLite's texts name tables and columns, never bound values, so no secret can leak through here.
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(f"the store {path} stayed locked by another process: {exc}; try again later")
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(
+            f"the disk holding the store {path} is full: nothing was written; free some space "
+            "(linepush queue purge removes old delivered rows) and it carries on"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        name = getattr(exc, "sqlite_errorname", "SQLITE_IOERR")
+        return StoreError(
+            f"the store {path} met an I/O error ({name}): nothing was written; this is often passing "
+            "(a full or failing disk, a network filesystem), so it is tried again later"
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreCorruptError(f"the store {path} is damaged ({exc}): {_RESTORE.format(path=path)}")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN):
+        return ConfigurationError(
+            f"the store {path} cannot be written ({exc}): check that this user owns it and its folder"
+        )
+    return StoreError(f"the SQLite store {path} failed: {exc}")
+
+
 # -- rows ----------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
+def _store_errors(path: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        # SQLite's texts name tables and columns, never bound values, so no secret can leak through here.
-        raise StoreError(f"the SQLite store failed: {exc}") from exc
+        raise store_error(exc, path) from exc
     except UnicodeEncodeError as exc:
         # A lone surrogate: a Python string may hold one, UTF-8 (and so the database) cannot. The text itself
         # may be a token: only where it failed is said.
