@@ -81,6 +81,9 @@ class WorkerConfig:
     settle_batch: int = 500
     #: On stop: how long sends already in flight may take to finish before they are abandoned.
     shutdown_grace: float = 10.0
+    #: Until idle (``--once``): how long the store may go on failing (a full disk, say) before the run gives
+    #: up and raises the store's error. A worker that runs until stopped never gives up; it keeps trying.
+    store_patience: float = 60.0
     retry_window: RetryWindow = field(default=DEFAULT_RETRY_WINDOW)
     backoff: Backoff = field(default=DEFAULT_BACKOFF)
 
@@ -89,6 +92,8 @@ class WorkerConfig:
             raise ConfigurationError("concurrency, batch size and settle batch must be at least 1")
         if self.lease_seconds <= 0 or self.poll_interval <= 0 or self.shutdown_grace < 0:
             raise ConfigurationError("lease and poll interval must be positive, shutdown grace not negative")
+        if self.store_patience < 0:
+            raise ConfigurationError("store patience must not be negative")
 
 
 @dataclass
@@ -162,6 +167,12 @@ class Worker:
         self._pending: asyncio.Event | None = None
         # Per chat (a push's "to"): done when the last push to it that a sender took has its outcome.
         self._chat_turns: dict[str, asyncio.Future[None]] = {}
+        # Since when the store has been failing (None while it works), and the error that ended a run.
+        self._store_failing_since: float | None = None
+        self._store_failure: StoreError | None = None
+        self._last_store_error: StoreError | None = None
+        # Outcomes of sent rows wait to be written again: no new claim until they are.
+        self._unwritten = False
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, channel_id={self.channel_id!r})"
@@ -204,6 +215,8 @@ class Worker:
         stop = stop if stop is not None else asyncio.Event()
         self._stop = stop
         self._fatal: ConfigurationError | None = None
+        self._store_failure = None
+        self._store_failing_since = None
         self._unsent: list[int] = []
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
         renewer = asyncio.create_task(self._renew_loop())
@@ -223,6 +236,8 @@ class Worker:
                 self._executor = None
         if self._fatal is not None:
             raise self._fatal
+        if self._store_failure is not None:
+            raise self._store_failure
         self.stats.stopped = stop.is_set()
         return self.stats
 
@@ -230,8 +245,10 @@ class Worker:
         assert self._ready is not None and self._changed is not None
         config = self.config
         while not stop.is_set():
+            if until_idle and self._store_gave_out():
+                return
             waiting = self._ready.qsize()
-            if waiting < config.batch_size:
+            if waiting < config.batch_size and not self._unwritten:
                 try:
                     rows = await self._store(
                         self.store.claim,
@@ -242,10 +259,14 @@ class Worker:
                         self.channel_id,
                     )
                 except StoreError as exc:
-                    # Locked by another process for too long, say: nothing was claimed; look again later.
-                    log.warning("could not claim outbox rows: %s", exc)
+                    # Locked by another process for too long, or the disk is full: nothing was claimed.
+                    self._store_failed(exc)
+                    log.warning(
+                        "could not claim outbox rows (next try in %g s): %s", config.poll_interval, exc
+                    )
                     await self._pause(stop, config.poll_interval)
                     continue
+                self._store_failing_since = None
                 if rows:
                     self.stats.claimed += len(rows)
                     for row in rows:
@@ -267,6 +288,20 @@ class Worker:
             # Work in hand: wait until a sender frees up or an outcome is written, then look again.
             self._changed.clear()
             await _first(self._changed.wait(), stop.wait())
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self._store_failing_since is None:
+            self._store_failing_since = self.clock()
+        self._last_store_error = exc
+
+    def _store_gave_out(self) -> bool:
+        """True (and the error kept for the caller) once the store has failed for longer than the patience."""
+        since = self._store_failing_since
+        if since is None or self.clock() - since < self.config.store_patience:
+            return False
+        self._store_failure = self._last_store_error
+        log.error("giving up: the store has failed for %.0f s: %s", self.clock() - since, self._store_failure)
+        return True
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         await _first(self._sleep(seconds), stop.wait())
@@ -378,11 +413,34 @@ class Worker:
             del self._outcomes[: len(batch)]
             try:
                 ok = await self._store(settle_many, self.store, self.worker_id, self.clock(), batch)
-            except LinePushError as exc:
-                # Not written: the rows stay leased to us until the lease runs out, then come back; their
-                # retry keys make the resend safe.
+            except StoreError as exc:
+                # Not written (a full disk, say), and these rows were sent: keep their outcomes and write them
+                # again shortly, claiming nothing new meanwhile, so that whatever room the store gets back
+                # goes to recording what was sent. Only a shutdown that outlasts its grace leaves them to
+                # their leases (they come back, and their retry keys make the resend safe).
+                self._store_failed(exc)
+                since = self._store_failing_since or self.clock()
+                if not (done.is_set() and self.clock() - since >= self.config.shutdown_grace):
+                    self._outcomes[:0] = batch
+                    self._unwritten = True
+                    log.warning(
+                        "could not store the outcome of %d outbox rows (next try in %g s): %s",
+                        len(batch),
+                        self.config.poll_interval,
+                        exc,
+                    )
+                    if self._changed is not None:
+                        self._changed.set()  # the claim loop may be waiting to give up
+                    await self._sleep(self.config.poll_interval)
+                    continue
                 log.warning("could not store the outcome of %d outbox rows: %s", len(batch), exc)
                 ok = [False] * len(batch)
+            except LinePushError as exc:
+                log.warning("could not store the outcome of %d outbox rows: %s", len(batch), exc)
+                ok = [False] * len(batch)
+            else:
+                self._store_failing_since = None
+            self._unwritten = False
             self._settled(batch, ok)
 
     def _settled(self, batch: Sequence[Settlement], ok: Sequence[bool]) -> None:

@@ -539,3 +539,24 @@ def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
     assert limiter.take_call(10_001, HOUR + 3600)  # a new window: the idle ones are dropped
     assert len(limiter._used) == 1
     assert limiter.quota(0, HOUR + 3600).remaining == 2
+
+
+def test_health_says_so_when_the_store_cannot_be_written(channel: Channel, clock: Clock) -> None:
+    from tests.support.disk import fill, small_disk
+
+    from linepush.store import SQLiteStore
+
+    with small_disk("8m") as disk, SQLiteStore(disk / "gateway.db") as store:
+        made = make_gateway(store, channel, clock)
+        with made.client:
+            token = made.token()
+            assert made.client.get("/healthz").status_code == 200
+            store._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            filler = fill(disk)
+            # Reads still work on a full disk; a notification cannot be stored, and health must say so.
+            assert notify(made, token, message="m").status_code == 503
+            answer = made.client.get("/healthz")
+            assert (answer.status_code, answer.json()["store"]) == (503, "failing")
+            filler.unlink()
+            assert made.client.get("/healthz").status_code == 200
+            assert notify(made, token, message="m").status_code == 200

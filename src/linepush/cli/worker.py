@@ -87,13 +87,21 @@ def worker_command(
             "--window-margin", min=0.0, help="Stop resending this many seconds before the window ends."
         ),
     ] = 3_600.0,
+    store_patience: Annotated[
+        float,
+        typer.Option(
+            "--store-patience",
+            min=0.0,
+            help="With --once: give up (exit 3) when the store has failed this many seconds (a full disk).",
+        ),
+    ] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stored batch.")] = False,
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
     Runs until SIGTERM or Ctrl-C (sends in flight finish, the rest goes back to the queue), or with --once
     until nothing is due. Exit codes with --once: 0 all due delivered, 1 LINE refused some, 3 some wait to
-    be retried.
+    be retried or the store kept failing (a full disk: what was sent is recorded once there is room).
     """
     if verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -104,6 +112,7 @@ def worker_command(
         lease_seconds=lease_seconds,
         poll_interval=poll_interval,
         retry_window=RetryWindow(retry_window, window_margin),
+        store_patience=store_patience,
     )
     settings = inv.settings
     channel = settings.channel

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Final
@@ -116,7 +117,7 @@ def create_gateway_app(
 
     async def healthz(request: Request) -> Response:
         try:
-            await run_in_threadpool(store.find_gateway_token, _NO_HASH)
+            await run_in_threadpool(_probe_store, store, clock())
         except StoreError:
             return JSONResponse({"status": "unavailable", "store": "failing"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -151,3 +152,15 @@ def create_gateway_app(
     app.state.notify_api = api
     app.state.webhook = webhook
     return app
+
+
+def _probe_store(store: Store, now: float) -> None:
+    """Read and write the store as a notification would: a full disk or a read-only file fails here too.
+
+    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row.
+    """
+    store.find_gateway_token(_NO_HASH)
+    owner = secrets.token_hex(8)
+    name = f"healthz:{owner}"
+    store.try_lock(name, owner, 5.0, now)
+    store.unlock(name, owner)
