@@ -278,7 +278,7 @@ class StoreError(LinePushError):
 
 
 class StoreFullError(StoreError):
-    """The disk (or quota) holding the store is full. Nothing was written; it works again once space is freed."""
+    """The disk (or quota) holding the store is full: nothing was written; it works again given room."""
 
 
 class StoreCorruptError(StoreError):

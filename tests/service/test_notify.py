@@ -542,9 +542,8 @@ def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
 
 
 def test_health_says_so_when_the_store_cannot_be_written(channel: Channel, clock: Clock) -> None:
-    from tests.support.disk import fill, small_disk
-
     from linepush.store import SQLiteStore
+    from tests.support.disk import fill, small_disk
 
     with small_disk("8m") as disk, SQLiteStore(disk / "gateway.db") as store:
         made = make_gateway(store, channel, clock)
