@@ -14,7 +14,7 @@ from tests.support.pg import PG_URL, admin_connect, fresh_schema, schema_url
 from tests.support.tcpproxy import TcpProxy
 
 from linepush.errors import ConfigurationError, ValidationError
-from linepush.store import NewMessage, StoreError, open_store
+from linepush.store import NewMessage, StoreCorruptError, StoreError, StoreFullError, open_store
 from linepush.store import postgres as pg_backend
 from linepush.store.base import OutboxMessage, Settlement
 from linepush.store.postgres import PostgresStore
@@ -414,3 +414,29 @@ def test_webhooks_recording_the_same_ids_at_once_neither_deadlock_nor_lose_a_sig
         t.join()
     assert failures == []
     assert {r.recipient_id: r.sightings for r in store.list_recipients("1000")} == {i: 40 for i in ids}
+
+
+# -- failures named for what they are
+
+
+@pytest.mark.parametrize(
+    ("errcode", "expected", "retryable"),
+    [("disk_full", StoreFullError, True), ("data_corrupted", StoreCorruptError, False)],
+)
+def test_server_failures_are_named_for_what_they_are(
+    store: PostgresStore, schema: str, errcode: str, expected: type[StoreError], retryable: bool
+) -> None:
+    with admin_connect() as conn:
+        # The server's own error, as it raises it when its disk is full or a page fails its checksum.
+        conn.execute(
+            f'CREATE FUNCTION "{schema}".fail() RETURNS trigger LANGUAGE plpgsql AS '
+            f"$$BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '{errcode}'; END$$"
+        )
+        conn.execute(
+            f'CREATE TRIGGER fail BEFORE INSERT ON "{schema}".outbox'
+            f' FOR EACH ROW EXECUTE FUNCTION "{schema}".fail()'
+        )
+    with pytest.raises(expected) as caught:
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+    assert caught.value.retryable is retryable
+    assert store.counts()["queued"] == 0

@@ -23,7 +23,7 @@ import psycopg.conninfo
 import psycopg.errors
 
 from linepush._secret import Secret
-from linepush.errors import ConfigurationError, ValidationError
+from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
 
 # The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
 from linepush.store._rows import (
@@ -355,6 +355,22 @@ class PostgresStore(Store):
                 conn.close()
         self._local = threading.local()
 
+    def _failure(self, exc: psycopg.Error) -> StoreError:
+        """The error for a failed statement, named for what it is by its SQLSTATE."""
+        state = getattr(exc, "sqlstate", None) or ""
+        text = self._text(exc)
+        if state.startswith("53"):  # insufficient resources: 53100 disk_full, 53200 out_of_memory, …
+            return StoreFullError(
+                f"the PostgreSQL store at {self._where} has no room ({text}): nothing was written; "
+                "free space on the database server and it carries on"
+            )
+        if state in ("XX001", "XX002"):  # data_corrupted, index_corrupted
+            return StoreCorruptError(
+                f"the PostgreSQL store at {self._where} reports damaged data ({text}): ask its administrator "
+                "to check the server's log and restore from a backup (REINDEX for a damaged index)"
+            )
+        return StoreError(f"the PostgreSQL store at {self._where} failed: {text}")
+
     def _text(self, exc: BaseException) -> str:
         """An error's text for a StoreError: the server's own message, never a bound value or the password."""
         diag = getattr(exc, "diag", None)
@@ -393,9 +409,7 @@ class PostgresStore(Store):
                             continue
                     if isinstance(exc, psycopg.DataError):
                         raise ValidationError(f"cannot be stored: {self._text(exc)}") from None
-                    raise StoreError(
-                        f"the PostgreSQL store at {self._where} failed: {self._text(exc)}"
-                    ) from None
+                    raise self._failure(exc) from None
                 if isinstance(exc, UnicodeEncodeError):
                     # A lone surrogate: a Python string may hold one, UTF-8 (and so the database) cannot.
                     raise ValidationError(
@@ -413,7 +427,7 @@ class PostgresStore(Store):
                     ) from None
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
-                raise StoreError(f"the PostgreSQL store at {self._where} failed: {self._text(exc)}") from None
+                raise self._failure(exc) from None
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
