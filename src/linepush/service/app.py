@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ __all__ = ["ACCESS_LOG", "AccessLog", "create_gateway_app"]
 ACCESS_LOG: Final = "linepush.service.access"
 _MAX_LOGGED_PATH: Final = 200
 _NO_HASH: Final = "0" * 64
+#: Seconds a health probe's answer stands for.
+_PROBE_EVERY: Final = 1.0
 
 log = logging.getLogger("linepush.service")
 
@@ -115,10 +118,10 @@ def create_gateway_app(
     )
     images = api.images
 
+    probe = _StoreProbe(store)
+
     async def healthz(request: Request) -> Response:
-        try:
-            await run_in_threadpool(_probe_store, store, clock())
-        except StoreError:
+        if not await probe.writable(clock()):
             return JSONResponse({"status": "unavailable", "store": "failing"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -154,13 +157,31 @@ def create_gateway_app(
     return app
 
 
-def _probe_store(store: Store, now: float) -> None:
-    """Read and write the store as a notification would: a full disk or a read-only file fails here too.
+class _StoreProbe:
+    """Whether the store can be read and written as a notification would: a full disk fails here too.
 
-    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row.
+    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row, each
+    synced to disk. Anyone may call /healthz, so one probe a second at most answers every caller.
     """
-    store.find_gateway_token(_NO_HASH)
-    owner = secrets.token_hex(8)
-    name = f"healthz:{owner}"
-    store.try_lock(name, owner, 5.0, now)
-    store.unlock(name, owner)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._at = -math.inf
+        self._ok = False
+
+    async def writable(self, now: float) -> bool:
+        if not 0 <= now - self._at < _PROBE_EVERY:
+            try:
+                await run_in_threadpool(self._probe, now)
+                self._ok = True
+            except StoreError:
+                self._ok = False
+            self._at = now
+        return self._ok
+
+    def _probe(self, now: float) -> None:
+        self._store.find_gateway_token(_NO_HASH)
+        owner = secrets.token_hex(8)
+        name = f"healthz:{owner}"
+        self._store.try_lock(name, owner, 5.0, now)
+        self._store.unlock(name, owner)
