@@ -142,6 +142,9 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._arm(self.limits.body_timeout)
+        # The body is read when the app asks for it (uvicorn's receive resumes reading), not before: an app
+        # that refuses the request from its headers alone never holds its body.
+        self.flow.pause_reading()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -157,7 +160,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None or not cycle.response_complete:
             return  # closing, or a pipelined request (its headers already in) is being answered
-        if not cycle.more_body:
+        if cycle.more_body:
+            # Answered before its body was read: what came of it is of no use, and the rest is dropped.
+            cycle.body = bytearray()
+        else:
             self._arm(self.limits.header_timeout)
 
 
