@@ -225,6 +225,7 @@ def test_a_profile_from_linepush_toml_sends_with_its_own_channel(
     keys = Path("keys")
     keys.mkdir()
     (keys / "ops.json").write_bytes(cli.key_file.read_bytes())
+    (keys / "ops.json").chmod(0o600)
     Path("linepush.toml").write_text(
         "[channels.ops]\n"
         f'channel_id = "{cli.channel_id}"\n'

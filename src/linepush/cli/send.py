@@ -306,7 +306,7 @@ def send_command(
             recipients = list(inv.settings.require_to())
         code, data = send_with_outbox(
             inv.store(),
-            inv.settings.channel,
+            inv.channel(),
             messages,
             to=recipients,
             to_file=to_file,

@@ -158,7 +158,8 @@ def serve_command(
     from linepush.service.server import ConnectionLimits
 
     settings = inv.settings
-    channel = settings.channel
+    # The key is only used to deliver; a gateway that only queues does not read it.
+    channel = inv.channel() if worker else settings.channel
     channel.require_id()
     store = inv.store()
     if public_url is not None and image_dir is None:

@@ -106,7 +106,7 @@ def worker_command(
         retry_window=RetryWindow(retry_window, window_margin),
     )
     settings = inv.settings
-    channel = settings.channel
+    channel = inv.channel()
     channel.require_id()
     store = inv.store()
     stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
