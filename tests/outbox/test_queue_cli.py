@@ -51,6 +51,11 @@ def run(db: str, *args: str, env: dict[str, str] | None = None, stdin: str | Non
     return CliRunner().invoke(app, list(args), env=environment, input=stdin)
 
 
+def _tokyo(moment: dt.datetime) -> str:
+    """``moment`` as ISO 8601 in Tokyo time, to the minute."""
+    return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).strftime("%Y-%m-%dT%H:%M%z")
+
+
 def stored(db: str) -> Any:
     with open_store(db) as s:
         return s.list_messages(limit=10_000)
@@ -144,9 +149,10 @@ def test_users_go_by_multicast_and_groups_by_push(db: str) -> None:
 
 
 def test_add_scheduled(db: str) -> None:
-    result = run(db, "queue", "add", "--to", user(1), "--at", "2026-12-01T09:00+09:00", "morning")
+    morning = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    result = run(db, "queue", "add", "--to", user(1), "--at", _tokyo(morning), "morning")
     assert result.exit_code == 0, result.output
-    assert stored(db)[0].not_before == dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC).timestamp()
+    assert stored(db)[0].not_before == morning.timestamp()
 
 
 def test_no_channel_is_a_configuration_error(db: str) -> None:
@@ -393,12 +399,31 @@ def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:
 def test_send_queue_and_at_leave_it_for_a_worker(db: str) -> None:
     queued = run(db, "send", "--to", user(1), "--queue", "later", "-o", "json")
     assert queued.exit_code == 0, queued.output
-    scheduled = run(db, "send", "--to", user(2), "--at", "2026-12-01T09:00+09:00", "on time")
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    scheduled = run(db, "send", "--to", user(2), "--at", _tokyo(tomorrow), "on time")
     assert scheduled.exit_code == 0, scheduled.output
     assert "`linepush worker` delivers them" in scheduled.output
+    # A time a minute ago is still a scheduled send: it goes through the outbox, for the worker.
+    just_past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    late = run(db, "send", "--to", user(3), "--at", just_past.isoformat(), "a bit late")
+    assert late.exit_code == 0, late.output
+    assert "`linepush worker` delivers them" in late.output
     rows = stored(db)
-    assert [r.payload["to"] for r in rows] == [user(1), user(2)]
-    assert rows[1].not_before == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
+    assert [r.payload["to"] for r in rows] == [user(1), user(2), user(3)]
+    assert rows[1].not_before == tomorrow.timestamp()
+    assert {r.state for r in rows} == {"queued"}
+
+
+@pytest.mark.parametrize("command", ["send", "queue add"])
+def test_a_time_well_in_the_past_is_refused_with_the_time_read(db: str, command: str) -> None:
+    yesterday = _tokyo(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    for at in ("2020-01-01T00:00Z", yesterday):
+        result = run(db, *command.split(), "--to", user(1), "--at", at, "hi")
+        assert result.exit_code == 2, result.output
+        assert "in the past" in result.output and "+15m" in result.output
+    refused = run(db, "send", "--to", user(1), "--at", "2020-01-01T00:00Z", "x")
+    assert "2020-01-01T00:00:00Z" in refused.output
+    assert stored(db) == []
 
 
 def test_send_refuses_bad_input_before_storing(db: str, tmp_path: Path) -> None:
