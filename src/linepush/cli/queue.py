@@ -191,7 +191,8 @@ def enqueue_from_cli(
     """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
     recipients = [validate_to(r) for r in to]
     if to_file is not None:
-        recipients.extend(r for r in read_recipients(to_file) if r not in set(recipients))
+        given = set(recipients)
+        recipients.extend(r for r in read_recipients(to_file) if r not in given)
     not_before = None if at is None else scheduled_time(at, outbox.clock())
     items = build_items(
         outbox.channel_id,
