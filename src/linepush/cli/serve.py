@@ -4,7 +4,9 @@ of the outbox in the same process."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -178,17 +180,39 @@ def serve_command(
     gateway = create_gateway_app(store, channel, config)
     loop = make_worker(channel, store, settings.api_base) if worker else None
     configure_logging(log_level, access_log)
-    for line in startup_lines(host, port, channel, public_url, worker):
+    sock = listen(host, port)
+    inv.on_close(sock.close)
+    for line in startup_lines(host, sock.getsockname()[1], channel, public_url, worker):
         inv.note(line)
-    run_server(gateway, host, port, worker=loop, log_level=log_level.lower(), limits=limits)
+    run_server(gateway, sock, worker=loop, log_level=log_level.lower(), limits=limits)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The socket to serve on, bound now: a port another program holds is a setup error (exit 2), said
+    before anything is announced."""
+    from linepush.service.server import listening_socket
+
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        shown = f"[{host}]" if ":" in host else host
+        problem = (
+            f"{shown}:{port} is in use by another program"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot listen on {shown}:{port}: {exc.strerror or exc}"
+        )
+        raise typer.BadParameter(
+            f"{problem}; stop that program, or choose another port with --port", param_hint="--port"
+        ) from None
 
 
 def run_server(
-    app: Any, host: str, port: int, *, worker: WorkerLoop | None, log_level: str, limits: ConnectionLimits
+    app: Any, sock: socket.socket, *, worker: WorkerLoop | None, log_level: str, limits: ConnectionLimits
 ) -> None:
     from linepush.service.server import serve
 
-    serve(app, host, port, worker=worker, log_level=log_level, limits=limits)
+    host, port = sock.getsockname()[:2]
+    serve(app, host, port, worker=worker, log_level=log_level, limits=limits, sock=sock)
 
 
 def default_image_dir(store: Store) -> Path:

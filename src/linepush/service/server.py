@@ -21,7 +21,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from linepush.errors import ConfigurationError
 
-__all__ = ["ConnectionLimits", "RunningGateway", "WorkerLoop", "serve", "serving", "uvicorn_config"]
+__all__ = [
+    "ConnectionLimits",
+    "RunningGateway",
+    "WorkerLoop",
+    "listening_socket",
+    "serve",
+    "serving",
+    "uvicorn_config",
+]
 
 log = logging.getLogger("linepush.service")
 
@@ -217,17 +225,34 @@ def serve(
     worker: WorkerLoop | None = None,
     log_level: str = "warning",
     limits: ConnectionLimits | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` until interrupted (Ctrl+C or SIGTERM); with ``worker``, run it alongside in the same
-    event loop, and stop it (letting it finish what it holds) when the server stops."""
+    event loop, and stop it (letting it finish what it holds) when the server stops. ``sock`` is a socket
+    bound already (:func:`listening_socket`), else ``host`` and ``port`` are bound."""
     config = uvicorn_config(app, log_level=log_level, limits=limits)
     config.host, config.port = host, port
-    asyncio.run(_serve(_Server(config), worker))
+    asyncio.run(_serve(_Server(config), worker, None if sock is None else [sock]))
 
 
-async def _serve(server: uvicorn.Server, worker: WorkerLoop | None) -> None:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one, so that a port in use is known (an OSError)
+    before anything is announced."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _serve(
+    server: uvicorn.Server, worker: WorkerLoop | None, sockets: list[socket.socket] | None = None
+) -> None:
     if worker is None:
-        await server.serve()
+        await server.serve(sockets)
         return
     stop = asyncio.Event()
     delivering: asyncio.Task[Any] = asyncio.create_task(worker(stop), name="linepush-worker")
@@ -240,7 +265,7 @@ async def _serve(server: uvicorn.Server, worker: WorkerLoop | None) -> None:
 
     delivering.add_done_callback(worker_ended)
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         stop.set()
         await delivering
@@ -267,9 +292,7 @@ def _accepts(host: str, port: int) -> bool:
 @contextlib.contextmanager
 def serving(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningGateway]:
     """Serve ``app`` on ``host`` (a free port by default) in a background thread until the block ends."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound: int = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app))
     failure: list[BaseException] = []
