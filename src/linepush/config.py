@@ -309,10 +309,15 @@ def resolve_settings(
     elif "default" in tables:
         profile, profile_source = "default", f"file {path} [channels.default]"
     if profile is not None and profile not in tables:
+        if path is None:
+            raise ConfigurationError(
+                f"no channel profile named {profile!r} ({profile_source}): no configuration file was found "
+                f"(looked for {', '.join(str(p) for p in searched)}); a profile is a [channels.{profile}] "
+                "table there"
+            )
         known = ", ".join(sorted(tables)) or "none"
-        where = f"{path}" if path is not None else "no configuration file was found"
         raise ConfigurationError(
-            f"no channel profile named {profile!r} ({profile_source}); profiles in {where}: {known}"
+            f"no channel profile named {profile!r} ({profile_source}); profiles in {path}: {known}"
         )
 
     values: dict[str, Any] = {}

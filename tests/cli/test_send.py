@@ -108,7 +108,7 @@ def test_too_long_text_is_refused_locally_and_nothing_reaches_the_emulator(cli: 
     before = cli.api_requests()
     result = cli("send", "--to", ALICE, "x" * 5001)
     assert result.exit_code == 2
-    assert "messages[0].text: Length must be between 0 and 5000" in result.stderr
+    assert "messages[0].text: the text is 5,001 characters long" in result.stderr
     assert "nothing was sent" in result.stderr
     assert cli.api_requests() == before
 

@@ -22,7 +22,7 @@ from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, ValidationError
-from linepush.messages import normalize_messages, validate_to, validate_user_ids
+from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
 
 __all__ = ["SendRequest", "prepare", "read_messages", "send_now", "show_result"]
@@ -74,6 +74,14 @@ def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[di
         fail("- (read stdin) cannot be mixed with TEXT arguments")
     else:
         text = " ".join(texts)
+    length = utf16_len(text)
+    if length > MAX_TEXT_UTF16:
+        fail(
+            f"messages[0].text: the text is {length:,} characters long (as LINE counts them, in UTF-16 "
+            f"units); one message holds at most {MAX_TEXT_UTF16:,}",
+            hint="nothing was sent; shorten it, or send it in parts: a --json FILE holds up to 5 text "
+            'messages, [{"type": "text", "text": "…"}, …], sent together',
+        )
     return normalize_messages(text)
 
 
