@@ -62,3 +62,27 @@ def test_a_text_too_long_gives_its_length_and_a_way_out(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "5,003" in result.output and "5,000" in result.output
     assert "--json" in result.output
+
+
+def test_the_demo_names_a_linepush_that_runs_from_here(tmp_path: Path) -> None:
+    """`make demo` runs .venv/bin/linepush, which is not on PATH: its "Next" must be a command that works."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "linepush"
+    root = script.parents[2]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "PATH": "/usr/bin:/bin",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+        "COLUMNS": "1000",
+    }
+    done = subprocess.run(
+        [str(script), "demo"], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    relative = script.relative_to(root)
+    assert f"`{relative} keys generate`" in done.stdout
+    assert f"source {relative.parent}/activate" in done.stdout

@@ -264,3 +264,12 @@ def test_monthly_limit_is_refused_not_transient(cli: Cli, monkeypatch: pytest.Mo
     assert result.exit_code == 1, result.output
     assert "You have reached your monthly limit." in result.stderr
     assert "message allowance" in result.stderr
+
+
+def test_send_broadcast_sends_to_every_friend(cli: Cli) -> None:
+    before = cli.emulator.admin.count("/v2/bot/message/broadcast")
+    result = cli("send", "--broadcast", "maintenance tonight")
+    assert result.exit_code == 0, result.output
+    assert cli.emulator.admin.count("/v2/bot/message/broadcast") == before + 1
+    refused = cli("send", "--broadcast", "--to", ALICE, "x")
+    assert refused.exit_code == 2 and "--broadcast sends to every friend" in refused.output

@@ -303,14 +303,24 @@ def send_command(
             rich_help_panel="Outbox",
         ),
     ] = None,
+    broadcast: Annotated[
+        bool,
+        typer.Option(
+            "--broadcast",
+            help="Send to every friend of the channel (each one counts against the monthly quota), through "
+            "the outbox.",
+            rich_help_panel="Outbox",
+        ),
+    ] = False,
 ) -> None:
-    """Send a message now: to one user, group or room (push), or to several users (multicast)."""
-    if queue or at is not None or to_file is not None:
+    """Send a message now: to one user, group or room (push), to several users (multicast), or to every
+    friend (--broadcast)."""
+    if queue or at is not None or to_file is not None or broadcast:
         from linepush.cli.queue import send_with_outbox
 
         messages = read_messages(text, json_file)
         recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
-        if not recipients and to_file is None:
+        if not recipients and to_file is None and not broadcast:
             recipients = list(inv.settings.require_to())
         code, data = send_with_outbox(
             inv.store(),
@@ -318,6 +328,7 @@ def send_command(
             messages,
             to=recipients,
             to_file=to_file,
+            broadcast=broadcast,
             at=at,
             queue_only=queue,
             retry_key=retry_key,
