@@ -313,8 +313,7 @@ def send_command(
         ),
     ] = False,
 ) -> None:
-    """Send a message now: to one user, group or room (push), to several users (multicast), or to every
-    friend (--broadcast)."""
+    """Send a message now: to a user, group or room (push), several users (multicast), or all friends."""
     if queue or at is not None or to_file is not None or broadcast:
         from linepush.cli.queue import send_with_outbox
 
