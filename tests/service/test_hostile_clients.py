@@ -156,3 +156,25 @@ def test_a_client_that_goes_away_mid_body_is_one_quiet_line(tmp_path: Path) -> N
     assert len(lines) == 20, served.stderr[-3000:]
     assert all(json.loads(line)["status"] == 499 for line in lines)
     assert "Traceback" not in served.stderr and "ERROR" not in served.stderr
+
+
+def test_a_keep_alive_client_is_served_request_after_request(tmp_path: Path) -> None:
+    """The per-stage timers and the early answers leave a well-behaved connection usable: GETs, a webhook
+    refused before its body was read, and a GET again, all on one connection."""
+    import http.client
+
+    with linepush_serve(tmp_path, env(tmp_path)) as served:
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        try:
+            for _ in range(2):
+                conn.request("GET", "/healthz")
+                answer = conn.getresponse()
+                assert (answer.status, answer.read()) == (200, b'{"status":"ok"}')
+            conn.request("POST", "/webhook", body=b"{" * 50_000, headers={"X-Line-Signature": "nope"})
+            answer = conn.getresponse()
+            assert (answer.status, json.loads(answer.read())["message"]) == (401, "Invalid signature")
+            conn.request("GET", "/healthz")
+            answer = conn.getresponse()
+            assert (answer.status, answer.read()) == (200, b'{"status":"ok"}')
+        finally:
+            conn.close()
