@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +33,8 @@ _MAX_LOGGED_PATH: Final = 200
 _NO_HASH: Final = "0" * 64
 #: Seconds a health probe's answer stands for.
 _PROBE_EVERY: Final = 1.0
+#: The status logged for a request whose client went away before it was answered (nginx's number for it).
+CLIENT_GONE: Final = 499
 
 log = logging.getLogger("linepush.service")
 
@@ -42,7 +44,8 @@ class AccessLog:
 
     Only the path is logged: never the query string, headers (the Bearer token) or bodies. A request that
     fails inside the app is answered with a plain 500 in LINE Notify's shape and logged here, so no client
-    ever sees a traceback.
+    ever sees a traceback. A client that goes away before its request is read is no error of ours: nothing is
+    answered, and its access line says 499.
     """
 
     def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
@@ -64,6 +67,8 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            status = status or CLIENT_GONE
         except Exception:
             log.exception("unexpected error answering %s %s", scope.get("method"), _path(scope))
             if status == 0:
@@ -114,7 +119,13 @@ def create_gateway_app(
     channel_id = channel.require_id()
     api = NotifyApi(store, channel_id, config, clock)
     webhook = WebhookReceiver(
-        store, channel_id, channel.channel_secret, max_body=config.max_webhook_bytes, clock=clock
+        store,
+        channel_id,
+        channel.channel_secret,
+        max_body=config.max_webhook_bytes,
+        max_held=config.max_webhook_held,
+        max_age=config.webhook_max_age,
+        clock=clock,
     )
     images = api.images
 
