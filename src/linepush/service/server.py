@@ -99,6 +99,17 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     _timer: asyncio.TimerHandle | None = None
     _header_bytes = 0
+    # Bytes received while a request's headers are not complete: httptools calls back only once a header
+    # line has ended, and buffers a line that never ends however long it grows.
+    _in_headers = True
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_headers and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self.send_400_response("Request headers too large.")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -138,6 +149,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._header_bytes = 0
+        self._in_headers, self._head_bytes = True, 0
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -149,6 +161,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._arm(self.limits.body_timeout)
         # The body is read when the app asks for it (uvicorn's receive resumes reading), not before: an app
         # that refuses the request from its headers alone never holds its body.
