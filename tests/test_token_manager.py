@@ -205,6 +205,47 @@ def test_a_401_mid_run_refreshes_once_and_delivers(setup: Setup) -> None:
     assert len(invalid) == 1
 
 
+def test_a_401_invalidates_every_stored_token_issued_up_to_the_refused_one(setup: Setup) -> None:
+    issuer = setup.client()
+    channel_id = setup.channel.require_id()
+    now = setup.emulator.now()
+    stale = []
+    for _ in range(5):  # issued and stored by earlier runs, then revoked at LINE behind the store's back
+        issued = issuer.issue_v21_token(token_exp=3600)
+        setup.store.save_token(
+            channel_id, "v2.1", issued.access_token.reveal(), issued.key_id, now, issued.expires_at
+        )
+        stale.append(issued.access_token.reveal())
+    for token in stale:
+        issuer.revoke_v21_token(token)
+    client = setup.client(token=setup.manager())
+    assert [bool(client.push(USER, f"m{i}").request_id) for i in range(5)] == [True] * 5
+    assert setup.issues() == 5 + 1
+    states = {r.access_token.reveal(): r.state for r in setup.store.list_tokens(channel_id)}
+    assert [states[t] for t in stale] == ["invalid"] * 5
+
+
+def test_after_a_401_a_newer_stored_token_is_verified_before_it_is_used(setup: Setup) -> None:
+    manager = setup.manager()
+    client = setup.client(token=manager)
+    held = manager.get_token()
+    issuer = setup.client()
+    newer = issuer.issue_v21_token(token_exp=3600)  # stored by another process, later revoked
+    setup.store.save_token(
+        setup.channel.require_id(),
+        "v2.1",
+        newer.access_token.reveal(),
+        newer.key_id,
+        setup.emulator.now() + 1,
+        newer.expires_at,
+    )
+    issuer.revoke_v21_token(held)
+    issuer.revoke_v21_token(newer.access_token)
+    assert client.push(USER, "still delivered").request_id
+    assert setup.admin.count("/oauth2/v2.1/verify", method="GET", status=400) == 1
+    assert manager.get_token() not in (held, newer.access_token.reveal())
+
+
 def test_a_static_token_is_used_as_is(setup: Setup) -> None:
     token = setup.admin.long_lived_token(setup.channel.require_id())
     manager = TokenManager(Channel(access_token=token))

@@ -69,6 +69,7 @@ class _Held:
     value: str
     record_id: int | None
     key_id: str | None
+    issued_at: float
     expires_at: float
     #: From here on the token is stale: still used, but a refresh is due.
     refresh_at: float
@@ -152,11 +153,13 @@ class TokenManager:
         self._bg_retry_at = -math.inf
         self._bg_failures = 0
         self._inflight: asyncio.Future[str] | None = None
+        # After LINE refused a token: stored tokens are no longer taken on trust (see invalidate).
+        self._distrust_store = False
         self.issued = 0  # tokens this manager issued (for tests and metrics)
         if self.kind == "static":
             token = channel.access_token
             assert token is not None  # _resolve_kind checked it
-            self._held = _Held(token.reveal(), None, None, math.inf, math.inf, math.inf)
+            self._held = _Held(token.reveal(), None, None, -math.inf, math.inf, math.inf, math.inf)
             self._next_check = math.inf
 
     @staticmethod
@@ -232,15 +235,39 @@ class TokenManager:
         return await asyncio.shield(future)
 
     def invalidate(self, token: str) -> None:
-        """LINE refused ``token`` (401): never use it again, here or in any process sharing the store."""
+        """LINE refused ``token`` (401): never use it again, here or in any process sharing the store.
+
+        A refusal rarely comes alone: tokens are revoked in bulk (in the console, by another tool) or the
+        channel's keys were reset. So every stored token of this kind issued at or before the refused one is
+        marked invalid too, and until a token works again a token found in the store is verified at LINE
+        before it is used; the call that was refused gets a freshly issued (or freshly verified) token.
+        """
         held = self._held
         if held is None or held.value != token or self.kind == "static":
             return
         self._held = None
         self._next_check = -math.inf
-        log.info("token %s was refused by LINE; a new one will be issued", mask(token))
-        if held.record_id is not None and self._store is not None:
-            self._store.set_token_state(held.record_id, "invalid", self._clock())
+        self._distrust_store = True
+        if held.record_id is None or self._store is None:
+            log.info("token %s was refused by LINE; a new one will be issued", mask(token))
+            return
+        now = self._clock()
+        older = [
+            record
+            for record in self._store.list_tokens(
+                self.channel.require_id(), self.kind, ["active", "superseded"]
+            )
+            if record.id == held.record_id or record.issued_at <= held.issued_at
+        ]
+        for record in older:
+            self._store.set_token_state(record.id, "invalid", now)
+        log.info(
+            "token %s was refused by LINE; %d stored %s tokens issued up to it are no longer used, and the "
+            "next one is verified or newly issued",
+            mask(token),
+            len(older),
+            self.kind,
+        )
 
     def freshness(self, now: float | None = None) -> Freshness:
         held = self._held
@@ -279,6 +306,7 @@ class TokenManager:
             record.access_token.reveal(),
             record.id,
             record.key_id,
+            record.issued_at,
             expires,
             expires - window,
             expires - margin,
@@ -312,6 +340,7 @@ class TokenManager:
                     if found is not None:
                         return found
                     issued = self._issue()
+                    self._distrust_store = False
                     now = self._clock()
                     record = store.save_token(
                         channel_id,
@@ -346,19 +375,44 @@ class TokenManager:
     def _from_store(self, now: float, *, must: bool) -> str | None:
         store = self._store
         assert store is not None
-        record = store.current_token(self.channel.require_id(), self.kind, now)
-        if record is None or record.expires_at is None:
-            return None
-        held = self._held
-        if held is not None and record.id == held.record_id:
-            return None  # the one we already hold: not better
-        expires = record.expires_at
-        window = min(self.refresh_window, (expires - record.issued_at) * 0.5)
-        if now >= expires - min(30.0, window * 0.5):
-            return None
-        if not must and now >= expires - window:
-            return None  # as stale as ours
-        return self._adopt(record)
+        while True:
+            record = store.current_token(self.channel.require_id(), self.kind, now)
+            if record is None or record.expires_at is None:
+                return None
+            held = self._held
+            if held is not None and record.id == held.record_id:
+                return None  # the one we already hold: not better
+            expires = record.expires_at
+            window = min(self.refresh_window, (expires - record.issued_at) * 0.5)
+            if now >= expires - min(30.0, window * 0.5):
+                return None
+            if not must and now >= expires - window:
+                return None  # as stale as ours
+            if not self._distrust_store:
+                return self._adopt(record)
+            if self._still_valid(record):
+                self._distrust_store = False
+                return self._adopt(record)
+            store.set_token_state(record.id, "invalid", self._clock())
+
+    def _still_valid(self, record: TokenRecord) -> bool:
+        """Whether LINE still accepts a stored token (asked only after LINE refused one of ours).
+
+        LINE documents no verify endpoint for v3 tokens: those are never trusted then (a new one costs
+        nothing, as v3 tokens have no cap). Any failure to verify counts as not valid: a new token is issued.
+        """
+        client = self._token_client()
+        try:
+            if record.kind == "v2.1":
+                info = client.verify_v21_token(record.access_token)
+            elif record.kind == "v2":
+                info = client.verify_short_lived_token(record.access_token)
+            else:
+                return False
+        except (LineApiError, TransportError) as exc:
+            log.info("stored token %s is not used: %s", record.access_token.masked, _safe(exc))
+            return False
+        return info.client_id == self.channel.channel_id and info.expires_in > 0
 
     def _token_client(self) -> LineClient:
         if self._client is None:

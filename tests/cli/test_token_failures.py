@@ -1,0 +1,63 @@
+"""Token failures seen from the command line: stale stored tokens, refusals by the token endpoint, the cap.
+
+Each test reproduces what a user would do: issue tokens with `linepush token issue`, break them at LINE (the
+emulator's own endpoints), then send directly or through the outbox and a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from linepush.api.tokens import revoke_v21
+from linepush.cli.invocation import Exit
+from linepush.store import open_store
+from linepush.transport import Urllib3Transport
+from tests.cli.conftest import Cli
+
+USER = "U" + "5" * 32
+
+
+def issue_stored_tokens(cli: Cli, count: int) -> list[str]:
+    values = []
+    for _ in range(count):
+        issued = cli("token", "issue", "--show-token")
+        assert issued.exit_code == 0, issued.output
+        values.append(issued.stdout.strip())
+    return values
+
+
+def revoke_at_line(cli: Cli, tokens: list[str]) -> None:
+    """Revoke tokens at LINE behind linepush's back (as the console or another tool would)."""
+    assert cli.emulator.url is not None
+    transport = Urllib3Transport(cli.emulator.url)
+    try:
+        for token in tokens:
+            response = transport.send(revoke_v21(cli.channel_id, cli.channel_secret, token).request, None)
+            assert response.status == 200
+    finally:
+        transport.close()
+
+
+def rows() -> list[Any]:
+    with open_store(os.environ["LINEPUSH_STORE"]) as store:
+        return store.list_messages(limit=100)
+
+
+def test_revoked_stored_tokens_do_not_fail_a_queued_message(cli: Cli) -> None:
+    revoke_at_line(cli, issue_stored_tokens(cli, 3))
+    queued = cli("send", "--queue", "--to", USER, "disk full")
+    assert queued.exit_code == 0, queued.output
+    worker = cli("worker", "--once", "--json")
+    assert worker.exit_code == Exit.OK, worker.output
+    assert json.loads(worker.stdout)["delivered"] == 1
+    assert [row.state for row in rows()] == ["delivered"]
+    assert len(cli.emulator.admin.deliveries(cli.channel_id, USER)) == 1
+
+
+def test_revoked_stored_tokens_do_not_fail_direct_sends(cli: Cli) -> None:
+    revoke_at_line(cli, issue_stored_tokens(cli, 5))
+    codes = [cli("send", "--to", USER, f"send {i}").exit_code for i in range(5)]
+    assert codes == [0] * 5
+    assert len(cli.emulator.admin.deliveries(cli.channel_id, USER)) == 5
