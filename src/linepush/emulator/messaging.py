@@ -144,6 +144,7 @@ async def send(request: Request) -> Response:
             retry_key=retry_key,
             request_id=rid_now,
             time=state.now(),
+            notification_disabled=body.get("notificationDisabled") is True,
         )
     )
     if retry_key is not None:
