@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Literal
 
 from linepush._secret import Secret, mask
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, LineApiError, LinePushError, TokenLimitError, TransportError
+from linepush.errors import (
+    ConfigurationError,
+    LineApiError,
+    TokenLimitError,
+    TokenUnavailableError,
+    TransportError,
+)
 from linepush.store import Store, TokenRecord, open_store
 
 if TYPE_CHECKING:
@@ -56,12 +62,6 @@ class Freshness(enum.Enum):
     FRESH = "fresh"
     STALE = "stale"
     INVALID = "invalid"
-
-
-class TokenUnavailableError(LinePushError):
-    """No token could be had in time (another process held the refresh lock for too long)."""
-
-    retryable = True
 
 
 @dataclass(frozen=True, slots=True)

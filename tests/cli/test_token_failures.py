@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from linepush.api.tokens import revoke_v21
 from linepush.cli.invocation import Exit
+from linepush.keys import generate_key_pair
+from linepush.outbox import Outbox, push_item
 from linepush.store import open_store
 from linepush.transport import Urllib3Transport
 from tests.cli.conftest import Cli
@@ -61,3 +67,46 @@ def test_revoked_stored_tokens_do_not_fail_direct_sends(cli: Cli) -> None:
     codes = [cli("send", "--to", USER, f"send {i}").exit_code for i in range(5)]
     assert codes == [0] * 5
     assert len(cli.emulator.admin.deliveries(cli.channel_id, USER)) == 5
+
+
+def queue_rows(cli: Cli, count: int) -> None:
+    with open_store(os.environ["LINEPUSH_STORE"]) as store:
+        box = Outbox(store, cli.channel_id)
+        box.enqueue([push_item(cli.channel_id, USER, f"alert {i}") for i in range(count)])
+
+
+def break_clock(cli: Cli, tmp_path: Path) -> list[str]:
+    cli.emulator.admin.advance(2 * 86400)  # LINE's clock two days ahead of this host's
+    return []
+
+
+def break_kid(cli: Cli, tmp_path: Path) -> list[str]:
+    return ["--kid", "00000000-0000-4000-8000-000000000000"]
+
+
+def break_key(cli: Cli, tmp_path: Path) -> list[str]:
+    other = tmp_path / "unregistered.json"
+    generate_key_pair().write_private_jwk(other)  # a key never registered in the console
+    return ["--key-file", str(other)]
+
+
+@pytest.mark.parametrize(
+    ("broken", "cause"),
+    [
+        (break_clock, "clock"),
+        (break_kid, "kid"),
+        (break_key, "not registered"),
+    ],
+)
+def test_a_refused_token_request_gives_the_rows_back_and_stops_the_worker(
+    cli: Cli, tmp_path: Path, broken: Callable[[Cli, Path], list[str]], cause: str
+) -> None:
+    queue_rows(cli, 100)
+    flags = broken(cli, tmp_path)
+    worker = cli("worker", "--once", *flags)
+    assert worker.exit_code == Exit.USAGE, worker.output
+    assert cause in worker.stderr
+    assert "Traceback" not in worker.output
+    states = [(row.state, row.attempts) for row in rows()]
+    assert states == [("queued", 0)] * 100
+    assert cli.emulator.admin.deliveries(cli.channel_id) == []

@@ -12,6 +12,7 @@ from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
+from linepush.errors import TokenUnavailableError
 from linepush.outbox import RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
@@ -109,7 +110,12 @@ def worker_command(
     channel = settings.channel
     channel.require_id()
     store = inv.store()
-    stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+    try:
+        stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+    except TokenUnavailableError:
+        queued = store.counts(channel.channel_id)["queued"]
+        inv.note(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
+        raise
     queued = store.counts(channel.channel_id)["queued"]
     summary = {
         "claimed": stats.claimed,
