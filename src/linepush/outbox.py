@@ -251,6 +251,8 @@ def error_record(error: BaseException, *, now: float | None = None) -> dict[str,
         record["message"] = str(error) or type(error).__name__
     if isinstance(error, LinePushError):
         record["retryable"] = bool(error.retryable)
+        if error.hint:
+            record["hint"] = error.hint
     if now is not None:
         record["at"] = now
     return record
