@@ -110,3 +110,37 @@ def test_a_refused_token_request_gives_the_rows_back_and_stops_the_worker(
     states = [(row.state, row.attempts) for row in rows()]
     assert states == [("queued", 0)] * 100
     assert cli.emulator.admin.deliveries(cli.channel_id) == []
+
+
+def break_channel(cli: Cli, tmp_path: Path) -> list[str]:
+    return ["--channel-id", "1999999999"]  # another channel's id with this channel's key
+
+
+@pytest.mark.parametrize(
+    ("broken", "hint"),
+    [
+        (break_kid, "LINE knows no assertion key with this kid"),
+        (break_channel, "registered for another channel: check LINE_CHANNEL_ID"),
+        (break_key, "the key is not registered"),
+        (break_clock, "this host's clock is off: LINE's Date header says"),
+    ],
+)
+def test_token_endpoint_refusals_name_the_likely_cause(
+    cli: Cli, tmp_path: Path, broken: Callable[[Cli, Path], list[str]], hint: str
+) -> None:
+    flags = broken(cli, tmp_path)
+    issued = cli("token", "issue", *flags)
+    assert issued.exit_code != 0
+    assert hint in issued.stderr, issued.stderr
+    sent = cli("send", "--to", USER, "hi", *flags)
+    assert sent.exit_code == Exit.USAGE
+    assert hint in sent.stderr and "nothing was sent" in sent.stderr
+
+
+def test_a_failing_token_endpoint_does_not_suggest_a_retry_key(cli: Cli) -> None:
+    cli.emulator.admin.fault(path="/oauth2/v2.1/token", mode="status", status=500, count=100)
+    sent = cli("send", "--to", USER, "hi", "--deadline", "0")
+    assert sent.exit_code == Exit.TRANSIENT, sent.output
+    assert "--retry-key" not in sent.stderr
+    assert "nothing was sent" in sent.stderr
+    assert cli.emulator.admin.deliveries(cli.channel_id) == []
