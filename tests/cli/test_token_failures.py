@@ -144,3 +144,26 @@ def test_a_failing_token_endpoint_does_not_suggest_a_retry_key(cli: Cli) -> None
     assert "--retry-key" not in sent.stderr
     assert "nothing was sent" in sent.stderr
     assert cli.emulator.admin.deliveries(cli.channel_id) == []
+
+
+def test_throwaway_stores_never_lock_the_channel_out(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI job or a container without a volume: every run starts with a new, empty store."""
+    codes = []
+    for run in range(32):
+        monkeypatch.setenv("LINEPUSH_STORE", f"sqlite:///{tmp_path / f'run-{run}.db'}")
+        codes.append(cli("send", "--to", USER, f"run {run}").exit_code)
+    assert codes == [0] * 32
+    assert len(cli.emulator.admin.deliveries(cli.channel_id, USER)) == 32
+
+
+def test_without_a_secret_throwaway_stores_use_stateless_tokens(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LINE_CHANNEL_SECRET")
+    for run in range(3):
+        monkeypatch.setenv("LINEPUSH_STORE", f"sqlite:///{tmp_path / f'run-{run}.db'}")
+        assert cli("send", "--to", USER, f"run {run}").exit_code == 0
+    kinds = [t["kind"] for t in cli.emulator.admin.tokens(cli.channel_id)]
+    assert kinds == ["v3"] * 3  # no v2.1 token left behind to hold a slot
