@@ -40,6 +40,7 @@ from linepush.outbox import (
     classify,
     error_record,
     result_record,
+    retry_reason,
     send_operation,
     settle_many,
     window_expired_error,
@@ -407,15 +408,27 @@ class Worker:
     def _after_error(self, row: OutboxMessage, error: BaseException) -> Settlement:
         now = self.clock()
         record = error_record(error, now=now)
+        reason = retry_reason(error)
         if classify(error) == "failed":
+            log.warning("outbox message %s failed: %s", row.id, reason)
             return Settlement(row.id, "failed", error=record)
-        due = now + self.config.backoff.delay(row.attempts, self._rand)
+        delay = self.config.backoff.delay(row.attempts, self._rand)
+        due = now + delay
         first = row.first_attempt_at if row.first_attempt_at is not None else now
         window = self.config.retry_window
         if due >= window.deadline(first):
             expired = window_expired_error(row, window, due)
             record["retry_window"] = str(expired)
+            log.warning("outbox message %s failed: %s, and %s", row.id, reason, expired)
             return Settlement(row.id, "failed", error=record | {"type": "RetryWindowExpiredError"})
+        log.info(
+            "outbox message %s: %s, next try in %s (attempt %d)",
+            row.id,
+            reason,
+            _seconds(delay),
+            row.attempts,
+        )
+        record["reason"] = reason  # `queue list` shows it on the queued row
         return Settlement(row.id, "retry", error=record, not_before=due)
 
     def _record(self, outcome: Settlement) -> None:

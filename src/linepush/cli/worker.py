@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command
@@ -37,8 +39,11 @@ def run_worker(
     once: bool,
     config: WorkerConfig,
     api_base: str | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> WorkerStats:
-    """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT."""
+    """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
+
+    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address."""
     channel_id = channel.require_id()
 
     async def main() -> WorkerStats:
@@ -46,6 +51,11 @@ def run_worker(
             channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
         ) as client:
             worker = Worker(store, client, channel_id=channel_id, config=config)
+            if announce is not None:
+                announce(
+                    f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
+                    f"through {client.api_base}" + (" (once)" if once else "")
+                )
             stop = asyncio.Event()
             stop_on_signals(stop)
             if once:
@@ -88,7 +98,12 @@ def worker_command(
             "--window-margin", min=0.0, help="Stop resending this many seconds before the window ends."
         ),
     ] = 3_600.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stored batch.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Say what it works on, and log each retry (with why) and stored batch."
+        ),
+    ] = False,
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -99,6 +114,8 @@ def worker_command(
     if verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         logging.getLogger("linepush.worker").setLevel(logging.INFO)
+    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
+    announce = (lambda line: inv.note(escape(line))) if verbose or inv.debug or not once else None
     config = WorkerConfig(
         concurrency=concurrency,
         batch_size=batch_size,
@@ -111,7 +128,9 @@ def worker_command(
     channel.require_id()
     store = inv.store()
     try:
-        stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+        stats = run_worker(
+            store, channel, once=once, config=config, api_base=settings.api_base, announce=announce
+        )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
         inv.note(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
