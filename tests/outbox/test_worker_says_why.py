@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -91,7 +92,9 @@ def test_a_long_running_worker_says_what_it_works_on_without_being_asked(
     process = subprocess.Popen(command, env=environment(tmp_path, env), stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
-        first = process.stderr.readline()
+        # A bound, not a measurement: a worker that never says anything must fail the test, not hang it.
+        ready, _, _ = select.select([process.stderr], [], [], 60)
+        first = process.stderr.readline() if ready else ""
     finally:
         process.terminate()
         process.wait(30)
