@@ -307,9 +307,9 @@ _CREDENTIALS_HINT = (
 )
 _TOKEN_HINTS: Final[dict[str, str]] = {
     "Cannot find channel key that satisfies the conditions": (
-        "LINE knows no assertion key with this kid for the channel: check LINE_ASSERTION_KID (--kid) "
-        "against the kid the console shows under Basic settings > Assertion signing key, and "
-        "LINE_CHANNEL_ID against the channel the key was registered in"
+        "LINE knows no assertion key with this kid for the channel (a wrong kid, or the key was removed in "
+        "the console): check LINE_ASSERTION_KID (--kid) against the kid the console shows under Basic "
+        "settings > Assertion signing key, and LINE_CHANNEL_ID against the channel the key was registered in"
     ),
     "iss and clientId of key do not match": (
         "the assertion key is registered for another channel: check LINE_CHANNEL_ID against the channel "
@@ -317,7 +317,7 @@ _TOKEN_HINTS: Final[dict[str, str]] = {
     ),
     "Invalid signature": (
         "the private key does not match the public key LINE has for this kid: the key is not registered "
-        "(or was removed in the console). Register its public half (`linepush keys public`), or point "
+        "(another key is, under this kid). Register its public half (`linepush keys public`), or point "
         "LINE_ASSERTION_KEY_FILE at the key you registered"
     ),
     "invalid client_id": _CREDENTIALS_HINT,
