@@ -107,6 +107,17 @@ def test_push_returns_what_line_returned(env: Env) -> None:
     assert delivery["messages"][0] == {"type": "text", "text": "Hello, world1"}
 
 
+def test_a_409_for_a_key_another_send_took_is_not_a_delivered_push(env: Env) -> None:
+    line = env.client()
+    key = "123e4567-e89b-12d3-a456-426614174001"
+    line.multicast([USER], "a multicast first", retry_key=key)
+    with pytest.raises(errors.ConflictError, match="this push was not sent") as caught:
+        line.push(USER, "then a push under the same key", retry_key=key)
+    assert not caught.value.retryable
+    assert caught.value.accepted_request_id
+    assert [d["endpoint"] for d in env.admin.deliveries(env.channel.channel_id, USER)] == ["multicast"]
+
+
 def test_the_same_retry_key_never_delivers_twice(env: Env) -> None:
     line = env.client()
     key = "123e4567-e89b-12d3-a456-426614174000"

@@ -172,7 +172,7 @@ def test_the_cap_raises_a_clear_error_when_nothing_can_be_revoked(
     issuer = setup.client()
     for _ in range(30):
         issuer.issue_v21_token(token_exp=3600)  # issued elsewhere: not in our store
-    manager = setup.manager()
+    manager = setup.manager(cap_fallback=False)
     with caplog.at_level(logging.WARNING, "linepush.tokens"), pytest.raises(errors.TokenLimitError) as info:
         manager.get_token()
     text = str(info.value)
@@ -189,7 +189,43 @@ def test_without_the_secret_the_cap_cannot_be_recovered(setup: Setup, assertion_
         setup.channel.channel_id, None, setup.channel.assertion_key_file, setup.channel.assertion_kid
     )
     with pytest.raises(errors.TokenLimitError, match="LINE_CHANNEL_SECRET"):
-        setup.manager(no_secret).get_token()
+        setup.manager(no_secret, kind="v2.1", cap_fallback=False).get_token()
+
+
+def test_at_the_cap_a_v3_token_from_the_same_key_does_the_job(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = setup.client()
+    for _ in range(30):
+        issuer.issue_v21_token(token_exp=3600)  # left behind by stores that were lost
+    manager = setup.manager()
+    assert manager.kind == "v2.1"  # the channel secret is set: v2.1 is the choice, until the cap
+    client = setup.client(token=manager)
+    with caplog.at_level(logging.WARNING, "linepush.tokens"):
+        assert [bool(client.push(USER, f"m{i}").request_id) for i in range(3)] == [True] * 3
+    assert "using stateless v3 tokens" in caplog.text
+    assert setup.admin.count("/oauth2/v3/token", status=200) == 1
+    assert setup.admin.count(V21_ISSUE, status=400) == 1
+    assert [r.kind for r in setup.store.list_tokens(setup.channel.require_id())] == ["v3"]
+
+
+def test_without_a_secret_and_no_v21_token_stored_auto_picks_v3(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_secret = Channel(
+        setup.channel.channel_id, None, setup.channel.assertion_key_file, setup.channel.assertion_kid
+    )
+    assert setup.manager(no_secret).kind == "v3"  # nothing could ever revoke a v2.1 token a lost store leaves
+    assert setup.manager(no_secret, lifetime=3600).kind == "v2.1"  # a v2.1 lifetime asks for v2.1
+    monkeypatch.setenv("LINEPUSH_TOKEN_KIND", "v2.1")
+    manager = setup.manager(no_secret)
+    assert manager.kind == "v2.1"
+    manager.get_token()
+    monkeypatch.delenv("LINEPUSH_TOKEN_KIND")
+    assert setup.manager(no_secret).kind == "v2.1"  # the store holds v2.1 tokens: it is durable, keep them
+    monkeypatch.setenv("LINEPUSH_TOKEN_KIND", "v4")
+    with pytest.raises(errors.ConfigurationError, match="LINEPUSH_TOKEN_KIND"):
+        setup.manager(no_secret)
 
 
 def test_a_401_mid_run_refreshes_once_and_delivers(setup: Setup) -> None:
@@ -203,6 +239,47 @@ def test_a_401_mid_run_refreshes_once_and_delivers(setup: Setup) -> None:
     assert len(setup.admin.deliveries(setup.channel.channel_id, USER)) == 2
     invalid = [r for r in setup.store.list_tokens(setup.channel.require_id()) if r.state == "invalid"]
     assert len(invalid) == 1
+
+
+def test_a_401_invalidates_every_stored_token_issued_up_to_the_refused_one(setup: Setup) -> None:
+    issuer = setup.client()
+    channel_id = setup.channel.require_id()
+    now = setup.emulator.now()
+    stale = []
+    for _ in range(5):  # issued and stored by earlier runs, then revoked at LINE behind the store's back
+        issued = issuer.issue_v21_token(token_exp=3600)
+        setup.store.save_token(
+            channel_id, "v2.1", issued.access_token.reveal(), issued.key_id, now, issued.expires_at
+        )
+        stale.append(issued.access_token.reveal())
+    for token in stale:
+        issuer.revoke_v21_token(token)
+    client = setup.client(token=setup.manager())
+    assert [bool(client.push(USER, f"m{i}").request_id) for i in range(5)] == [True] * 5
+    assert setup.issues() == 5 + 1
+    states = {r.access_token.reveal(): r.state for r in setup.store.list_tokens(channel_id)}
+    assert [states[t] for t in stale] == ["invalid"] * 5
+
+
+def test_after_a_401_a_newer_stored_token_is_verified_before_it_is_used(setup: Setup) -> None:
+    manager = setup.manager()
+    client = setup.client(token=manager)
+    held = manager.get_token()
+    issuer = setup.client()
+    newer = issuer.issue_v21_token(token_exp=3600)  # stored by another process, later revoked
+    setup.store.save_token(
+        setup.channel.require_id(),
+        "v2.1",
+        newer.access_token.reveal(),
+        newer.key_id,
+        setup.emulator.now() + 1,
+        newer.expires_at,
+    )
+    issuer.revoke_v21_token(held)
+    issuer.revoke_v21_token(newer.access_token)
+    assert client.push(USER, "still delivered").request_id
+    assert setup.admin.count("/oauth2/v2.1/verify", method="GET", status=400) == 1
+    assert manager.get_token() not in (held, newer.access_token.reveal())
 
 
 def test_a_static_token_is_used_as_is(setup: Setup) -> None:

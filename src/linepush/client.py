@@ -41,7 +41,13 @@ from linepush.api.messaging import (
 )
 from linepush.api.tokens import IssuedToken, TokenInfo
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, LinePushError
+from linepush.errors import (
+    ConfigurationError,
+    LineApiError,
+    LinePushError,
+    TokenUnavailableError,
+    TransportError,
+)
 from linepush.messages import MessageLike
 from linepush.ratelimit import DEFAULT_RATES, Rate, RateLimiter
 from linepush.retry import RetryPolicy
@@ -315,9 +321,13 @@ class LineClient(_ClientBase):
         provider = self._provider
         if provider is None:
             provider = self._provider = self._managed_tokens(self)
-        if action.invalid is not None:
-            provider.invalidate(action.invalid)
-        return cast(str, provider.get_token())
+        try:
+            if action.invalid is not None:
+                provider.invalidate(action.invalid)
+            return cast(str, provider.get_token())
+        except (LineApiError, TransportError) as exc:
+            # Said by a token endpoint, not about the message: it was never sent.
+            raise TokenUnavailableError.after(exc) from exc
 
     # Messaging
     def push(
@@ -539,13 +549,17 @@ class AsyncLineClient(_ClientBase):
         provider = self._provider
         if provider is None:
             provider = self._provider = self._managed_tokens(self._sync_twin())
-        if action.invalid is not None:
-            provider.invalidate(action.invalid)
-        # getattr, not isinstance on the Protocol: a runtime Protocol check costs microseconds per call.
-        aget = getattr(provider, "aget_token", None)
-        if aget is not None:
-            return cast(str, await aget())
-        return cast(str, provider.get_token())
+        try:
+            if action.invalid is not None:
+                provider.invalidate(action.invalid)
+            # getattr, not isinstance on the Protocol: a runtime Protocol check costs microseconds per call.
+            aget = getattr(provider, "aget_token", None)
+            if aget is not None:
+                return cast(str, await aget())
+            return cast(str, provider.get_token())
+        except (LineApiError, TransportError) as exc:
+            # Said by a token endpoint, not about the message: it was never sent.
+            raise TokenUnavailableError.after(exc) from exc
 
     # Messaging
     async def push(

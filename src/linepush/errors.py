@@ -17,6 +17,7 @@
     │   ├── UnsupportedMediaTypeError 415
     │   ├── RateLimitError          429 (retryable; MonthlyLimitError is not)
     │   └── ServerError             5xx (retryable)
+    ├── TokenUnavailableError       no channel access token could be had, so nothing was sent
     ├── RetryWindowExpiredError     the retry key's 24 h window has passed: resending could deliver twice
     └── StoreError                  the store could not do its job (locked too long, an I/O error); retryable
         ├── StoreFullError          the disk holding the store is full: free space (retryable)
@@ -53,6 +54,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "TokenLimitError",
+    "TokenUnavailableError",
     "TransportError",
     "UnsupportedMediaTypeError",
     "ValidationError",
@@ -66,6 +68,8 @@ class LinePushError(Exception):
     retryable: bool = False
     #: How many attempts were made before this error was final (set by the retry loop).
     attempts: int = 1
+    #: What to do about it, when the library can tell (the command line shows it under the error).
+    hint: str | None = None
 
 
 class ConfigurationError(LinePushError):
@@ -157,6 +161,7 @@ class LineApiError(LinePushError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keeps errors picklable (they cross process boundaries in the worker and tests).
+        state = {"hint": self.hint} if self.hint else None
         return (
             _rebuild_api_error,
             (
@@ -170,6 +175,7 @@ class LineApiError(LinePushError):
                 self.accepted_request_id,
                 dict(self.body),
             ),
+            state,
         )
 
 
@@ -259,6 +265,55 @@ class ServerError(LineApiError):
     """5xx: LINE failed; retrying may succeed."""
 
     retryable = True
+
+
+class TokenUnavailableError(LinePushError):
+    """No channel access token could be had, so nothing was sent: LINE's token endpoint refused or failed
+    (``error`` is what it said), or another process held the refresh lock for too long.
+
+    It says nothing about the messages: send them again once the cause is fixed. ``retryable`` is false when
+    LINE refused the request for a token (a wrong key id, an unregistered key, a clock far off LINE's):
+    trying again changes nothing until the setup is fixed, and ``hint`` names the likely cause.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: LinePushError | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        if hint is not None:
+            self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    @classmethod
+    def after(cls, error: LinePushError) -> TokenUnavailableError:
+        """The error for a call that failed while getting its token with ``error``."""
+        return cls(
+            f"could not get a channel access token, so nothing was sent: {error}",
+            error=error,
+            hint=error.hint,
+            retryable=error.retryable,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_token_error,
+            (str(self), self.error, self.hint, self.retryable),
+        )
+
+
+def _rebuild_token_error(
+    message: str, error: LinePushError | None, hint: str | None, retryable: bool
+) -> TokenUnavailableError:
+    return TokenUnavailableError(message, error=error, hint=hint, retryable=retryable)
 
 
 class RetryWindowExpiredError(LinePushError):

@@ -13,7 +13,9 @@ answer is recognised by LINE (409 "already accepted") instead of delivered twice
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ __all__ = [
     "narrowcast_item",
     "push_item",
     "result_record",
+    "retry_reason",
     "window_expired_error",
 ]
 
@@ -251,9 +254,28 @@ def error_record(error: BaseException, *, now: float | None = None) -> dict[str,
         record["message"] = str(error) or type(error).__name__
     if isinstance(error, LinePushError):
         record["retryable"] = bool(error.retryable)
+        if error.hint:
+            record["hint"] = error.hint
     if now is not None:
         record["at"] = now
     return record
+
+
+def retry_reason(error: BaseException) -> str:
+    """Why a send did not go through, in a few words: "connection refused (could not connect to …)",
+    "LINE answered 500: Internal server error"."""
+    if isinstance(error, LineApiError):
+        return f"LINE answered {error.status}: {error.message}"
+    text = str(error) or type(error).__name__
+    if isinstance(error, TransportError):
+        # The libraries' texts differ ("Connection refused", "Connect call failed"); the errno says it.
+        found = _ERRNO.search(text)
+        if found:
+            return f"{os.strerror(int(found.group(1))).lower()} ({text.split(': ', 1)[0]})"
+    return text
+
+
+_ERRNO: Final = re.compile(r"\[Errno (\d+)\]")
 
 
 def result_record(result: SendResult) -> tuple[str | None, dict[str, Any]]:

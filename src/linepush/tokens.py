@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Literal
 
 from linepush._secret import Secret, mask
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, LineApiError, LinePushError, TokenLimitError, TransportError
+from linepush.errors import (
+    ConfigurationError,
+    LineApiError,
+    TokenLimitError,
+    TokenUnavailableError,
+    TransportError,
+)
 from linepush.store import Store, TokenRecord, open_store
 
 if TYPE_CHECKING:
@@ -45,6 +51,22 @@ ManagedKind = Literal["v2.1", "v3", "v2", "static"]
 DEFAULT_LIFETIMES: dict[str, float] = {"v2.1": 86_400.0, "v3": 900.0, "v2": 2_592_000.0}
 MAX_V21_LIFETIME = 2_592_000
 
+#: After meeting the v2.1 cap, how long v3 tokens are used before v2.1 is tried again (seconds).
+_V21_RETRY_AFTER_CAP = 3600.0
+
+_TOKEN_KINDS: tuple[KindChoice, ...] = ("auto", "v2.1", "v3", "v2", "static")
+
+
+def _kind_from_env() -> KindChoice:
+    value = os.environ.get("LINEPUSH_TOKEN_KIND", "").strip().lower() or "auto"
+    for kind in _TOKEN_KINDS:
+        if value == kind:
+            return kind
+    raise ConfigurationError(
+        f"LINEPUSH_TOKEN_KIND={value!r} is not a token kind: use auto, v2.1, v3, v2 or static"
+    )
+
+
 _ADVICE = (
     "Revoke tokens you no longer use (`linepush token list`, then `linepush token revoke`), wait for some to "
     "expire, set LINE_CHANNEL_SECRET so linepush can revoke the tokens it superseded, or use stateless "
@@ -58,17 +80,12 @@ class Freshness(enum.Enum):
     INVALID = "invalid"
 
 
-class TokenUnavailableError(LinePushError):
-    """No token could be had in time (another process held the refresh lock for too long)."""
-
-    retryable = True
-
-
 @dataclass(frozen=True, slots=True)
 class _Held:
     value: str
     record_id: int | None
     key_id: str | None
+    issued_at: float
     expires_at: float
     #: From here on the token is stale: still used, but a refresh is due.
     refresh_at: float
@@ -83,11 +100,20 @@ def _default_window(lifetime: float) -> float:
 class TokenManager:
     """Keeps a valid token of one kind for one channel.
 
-    ``kind="auto"`` picks v2.1 when an assertion key is configured, else stateless v3 when the channel
-    secret is, else the static token. ``lifetime`` applies to v2.1; ``refresh_window`` is how long before
-    expiry a refresh starts; ``revoke_grace`` how long a superseded token stays usable (by processes that
-    still hold it) before it is revoked. ``store`` is a Store or a store URL (default: ``$LINEPUSH_STORE`` or
-    the embedded SQLite file). ``client`` is the sync client that calls the token endpoints.
+    ``kind="auto"`` (or ``$LINEPUSH_TOKEN_KIND`` when set) picks v2.1 when an assertion key is configured,
+    else stateless v3 when the channel secret is, else the static token. One exception, for stores that do
+    not survive (CI jobs, containers without a volume): with an assertion key but no channel secret, and no
+    v2.1 token of the channel in the store, it picks v3. Every v2.1 token a lost store leaves behind holds one
+    of LINE's 30 slots until it expires, and without the secret not even a surviving store could revoke it;
+    v3 tokens have no cap. Give ``lifetime`` or ``kind="v2.1"`` to have v2.1 anyway.
+
+    When LINE refuses a v2.1 token because 30 are active and none can be revoked, the manager falls back to a
+    v3 token from the same assertion key (``cap_fallback``), with a warning, rather than fail the call.
+
+    ``lifetime`` applies to v2.1; ``refresh_window`` is how long before expiry a refresh starts;
+    ``revoke_grace`` how long a superseded token stays usable (by processes that still hold it) before it is
+    revoked. ``store`` is a Store or a store URL (default: ``$LINEPUSH_STORE`` or the embedded SQLite file).
+    ``client`` is the sync client that calls the token endpoints.
     """
 
     def __init__(
@@ -105,14 +131,20 @@ class TokenManager:
         lock_ttl: float = 60.0,
         poll_interval: float = 0.05,
         background: bool = True,
+        cap_fallback: bool = True,
     ) -> None:
         self.channel = channel
+        if kind == "auto":
+            kind = _kind_from_env()
         self.kind: ManagedKind = self._resolve_kind(channel, kind)
         # A store given as an object is the caller's; one named by URL (or the default) is ours to close.
         self._owns_store = not isinstance(store, Store) and self.kind != "static"
         self._store: Store | None = (
             store if isinstance(store, Store) else None if self.kind == "static" else open_store(store)
         )
+        if kind == "auto" and lifetime is None and self._v3_suits():
+            self.kind = "v3"
+        self.cap_fallback = cap_fallback
         if self.kind == "v2.1":
             self.lifetime = float(lifetime if lifetime is not None else DEFAULT_LIFETIMES["v2.1"])
             if not 60 <= self.lifetime <= MAX_V21_LIFETIME:
@@ -152,12 +184,22 @@ class TokenManager:
         self._bg_retry_at = -math.inf
         self._bg_failures = 0
         self._inflight: asyncio.Future[str] | None = None
+        # After LINE refused a token: stored tokens are no longer taken on trust (see invalidate).
+        self._distrust_store = False
+        # After the v2.1 cap was met: until then, v3 tokens are issued without asking for v2.1 first.
+        self._v3_until = -math.inf
         self.issued = 0  # tokens this manager issued (for tests and metrics)
         if self.kind == "static":
             token = channel.access_token
             assert token is not None  # _resolve_kind checked it
-            self._held = _Held(token.reveal(), None, None, math.inf, math.inf, math.inf)
+            self._held = _Held(token.reveal(), None, None, -math.inf, math.inf, math.inf, math.inf)
             self._next_check = math.inf
+
+    def _v3_suits(self) -> bool:
+        """v2.1 was picked for the key; v3 suits better when nothing could ever revoke what we issue."""
+        if self.kind != "v2.1" or self.channel.channel_secret is not None or self._store is None:
+            return False
+        return not self._store.list_tokens(self.channel.require_id(), "v2.1")
 
     @staticmethod
     def _resolve_kind(channel: Channel, kind: KindChoice) -> ManagedKind:
@@ -232,15 +274,37 @@ class TokenManager:
         return await asyncio.shield(future)
 
     def invalidate(self, token: str) -> None:
-        """LINE refused ``token`` (401): never use it again, here or in any process sharing the store."""
+        """LINE refused ``token`` (401): never use it again, here or in any process sharing the store.
+
+        A refusal rarely comes alone: tokens are revoked in bulk (in the console, by another tool) or the
+        channel's keys were reset. So every stored token of this kind issued at or before the refused one is
+        marked invalid too, and until a token works again a token found in the store is verified at LINE
+        before it is used; the call that was refused gets a freshly issued (or freshly verified) token.
+        """
         held = self._held
         if held is None or held.value != token or self.kind == "static":
             return
         self._held = None
         self._next_check = -math.inf
-        log.info("token %s was refused by LINE; a new one will be issued", mask(token))
-        if held.record_id is not None and self._store is not None:
-            self._store.set_token_state(held.record_id, "invalid", self._clock())
+        self._distrust_store = True
+        if held.record_id is None or self._store is None:
+            log.info("token %s was refused by LINE; a new one will be issued", mask(token))
+            return
+        now = self._clock()
+        records = self._store.list_tokens(self.channel.require_id(), None, ["active", "superseded"])
+        kind = next((r.kind for r in records if r.id == held.record_id), self.kind)
+        older = [
+            r for r in records if r.kind == kind and (r.id == held.record_id or r.issued_at <= held.issued_at)
+        ]
+        for record in older:
+            self._store.set_token_state(record.id, "invalid", now)
+        log.info(
+            "token %s was refused by LINE; %d stored %s tokens issued up to it are no longer used, and the "
+            "next one is verified or newly issued",
+            mask(token),
+            len(older),
+            kind,
+        )
 
     def freshness(self, now: float | None = None) -> Freshness:
         held = self._held
@@ -279,6 +343,7 @@ class TokenManager:
             record.access_token.reveal(),
             record.id,
             record.key_id,
+            record.issued_at,
             expires,
             expires - window,
             expires - margin,
@@ -312,21 +377,23 @@ class TokenManager:
                     if found is not None:
                         return found
                     issued = self._issue()
+                    self._distrust_store = False
                     now = self._clock()
+                    kind = issued.kind.value  # v3 when the v2.1 cap was met
                     record = store.save_token(
                         channel_id,
-                        self.kind,
+                        kind,  # type: ignore[arg-type]
                         issued.access_token.reveal(),
                         issued.key_id,
                         now,
                         issued.expires_at,
                     )
-                    superseded = store.supersede_others(channel_id, self.kind, record.id, now)
+                    superseded = store.supersede_others(channel_id, record.kind, record.id, now)
                     if superseded and self._may_revoke():
                         self._revoke_at = min(self._revoke_at, now + self.revoke_grace)
                     log.info(
                         "issued a %s token %s for channel %s, valid until %s",
-                        self.kind,
+                        kind,
                         mask(issued.access_token.reveal()),
                         channel_id,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(issued.expires_at)),
@@ -346,19 +413,44 @@ class TokenManager:
     def _from_store(self, now: float, *, must: bool) -> str | None:
         store = self._store
         assert store is not None
-        record = store.current_token(self.channel.require_id(), self.kind, now)
-        if record is None or record.expires_at is None:
-            return None
-        held = self._held
-        if held is not None and record.id == held.record_id:
-            return None  # the one we already hold: not better
-        expires = record.expires_at
-        window = min(self.refresh_window, (expires - record.issued_at) * 0.5)
-        if now >= expires - min(30.0, window * 0.5):
-            return None
-        if not must and now >= expires - window:
-            return None  # as stale as ours
-        return self._adopt(record)
+        while True:
+            record = store.current_token(self.channel.require_id(), self.kind, now)
+            if record is None or record.expires_at is None:
+                return None
+            held = self._held
+            if held is not None and record.id == held.record_id:
+                return None  # the one we already hold: not better
+            expires = record.expires_at
+            window = min(self.refresh_window, (expires - record.issued_at) * 0.5)
+            if now >= expires - min(30.0, window * 0.5):
+                return None
+            if not must and now >= expires - window:
+                return None  # as stale as ours
+            if not self._distrust_store:
+                return self._adopt(record)
+            if self._still_valid(record):
+                self._distrust_store = False
+                return self._adopt(record)
+            store.set_token_state(record.id, "invalid", self._clock())
+
+    def _still_valid(self, record: TokenRecord) -> bool:
+        """Whether LINE still accepts a stored token (asked only after LINE refused one of ours).
+
+        LINE documents no verify endpoint for v3 tokens: those are never trusted then (a new one costs
+        nothing, as v3 tokens have no cap). Any failure to verify counts as not valid: a new token is issued.
+        """
+        client = self._token_client()
+        try:
+            if record.kind == "v2.1":
+                info = client.verify_v21_token(record.access_token)
+            elif record.kind == "v2":
+                info = client.verify_short_lived_token(record.access_token)
+            else:
+                return False
+        except (LineApiError, TransportError) as exc:
+            log.info("stored token %s is not used: %s", record.access_token.masked, _safe(exc))
+            return False
+        return info.client_id == self.channel.channel_id and info.expires_in > 0
 
     def _token_client(self) -> LineClient:
         if self._client is None:
@@ -371,13 +463,31 @@ class TokenManager:
         client = self._token_client()
         self.issued += 1
         if self.kind == "v2.1":
+            if self._clock() < self._v3_until:
+                return client.issue_stateless_token()
             try:
                 return client.issue_v21_token(token_exp=int(self.lifetime))
             except TokenLimitError as exc:
-                return self._issue_at_cap(exc)
+                try:
+                    return self._issue_at_cap(exc)
+                except TokenLimitError as full:
+                    if not self.cap_fallback:
+                        raise
+                    return self._issue_v3_at_cap(full)
         if self.kind == "v3":
             return client.issue_stateless_token()
         return client.issue_short_lived_token()
+
+    def _issue_v3_at_cap(self, error: TokenLimitError) -> IssuedToken:
+        """The channel's 30 v2.1 slots are taken and none could be freed: a v3 token from the same key has
+        no cap. v2.1 is not asked again for a while (LINE may restrict issuance on many requests)."""
+        log.warning(
+            "%s; using stateless v3 tokens (15 minutes each, no cap) until v2.1 slots are free again",
+            error,
+        )
+        self._v3_until = self._clock() + _V21_RETRY_AFTER_CAP
+        self.issued += 1
+        return self._token_client().issue_stateless_token()
 
     def _issue_at_cap(self, error: TokenLimitError) -> IssuedToken:
         """LINE refused a new v2.1 token: 30 are active. Revoke what we superseded, then try once more."""

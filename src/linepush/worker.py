@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from linepush.api.messaging import SendResult
-from linepush.errors import ConfigurationError, LinePushError
+from linepush.errors import ConfigurationError, LinePushError, TokenUnavailableError
 from linepush.outbox import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRY_WINDOW,
@@ -40,6 +40,7 @@ from linepush.outbox import (
     classify,
     error_record,
     result_record,
+    retry_reason,
     send_operation,
     settle_many,
     window_expired_error,
@@ -214,10 +215,14 @@ class Worker:
         self._pending = asyncio.Event()
         stop = stop if stop is not None else asyncio.Event()
         self._stop = stop
-        self._fatal: ConfigurationError | None = None
+        self._until_idle = until_idle
+        self._fatal: ConfigurationError | TokenUnavailableError | None = None
         self._store_failure = None
         self._store_failing_since = None
         self._unsent: list[int] = []
+        # While no token can be had (LINE's token endpoint failing): rows are given back unsent until then.
+        self._token_pause: float | None = None
+        self._token_failures = 0
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
         renewer = asyncio.create_task(self._renew_loop())
         writing_done = asyncio.Event()
@@ -247,6 +252,9 @@ class Worker:
         while not stop.is_set():
             if until_idle and self._store_gave_out():
                 return
+            if self._token_pause is not None:
+                await self._wait_for_token(stop)
+                continue
             waiting = self._ready.qsize()
             if waiting < config.batch_size and not self._unwritten:
                 try:
@@ -310,8 +318,8 @@ class Worker:
         assert self._ready is not None
         while True:
             row = await self._ready.get()
-            if self._stop.is_set():
-                self._unsent.append(row.id)  # stopping: not started, so given back at shutdown
+            if self._stop.is_set() or self._token_pause is not None:
+                self._unsent.append(row.id)  # stopping, or no token: not started, so given back
                 continue
             self._busy += 1
             chat, previous, turn = self._take_turn(row)
@@ -322,7 +330,7 @@ class Worker:
                     except asyncio.CancelledError:
                         self._unsent.append(row.id)  # abandoned before it was sent: given back
                         raise
-                    if self._stop.is_set():
+                    if self._stop.is_set() or self._token_pause is not None:
                         self._unsent.append(row.id)
                         continue
                 self._record(await self._deliver(row))
@@ -330,9 +338,11 @@ class Worker:
                 # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
                 # the worker stops and gives this one back unsent, and the error is raised to the caller.
                 self._unsent.append(row.id)
-                if self._fatal is None:
-                    self._fatal = exc
-                self._stop.set()
+                self._stop_with(exc)
+            except TokenUnavailableError as exc:
+                # Nothing was sent: the row goes back as it was, never failed for it.
+                self._unsent.append(row.id)
+                self._no_token(exc)
             finally:
                 if turn is not None:
                     turn.set_result(None)
@@ -341,6 +351,55 @@ class Worker:
                 self._busy -= 1
                 if self._busy == 0 and self._changed is not None:
                     self._changed.set()
+
+    def _stop_with(self, error: ConfigurationError | TokenUnavailableError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stop.set()
+
+    def _no_token(self, error: TokenUnavailableError) -> None:
+        """No token could be had. A refusal (a wrong kid, a key not registered, a clock far off LINE's) will
+        not mend itself: stop, as for a configuration error. A transient failure stops a run until idle too
+        (the rows wait for the next run); a long run gives the rows back and pauses, then tries again."""
+        if not error.retryable or self._until_idle:
+            self._stop_with(error)
+            return
+        if self._token_pause is not None:
+            return  # the senders that were already sending when it started failing
+        self._token_failures += 1
+        delay = self.config.backoff.delay(self._token_failures, self._rand)
+        self._token_pause = self.clock() + delay
+        log.warning("%s; the messages stay queued, next try in %s", error, _seconds(delay))
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _wait_for_token(self, stop: asyncio.Event) -> None:
+        """Give back what was claimed, wait out the pause, then claim again."""
+        assert self._ready is not None and self._changed is not None
+        while self._busy and not stop.is_set():
+            self._changed.clear()
+            await _first(self._changed.wait(), stop.wait())
+        while not self._ready.empty():
+            self._unsent.append(self._ready.get_nowait().id)
+        await self._give_back()
+        pause = self._token_pause
+        if pause is not None:
+            await self._pause(stop, max(0.0, pause - self.clock()))
+        self._token_pause = None
+
+    async def _give_back(self) -> None:
+        """Rows claimed but never sent go back as if never claimed (the attempt and the window's start are
+        undone)."""
+        unsent, self._unsent = self._unsent, []
+        if not unsent:
+            return
+        try:
+            released = await self._store(self.store.release, unsent, self.worker_id, self.clock())
+        except LinePushError as exc:
+            log.warning("could not release %d unsent rows (their lease will): %s", len(unsent), exc)
+        else:
+            self.stats.released += released
+            self._held.difference_update(unsent)
 
     def _take_turn(
         self, row: OutboxMessage
@@ -369,28 +428,42 @@ class Worker:
             note = {"type": "Interrupted", "message": "the worker stopped while this send was in flight"}
             self._record(Settlement(row.id, "retry", error=note, not_before=later))
             raise
-        except ConfigurationError:
+        except (ConfigurationError, TokenUnavailableError):
             raise
         except LinePushError as exc:
+            self._token_failures = 0
             return self._after_error(row, exc)
         except Exception as exc:  # a bug or an unexpected failure: keep the row, do not lose the worker
             log.exception("unexpected error sending outbox message %s", row.id)
             return self._after_error(row, exc)
+        self._token_failures = 0
         request_id, body = result_record(result)
         return Settlement(row.id, "delivered", request_id=request_id, result=body)
 
     def _after_error(self, row: OutboxMessage, error: BaseException) -> Settlement:
         now = self.clock()
         record = error_record(error, now=now)
+        reason = retry_reason(error)
         if classify(error) == "failed":
+            log.warning("outbox message %s failed: %s", row.id, reason)
             return Settlement(row.id, "failed", error=record)
-        due = now + self.config.backoff.delay(row.attempts, self._rand)
+        delay = self.config.backoff.delay(row.attempts, self._rand)
+        due = now + delay
         first = row.first_attempt_at if row.first_attempt_at is not None else now
         window = self.config.retry_window
         if due >= window.deadline(first):
             expired = window_expired_error(row, window, due)
             record["retry_window"] = str(expired)
+            log.warning("outbox message %s failed: %s, and %s", row.id, reason, expired)
             return Settlement(row.id, "failed", error=record | {"type": "RetryWindowExpiredError"})
+        log.info(
+            "outbox message %s: %s, next try in %s (attempt %d)",
+            row.id,
+            reason,
+            _seconds(delay),
+            row.attempts,
+        )
+        record["reason"] = reason  # `queue list` shows it on the queued row
         return Settlement(row.id, "retry", error=record, not_before=due)
 
     def _record(self, outcome: Settlement) -> None:
@@ -502,16 +575,7 @@ class Worker:
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
-        # Never sent: give them back as if never claimed (the attempt and the window's start are undone).
-        unsent = self._unsent
-        if unsent:
-            try:
-                released = await self._store(self.store.release, unsent, self.worker_id, self.clock())
-            except LinePushError as exc:
-                log.warning("could not release %d unsent rows (their lease will): %s", len(unsent), exc)
-            else:
-                self.stats.released += released
-                self._held.difference_update(unsent)
+        await self._give_back()
         writing_done.set()
         await asyncio.gather(writer, return_exceptions=True)
         renewer.cancel()
@@ -519,6 +583,10 @@ class Worker:
         if self._held:
             # Outcomes that could not be written (the store failed): the lease will return these rows.
             log.warning("%d outbox rows stay leased until their lease runs out", len(self._held))
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:.0f} s" if delay >= 10 else f"{delay:.1f} s"
 
 
 async def _first(*aws: Awaitable[Any]) -> None:

@@ -585,3 +585,31 @@ def test_results_are_frozen() -> None:
     info = TokenInfo(client_id="1", expires_in=1, scope=None)
     with pytest.raises(AttributeError):
         info.expires_in = 2  # type: ignore[misc]
+
+
+def test_an_expired_assertion_is_explained_by_the_clocks() -> None:
+    from email.utils import formatdate
+
+    from linepush.api.tokens import issue_v21
+
+    body = b'{"error":"invalid_client","error_description":"Invalid exp"}'
+    sent_at = 1_800_000_000.0
+    jwt = "a.b.c"
+
+    def refusal(headers: dict[str, str]) -> LineApiError:
+        with pytest.raises(LineApiError) as caught:
+            issue_v21(jwt, sent_at).parse(ApiResponse(400, headers, body))
+        return caught.value
+
+    ahead = refusal({"date": formatdate(sent_at + 2 * 86400, usegmt=True)})
+    assert ahead.hint is not None and "48.0 h behind" in ahead.hint
+    behind = refusal({"date": formatdate(sent_at - 600, usegmt=True)})
+    assert behind.hint is not None and "10 min ahead" in behind.hint
+    agreeing = refusal({"date": formatdate(sent_at + 5, usegmt=True)})
+    assert agreeing.hint is not None and "within 30 minutes" in agreeing.hint
+    undated = refusal({"date": "not a date"})
+    assert undated.hint is not None and "curl -sI https://api.line.me/" in undated.hint
+    server = issue_v21(jwt, sent_at)
+    with pytest.raises(LineApiError) as failed:
+        server.parse(ApiResponse(500, {}, b'{"message":"Internal server error"}'))
+    assert failed.value.hint is not None and "--retry-key" not in failed.value.hint

@@ -93,7 +93,8 @@ def test_send_against_linepush_emulator_in_its_own_process(
     sent = CliRunner().invoke(app, ["send", "--to", ALICE, "hello emulator"])
     assert sent.exit_code == 0, sent.output
     kids = CliRunner().invoke(app, ["token", "kids", "--json"])
-    assert kids.exit_code == 0 and json.loads(kids.stdout)["valid_at_line"] == 1
+    # No channel secret and a new store: stateless v3 tokens, so no v2.1 token is left holding a slot.
+    assert kids.exit_code == 0 and json.loads(kids.stdout)["valid_at_line"] == 0
     transport = Urllib3Transport(url)
     try:
         deliveries = Admin(transport).deliveries(CHANNEL_ID, ALICE)

@@ -162,6 +162,25 @@ async def test_reset_forgets_everything(
     assert (await client.get("/v2/bot/message/quota", headers=auth)).status_code == 401
 
 
+async def test_reset_gives_the_clock_back_to_line(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    await client.post("/_emulator/clock", json={"advance_seconds": 2 * 86400})
+    assert (await client.post("/_emulator/reset")).status_code == 200
+    assert (await client.get("/_emulator/clock")).json() == {"now": clock.now}
+
+
+async def test_deliveries_say_whether_notifications_were_disabled(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    text = [{"type": "text", "text": "x"}]
+    for silent in (True, False, None):
+        body: dict[str, Any] = {"to": user_id(), "messages": text}
+        if silent is not None:
+            body["notificationDisabled"] = silent
+        assert (await client.post("/v2/bot/message/push", json=body, headers=auth)).status_code == 200
+    found = (await client.get("/_emulator/deliveries")).json()["deliveries"]
+    assert [d["notification_disabled"] for d in found] == [True, False, False]
+
+
 def test_state_methods_mirror_the_admin_api(state: EmulatorState, jwks: dict[str, Any]) -> None:
     channel = state.create_channel(name="direct", monthly_quota=10)
     kid = state.register_key(channel.channel_id, jwks["good"])

@@ -470,6 +470,10 @@ async def test_retry_key_conflict_on_other_sends(
     again = await client.post(url, json=body, headers={**auth, "X-Line-Retry-Key": key})
     assert (again.status_code, again.json()) == (409, {"message": "The retry key is already accepted"})
     assert again.headers["x-line-accepted-request-id"] == first.headers["x-line-request-id"]
+    # A push under that key gets the accepted request's own answer: that send had no sentMessages, so none
+    # are invented (LINE's schema has at least one item whenever sentMessages is present).
+    as_push = await push(client, auth, {"to": user_id(), "messages": [TEXT]}, key)
+    assert (as_push.status_code, as_push.json()) == (409, {"message": "The retry key is already accepted"})
 
 
 async def test_retry_key_must_be_uuid_and_only_on_sends(

@@ -346,3 +346,30 @@ def test_wrong_content_type_is_415_on_messaging(
     response = asyncio.run(call(world["app"], "POST", path, b'{"messages":[]}', headers))
     assert response.status_code == 415
     assert response.json() == {"message": f"The content type, {content_type or 'null'}, is not supported"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/oauth2/v2.1/token"), ("POST", "/oauth2/v3/token"), ("GET", "/oauth2/v2.1/tokens/kid")],
+)
+def test_a_jwt_with_a_deeply_nested_header_is_a_400(world: dict[str, Any], method: str, path: str) -> None:
+    import base64
+    from urllib.parse import urlencode
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    nested = b64(b"[" * 10_000 + b"]" * 10_000)  # far deeper than Python's recursion limit
+    jwt = f"{nested}.{b64(b'{}')}.c2ln"
+    fields = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": jwt,
+    }
+    form = urlencode(fields)
+    target = f"{path}?{form}" if method == "GET" else path
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    response = asyncio.run(call(world["app"], method, target, form.encode(), headers))
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_client", "error_description": "Invalid JWT header"}
+    check(response)

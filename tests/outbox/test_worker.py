@@ -10,9 +10,12 @@ import pytest
 from tests.outbox.kit import START, FakeTime, Line, make_worker, until, user
 
 from linepush.client import AsyncLineClient
+from linepush.config import Channel
 from linepush.errors import ServerError
 from linepush.outbox import Outbox, RetryWindow, push_item
+from linepush.retry import NO_RETRY
 from linepush.store import Store
+from linepush.transport import ASGITransport
 from linepush.worker import Worker, WorkerConfig
 
 
@@ -574,3 +577,88 @@ async def test_a_failed_lease_renewal_is_tried_again(
     gate.open.set()
     await until(task.done)
     assert task.result().delivered == 1
+
+
+def _managed_client(line: Line, store: Store) -> AsyncLineClient:
+    """A client that gets stateless tokens itself (from the channel's secret) through a TokenManager."""
+    secret = line.emulator.state.channels[line.channel_id].channel_secret
+    return AsyncLineClient(
+        Channel(line.channel_id, secret),
+        store=store,
+        transport=ASGITransport(line.emulator.app),
+        retry=NO_RETRY,
+        rate_limits=None,
+    )
+
+
+async def test_a_refused_token_stops_the_worker_and_fails_no_message(
+    outbox: Outbox, store: Store, fake_time: FakeTime, line: Line
+) -> None:
+    from linepush.errors import TokenUnavailableError
+
+    ids = _fill(outbox, 20)
+    line.emulator.admin.fault(path="/oauth2/v3/token", mode="status", status=400, count=1000)
+    client = _managed_client(line, store)
+    try:
+        with pytest.raises(TokenUnavailableError) as caught:
+            await _worker(store, client, fake_time, line, concurrency=4).run_until_idle()
+    finally:
+        await client.aclose()
+    assert not caught.value.retryable
+    rows = [store.get_message(i) for i in ids]
+    assert all(r is not None and r.state == "queued" and r.attempts == 0 for r in rows)
+    assert line.deliveries() == []
+
+
+class FlakyTokens:
+    """A token provider whose token endpoint fails ``failures`` times (500), then gives ``token``."""
+
+    def __init__(self, token: str, failures: int) -> None:
+        self.token = token
+        self.failures = failures
+        self.calls = 0
+
+    async def aget_token(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ServerError(500, "Internal server error")
+        return self.token
+
+    def invalidate(self, token: str) -> None:
+        return None
+
+
+async def test_a_token_endpoint_that_fails_pauses_a_running_worker_and_loses_nothing(
+    outbox: Outbox, store: Store, fake_time: FakeTime, line: Line, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    ids = _fill(outbox, 20)
+    tokens = FlakyTokens(line.token, failures=2)
+    client = AsyncLineClient(
+        Channel(line.channel_id),
+        token=tokens,
+        transport=ASGITransport(line.emulator.app),
+        retry=NO_RETRY,
+        rate_limits=None,
+    )
+    stop = asyncio.Event()
+    worker = _worker(store, client, fake_time, line, concurrency=4)
+    try:
+        with caplog.at_level(logging.WARNING, "linepush.worker"):
+            task = asyncio.create_task(worker.run(stop))
+            await until(lambda: worker.stats.released > 0 and fake_time.sleepers > 0)
+            assert store.counts(line.channel_id)["queued"] == 20  # every row given back as it was
+            assert all((r := store.get_message(i)) is not None and r.attempts == 0 for i in ids)
+            for _ in range(10):
+                await fake_time.advance(5.0)
+            await until(lambda: worker.stats.delivered == 20)
+            stop.set()
+            await until(task.done)
+    finally:
+        await client.aclose()
+    assert task.result().failed == 0 and task.result().retried == 0
+    _one_delivery_per_key(line)
+    assert tokens.calls == 2 + 20
+    assert caplog.text.count("could not get a channel access token") == 2
+    assert "the messages stay queued, next try in" in caplog.text

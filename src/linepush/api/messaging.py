@@ -22,7 +22,7 @@ from linepush.api._base import (
     expect_json_object,
     json_request,
 )
-from linepush.errors import LinePushError, ValidationError
+from linepush.errors import ConflictError, LinePushError, ValidationError
 from linepush.messages import (
     MULTICAST_MAX_RECIPIENTS,
     MessageLike,
@@ -274,6 +274,8 @@ def _parse_push(retry_key: str) -> Any:
             messages = tuple(
                 [_sent_message(str(m.get("id")), m.get("quoteToken")) for m in sent if type(m) is dict]
             )
+        if response.status == 409 and not messages:
+            raise _not_this_push(response)
         headers = response.headers
         return _push_result(
             headers.get("x-line-request-id"), retry_key, headers.get("x-line-accepted-request-id"), messages
@@ -291,6 +293,22 @@ def _parse_send(retry_key: str, ok: tuple[int, ...] = (200,)) -> Any:
         return SendResult(response.request_id, retry_key, response.accepted_request_id)
 
     return parse
+
+
+def _not_this_push(response: ApiResponse) -> ConflictError:
+    """A 409 for a push that repeats no sentMessages: LINE repeats them for a push it accepted (FACTS §3.7),
+    so the key was taken by another request (a multicast, say), and this push was not sent."""
+    error = api_error(response)
+    assert isinstance(error, ConflictError)
+    error.args = (
+        f"{error}; LINE repeated no sent messages, so the key was accepted for another request (a multicast "
+        "or broadcast under the same key) and this push was not sent",
+    )
+    error.hint = (
+        "this push was not sent: its retry key belongs to another request. Send it with a new retry key "
+        "(`linepush queue retry --new-key` for a queued one)"
+    )
+    return error
 
 
 def _conflict_body(response: ApiResponse) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import enum
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from linepush._secret import Secret
@@ -26,6 +28,7 @@ __all__ = [
     "list_v21_key_ids",
     "revoke_short_lived",
     "revoke_v21",
+    "token_error_hint",
     "verify_short_lived",
     "verify_v21",
 ]
@@ -213,7 +216,7 @@ def issue_stateless(
 def _issued_parser(kind: TokenKind, now: float, what: str) -> Callable[[ApiResponse], IssuedToken]:
     # expires_at counts from when the request was built, not from LINE's answer: erring early is safe.
     def parse(response: ApiResponse) -> IssuedToken:
-        data = expect_json_object(response)
+        data = _answer(response, now)
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise _malformed(response, f"{what} without an access_token")
@@ -243,7 +246,7 @@ def _issued_parser(kind: TokenKind, now: float, what: str) -> Callable[[ApiRespo
 
 
 def _parse_token_info(response: ApiResponse) -> TokenInfo:
-    data = expect_json_object(response)
+    data = _answer(response)
     client_id = data.get("client_id")
     # The docs show a string; a number is accepted too, since it names the same channel.
     if isinstance(client_id, int) and not isinstance(client_id, bool):
@@ -262,17 +265,111 @@ def _parse_token_info(response: ApiResponse) -> TokenInfo:
 def _parse_empty(response: ApiResponse) -> None:
     # LINE documents 200 with an empty body; whatever body comes along is not needed.
     if not 200 <= response.status < 300:
-        raise api_error(response)
+        raise _refused(response)
 
 
 def _parse_key_ids(response: ApiResponse) -> list[str]:
-    data = expect_json_object(response)
+    data = _answer(response)
     kids = data.get("kids")
     if not isinstance(kids, list):
         raise _malformed(response, "the key id list without a 'kids' array")
     if not all(isinstance(kid, str) for kid in kids):
         raise _malformed(response, "a 'kids' array holding something other than strings")
     return list(kids)
+
+
+def _answer(response: ApiResponse, sent_at: float | None = None) -> dict[str, Any]:
+    if response.status != 200:
+        raise _refused(response, sent_at)
+    return expect_json_object(response)
+
+
+def _refused(response: ApiResponse, sent_at: float | None = None) -> LineApiError:
+    error = api_error(response)
+    error.hint = token_error_hint(error, sent_at=sent_at, line_time=_line_time(response))
+    return error
+
+
+def _line_time(response: ApiResponse) -> float | None:
+    """LINE's clock, from the answer's ``Date`` header (None when absent or unreadable)."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+_CREDENTIALS_HINT = (
+    "check LINE_CHANNEL_ID and LINE_CHANNEL_SECRET against the channel's Basic settings in the LINE "
+    "Developers Console"
+)
+_TOKEN_HINTS: Final[dict[str, str]] = {
+    "Cannot find channel key that satisfies the conditions": (
+        "LINE knows no assertion key with this kid for the channel (a wrong kid, or the key was removed in "
+        "the console): check LINE_ASSERTION_KID (--kid) against the kid the console shows under Basic "
+        "settings > Assertion signing key, and LINE_CHANNEL_ID against the channel the key was registered in"
+    ),
+    "iss and clientId of key do not match": (
+        "the assertion key is registered for another channel: check LINE_CHANNEL_ID against the channel "
+        "whose console shows this kid"
+    ),
+    "Invalid signature": (
+        "the private key does not match the public key LINE has for this kid: the key is not registered "
+        "(another key is, under this kid). Register its public half (`linepush keys public`), or point "
+        "LINE_ASSERTION_KEY_FILE at the key you registered"
+    ),
+    "invalid client_id": _CREDENTIALS_HINT,
+    "invalid client_secret": _CREDENTIALS_HINT,
+    "Invalid 'client_credentials'.": _CREDENTIALS_HINT,
+}
+
+
+def token_error_hint(
+    error: LineApiError, *, sent_at: float | None = None, line_time: float | None = None
+) -> str | None:
+    """The likely cause of a token endpoint's refusal, and what to do, for the errors FACTS §1-§2 list.
+
+    ``sent_at`` is this host's time when the request was made and ``line_time`` LINE's (its Date header):
+    for an assertion refused as expired they tell whether this host's clock is off.
+    """
+    if error.status >= 500:
+        return "LINE's token endpoint failed; no message was sent. Try again later"
+    text = error.error_description or error.message
+    if text == "Invalid exp":
+        return _clock_hint(sent_at, line_time)
+    return _TOKEN_HINTS.get(text)
+
+
+def _clock_hint(sent_at: float | None, line_time: float | None) -> str:
+    if sent_at is None or line_time is None:
+        return (
+            "LINE found the client assertion expired: this host's clock is probably off. Compare it with "
+            "the Date header LINE sends (`curl -sI https://api.line.me/`) and set it right (NTP)"
+        )
+    skew = line_time - sent_at
+    if abs(skew) < 60:
+        # The clocks agree: the assertion itself asked for too long (exp at most 30 minutes ahead).
+        return (
+            "LINE found the client assertion's exp out of range, although this host's clock agrees with "
+            "LINE's (Date header): the assertion must expire within 30 minutes of its creation"
+        )
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(line_time))
+    mine = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(sent_at))
+    return (
+        f"this host's clock is off: LINE's Date header says {stamp} while this host said {mine} "
+        f"({_span(abs(skew))} {'behind' if skew > 0 else 'ahead'}). Set the clock right (NTP, "
+        "`timedatectl`), then try again"
+    )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def _malformed(response: ApiResponse, what: str) -> LineApiError:

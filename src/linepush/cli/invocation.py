@@ -31,6 +31,7 @@ from linepush.errors import (
     LinePushError,
     MonthlyLimitError,
     TokenLimitError,
+    TokenUnavailableError,
     ValidationError,
 )
 
@@ -324,6 +325,8 @@ def exit_code(error: BaseException) -> Exit:
         return error.code
     if isinstance(error, ConfigurationError | ValidationError):
         return Exit.USAGE
+    if isinstance(error, TokenUnavailableError) and not error.retryable:
+        return Exit.USAGE  # LINE refused to issue a token: the setup (key, kid, clock) needs fixing
     if isinstance(error, LinePushError):
         return Exit.TRANSIENT if error.retryable else Exit.REFUSED
     return Exit.REFUSED
@@ -363,6 +366,10 @@ def render_error(error: BaseException) -> dict[str, Any]:
 def _hint(error: BaseException) -> str | None:
     if isinstance(error, CommandError):
         return error.hint
+    if isinstance(error, LinePushError) and error.hint:
+        return error.hint
+    if isinstance(error, TokenUnavailableError) and error.error is not None:
+        return _hint(error.error)
     if isinstance(error, TokenLimitError):
         return (
             "the channel already holds 30 valid v2.1 tokens: `linepush token kids` lists them, "

@@ -430,6 +430,14 @@ def _when(moment: float | None) -> str:
     return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
+def _due(row: OutboxMessage) -> str:
+    """When a queued row is due and, once it was tried, why it is still queued."""
+    due = _when(row.not_before)
+    if not row.last_error:
+        return due
+    return f"{due}; last try: {row.last_error.get('reason') or _error_text(row.last_error)}"
+
+
 def _error_text(error: dict[str, Any] | None) -> str:
     if not error:
         return ""
@@ -545,7 +553,7 @@ def list_command(
                     r.kind,
                     _recipients(r),
                     r.attempts,
-                    _when(r.not_before)
+                    _due(r)
                     if r.state == "queued"
                     else r.request_id
                     if r.state == "delivered"

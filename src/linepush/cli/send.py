@@ -21,7 +21,7 @@ from linepush.api.messaging import MulticastResult, PushResult, check_retry_key,
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
 from linepush.client import LineClient, MulticastError
-from linepush.errors import LinePushError, OutcomeUnknownError, ValidationError
+from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
 from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
 
@@ -349,7 +349,10 @@ def send_command(
         show_result(inv, request, exc.result)
         raise
     except LinePushError as exc:
-        if exc.retryable or isinstance(exc, OutcomeUnknownError):
+        # Without a token nothing was sent: there is no attempt a retry key would protect.
+        if (exc.retryable or isinstance(exc, OutcomeUnknownError)) and not isinstance(
+            exc, TokenUnavailableError
+        ):
             inv.note(
                 f"[dim]to try again without risking a duplicate, run the same command with "
                 f"--retry-key {request.retry_key}[/]"

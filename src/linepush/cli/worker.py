@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
+from linepush.errors import TokenUnavailableError
 from linepush.outbox import RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
@@ -36,8 +39,11 @@ def run_worker(
     once: bool,
     config: WorkerConfig,
     api_base: str | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> WorkerStats:
-    """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT."""
+    """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
+
+    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address."""
     channel_id = channel.require_id()
 
     async def main() -> WorkerStats:
@@ -45,6 +51,11 @@ def run_worker(
             channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
         ) as client:
             worker = Worker(store, client, channel_id=channel_id, config=config)
+            if announce is not None:
+                announce(
+                    f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
+                    f"through {client.api_base}" + (" (once)" if once else "")
+                )
             stop = asyncio.Event()
             stop_on_signals(stop)
             if once:
@@ -95,7 +106,12 @@ def worker_command(
             help="With --once: give up (exit 3) when the store has failed this many seconds (a full disk).",
         ),
     ] = 60.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stored batch.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Say what it works on, and log each retry (with why) and stored batch."
+        ),
+    ] = False,
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -106,6 +122,8 @@ def worker_command(
     if verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         logging.getLogger("linepush.worker").setLevel(logging.INFO)
+    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
+    announce = (lambda line: inv.note(escape(line))) if verbose or inv.debug or not once else None
     config = WorkerConfig(
         concurrency=concurrency,
         batch_size=batch_size,
@@ -118,7 +136,14 @@ def worker_command(
     channel = inv.channel()
     channel.require_id()
     store = inv.store()
-    stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)
+    try:
+        stats = run_worker(
+            store, channel, once=once, config=config, api_base=settings.api_base, announce=announce
+        )
+    except TokenUnavailableError:
+        queued = store.counts(channel.channel_id)["queued"]
+        inv.note(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
+        raise
     queued = store.counts(channel.channel_id)["queued"]
     summary = {
         "claimed": stats.claimed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +23,8 @@ from linepush.emulator.state import AdminError, EmulatorState
 
 
 class LineEdge:
-    """What sits in front of every LINE endpoint: a fresh x-line-request-id, the request log, and faults.
+    """What sits in front of every LINE endpoint: a fresh x-line-request-id, a Date header from the emulator's
+    clock (so a moved clock shows as LINE's does), the request log, and faults.
 
     Faults are applied here, outside the endpoints, so a failed attempt never records a retry key or a
     delivery, while a dropped answer does (the request was accepted before the connection broke).
@@ -47,8 +49,9 @@ class LineEdge:
             nonlocal status_seen
             if message["type"] == "http.response.start":
                 status_seen = message["status"]
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
                 headers.append((b"x-line-request-id", rid.encode("ascii")))
+                headers.append((b"date", formatdate(self.state.now(), usegmt=True).encode("ascii")))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -48,8 +48,8 @@ def _b64_json(part: str, what: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         value = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        # Not documented: LINE shows no body for a JWT that cannot be decoded.
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # Not documented: LINE shows no body for a JWT that cannot be decoded (nested too deeply included).
         raise _invalid_client(f"Invalid JWT {what}") from exc
     if not isinstance(value, dict):
         raise _invalid_client(f"Invalid JWT {what}")

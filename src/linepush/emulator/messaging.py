@@ -112,8 +112,10 @@ async def send(request: Request) -> Response:
         accepted = state.accepted_retry(channel, retry_key)
         if accepted is not None:
             conflict: dict[str, Any] = {"message": "The retry key is already accepted"}
-            if endpoint == "push":
-                conflict["sentMessages"] = accepted.body.get("sentMessages", [])
+            # A push is answered with the accepted request's own sentMessages (FACTS §3.7); a key that a
+            # multicast, broadcast or narrowcast took has none to repeat, and an empty list is never sent.
+            if endpoint == "push" and accepted.body.get("sentMessages"):
+                conflict["sentMessages"] = accepted.body["sentMessages"]
             raise LineError(409, conflict, {"x-line-accepted-request-id": accepted.request_id})
     try:
         validate_body(endpoint, body, state.config)
@@ -144,6 +146,7 @@ async def send(request: Request) -> Response:
             retry_key=retry_key,
             request_id=rid_now,
             time=state.now(),
+            notification_disabled=body.get("notificationDisabled") is True,
         )
     )
     if retry_key is not None:

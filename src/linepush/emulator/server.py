@@ -47,6 +47,8 @@ def uvicorn_config(
         lifespan="off",
         # LINE's answers carry no uvicorn Server header; neither should the emulator's.
         server_header=False,
+        # The Date header comes from the emulator's own clock, which the admin API can move.
+        date_header=False,
     )
 
 

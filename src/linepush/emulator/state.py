@@ -117,6 +117,7 @@ class Delivery:
     retry_key: str | None
     request_id: str
     time: float
+    notification_disabled: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +129,7 @@ class Delivery:
             "retry_key": self.retry_key,
             "request_id": self.request_id,
             "time": self.time,
+            "notification_disabled": self.notification_disabled,
         }
 
 
@@ -171,10 +173,10 @@ class EmulatorState:
         self.config = config or EmulatorConfig()
         self._clock = clock or time.time
         self._lock = threading.RLock()
-        self._offset = 0.0
         self._reset()
 
     def _reset(self) -> None:
+        self._offset = 0.0  # after a reset the clock is LINE's again
         self.channels: dict[str, Channel] = {}
         self._kids: dict[str, str] = {}
         self._tokens: dict[str, Token] = {}
