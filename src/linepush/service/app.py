@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linepush.config import Channel
+from linepush.service.alerts import AlertReceivers, AlertsConfig
 from linepush.service.gateway import GatewayConfig, NotifyApi, guard, notify_response
 from linepush.service.webhook import WebhookReceiver
 from linepush.store import Store, StoreError
@@ -101,6 +102,7 @@ def create_gateway_app(
     config: GatewayConfig | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    alerts: AlertsConfig | None = None,
 ) -> Starlette:
     """The gateway for ``channel``: its tokens' notifications go to ``store``'s outbox.
 
@@ -114,6 +116,7 @@ def create_gateway_app(
         store, channel_id, channel.channel_secret, max_body=config.max_webhook_bytes, clock=clock
     )
     images = api.images
+    receivers = AlertReceivers(store, channel_id, alerts, clock)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -143,6 +146,8 @@ def create_gateway_app(
         Route("/webhook", guard(webhook), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/images/{name}", image, methods=["GET"]),
+        Route("/alertmanager", guard(receivers.alertmanager), methods=["POST"]),
+        Route("/grafana", guard(receivers.grafana), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -151,6 +156,7 @@ def create_gateway_app(
     )
     app.state.notify_api = api
     app.state.webhook = webhook
+    app.state.alerts = receivers
     return app
 
 

@@ -1,0 +1,209 @@
+"""The alert receivers of the gateway: ``POST /alertmanager`` and ``POST /grafana``.
+
+A notification is answered 200 only once its push is in the outbox (a store failure is a 503, so the sender
+retries); a payload that can never work is a 4xx that says why. A sender's retry of a notification it
+already delivered here (same token, source, receiver, group, status and alerts) within the dedupe window is
+answered 200 and not queued again: Alertmanager resends after a timeout or a 5xx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from linepush._secret import Secret
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.outbox import push_item
+from linepush.service.alert_format import render_default
+from linepush.service.alert_payloads import (
+    AlertNotification,
+    parse_alertmanager,
+    parse_grafana,
+    parse_json_body,
+)
+from linepush.service.gateway import NotifyError, caller_token, read_body
+from linepush.store import NewMessage, Store, StoreError
+from linepush.store.base import GatewayToken
+
+__all__ = [
+    "DEFAULT_DEDUPE_WINDOW",
+    "GRAFANA_SIGNATURE_HEADER",
+    "AlertReceivers",
+    "AlertsConfig",
+    "grafana_signature",
+]
+
+log = logging.getLogger("linepush.service.alerts")
+
+#: Seconds in which a notification received again is a retry of the first, not a new one.
+DEFAULT_DEDUPE_WINDOW: Final = 600.0
+GRAFANA_SIGNATURE_HEADER: Final = "X-Grafana-Alerting-Signature"
+#: A signed Grafana request older (or further ahead) than this is a replay.
+REPLAY_WINDOW: Final = 300.0
+_DEDUPE_PREFIX: Final = "alerts:"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """How the alert receivers behave. ``grafana_secret`` turns on the check of Grafana's HMAC signature
+    (in ``grafana_signature_header``; with ``grafana_timestamp_header``, of ``timestamp:body``)."""
+
+    dedupe_window: float = DEFAULT_DEDUPE_WINDOW
+    #: Alertmanager sends every alert of a group at once; a large group is a large body.
+    max_body: int = 4 * 1024 * 1024
+    time_zone: str = "UTC"
+    grafana_secret: Secret | None = None
+    grafana_signature_header: str = GRAFANA_SIGNATURE_HEADER
+    grafana_timestamp_header: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.dedupe_window >= 0 and math.isfinite(self.dedupe_window)):
+            raise ConfigurationError("the alert dedupe window must be 0 or more seconds")
+        if self.max_body < 1:
+            raise ConfigurationError("the alert body limit must be at least 1 byte")
+        self.zone()
+
+    def zone(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(
+                f"unknown time zone {self.time_zone!r}: give an IANA name such as UTC or Asia/Tokyo"
+            ) from None
+
+
+def grafana_signature(secret: str | Secret, body: bytes, timestamp: str | None = None) -> str:
+    """Grafana's webhook signature: hex HMAC-SHA256 of the body, or of ``timestamp:body`` when Grafana is
+    configured with a timestamp header."""
+    key = (secret.reveal() if isinstance(secret, Secret) else secret).encode("utf-8")
+    message = body if timestamp is None else timestamp.encode("latin-1", "replace") + b":" + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+class AlertReceivers:
+    """The alert endpoints for one channel's gateway tokens; a notification goes to the token's recipient."""
+
+    def __init__(
+        self,
+        store: Store,
+        channel_id: str,
+        config: AlertsConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.channel_id = channel_id
+        self.config = config or AlertsConfig()
+        self.clock = clock
+        self.zone = self.config.zone()
+
+    async def alertmanager(self, request: Request) -> Response:
+        token = await caller_token(self.store, self.channel_id, request)
+        body = await read_body(request, self.config.max_body)
+        return await self._receive(token, parse_alertmanager(parse_json_body(body)))
+
+    async def grafana(self, request: Request) -> Response:
+        token = await caller_token(self.store, self.channel_id, request)
+        body = await read_body(request, self.config.max_body)
+        self._check_grafana_signature(request, body)
+        return await self._receive(token, parse_grafana(parse_json_body(body)))
+
+    def _check_grafana_signature(self, request: Request, body: bytes) -> None:
+        config = self.config
+        if config.grafana_secret is None:
+            return
+        timestamp: str | None = None
+        if config.grafana_timestamp_header is not None:
+            timestamp = request.headers.get(config.grafana_timestamp_header, "").strip()
+            if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+                log.info("grafana request refused: missing or malformed signature timestamp")
+                raise NotifyError(401, "Invalid signature")
+            if abs(self.clock() - int(timestamp)) > REPLAY_WINDOW:
+                log.info("grafana request refused: its signature is more than 5 minutes old (a replay)")
+                raise NotifyError(401, "Invalid signature: the timestamp is outside the 5-minute window")
+        expected = grafana_signature(config.grafana_secret, body, timestamp).encode("ascii")
+        given = request.headers.get(config.grafana_signature_header, "").strip().lower()
+        if not hmac.compare_digest(expected, given.encode("latin-1", "replace")):
+            log.info("grafana request refused: missing or wrong signature")
+            raise NotifyError(401, "Invalid signature")
+
+    def render(self, notification: AlertNotification) -> list[dict[str, Any]]:
+        """The LINE messages of a notification."""
+        return [{"type": "text", "text": text} for text in render_default(notification, self.zone)]
+
+    def _items(self, notification: AlertNotification, recipients: Sequence[str]) -> list[NewMessage]:
+        messages = self.render(notification)
+        try:
+            return [push_item(self.channel_id, to, messages) for to in recipients]
+        except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be a bug of ours
+            log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
+            raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
+
+    async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
+        items = self._items(notification, [token.recipient_id])
+        now = self.clock()
+        mark = await self._mark(token, notification, now)
+        if mark is None:
+            log.info(
+                "%s notification for gateway token %d already queued (a retry): not queued again",
+                notification.source,
+                token.id,
+            )
+            return _answer(0, duplicate=True)
+        try:
+            rows = await run_in_threadpool(self.store.enqueue, items, now)
+        except BaseException:
+            await self._unmark(mark)
+            raise
+        log.info(
+            "queued %s notification (%d alerts, %s) for gateway token %d as outbox message %s",
+            notification.source,
+            len(notification.alerts),
+            notification.status,
+            token.id,
+            ", ".join(str(row.id) for row in rows),
+        )
+        return _answer(len(rows))
+
+    async def _mark(
+        self, token: GatewayToken, notification: AlertNotification, now: float
+    ) -> tuple[str, str] | None:
+        """Take the dedupe mark of this notification for the window; None when a live one exists already.
+
+        The mark is a store lease named after the notification's identity: it is shared by every process
+        and host on the store, and a new one replaces it once the window is over.
+        """
+        window = self.config.dedupe_window
+        if window <= 0:
+            return ("", "")
+        name = f"{_DEDUPE_PREFIX}{token.id}:{notification.identity()}"
+        owner = secrets.token_hex(8)
+        taken = await run_in_threadpool(self.store.try_lock, name, owner, window, now)
+        return (name, owner) if taken else None
+
+    async def _unmark(self, mark: tuple[str, str]) -> None:
+        """Give the mark back when the notification could not be queued, so the sender's retry is taken."""
+        name, owner = mark
+        if not name:
+            return
+        with contextlib.suppress(StoreError):
+            await run_in_threadpool(self.store.unlock, name, owner)
+
+
+def _answer(queued: int, *, duplicate: bool = False) -> JSONResponse:
+    body: dict[str, Any] = {"status": 200, "message": "ok", "queued": queued}
+    if duplicate:
+        body["duplicate"] = True
+    return JSONResponse(body)
