@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from linepush.config import Channel
+
 SRC = Path(__file__).parents[2] / "src"
 
 
@@ -30,17 +32,30 @@ def free_port() -> int:
     return port
 
 
+def worker_env(store: Path, channel: Channel) -> dict[str, str]:
+    """The settings of `linepush serve --worker` for ``channel`` (assertion key and secret) on ``store``."""
+    assert channel.channel_id is not None
+    return {
+        "LINEPUSH_STORE": str(store),
+        "LINE_CHANNEL_ID": channel.channel_id,
+        "LINE_CHANNEL_SECRET": channel.require_secret().reveal(),
+        "LINE_ASSERTION_KEY_FILE": str(channel.assertion_key_file),
+        "LINE_ASSERTION_KID": str(channel.assertion_kid),
+    }
+
+
 #: Variables that would bring the developer's own setup (or a proxy) into the child.
 _OUTSIDE = ("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
 
 @contextmanager
 def linepush_serve(
-    home: Path, env: Mapping[str, str], *args: str, timeout: float = 20.0
+    home: Path, env: Mapping[str, str], *args: str, timeout: float = 20.0, port: int | None = None
 ) -> Iterator[ServeProcess]:
     """Run `linepush serve --port N *args` in ``home`` (also its config and state dirs) with only ``env``'s
-    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr."""
-    port = free_port()
+    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr. ``port`` is a free one
+    unless given (to start it again where it was)."""
+    port = port or free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(_OUTSIDE) and "proxy" not in k.lower()},
         "PYTHONPATH": str(SRC),

@@ -74,6 +74,8 @@ class AlertsConfig:
             raise ConfigurationError("the alert dedupe window must be 0 or more seconds")
         if self.max_body < 1:
             raise ConfigurationError("the alert body limit must be at least 1 byte")
+        if self.grafana_timestamp_header is not None and self.grafana_secret is None:
+            raise ConfigurationError("a Grafana timestamp header needs Grafana's HMAC secret as well")
         self.zone()
 
     def zone(self) -> ZoneInfo:
