@@ -4,6 +4,7 @@ sender's retries, and the answers to payloads that can never work."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -341,3 +342,74 @@ def test_without_a_timestamp_header_the_signature_covers_the_body(
         good = {"X-Grafana-Alerting-Signature": grafana_signature(HMAC_SECRET, body)}
         assert post(made, "/grafana", body, token, **good).status_code == 200
         assert post(made, "/grafana", body, token).status_code == 401
+
+
+# -- routes --------------------------------------------------------------------------------------------------
+
+ROOM = "R" + "0" * 32
+
+
+@pytest.fixture
+def routed(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGateway]:
+    from linepush.service.alert_routes import parse_routes
+
+    routes = parse_routes(
+        [
+            {"match": {"severity": "critical"}, "to": "ops-room"},
+            {"match": {"team": "db"}, "to": ["dba", "ops-room"]},
+        ],
+        {"ops-room": GROUP, "dba": ROOM},
+        (),
+    )
+    made = make_alert_gateway(store, channel, clock, routes=routes)
+    with made.client:
+        yield made
+
+
+def test_routes_send_each_alert_where_its_labels_say_first_match_wins(routed: AlertGateway) -> None:
+    payload = alertmanager_payload(
+        am_alert(instance="a", fingerprint="a" * 16),  # critical: ops-room
+        am_alert(instance="b", fingerprint="b" * 16, severity="warning", team="db"),  # dba and ops-room
+        am_alert(instance="c", fingerprint="c" * 16, severity="warning"),  # no route: the token's user
+        am_alert(instance="d", fingerprint="d" * 16, team="db"),  # critical first: ops-room only
+    )
+    answer = post(routed, "/alertmanager", payload, routed.token(USER))
+    assert answer.json()["queued"] == 4
+    by_to: dict[str, list[str]] = {}
+    for row in routed.queued():
+        by_to.setdefault(row.payload["to"], []).append(row.payload["messages"][0]["text"])
+    assert sorted(by_to) == sorted([GROUP, ROOM, USER])
+    [critical, db_for_ops] = by_to[GROUP]
+    assert "instance=a" in critical and "instance=d" in critical and "instance=b" not in critical
+    assert "instance=b" in db_for_ops
+    [db] = by_to[ROOM]
+    assert "instance=b" in db and "instance=a" not in db
+    [rest] = by_to[USER]
+    assert "instance=c" in rest and "(1 firing)" in rest.splitlines()[0]
+
+
+def test_a_retry_of_a_routed_notification_is_not_queued_again(routed: AlertGateway) -> None:
+    token = routed.token(USER)
+    payload = alertmanager_payload(am_alert(team="db"))
+    assert post(routed, "/alertmanager", payload, token).json()["queued"] == 1
+    assert post(routed, "/alertmanager", payload, token).json()["duplicate"] is True
+    assert len(routed.queued()) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ([{"match": {"severity": "critical"}, "to": "nobody"}], "'nobody' is neither a recipient id"),
+        ([{"match": {"severity": 1}, "to": GROUP}], "'match' must be a table"),
+        ([{"to": []}], "'to' must be a recipient"),
+        ([{"to": GROUP, "where": "x"}], "unknown keys ['where']"),
+        ([{"to": GROUP, "template": "ops"}], "no template named 'ops'"),
+        ({"to": GROUP}, "routes must be an array of tables"),
+    ],
+)
+def test_bad_routes_are_refused_with_the_reason(table: Any, message: str) -> None:
+    from linepush.errors import ConfigurationError
+    from linepush.service.alert_routes import parse_routes
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        parse_routes(table, {}, ())

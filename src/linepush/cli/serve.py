@@ -106,18 +106,25 @@ def serve_command(
         int, typer.Option("--image-rate-limit", min=0, help="Image uploads per token per hour.")
     ] = 50,
     alerts_dedupe_window: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--alerts-dedupe-window",
             min=0,
             metavar="SECONDS",
             help="An alert notification received again within this many seconds is not queued twice "
-            "(0: off).",
+            "(0: off; default 600, or [alerts] dedupe_window).",
+            show_default=False,
         ),
-    ] = 600.0,
+    ] = None,
     alerts_time_zone: Annotated[
-        str, typer.Option("--alerts-time-zone", metavar="ZONE", help="Time zone of the times in alerts.")
-    ] = "UTC",
+        str | None,
+        typer.Option(
+            "--alerts-time-zone",
+            metavar="ZONE",
+            help="Time zone of the times in alerts (default UTC, or [alerts] time_zone).",
+            show_default=False,
+        ),
+    ] = None,
     grafana_timestamp_header: Annotated[
         str | None,
         typer.Option(
@@ -158,7 +165,7 @@ def serve_command(
     )
     from linepush.cli.alerts import alerts_config
 
-    alerts = alerts_config(alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
+    alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
     gateway = create_gateway_app(store, channel, config, alerts=alerts)
     loop = make_worker(channel, store, settings.api_base) if worker else None
     configure_logging(log_level, access_log)

@@ -15,8 +15,8 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +34,7 @@ from linepush.service.alert_payloads import (
     parse_grafana,
     parse_json_body,
 )
+from linepush.service.alert_routes import AlertRoute, route_alerts
 from linepush.service.gateway import NotifyError, caller_token, read_body
 from linepush.store import NewMessage, Store, StoreError
 from linepush.store.base import GatewayToken
@@ -68,6 +69,8 @@ class AlertsConfig:
     grafana_secret: Secret | None = None
     grafana_signature_header: str = GRAFANA_SIGNATURE_HEADER
     grafana_timestamp_header: str | None = None
+    #: Where alerts go by their labels; an alert no route takes goes to the token's recipient.
+    routes: tuple[AlertRoute, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.dedupe_window >= 0 and math.isfinite(self.dedupe_window)):
@@ -141,20 +144,30 @@ class AlertReceivers:
             log.info("grafana request refused: missing or wrong signature")
             raise NotifyError(401, "Invalid signature")
 
-    def render(self, notification: AlertNotification) -> list[dict[str, Any]]:
+    def render(self, notification: AlertNotification, template: str | None = None) -> list[dict[str, Any]]:
         """The LINE messages of a notification."""
         return [{"type": "text", "text": text} for text in render_default(notification, self.zone)]
 
-    def _items(self, notification: AlertNotification, recipients: Sequence[str]) -> list[NewMessage]:
-        messages = self.render(notification)
-        try:
-            return [push_item(self.channel_id, to, messages) for to in recipients]
-        except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be a bug of ours
-            log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
-            raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
+    def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
+        """One push per recipient of each route the notification's alerts take."""
+        items = []
+        default = AlertRoute({}, (default_to,))
+        for route, alerts in route_alerts(notification.alerts, self.config.routes, default):
+            part = (
+                notification
+                if len(alerts) == len(notification.alerts)
+                else replace(notification, alerts=tuple(alerts))
+            )
+            messages = self.render(part, route.template)
+            try:
+                items += [push_item(self.channel_id, to, messages) for to in route.to]
+            except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
+                log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
+                raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
+        return items
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
-        items = self._items(notification, [token.recipient_id])
+        items = self._items(notification, token.recipient_id)
         now = self.clock()
         mark = await self._mark(token, notification, now)
         if mark is None:
