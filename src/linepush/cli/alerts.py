@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from linepush._secret import Secret
@@ -10,13 +11,22 @@ from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from linepush.cli.invocation import Invocation
-    from linepush.service.alerts import AlertsConfig
+    from linepush.service.alert_templates import AlertTemplates
+    from linepush.service.alerts import AlertsConfig, Hook
 
 __all__ = ["GRAFANA_SECRET_ENV", "alerts_config"]
 
 #: Grafana's HMAC secret comes from the environment only: a flag would show it in `ps`.
 GRAFANA_SECRET_ENV: Final = "LINEPUSH_GRAFANA_HMAC_SECRET"
-_KEYS: Final = ("dedupe_window", "time_zone", "grafana_timestamp_header", "routes")
+_KEYS: Final = (
+    "dedupe_window",
+    "time_zone",
+    "grafana_timestamp_header",
+    "routes",
+    "templates",
+    "template",
+    "hooks",
+)
 
 
 def _setting(table: dict[str, Any], key: str, flag: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -46,17 +56,58 @@ def alerts_config(
     if unknown:
         raise ConfigurationError(f"{where}: unknown settings {sorted(unknown)}; known: {', '.join(_KEYS)}")
     names = dict(settings.recipients)
-    if table.get("routes") and settings.channel.channel_id is not None:
+    if (table.get("routes") or table.get("hooks")) and settings.channel.channel_id is not None:
         names = {**inv.store().recipient_names(settings.channel.channel_id), **names}
     window = _setting(table, "dedupe_window", dedupe_window, (int, float), where)
+    zone_name = _setting(table, "time_zone", time_zone, str, where) or "UTC"
+    templates = _templates(table.get("templates"), zone_name, settings.config_file, where)
+    known = templates.names if templates is not None else ()
     secret = os.environ.get(GRAFANA_SECRET_ENV, "")
+    header = _setting(table, "grafana_timestamp_header", grafana_timestamp_header, str, where)
     return AlertsConfig(
         dedupe_window=DEFAULT_DEDUPE_WINDOW if window is None else float(window),
-        time_zone=_setting(table, "time_zone", time_zone, str, where) or "UTC",
+        time_zone=zone_name,
         grafana_secret=Secret(secret) if secret else None,
-        grafana_timestamp_header=_setting(
-            table, "grafana_timestamp_header", grafana_timestamp_header, str, where
-        )
-        or None,
-        routes=parse_routes(table.get("routes"), names, (), where),
+        grafana_timestamp_header=header or None,
+        routes=parse_routes(table.get("routes"), names, known, where),
+        templates=templates,
+        template=_setting(table, "template", None, str, where),
+        hooks=_hooks(table.get("hooks"), names, known, where),
     )
+
+
+def _templates(table: object, zone_name: str, config_file: Path | None, where: str) -> AlertTemplates | None:
+    """``[alerts.templates]``: name = "file" (relative to linepush.toml), compiled now."""
+    from linepush.service.alert_templates import AlertTemplates
+    from linepush.service.alerts import AlertsConfig
+
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigurationError(f'{where} templates must be a table of name = "file"')
+    base = config_file.parent if config_file is not None else Path()
+    files = {name: base / Path(file).expanduser() for name, file in table.items()}
+    return AlertTemplates.from_files(files, AlertsConfig(time_zone=zone_name).zone())
+
+
+def _hooks(table: object, names: dict[str, str], templates: tuple[str, ...], where: str) -> dict[str, Hook]:
+    """``[alerts.hooks.NAME]`` of ``POST /hooks/NAME``: its ``template`` and optionally ``to``."""
+    from linepush.service.alert_routes import parse_routes
+    from linepush.service.alerts import Hook
+
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ConfigurationError(f"{where} hooks must be tables: [alerts.hooks.NAME] with template = …")
+    hooks = {}
+    for name, entry in table.items():
+        here = f"{where} hooks.{name}"
+        template = entry.get("template")
+        if not isinstance(template, str) or set(entry) - {"template", "to"}:
+            raise ConfigurationError(f"{here}: needs template = NAME, and optionally to = recipients, only")
+        to: tuple[str, ...] = ()
+        if "to" in entry:
+            [route] = parse_routes([{"to": entry["to"], "template": template}], names, templates, here)
+            to = route.to
+        hooks[name] = Hook(template, to)
+    return hooks

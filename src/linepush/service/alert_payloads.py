@@ -21,7 +21,9 @@ __all__ = [
     "AlertSource",
     "parse_alertmanager",
     "parse_grafana",
+    "parse_json",
     "parse_json_body",
+    "parse_time",
 ]
 
 AlertSource = Literal["alertmanager", "grafana"]
@@ -97,12 +99,17 @@ def _labels_key(labels: Mapping[str, str]) -> str:
     return json.dumps(sorted(labels.items()), ensure_ascii=True)
 
 
-def parse_json_body(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 that says why not."""
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or a 400."""
     try:
-        payload = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise NotifyError(400, "the body is not JSON") from None
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 that says why not."""
+    payload = parse_json(body)
     if not isinstance(payload, dict):
         raise NotifyError(400, "the body must be a JSON object")
     return payload
@@ -154,6 +161,14 @@ def _time(text: str, where: str) -> float | None:
     if moment.year <= _ZERO_YEAR:
         return None
     return moment.astimezone(UTC).timestamp()
+
+
+def parse_time(text: str) -> float | None:
+    """UNIX seconds of an RFC 3339 time as payloads write it; None when it is not one (or Go's zero)."""
+    try:
+        return _time(text, "time")
+    except NotifyError:
+        return None
 
 
 def _alert(value: object, index: int, source: AlertSource) -> Alert:

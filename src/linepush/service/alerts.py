@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,15 +28,17 @@ from starlette.responses import JSONResponse, Response
 from linepush._secret import Secret
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.outbox import push_item
-from linepush.service.alert_format import render_default
+from linepush.service.alert_format import fit_texts, render_default
 from linepush.service.alert_payloads import (
     AlertNotification,
     parse_alertmanager,
     parse_grafana,
+    parse_json,
     parse_json_body,
 )
 from linepush.service.alert_routes import AlertRoute, route_alerts
-from linepush.service.gateway import NotifyError, caller_token, read_body
+from linepush.service.alert_templates import AlertTemplates, alert_context
+from linepush.service.gateway import NotifyError, caller_token, read_body, read_fields
 from linepush.store import NewMessage, Store, StoreError
 from linepush.store.base import GatewayToken
 
@@ -44,6 +47,7 @@ __all__ = [
     "GRAFANA_SIGNATURE_HEADER",
     "AlertReceivers",
     "AlertsConfig",
+    "Hook",
     "grafana_signature",
 ]
 
@@ -71,12 +75,28 @@ class AlertsConfig:
     grafana_timestamp_header: str | None = None
     #: Where alerts go by their labels; an alert no route takes goes to the token's recipient.
     routes: tuple[AlertRoute, ...] = ()
+    templates: AlertTemplates | None = None
+    #: The template of alerts whose route names none (None: the default rendering).
+    template: str | None = None
+    #: ``/hooks/{name}``: what each generic hook renders with, and where it goes.
+    hooks: Mapping[str, Hook] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (self.dedupe_window >= 0 and math.isfinite(self.dedupe_window)):
             raise ConfigurationError("the alert dedupe window must be 0 or more seconds")
         if self.max_body < 1:
             raise ConfigurationError("the alert body limit must be at least 1 byte")
+        known = self.templates.names if self.templates is not None else ()
+        wanted = [
+            self.template,
+            *(r.template for r in self.routes),
+            *(h.template for h in self.hooks.values()),
+        ]
+        for name in wanted:
+            if name is not None and name not in known:
+                raise ConfigurationError(
+                    f"no template named {name!r} (templates: {', '.join(known) or 'none'})"
+                )
         if self.grafana_timestamp_header is not None and self.grafana_secret is None:
             raise ConfigurationError("a Grafana timestamp header needs Grafana's HMAC secret as well")
         self.zone()
@@ -88,6 +108,15 @@ class AlertsConfig:
             raise ConfigurationError(
                 f"unknown time zone {self.time_zone!r}: give an IANA name such as UTC or Asia/Tokyo"
             ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A generic webhook: its body rendered by ``template``, sent to ``to`` (ids; empty: the token's
+    recipient)."""
+
+    template: str
+    to: tuple[str, ...] = ()
 
 
 def grafana_signature(secret: str | Secret, body: bytes, timestamp: str | None = None) -> str:
@@ -145,8 +174,55 @@ class AlertReceivers:
             raise NotifyError(401, "Invalid signature")
 
     def render(self, notification: AlertNotification, template: str | None = None) -> list[dict[str, Any]]:
-        """The LINE messages of a notification."""
-        return [{"type": "text", "text": text} for text in render_default(notification, self.zone)]
+        """The LINE messages of a notification: by ``template`` (else the configured one) when it works,
+        else by the default rendering."""
+        name = template or self.config.template
+        texts = None
+        if name is not None and self.config.templates is not None:
+            texts = self.config.templates.render(name, alert_context(notification))
+        if texts is None:
+            texts = render_default(notification, self.zone)
+        return _texts(texts)
+
+    async def hook(self, request: Request) -> Response:
+        # The token first: hook names are not for strangers to probe.
+        token = await caller_token(self.store, self.channel_id, request)
+        name = request.path_params["name"]
+        hook = self.config.hooks.get(name)
+        if hook is None:
+            raise NotifyError(404, f"there is no hook named {name[:100]!r} on this gateway")
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        body: Any
+        if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields = await read_fields(request, self.config.max_body)
+            body = {k: v if isinstance(v, str) else v.decode("utf-8", "replace") for k, v in fields.items()}
+        else:
+            body = parse_json(await read_body(request, self.config.max_body))
+        messages = await run_in_threadpool(self.render_hook, name, body)
+        now = self.clock()
+        try:
+            items = [push_item(self.channel_id, to, messages) for to in hook.to or (token.recipient_id,)]
+        except ValidationError as exc:
+            raise NotifyError(400, f"the hook's message cannot be sent: {exc}") from None
+        rows = await run_in_threadpool(self.store.enqueue, items, now)
+        log.info("queued hook %r for gateway token %d as %d outbox messages", name, token.id, len(rows))
+        return _answer(len(rows))
+
+    def render_hook(self, name: str, body: Any) -> list[dict[str, Any]]:
+        """A hook's messages: its template's, else (when it fails) the body itself, shortened to fit."""
+        hook = self.config.hooks[name]
+        texts = None
+        if self.config.templates is not None:
+            context = (
+                {**body, "body": body, "hook": name}
+                if isinstance(body, dict)
+                else {"body": body, "hook": name}
+            )
+            texts = self.config.templates.render(hook.template, context)
+        if texts is None:
+            shown = json.dumps(body, ensure_ascii=False, indent=1, sort_keys=True)
+            texts = fit_texts(f"🔔 {name}", [shown])
+        return _texts(texts)
 
     def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
         """One push per recipient of each route the notification's alerts take."""
@@ -167,7 +243,8 @@ class AlertReceivers:
         return items
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
-        items = self._items(notification, token.recipient_id)
+        # Off the event loop: a user template may take a while.
+        items = await run_in_threadpool(self._items, notification, token.recipient_id)
         now = self.clock()
         mark = await self._mark(token, notification, now)
         if mark is None:
@@ -215,6 +292,10 @@ class AlertReceivers:
             return
         with contextlib.suppress(StoreError):
             await run_in_threadpool(self.store.unlock, name, owner)
+
+
+def _texts(texts: list[str]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text} for text in texts]
 
 
 def _answer(queued: int, *, duplicate: bool = False) -> JSONResponse:

@@ -148,6 +148,7 @@ def create_gateway_app(
         Route("/images/{name}", image, methods=["GET"]),
         Route("/alertmanager", guard(receivers.alertmanager), methods=["POST"]),
         Route("/grafana", guard(receivers.grafana), methods=["POST"]),
+        Route("/hooks/{name}", guard(receivers.hook), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
