@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,3 +145,11 @@ class AlertGateway:
 def make_alert_gateway(store: Store, channel: Channel, clock: Clock, **alerts: Any) -> AlertGateway:
     app = create_gateway_app(store, channel, GatewayConfig(), clock=clock, alerts=AlertsConfig(**alerts))
     return AlertGateway(app, store, clock, TestClient(app, raise_server_exceptions=False))
+
+
+@contextmanager
+def alert_gateway(store: Store, channel: Channel, clock: Clock, **alerts: Any) -> Iterator[AlertGateway]:
+    """A gateway with the alert receivers configured by ``alerts``, its test client open."""
+    made = make_alert_gateway(store, channel, clock, **alerts)
+    with made.client:
+        yield made

@@ -16,6 +16,7 @@ from linepush.service.alerts import grafana_signature
 from linepush.store import Store, StoreError
 from tests.service.alert_fixtures import (
     AlertGateway,
+    alert_gateway,
     alertmanager_payload,
     am_alert,
     grafana_payload,
@@ -28,8 +29,7 @@ HMAC_SECRET = "grafana-shared-secret"
 
 @pytest.fixture
 def gw(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGateway]:
-    made = make_alert_gateway(store, channel, clock, time_zone="Asia/Tokyo")
-    with made.client:
+    with alert_gateway(store, channel, clock, time_zone="Asia/Tokyo") as made:
         yield made
 
 
@@ -258,14 +258,13 @@ def test_grafanas_retry_is_not_queued_again(gw: AlertGateway) -> None:
 def signed(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGateway]:
     from linepush._secret import Secret
 
-    made = make_alert_gateway(
+    with alert_gateway(
         store,
         channel,
         clock,
         grafana_secret=Secret(HMAC_SECRET),
         grafana_timestamp_header="X-Grafana-Alerting-Timestamp",
-    )
-    with made.client:
+    ) as made:
         yield made
 
 
@@ -361,8 +360,7 @@ def routed(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGatewa
         {"ops-room": GROUP, "dba": ROOM},
         (),
     )
-    made = make_alert_gateway(store, channel, clock, routes=routes)
-    with made.client:
+    with alert_gateway(store, channel, clock, routes=routes) as made:
         yield made
 
 

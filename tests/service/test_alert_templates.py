@@ -18,6 +18,7 @@ from linepush.service.alerts import Hook
 from linepush.store import Store
 from tests.service.alert_fixtures import (
     AlertGateway,
+    alert_gateway,
     alertmanager_payload,
     grafana_payload,
     make_alert_gateway,
@@ -38,7 +39,7 @@ def templates(**sources: str) -> AlertTemplates:
 
 @pytest.fixture
 def templated(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGateway]:
-    made = make_alert_gateway(
+    with alert_gateway(
         store,
         channel,
         clock,
@@ -50,8 +51,7 @@ def templated(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGat
         ),
         template="ops",
         hooks={"kuma": Hook("kuma"), "form": Hook("form", (GROUP,)), "bad": Hook("broken")},
-    )
-    with made.client:
+    ) as made:
         yield made
 
 
