@@ -19,11 +19,13 @@ __all__ = [
     "Alert",
     "AlertNotification",
     "AlertSource",
+    "parse_alert_payload",
     "parse_alertmanager",
     "parse_grafana",
     "parse_json",
     "parse_json_body",
     "parse_time",
+    "sample_alertmanager_payload",
 ]
 
 AlertSource = Literal["alertmanager", "grafana"]
@@ -58,6 +60,8 @@ class Alert:
     silence_url: str = ""
     image_url: str = ""
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: The alert as it came, for user templates.
+    raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -202,6 +206,7 @@ def _alert(value: object, index: int, source: AlertSource) -> Alert:
         ends_at_text=ends,
         generator_url=_string(value, "generatorURL", where),
         fingerprint=_string(value, "fingerprint", where),
+        raw=value,
         **extra,
     )
 
@@ -267,3 +272,36 @@ def parse_grafana(payload: dict[str, Any]) -> AlertNotification:
         message=_string(payload, "message", ""),
         **common,
     )
+
+
+def parse_alert_payload(payload: dict[str, Any]) -> AlertNotification:
+    """An Alertmanager or a Grafana payload, told apart by their fields (Grafana sends ``orgId``)."""
+    if "orgId" in payload or payload.get("version") == "1":
+        return parse_grafana(payload)
+    return parse_alertmanager(payload)
+
+
+def sample_alertmanager_payload(status: AlertStatus, starts_at: str, ends_at: str) -> dict[str, Any]:
+    """A notification as Alertmanager sends it, of one alert that says it is a test."""
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="LinepushTest"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "linepush",
+        "groupLabels": {"alertname": "LinepushTest"},
+        "commonLabels": {"alertname": "LinepushTest", "severity": "info"},
+        "commonAnnotations": {"summary": "A test alert from linepush: alerts reach this chat."},
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": "LinepushTest", "severity": "info"},
+                "annotations": {"summary": "A test alert from linepush: alerts reach this chat."},
+                "startsAt": starts_at,
+                "endsAt": ends_at,
+                "generatorURL": "",
+                "fingerprint": "0000000000000000",
+            }
+        ],
+    }

@@ -119,11 +119,11 @@ class AlertTemplates:
 def alert_context(notification: AlertNotification) -> dict[str, Any]:
     """What an alert template sees: the payload's own fields as the sender named them (``status``,
     ``alerts``, ``commonLabels``, ``externalURL``, …), plus ``source`` (alertmanager or grafana) and
-    ``firing`` / ``resolved`` (the alerts of each status)."""
-    raw = dict(notification.raw)
-    alerts = [a for a in raw.get("alerts", []) if isinstance(a, dict)]
+    ``firing`` / ``resolved`` (the alerts of each status). ``alerts`` are those of the route rendered."""
+    alerts = [dict(a.raw) for a in notification.alerts]
     return {
-        **raw,
+        **notification.raw,
+        "alerts": alerts,
         "source": notification.source,
         "firing": [a for a in alerts if a.get("status") == "firing"],
         "resolved": [a for a in alerts if a.get("status") == "resolved"],

@@ -224,23 +224,30 @@ class AlertReceivers:
             texts = fit_texts(f"🔔 {name}", [shown])
         return _texts(texts)
 
-    def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
-        """One push per recipient of each route the notification's alerts take."""
-        items = []
+    def plan(
+        self, notification: AlertNotification, default_to: str
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """What a notification becomes: (recipient, messages) for each recipient of each route its alerts
+        take, in the routes' order; alerts no route takes go to ``default_to``."""
+        planned = []
         default = AlertRoute({}, (default_to,))
         for route, alerts in route_alerts(notification.alerts, self.config.routes, default):
-            part = (
-                notification
-                if len(alerts) == len(notification.alerts)
-                else replace(notification, alerts=tuple(alerts))
+            whole = len(alerts) == len(notification.alerts)
+            messages = self.render(
+                notification if whole else replace(notification, alerts=tuple(alerts)), route.template
             )
-            messages = self.render(part, route.template)
-            try:
-                items += [push_item(self.channel_id, to, messages) for to in route.to]
-            except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
-                log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
-                raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
-        return items
+            planned += [(to, messages) for to in route.to]
+        return planned
+
+    def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
+        try:
+            return [
+                push_item(self.channel_id, to, messages)
+                for to, messages in self.plan(notification, default_to)
+            ]
+        except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
+            log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
+            raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
         # Off the event loop: a user template may take a while.
