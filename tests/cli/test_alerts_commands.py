@@ -90,3 +90,28 @@ def test_alerts_test_sends_a_firing_and_a_resolved_alert(cli: Cli) -> None:
         "🔥 FIRING · 🔵 info · LinepushTest (1 firing)",
         "✅ RESOLVED · 🔵 info · LinepushTest (1 resolved)",
     ]
+
+
+def test_the_readme_configuration_works_as_written(cli: Cli) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- tested: alerts-toml -->\n```toml\n(.*?)```", readme, re.S)
+    assert found is not None
+    write("linepush.toml", found.group(1))
+    Path("templates").mkdir()
+    write("templates/short.j2", "{{ status }}: {% for a in alerts %}{{ a.labels.instance }} {% endfor %}")
+    payload = alertmanager_payload(
+        am_alert(instance="db1", fingerprint="a" * 16),
+        am_alert(instance="db2", severity="warning", team="db", fingerprint="b" * 16),
+        am_alert(instance="web1", severity="warning", fingerprint="c" * 16),
+    )
+    write("am.json", json.dumps(payload))
+    result = cli("alerts", "render", "--payload", "am.json", "--to", "dba", "--json")
+    assert result.exit_code == 0, result.stderr
+    planned = [(p["to"], p["messages"][0]["text"]) for p in json.loads(result.stdout)]
+    ops, dba = "C0123456789abcdef0123456789abcdef", "U0123456789abcdef0123456789abcdef"
+    assert [to for to, _ in planned] == [ops, dba, ops, dba]
+    assert "instance=db1" in planned[0][1] and "16:10 JST" in planned[0][1]
+    assert planned[1][1] == planned[2][1] == "firing: db2"
+    assert "web1" in planned[3][1]
