@@ -90,9 +90,10 @@ changes = st.lists(
 def mutate(payload: dict[str, Any], edits: list[tuple[str, str, Any]]) -> dict[str, Any]:
     changed = copy.deepcopy(payload)
     for where, key, value in edits:
-        target = changed if where == "top" else (changed.get("alerts") or [{}])[0]
+        alerts = changed.get("alerts")
+        target = changed if where == "top" else alerts[0] if isinstance(alerts, list) and alerts else None
         if not isinstance(target, dict):
-            continue
+            continue  # an earlier change took the alerts away
         if value is None:
             target.pop(key, None)
         else:
