@@ -160,6 +160,42 @@ def test_a_failing_store_is_503_and_the_retry_is_then_taken(
     assert post(gw, "/alertmanager", alertmanager_payload(), token).json()["queued"] == 1
 
 
+def test_a_retry_while_the_notification_is_being_queued_gets_503_then_goes_through(gw: AlertGateway) -> None:
+    from linepush.service.alert_payloads import parse_alertmanager
+
+    token = gw.token()
+    [record] = gw.store.list_gateway_tokens()
+    payload = alertmanager_payload()
+    # What a process that died while queueing this notification leaves behind: its pending lease.
+    key = f"{record.id}:{parse_alertmanager(payload).identity()}"
+    assert gw.store.try_lock(f"alerts-pending:{key}", "a-crashed-process", 30.0, gw.clock())
+    answer = post(gw, "/alertmanager", payload, token)
+    assert answer.status_code == 503 and "try again shortly" in answer.json()["message"]
+    assert gw.queued() == []
+    gw.clock.advance(30.5)
+    assert post(gw, "/alertmanager", payload, token).json()["queued"] == 1
+
+
+def test_a_mark_that_cannot_be_kept_costs_a_duplicate_never_the_alert(
+    gw: AlertGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = gw.token()
+    real = gw.store.try_lock
+
+    def failing_long_marks(name: str, owner: str, ttl: float, now: float) -> bool:
+        if name.startswith("alerts:") and ttl > 1:
+            raise StoreError("disk I/O error")
+        return real(name, owner, ttl, now)
+
+    monkeypatch.setattr(gw.store, "try_lock", failing_long_marks)
+    answer = post(gw, "/alertmanager", alertmanager_payload(), token)
+    assert (answer.status_code, answer.json()["queued"]) == (200, 1)
+    monkeypatch.setattr(gw.store, "try_lock", real)
+    gw.clock.advance(1)
+    # With no mark the sender's retry is queued again: one duplicate, and nothing lost.
+    assert post(gw, "/alertmanager", alertmanager_payload(), token).json()["queued"] == 1
+
+
 def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != key}
 

@@ -8,7 +8,6 @@ answered 200 and not queued again: Alertmanager resends after a timeout or a 5xx
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -39,7 +38,7 @@ from linepush.service.alert_payloads import (
 from linepush.service.alert_routes import AlertRoute, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
 from linepush.service.gateway import NotifyError, caller_token, read_body, read_fields
-from linepush.store import NewMessage, Store, StoreError
+from linepush.store import NewMessage, OutboxMessage, Store, StoreError
 from linepush.store.base import GatewayToken
 
 __all__ = [
@@ -59,6 +58,10 @@ GRAFANA_SIGNATURE_HEADER: Final = "X-Grafana-Alerting-Signature"
 #: A signed Grafana request older (or further ahead) than this is a replay.
 REPLAY_WINDOW: Final = 300.0
 _DEDUPE_PREFIX: Final = "alerts:"
+_PENDING_PREFIX: Final = "alerts-pending:"
+#: Seconds a notification being queued holds off its sender's retries; after a crash, they go through then.
+PENDING_SECONDS: Final = 30.0
+_GLANCE: Final = 0.001
 
 
 @dataclass(frozen=True)
@@ -253,19 +256,19 @@ class AlertReceivers:
         # Off the event loop: a user template may take a while.
         items = await run_in_threadpool(self._items, notification, token.recipient_id)
         now = self.clock()
-        mark = await self._mark(token, notification, now)
-        if mark is None:
-            log.info(
-                "%s notification for gateway token %d already queued (a retry): not queued again",
-                notification.source,
-                token.id,
-            )
-            return _answer(0, duplicate=True)
-        try:
+        window = self.config.dedupe_window
+        if window <= 0:
             rows = await run_in_threadpool(self.store.enqueue, items, now)
-        except BaseException:
-            await self._unmark(mark)
-            raise
+        else:
+            queued = await self._enqueue_once(f"{token.id}:{notification.identity()}", items, window, now)
+            if queued is None:
+                log.info(
+                    "%s notification for gateway token %d already queued (a retry): not queued again",
+                    notification.source,
+                    token.id,
+                )
+                return _answer(0, duplicate=True)
+            rows = queued
         log.info(
             "queued %s notification (%d alerts, %s) for gateway token %d as outbox message %s",
             notification.source,
@@ -276,29 +279,47 @@ class AlertReceivers:
         )
         return _answer(len(rows))
 
-    async def _mark(
-        self, token: GatewayToken, notification: AlertNotification, now: float
-    ) -> tuple[str, str] | None:
-        """Take the dedupe mark of this notification for the window; None when a live one exists already.
+    async def _enqueue_once(
+        self, key: str, items: list[NewMessage], window: float, now: float
+    ) -> list[OutboxMessage] | None:
+        """Queue ``items`` unless the notification ``key`` was queued within ``window``; None when it was.
 
-        The mark is a store lease named after the notification's identity: it is shared by every process
-        and host on the store, and a new one replaces it once the window is over.
+        Two store leases named after the notification, shared by every process and host on the store: a
+        short "pending" one while it is being queued (a retry meanwhile gets a 503 and comes back), and
+        the "queued" one, held for the window from the moment the rows are in the outbox. So a crash can
+        cost a duplicate (rows queued, mark not yet taken), never an alert (no mark without its rows).
         """
-        window = self.config.dedupe_window
-        if window <= 0:
-            return ("", "")
-        name = f"{_DEDUPE_PREFIX}{token.id}:{notification.identity()}"
+        store = self.store
         owner = secrets.token_hex(8)
-        taken = await run_in_threadpool(self.store.try_lock, name, owner, window, now)
-        return (name, owner) if taken else None
+        pending, queued = f"{_PENDING_PREFIX}{key}", f"{_DEDUPE_PREFIX}{key}"
+        if not await run_in_threadpool(store.try_lock, pending, owner, min(window, PENDING_SECONDS), now):
+            raise NotifyError(503, "this notification is being queued by another request; try again shortly")
+        try:
+            # A look that takes the mark for an instant only: it is held for the window once rows exist.
+            if not await run_in_threadpool(store.try_lock, queued, owner, _GLANCE, now):
+                return None
+            try:
+                rows = await run_in_threadpool(store.enqueue, items, now)
+            except BaseException:
+                await _quietly(store.unlock, queued, owner)
+                raise
+            if not await _quietly(store.try_lock, queued, owner, window, now):
+                log.warning(
+                    "queued a notification but could not mark it: a retry of it would be queued again"
+                )
+            return rows
+        finally:
+            await _quietly(store.unlock, pending, owner)
 
-    async def _unmark(self, mark: tuple[str, str]) -> None:
-        """Give the mark back when the notification could not be queued, so the sender's retry is taken."""
-        name, owner = mark
-        if not name:
-            return
-        with contextlib.suppress(StoreError):
-            await run_in_threadpool(self.store.unlock, name, owner)
+
+async def _quietly(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)`` off the loop; a store failure is logged, not raised (the answer does not hang on
+    it)."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except StoreError as exc:
+        log.warning("the store failed while marking an alert notification: %s", exc)
+        return None
 
 
 def _texts(texts: list[str]) -> list[dict[str, Any]]:
