@@ -196,6 +196,19 @@ def test_a_mark_that_cannot_be_kept_costs_a_duplicate_never_the_alert(
     assert post(gw, "/alertmanager", alertmanager_payload(), token).json()["queued"] == 1
 
 
+def test_marks_past_their_window_are_deleted_as_notifications_come(gw: AlertGateway) -> None:
+    def marks() -> int:
+        return int(gw.store._connection().execute("SELECT count(*) FROM locks").fetchone()[0])  # type: ignore[attr-defined]
+
+    token = gw.token()
+    for index in range(3):
+        post(gw, "/alertmanager", alertmanager_payload(am_alert(fingerprint=f"{index:016x}")), token)
+    assert marks() == 3  # one per notification, for its window; the pending leases are gone
+    gw.clock.advance(3601)
+    post(gw, "/alertmanager", alertmanager_payload(am_alert(fingerprint="f" * 16)), token)
+    assert marks() == 1
+
+
 def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != key}
 

@@ -62,6 +62,7 @@ _PENDING_PREFIX: Final = "alerts-pending:"
 #: Seconds a notification being queued holds off its sender's retries; after a crash, they go through then.
 PENDING_SECONDS: Final = 30.0
 _GLANCE: Final = 0.001
+_CLEANUP_EVERY: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class AlertReceivers:
         self.config = config or AlertsConfig()
         self.clock = clock
         self.zone = self.config.zone()
+        self._last_cleanup = float("-inf")
 
     async def alertmanager(self, request: Request) -> Response:
         token = await caller_token(self.store, self.channel_id, request)
@@ -279,6 +281,14 @@ class AlertReceivers:
         )
         return _answer(len(rows))
 
+    async def _forget_old_marks(self, now: float) -> None:
+        """Delete the marks whose window is over, at most once an hour (each notification leaves one)."""
+        if now - self._last_cleanup < _CLEANUP_EVERY:
+            return
+        self._last_cleanup = now
+        for prefix in (_DEDUPE_PREFIX, _PENDING_PREFIX):
+            await _quietly(self.store.delete_expired_locks, prefix, now)
+
     async def _enqueue_once(
         self, key: str, items: list[NewMessage], window: float, now: float
     ) -> list[OutboxMessage] | None:
@@ -290,6 +300,7 @@ class AlertReceivers:
         cost a duplicate (rows queued, mark not yet taken), never an alert (no mark without its rows).
         """
         store = self.store
+        await self._forget_old_marks(now)
         owner = secrets.token_hex(8)
         pending, queued = f"{_PENDING_PREFIX}{key}", f"{_DEDUPE_PREFIX}{key}"
         if not await run_in_threadpool(store.try_lock, pending, owner, min(window, PENDING_SECONDS), now):

@@ -284,6 +284,11 @@ class Store(abc.ABC):
     def unlock(self, name: str, owner: str) -> None:
         """Give the lease back; does nothing unless ``owner`` holds it (a taken-over lease is not freed)."""
 
+    @abc.abstractmethod
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        """Forget the leases whose name starts with ``prefix`` and whose time ran out at or before ``now``
+        (what short-lived marks leave behind); returns how many."""
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -617,6 +617,15 @@ class PostgresStore(Store):
     def unlock(self, name: str, owner: str) -> None:
         self._write("DELETE FROM locks WHERE name = %s AND owner = %s", (name, owner))
 
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        # Not LIKE: a name may hold % or _.
+        return self._write(
+            "DELETE FROM locks WHERE left(name, char_length(%s)) = %s AND expires_at <= %s",
+            (prefix, prefix, moment),
+        )
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:

@@ -425,6 +425,18 @@ class SQLiteStore(Store):
         with self._write() as conn, _store_errors(self._path):
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        # Not LIKE: a name may hold % or _.
+        with self._write() as conn, _store_errors(self._path):
+            return int(
+                conn.execute(
+                    "DELETE FROM locks WHERE substr(name, 1, length(?)) = ? AND expires_at <= ?",
+                    (prefix, prefix, moment),
+                ).rowcount
+            )
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:

@@ -1,4 +1,4 @@
-"""Recipient names, on every storage backend: a name points at one id of one channel."""
+"""The alert receivers' records on every storage backend: recipient names, the cleanup of old leases."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def test_a_bad_id_is_refused(store: Store) -> None:
     with pytest.raises(ValidationError):
         store.name_recipient("1000", "ops", "C123", 1.0)
     assert store.recipient_names("1000") == {}
+
+
+def test_expired_leases_of_a_prefix_are_deleted_and_no_others(store: Store) -> None:
+    assert store.try_lock("alerts:1", "a", 10.0, 100.0)
+    assert store.try_lock("alerts:2", "a", 1000.0, 100.0)
+    assert store.try_lock("alerts_x", "a", 10.0, 100.0)  # _ is not a wildcard
+    assert store.try_lock("refresh:1", "a", 10.0, 100.0)
+    assert store.delete_expired_locks("alerts:", 110.0) == 1
+    assert store.delete_expired_locks("alerts:", 110.0) == 0
+    # The deleted one is free; the others are still held.
+    assert store.try_lock("alerts:1", "b", 10.0, 105.0)
+    assert not store.try_lock("alerts:2", "b", 10.0, 105.0)
+    assert not store.try_lock("alerts_x", "b", 10.0, 105.0)
+    assert not store.try_lock("refresh:1", "b", 10.0, 105.0)
