@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.smoke else args.rounds
     smoke = ["--smoke"] if args.smoke else []
 
-    from bench import bulk, cap, tokens
+    from bench import bulk, cap, to_file, tokens
 
     results: dict[str, Any] = {"smoke": args.smoke}
     results["push_nginx"] = push_rounds("nginx", rounds, args.smoke, args.duration)
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     results["cap"] = quiet(cap.main, smoke)
     results["tokens"] = quiet(tokens.main, smoke)
     results["bulk"] = quiet(bulk.main, smoke)
+    results["send --to-file"] = quiet(to_file.main, smoke)
     outbox_path = ROOT / "outbox.py"
     if outbox_path.exists():
         from bench import outbox
@@ -152,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{b['requests']} requests, {b['wall s']:.2f} s",
         b["requests"] == 200 and b["wall s"] <= 1.5,
     )
+    f = results["send --to-file"]
+    target(
+        "send --to-file 100,000 ids queued ≤ 3 s (the whole command)",
+        f"{f['ids']:,} ids, {f['rows']} rows, {f['wall s']:.2f} s",
+        f["ids"] == 100_000 and f["rows"] == 200 and f["wall s"] <= 3,
+    )
     if "outbox" in results:
         o = results["outbox"]
         batched = o.get("enqueue batched msgs/s") or o.get("enqueue_batched") or 0
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['cpu_us']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    for section in ("cap", "tokens", "bulk", "outbox", "outbox PostgreSQL"):
+    for section in ("cap", "tokens", "bulk", "send --to-file", "outbox", "outbox PostgreSQL"):
         for name, value in (results.get(section) or {}).items():
             shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
             print(f"| {section}: {name} | {shown} |")

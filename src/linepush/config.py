@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ __all__ = [
     "Channel",
     "Settings",
     "default_config_paths",
+    "exposed_key_file",
     "load_config_file",
+    "masked_store_url",
     "resolve_settings",
 ]
 
@@ -335,10 +338,15 @@ def resolve_settings(
     elif "default" in tables:
         profile, profile_source = "default", f"file {path} [channels.default]"
     if profile is not None and profile not in tables:
+        if path is None:
+            raise ConfigurationError(
+                f"no channel profile named {profile!r} ({profile_source}): no configuration file was found "
+                f"(looked for {', '.join(str(p) for p in searched)}); a profile is a [channels.{profile}] "
+                "table there"
+            )
         known = ", ".join(sorted(tables)) or "none"
-        where = f"{path}" if path is not None else "no configuration file was found"
         raise ConfigurationError(
-            f"no channel profile named {profile!r} ({profile_source}); profiles in {where}: {known}"
+            f"no channel profile named {profile!r} ({profile_source}); profiles in {path}: {known}"
         )
 
     values: dict[str, Any] = {}
@@ -388,13 +396,57 @@ def resolve_settings(
         searched=searched,
         profiles=tuple(sorted(tables)),
         sources=sources,
-        warnings=tuple(_warnings(sources, path, data)),
+        warnings=tuple(_warnings(sources, path, data, channel.assertion_key_file)),
         recipients=dict(data.get("recipients", {})),
         alerts=dict(data.get("alerts", {})),
     )
 
 
-def _warnings(sources: Mapping[str, str], path: Path | None, data: Mapping[str, Any]) -> list[str]:
+def masked_store_url(url: str) -> str:
+    """A store URL fit to show: a password in it (``user:password@`` or ``?password=``) becomes "…"."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url  # a file path
+    # The user part ends at the last "@": a password not percent-encoded may hold "@", "/" or "?" (and an
+    # "@" further on hides more than the password, never less).
+    userinfo, at, place = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0] + ":…@" if at and ":" in userinfo else userinfo + at
+    where, query_sep, query = place.partition("?")
+    where = user + where
+    if query_sep:
+        query = "&".join(
+            part.split("=", 1)[0] + "=…" if part.split("=", 1)[0].lower() == "password" else part
+            for part in query.split("&")
+        )
+    return f"{scheme}://{where}{query_sep}{query}"
+
+
+def _holds_password(url: object) -> bool:
+    return isinstance(url, str) and masked_store_url(url) != url
+
+
+def exposed_key_file(path: Path | None) -> str | None:
+    """What is wrong with private key file ``path`` if others can read or write it (on POSIX), else None.
+
+    Whoever reads the key can get tokens for the channel: OpenSSH refuses such a key, and so does linepush.
+    """
+    if path is None or os.name != "posix":
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # a missing or unreadable file is reported when it is read
+    if not stat.S_ISREG(mode) or not mode & 0o077:
+        return None
+    return (
+        f"private key file {path} can be used by others (mode {mode & 0o777:03o}): "
+        f"whoever reads it can get tokens for the channel; run chmod 600 {path}"
+    )
+
+
+def _warnings(
+    sources: Mapping[str, str], path: Path | None, data: Mapping[str, Any], key_file: Path | None
+) -> list[str]:
     found: list[str] = []
     credentials = [k for k in ENV_VARS if k in sources]
     layers = {sources[k].split(" [")[0].split(" ")[0] for k in credentials}
@@ -405,13 +457,15 @@ def _warnings(sources: Mapping[str, str], path: Path | None, data: Mapping[str, 
             + "): make sure they all belong to the same channel"
         )
     if path is not None and os.name == "posix":
-        holds_secret = any(k in SECRET_SETTINGS for k in data) or any(
-            k in SECRET_SETTINGS for t in data.get("channels", {}).values() for k in t
-        )
+        pairs = [(k, v) for t in (data, *data.get("channels", {}).values()) for k, v in t.items()]
+        holds_secret = any(k in SECRET_SETTINGS or (k == "store" and _holds_password(v)) for k, v in pairs)
         try:
             loose = path.stat().st_mode & 0o077
         except OSError:
             loose = 0
         if holds_secret and loose:
             found.append(f"{path} holds a secret but others can read it: chmod 600 {path}")
+    exposed = exposed_key_file(key_file)
+    if exposed:
+        found.append(exposed)
     return found

@@ -69,6 +69,8 @@ def test_an_unreadable_or_wrong_key_file_is_a_configuration_error(
 ) -> None:
     bad = tmp_path / "bad-key"
     make(bad)  # type: ignore[operator]
+    if bad.is_file():
+        bad.chmod(0o600)  # as a key file should be: what is wrong here is its content
     before = cli.api_requests()
     for args in (["keys", "public"], ["token", "issue"], ["send", "--to", "U" + "a" * 32, "hi"]):
         result = cli(*args, "--key-file", str(bad))

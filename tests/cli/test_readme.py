@@ -49,7 +49,29 @@ def test_library_example_runs_against_the_emulator(cli: Cli) -> None:
     assert got == ["Hello, world1", None, "Hello, world1"]
 
 
-@pytest.mark.parametrize("command", ["send", "keys", "token", "config", "demo"])
+@pytest.mark.parametrize(
+    "needle",
+    [
+        ".venv/bin/linepush",  # what `make demo` installed, before the environment is activated
+        "source .venv/bin/activate",
+        "needs a PostgreSQL",
+        "LINEPUSH_TEST_PG",
+        "## Try it against the emulator instead of a real channel",
+        "linepush emulator --channel-id 1234567890 --public-key public.jwk",
+        "linepush keys public --key-file key.json | curl",
+        "counts as a friend",
+        "linepush queue add",
+        "send --broadcast",
+        "the clients take `LINEPUSH_API_BASE`",
+    ],
+)
+def test_a_newcomer_finds_what_they_need(needle: str) -> None:
+    assert needle in README.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "command", ["send", "keys", "token", "config", "demo", "queue", "worker", "serve", "gateway", "emulator"]
+)
 def test_every_command_in_the_readme_exists(cli: Cli, command: str) -> None:
     assert f"linepush {command}" in README.read_text(encoding="utf-8")
     assert cli(command, "--help").exit_code == 0

@@ -108,7 +108,7 @@ def test_too_long_text_is_refused_locally_and_nothing_reaches_the_emulator(cli: 
     before = cli.api_requests()
     result = cli("send", "--to", ALICE, "x" * 5001)
     assert result.exit_code == 2
-    assert "messages[0].text: Length must be between 0 and 5000" in result.stderr
+    assert "messages[0].text: the text is 5,001 characters long" in result.stderr
     assert "nothing was sent" in result.stderr
     assert cli.api_requests() == before
 
@@ -225,6 +225,7 @@ def test_a_profile_from_linepush_toml_sends_with_its_own_channel(
     keys = Path("keys")
     keys.mkdir()
     (keys / "ops.json").write_bytes(cli.key_file.read_bytes())
+    (keys / "ops.json").chmod(0o600)
     Path("linepush.toml").write_text(
         "[channels.ops]\n"
         f'channel_id = "{cli.channel_id}"\n'
@@ -263,3 +264,12 @@ def test_monthly_limit_is_refused_not_transient(cli: Cli, monkeypatch: pytest.Mo
     assert result.exit_code == 1, result.output
     assert "You have reached your monthly limit." in result.stderr
     assert "message allowance" in result.stderr
+
+
+def test_send_broadcast_sends_to_every_friend(cli: Cli) -> None:
+    before = cli.emulator.admin.count("/v2/bot/message/broadcast")
+    result = cli("send", "--broadcast", "maintenance tonight")
+    assert result.exit_code == 0, result.output
+    assert cli.emulator.admin.count("/v2/bot/message/broadcast") == before + 1
+    refused = cli("send", "--broadcast", "--to", ALICE, "x")
+    assert refused.exit_code == 2 and "--broadcast sends to every friend" in refused.output

@@ -51,6 +51,11 @@ def run(db: str, *args: str, env: dict[str, str] | None = None, stdin: str | Non
     return CliRunner().invoke(app, list(args), env=environment, input=stdin)
 
 
+def _tokyo(moment: dt.datetime) -> str:
+    """``moment`` as ISO 8601 in Tokyo time, to the minute."""
+    return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).strftime("%Y-%m-%dT%H:%M%z")
+
+
 def stored(db: str) -> Any:
     with open_store(db) as s:
         return s.list_messages(limit=10_000)
@@ -143,17 +148,11 @@ def test_users_go_by_multicast_and_groups_by_push(db: str) -> None:
     assert [(r.kind, r.payload["to"]) for r in rows] == [("multicast", [user(1), user(2)]), ("push", group)]
 
 
-def tomorrow_in_japan() -> tuple[dt.datetime, str]:
-    """A whole minute a day from now, and how a user in Japan would write it: never in the past, any day."""
-    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
-    return due, due.astimezone(dt.timezone(dt.timedelta(hours=9))).isoformat(timespec="minutes")
-
-
 def test_add_scheduled(db: str) -> None:
-    due, at = tomorrow_in_japan()
-    result = run(db, "queue", "add", "--to", user(1), "--at", at, "morning")
+    morning = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    result = run(db, "queue", "add", "--to", user(1), "--at", _tokyo(morning), "morning")
     assert result.exit_code == 0, result.output
-    assert stored(db)[0].not_before == due.timestamp()
+    assert stored(db)[0].not_before == morning.timestamp()
 
 
 def test_no_channel_is_a_configuration_error(db: str) -> None:
@@ -403,13 +402,31 @@ def test_worker_refuses_a_margin_as_long_as_the_window(db: str) -> None:
 def test_send_queue_and_at_leave_it_for_a_worker(db: str) -> None:
     queued = run(db, "send", "--to", user(1), "--queue", "later", "-o", "json")
     assert queued.exit_code == 0, queued.output
-    due, at = tomorrow_in_japan()
-    scheduled = run(db, "send", "--to", user(2), "--at", at, "on time")
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    scheduled = run(db, "send", "--to", user(2), "--at", _tokyo(tomorrow), "on time")
     assert scheduled.exit_code == 0, scheduled.output
     assert "`linepush worker` delivers them" in scheduled.output
+    # A time a minute ago is still a scheduled send: it goes through the outbox, for the worker.
+    just_past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    late = run(db, "send", "--to", user(3), "--at", just_past.isoformat(), "a bit late")
+    assert late.exit_code == 0, late.output
+    assert "`linepush worker` delivers them" in late.output
     rows = stored(db)
-    assert [r.payload["to"] for r in rows] == [user(1), user(2)]
-    assert rows[1].not_before == due.timestamp()
+    assert [r.payload["to"] for r in rows] == [user(1), user(2), user(3)]
+    assert rows[1].not_before == tomorrow.timestamp()
+    assert {r.state for r in rows} == {"queued"}
+
+
+@pytest.mark.parametrize("command", ["send", "queue add"])
+def test_a_time_well_in_the_past_is_refused_with_the_time_read(db: str, command: str) -> None:
+    yesterday = _tokyo(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    for at in ("2020-01-01T00:00Z", yesterday):
+        result = run(db, *command.split(), "--to", user(1), "--at", at, "hi")
+        assert result.exit_code == 2, result.output
+        assert "in the past" in result.output and "+15m" in result.output
+    refused = run(db, "send", "--to", user(1), "--at", "2020-01-01T00:00Z", "x")
+    assert "2020-01-01T00:00:00Z" in refused.output
+    assert stored(db) == []
 
 
 def test_send_refuses_bad_input_before_storing(db: str, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ SRC = Path(__file__).parents[2] / "src"
 class ServeProcess:
     process: subprocess.Popen[bytes]
     url: str
+    port: int = 0
     stderr: str = ""
 
 
@@ -50,11 +52,17 @@ _OUTSIDE = ("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
 @contextmanager
 def linepush_serve(
-    home: Path, env: Mapping[str, str], *args: str, timeout: float = 20.0, port: int | None = None
+    home: Path,
+    env: Mapping[str, str],
+    *args: str,
+    timeout: float = 20.0,
+    max_open_files: int | None = None,
+    port: int | None = None,
 ) -> Iterator[ServeProcess]:
     """Run `linepush serve --port N *args` in ``home`` (also its config and state dirs) with only ``env``'s
-    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr. ``port`` is a free one
-    unless given (to start it again where it was)."""
+    settings, until the block ends; then SIGTERM it and keep what it wrote to stderr (through a file, so a
+    server that writes a lot never blocks on a full pipe). ``max_open_files`` lowers its descriptor limit;
+    ``port`` is a free one unless given (to start it again where it was)."""
     port = port or free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(_OUTSIDE) and "proxy" not in k.lower()},
@@ -63,14 +71,22 @@ def linepush_serve(
         "XDG_STATE_HOME": str(home / "state"),
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "linepush", "serve", "--port", str(port), *args],
-        cwd=home,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    served = ServeProcess(process, f"http://127.0.0.1:{port}")
+
+    def limit_files() -> None:
+        if max_open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
+    log = home / "serve.stderr"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "linepush", "serve", "--port", str(port), *args],
+            cwd=home,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=limit_files,
+        )
+    served = ServeProcess(process, f"http://127.0.0.1:{port}", port=port)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -80,16 +96,16 @@ def linepush_serve(
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
-                    raise AssertionError(
-                        "linepush serve did not start: " + (process.communicate()[1] or b"").decode()
-                    ) from None
+                    process.wait()
+                    raise AssertionError("linepush serve did not start: " + log.read_text()) from None
                 time.sleep(0.05)
         yield served
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            served.stderr = process.communicate(timeout=timeout)[1].decode()
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            served.stderr = process.communicate()[1].decode()
+            process.wait()
+        served.stderr = log.read_text(errors="replace")

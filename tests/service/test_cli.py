@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from linepush.service import hash_gateway_token
 from linepush.store import SQLiteStore
 from linepush.store.base import RecipientSighting
 from tests.service.conftest import CHANNEL_ID, GROUP, USER
+from tests.service.serve_process import free_port
 
 _register()
 
@@ -161,15 +163,17 @@ def test_token_list_table(env: Path) -> None:
 def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served: dict[str, object] = {}
 
-    def fake_serve(app: object, host: str, port: int, **kwargs: object) -> None:
+    def fake_serve(app: object, sock: socket.socket, **kwargs: object) -> None:
+        host, port = sock.getsockname()[:2]
         served.update(app=app, host=host, port=port, **kwargs)
 
     monkeypatch.setattr(serve_module, "run_server", fake_serve)
+    port = free_port()
     code, _, err = run(
-        "serve", "--port", "9999", "--public-url", "https://gw.example.com", "--rate-limit", "5"
+        "serve", "--port", str(port), "--public-url", "https://gw.example.com", "--rate-limit", "5"
     )
     assert code == 0, err
-    assert (served["host"], served["port"], served["worker"]) == ("127.0.0.1", 9999, None)
+    assert (served["host"], served["port"], served["worker"]) == ("127.0.0.1", port, None)
     api = served["app"].state.notify_api  # type: ignore[attr-defined]
     assert api.config.rate_limits.calls == 5
     assert api.images.directory == env.parent / "gateway-images"

@@ -554,8 +554,11 @@ def test_health_says_so_when_the_store_cannot_be_written(channel: Channel, clock
             filler = fill(disk)
             # Reads still work on a full disk; a notification cannot be stored, and health must say so.
             assert notify(made, token, message="m").status_code == 503
+            assert made.client.get("/healthz").status_code == 200  # one probe a second: the last one stands
+            clock.advance(1.5)
             answer = made.client.get("/healthz")
             assert (answer.status_code, answer.json()["store"]) == (503, "failing")
             filler.unlink()
+            clock.advance(1.5)
             assert made.client.get("/healthz").status_code == 200
             assert notify(made, token, message="m").status_code == 200

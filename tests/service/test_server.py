@@ -22,7 +22,7 @@ class FakeServer:
         self.stop_after = stop_after
         self.served = False
 
-    async def serve(self) -> None:
+    async def serve(self, sockets: object = None) -> None:
         self.served = True
         waited = 0.0
         while not self.should_exit:

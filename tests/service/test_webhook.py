@@ -61,7 +61,7 @@ EVENTS: dict[str, Any] = {
         {
             "type": "follow",
             "mode": "active",
-            "timestamp": 1_700_000_000_000,
+            "timestamp": int(START * 1000) - 1000,
             "source": {"type": "user", "userId": USER},
             "replyToken": "r1",
             "webhookEventId": "01H",
@@ -154,3 +154,55 @@ def test_without_a_channel_secret_the_webhook_says_it_is_off(store: Store) -> No
     answer = post(gateway, VECTOR_BODY, VECTOR_SIGNATURE)
     assert answer.status_code == 404
     assert "needs the channel secret" in answer.json()["message"]
+
+
+def test_a_request_without_a_well_formed_signature_is_refused_before_its_body_is_read(
+    gateway: Gateway,
+) -> None:
+    # Longer than the body limit: a 413 would mean the gateway looked at the body first.
+    body = b"{" * (300 * 1024)
+    for sig in (None, "forged", VECTOR_SIGNATURE[:-4]):
+        assert post(gateway, body, sig).status_code == 401
+
+
+def follow(event_id: str, at: float) -> dict[str, Any]:
+    return {
+        "type": "follow",
+        "mode": "active",
+        "timestamp": int(at * 1000),
+        "source": {"type": "user", "userId": USER},
+        "webhookEventId": event_id,
+        "deliveryContext": {"isRedelivery": False},
+    }
+
+
+def test_an_event_far_older_than_the_window_is_ignored(gateway: Gateway) -> None:
+    assert signed(gateway, {"events": [follow("01OLD", START - 400 * 86_400)]}).status_code == 200
+    assert gateway.store.list_recipients() == []
+
+
+def test_a_replayed_event_counts_once_also_on_another_gateway_of_the_store(
+    gateway: Gateway, channel: Channel
+) -> None:
+    payload = {"events": [follow("01HREPLAYED", START - 5)]}
+    for _ in range(50):
+        assert signed(gateway, payload).status_code == 200
+    other = make_gateway(gateway.store, channel, gateway.clock)
+    assert signed(other, payload).status_code == 200
+    (user,) = gateway.store.list_recipients()
+    assert user.sightings == 1
+    # Once out of the window, the age alone refuses it.
+    gateway.clock.advance(2 * 86_400)
+    signed(gateway, payload)
+    assert gateway.store.list_recipients()[0].sightings == 1
+
+
+def test_a_redelivered_event_with_a_new_id_is_kept_and_the_window_is_configurable(
+    store: Store, channel: Channel
+) -> None:
+    gateway = make_gateway(store, channel, Clock(), webhook_max_age=60)
+    assert signed(gateway, {"events": [follow("01A", START - 120)]}).status_code == 200
+    assert store.list_recipients() == []
+    fresh = {"events": [follow("01B", START - 30), follow("01C", START + 30)]}
+    assert signed(gateway, fresh).status_code == 200
+    assert store.list_recipients()[0].sightings == 2

@@ -10,7 +10,7 @@ from rich.markup import escape
 from linepush._secret import Secret
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command
-from linepush.config import ENV_VARS, SETTING_NAMES, SETTINGS_ENV_VARS
+from linepush.config import ENV_VARS, SETTING_NAMES, SETTINGS_ENV_VARS, Settings, masked_store_url
 
 config_app = typer.Typer(name="config", help="The configuration linepush resolved.", no_args_is_help=True)
 app.add_typer(config_app)
@@ -32,19 +32,23 @@ def _cell(value: Any) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
 
+def _row(settings: Settings, name: str) -> dict[str, Any]:
+    value, source = settings.value(name), settings.sources.get(name)
+    if name == "store":
+        if value is None:
+            from linepush.store import default_store_url
+
+            value, source = default_store_url(), "default"
+        value = masked_store_url(value)
+    return {"setting": name, "value": _shown(value), "source": source, "env": _ENV_OF.get(name)}
+
+
 @command(config_app, "show")
 def show(inv: Invocation) -> None:
-    """Print every setting (secrets masked) and where it came from: flag, env VAR or file PATH."""
+    """Print every setting (secrets and passwords masked) and where it came from: flag, env VAR, file PATH
+    or the default."""
     settings = inv.settings
-    rows = [
-        {
-            "setting": name,
-            "value": _shown(settings.value(name)),
-            "source": settings.sources.get(name),
-            "env": _ENV_OF.get(name),
-        }
-        for name in SETTING_NAMES
-    ]
+    rows = [_row(settings, name) for name in SETTING_NAMES]
     data = {
         "config_file": str(settings.config_file) if settings.config_file else None,
         "searched": [str(p) for p in settings.searched],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -146,11 +147,26 @@ def run_demo(inv: Invocation, url: str) -> dict[str, Any]:
         ["method", "path", "status", "count"],
         [[m, p, s, n] for (m, p, s), n in sorted(by_path.items())],
     )
+    linepush, on_path = linepush_command()
     say(
         f"\ndone in {summary['seconds']} s. "
-        "Next: `linepush keys generate` for your real channel (see README.md)."
+        f"Next: `{linepush} keys generate` for your real channel (see README.md)."
+        + ("" if on_path else f" `source {Path(linepush).parent}/activate` puts `linepush` on your PATH.")
     )
     return summary
+
+
+def linepush_command() -> tuple[str, bool]:
+    """How to run this linepush from the current directory, and whether that is just `linepush` (on PATH).
+    `make demo` runs .venv/bin/linepush without activating the virtual environment."""
+    here = Path(sys.argv[0]).resolve()
+    found = shutil.which("linepush")
+    if here.name != "linepush" or (found is not None and Path(found).resolve() == here):
+        return "linepush", True
+    try:
+        return str(here.relative_to(Path.cwd().resolve())), False
+    except ValueError:
+        return str(here), False
 
 
 def _show_error(inv: Invocation, error: LineApiError) -> None:

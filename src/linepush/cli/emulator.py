@@ -93,11 +93,14 @@ def emulator_command(
     """Serve the local LINE platform (api.line.me endpoints and the /_emulator admin API)."""
     if log_level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    from linepush.cli.serve import listen
     from linepush.emulator.server import serve
 
     emulator, lines = prepare(channel_id, channel_secret, public_key, rate_limits=rate_limits)
+    sock = listen(host, port)
     for line in lines:
         typer.echo(line)
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"LINE emulator on http://{shown}:{port} (admin API under /_emulator/); Ctrl+C stops it")
-    serve(emulator, host, port, log_level=log_level.lower(), access_log=access_log)
+    bound = sock.getsockname()[1]
+    typer.echo(f"LINE emulator on http://{shown}:{bound} (admin API under /_emulator/); Ctrl+C stops it")
+    serve(emulator, host, port, log_level=log_level.lower(), access_log=access_log, sock=sock)

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from linepush.config import Settings, resolve_settings
+from linepush.config import Channel, Settings, exposed_key_file, resolve_settings
 from linepush.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -238,11 +238,20 @@ class Invocation:
             )
         return self._settings
 
+    def channel(self) -> Channel:
+        """The channel to act for, refused (exit 2) when others can read its private key file, as OpenSSH
+        refuses an unprotected key: anyone who can read it can get tokens for the channel."""
+        channel = self.settings.channel
+        exposed = exposed_key_file(channel.assertion_key_file)
+        if exposed:
+            fail(exposed)
+        return channel
+
     def client(self, **options: Any) -> LineClient:
         from linepush.client import LineClient
 
         settings = self.settings
-        client = LineClient(settings.channel, api_base=settings.api_base, store=settings.store, **options)
+        client = LineClient(self.channel(), api_base=settings.api_base, store=settings.store, **options)
         self._closers.append(client.close)
         return client
 

@@ -85,7 +85,7 @@ def generate(
 @command(keys_app, "public")
 def public(inv: Invocation) -> None:
     """Print the public JWK of the configured private key (to register it again, or to check which it is)."""
-    channel = inv.settings.channel
+    channel = inv.channel()
     if channel.assertion_key_file is None:
         fail(
             "no assertion key file: set LINE_ASSERTION_KEY_FILE, pass --key-file, or set assertion_key_file "

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.invocation import Exit, Invocation, command, fail, when
 from linepush.cli.send import ToOption, read_messages
 from linepush.config import Channel
 from linepush.errors import ConfigurationError, ValidationError
@@ -97,6 +97,25 @@ def parse_at(value: str, *, now: float | None = None) -> float:
     return moment.timestamp()
 
 
+#: How far in the past ``--at`` may be (a command typed a little late): beyond, it is surely a mistake.
+PAST_TOLERANCE = 300.0
+
+
+def scheduled_time(value: str, now: float) -> float:
+    """``--at``'s time, refused when it is more than :data:`PAST_TOLERANCE` in the past: a message meant for
+    then must not go out now without a word."""
+    moment = parse_at(value, now=now)
+    if moment < now - PAST_TOLERANCE:
+        ago = now - moment
+        span = f"{ago / 86_400:.0f} days" if ago >= 2 * 86_400 else f"{ago / 60:.0f} minutes"
+        fail(
+            f"--at {value!r} reads as {when(moment)}, {span} in the past",
+            hint="give a time to come (e.g. +15m, or a date with its offset such as "
+            f"{when(now + 86_400)}), or leave out --at to send now",
+        )
+    return moment
+
+
 def build_items(
     channel_id: str,
     messages: Sequence[dict[str, Any]],
@@ -172,8 +191,9 @@ def enqueue_from_cli(
     """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
     recipients = [validate_to(r) for r in to]
     if to_file is not None:
-        recipients.extend(r for r in read_recipients(to_file) if r not in set(recipients))
-    not_before = parse_at(at, now=outbox.clock()) if at is not None else None
+        given = set(recipients)
+        recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    not_before = None if at is None else scheduled_time(at, outbox.clock())
     items = build_items(
         outbox.channel_id,
         messages,
@@ -319,7 +339,8 @@ def send_with_outbox(
     )
     ids = [r.id for r in rows]
     data: dict[str, Any] = {"queued": ids, "not_before": rows[0].not_before}
-    if queue_only or (at is not None and rows[0].not_before > box.clock()):
+    # A scheduled send, even one due already, is the worker's to deliver, as any other queued message.
+    if queue_only or at is not None:
         shown = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
         when = f" for {_when(rows[0].not_before)}" if at is not None else ""
         say(f"queued {len(rows)} message(s){when} (ids {shown}); `linepush worker` delivers them")

@@ -22,7 +22,7 @@ from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, ValidationError
-from linepush.messages import normalize_messages, validate_to, validate_user_ids
+from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
 
 __all__ = ["SendRequest", "prepare", "read_messages", "send_now", "show_result"]
@@ -74,6 +74,14 @@ def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[di
         fail("- (read stdin) cannot be mixed with TEXT arguments")
     else:
         text = " ".join(texts)
+    length = utf16_len(text)
+    if length > MAX_TEXT_UTF16:
+        fail(
+            f"messages[0].text: the text is {length:,} characters long (as LINE counts them, in UTF-16 "
+            f"units); one message holds at most {MAX_TEXT_UTF16:,}",
+            hint="nothing was sent; shorten it, or send it in parts: a --json FILE holds up to 5 text "
+            'messages, [{"type": "text", "text": "…"}, …], sent together',
+        )
     return normalize_messages(text)
 
 
@@ -293,19 +301,29 @@ def send_command(
             rich_help_panel="Outbox",
         ),
     ] = None,
+    broadcast: Annotated[
+        bool,
+        typer.Option(
+            "--broadcast",
+            help="Send to every friend of the channel (each one counts against the monthly quota), through "
+            "the outbox.",
+            rich_help_panel="Outbox",
+        ),
+    ] = False,
 ) -> None:
-    """Send a message now: to one user, group or room (push), or to several users (multicast)."""
-    if queue or at is not None or to_file is not None:
+    """Send a message now: to a user, group or room (push), several users (multicast), or all friends."""
+    if queue or at is not None or to_file is not None or broadcast:
         from linepush.cli.queue import send_with_outbox
 
         messages = read_messages(text, json_file)
-        recipients = inv.recipients(to, default=to_file is None)
+        recipients = inv.recipients(to, default=to_file is None and not broadcast)
         code, data = send_with_outbox(
             inv.store(),
-            inv.settings.channel,
+            inv.channel(),
             messages,
             to=recipients,
             to_file=to_file,
+            broadcast=broadcast,
             at=at,
             queue_only=queue,
             retry_key=retry_key,

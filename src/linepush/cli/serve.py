@@ -4,7 +4,9 @@ of the outbox in the same process."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +18,7 @@ from linepush.config import Channel
 from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from linepush.service.server import WorkerLoop
+    from linepush.service.server import ConnectionLimits, WorkerLoop
     from linepush.store import Store
 
 __all__ = ["serve_command"]
@@ -139,6 +141,42 @@ def serve_command(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
     ] = True,
+    webhook_max_age: Annotated[
+        float,
+        typer.Option(
+            "--webhook-max-age",
+            min=1,
+            metavar="SECONDS",
+            help="Ignore webhook events whose timestamp is further than this from the clock (replays).",
+        ),
+    ] = 86_400.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Close a connection whose request headers take longer.",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Close a connection whose request body takes longer (after its headers).",
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            metavar="N",
+            help="Open connections at once (lowered to fit the descriptor limit); more get 503.",
+        ),
+    ] = 1000,
 ) -> None:
     """Serve the LINE Notify–compatible API (/api/notify, /api/status, /api/revoke) and /webhook.
 
@@ -149,9 +187,11 @@ def serve_command(
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
     from linepush.service import GatewayConfig, RateLimits, create_gateway_app
+    from linepush.service.server import ConnectionLimits
 
     settings = inv.settings
-    channel = settings.channel
+    # The key is only used to deliver; a gateway that only queues does not read it.
+    channel = inv.channel() if worker else settings.channel
     channel.require_id()
     store = inv.store()
     if public_url is not None and image_dir is None:
@@ -162,6 +202,10 @@ def serve_command(
         image_dir=str(image_dir) if public_url is not None and image_dir is not None else None,
         max_image_bytes=max_image_bytes,
         image_retention=None if image_retention_days is None else image_retention_days * 86_400,
+        webhook_max_age=webhook_max_age,
+    )
+    limits = ConnectionLimits(
+        header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     from linepush.cli.alerts import alerts_config
 
@@ -169,15 +213,39 @@ def serve_command(
     gateway = create_gateway_app(store, channel, config, alerts=alerts)
     loop = make_worker(channel, store, settings.api_base) if worker else None
     configure_logging(log_level, access_log)
-    for line in startup_lines(host, port, channel, public_url, worker):
+    sock = listen(host, port)
+    inv.on_close(sock.close)
+    for line in startup_lines(host, sock.getsockname()[1], channel, public_url, worker):
         inv.note(line)
-    run_server(gateway, host, port, worker=loop, log_level=log_level.lower())
+    run_server(gateway, sock, worker=loop, log_level=log_level.lower(), limits=limits)
 
 
-def run_server(app: Any, host: str, port: int, *, worker: WorkerLoop | None, log_level: str) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The socket to serve on, bound now: a port another program holds is a setup error (exit 2), said
+    before anything is announced."""
+    from linepush.service.server import listening_socket
+
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        shown = f"[{host}]" if ":" in host else host
+        problem = (
+            f"{shown}:{port} is in use by another program"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot listen on {shown}:{port}: {exc.strerror or exc}"
+        )
+        raise typer.BadParameter(
+            f"{problem}; stop that program, or choose another port with --port", param_hint="--port"
+        ) from None
+
+
+def run_server(
+    app: Any, sock: socket.socket, *, worker: WorkerLoop | None, log_level: str, limits: ConnectionLimits
+) -> None:
     from linepush.service.server import serve
 
-    serve(app, host, port, worker=worker, log_level=log_level)
+    host, port = sock.getsockname()[:2]
+    serve(app, host, port, worker=worker, log_level=log_level, limits=limits, sock=sock)
 
 
 def default_image_dir(store: Store) -> Path:

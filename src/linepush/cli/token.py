@@ -46,6 +46,15 @@ KindOption = Annotated[
         case_sensitive=False,
     ),
 ]
+RevokedTokenArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="The token, or - to read it from stdin (safer: arguments show in ps and shell history). "
+        "Required unless --id names one: nothing is revoked by guess.",
+        show_default=False,
+        metavar="TOKEN",
+    ),
+]
 TokenArgument = Annotated[
     str | None,
     typer.Argument(
@@ -256,7 +265,7 @@ def verify(
 @command(token_app, "revoke")
 def revoke(
     inv: Invocation,
-    token: TokenArgument = None,
+    token: RevokedTokenArgument = None,
     record_id: IdOption = None,
     kind: Annotated[
         AnyKind | None,

@@ -115,7 +115,7 @@ def worker_command(
         store_patience=store_patience,
     )
     settings = inv.settings
-    channel = settings.channel
+    channel = inv.channel()
     channel.require_id()
     store = inv.store()
     stats = run_worker(store, channel, once=once, config=config, api_base=settings.api_base)

@@ -50,12 +50,21 @@ def uvicorn_config(
     )
 
 
-def serve(app: Any, host: str, port: int, *, log_level: str = "warning", access_log: bool = False) -> None:
-    """Serve ``app`` in the foreground until interrupted (used by ``linepush emulator``)."""
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    access_log: bool = False,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve ``app`` in the foreground until interrupted (used by ``linepush emulator``); on ``sock`` when
+    given (bound already), else on ``host`` and ``port``."""
     quiet_dropped_responses()
     config = uvicorn_config(app, log_level=log_level, access_log=access_log)
     config.host, config.port = host, port
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +32,10 @@ __all__ = ["ACCESS_LOG", "AccessLog", "create_gateway_app"]
 ACCESS_LOG: Final = "linepush.service.access"
 _MAX_LOGGED_PATH: Final = 200
 _NO_HASH: Final = "0" * 64
+#: Seconds a health probe's answer stands for.
+_PROBE_EVERY: Final = 1.0
+#: The status logged for a request whose client went away before it was answered (nginx's number for it).
+CLIENT_GONE: Final = 499
 
 log = logging.getLogger("linepush.service")
 
@@ -40,7 +45,8 @@ class AccessLog:
 
     Only the path is logged: never the query string, headers (the Bearer token) or bodies. A request that
     fails inside the app is answered with a plain 500 in LINE Notify's shape and logged here, so no client
-    ever sees a traceback.
+    ever sees a traceback. A client that goes away before its request is read is no error of ours: nothing is
+    answered, and its access line says 499.
     """
 
     def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
@@ -62,6 +68,8 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            status = status or CLIENT_GONE
         except Exception:
             log.exception("unexpected error answering %s %s", scope.get("method"), _path(scope))
             if status == 0:
@@ -113,15 +121,21 @@ def create_gateway_app(
     channel_id = channel.require_id()
     api = NotifyApi(store, channel_id, config, clock)
     webhook = WebhookReceiver(
-        store, channel_id, channel.channel_secret, max_body=config.max_webhook_bytes, clock=clock
+        store,
+        channel_id,
+        channel.channel_secret,
+        max_body=config.max_webhook_bytes,
+        max_held=config.max_webhook_held,
+        max_age=config.webhook_max_age,
+        clock=clock,
     )
     images = api.images
     receivers = AlertReceivers(store, channel_id, alerts, clock)
 
+    probe = _StoreProbe(store)
+
     async def healthz(request: Request) -> Response:
-        try:
-            await run_in_threadpool(_probe_store, store, clock())
-        except StoreError:
+        if not await probe.writable(clock()):
             return JSONResponse({"status": "unavailable", "store": "failing"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -161,13 +175,31 @@ def create_gateway_app(
     return app
 
 
-def _probe_store(store: Store, now: float) -> None:
-    """Read and write the store as a notification would: a full disk or a read-only file fails here too.
+class _StoreProbe:
+    """Whether the store can be read and written as a notification would: a full disk fails here too.
 
-    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row.
+    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row, each
+    synced to disk. Anyone may call /healthz, so one probe a second at most answers every caller.
     """
-    store.find_gateway_token(_NO_HASH)
-    owner = secrets.token_hex(8)
-    name = f"healthz:{owner}"
-    store.try_lock(name, owner, 5.0, now)
-    store.unlock(name, owner)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._at = -math.inf
+        self._ok = False
+
+    async def writable(self, now: float) -> bool:
+        if not 0 <= now - self._at < _PROBE_EVERY:
+            try:
+                await run_in_threadpool(self._probe, now)
+                self._ok = True
+            except StoreError:
+                self._ok = False
+            self._at = now
+        return self._ok
+
+    def _probe(self, now: float) -> None:
+        self._store.find_gateway_token(_NO_HASH)
+        owner = secrets.token_hex(8)
+        name = f"healthz:{owner}"
+        self._store.try_lock(name, owner, 5.0, now)
+        self._store.unlock(name, owner)

@@ -188,8 +188,13 @@ class GatewayConfig:
     #: Seconds an uploaded image is kept (None: for ever). Old ones are deleted as new ones come in.
     image_retention: float | None = None
     max_message_length: int = MAX_NOTIFY_MESSAGE
-    #: LINE's webhook bodies are small; a larger one is refused before its signature is even computed.
-    max_webhook_bytes: int = 1024 * 1024
+    #: LINE's webhook bodies are small (a text message is at most 5,000 characters, some 30 KB of JSON at
+    #: worst, and LINE sends a few events at a time); a larger one is refused before it is read.
+    max_webhook_bytes: int = 256 * 1024
+    #: Bytes of webhook bodies held at once, before their signatures are checked; beyond, a 503.
+    max_webhook_held: int = 8 * 1024 * 1024
+    #: Seconds an event's timestamp may be off the clock before the event is ignored as a replay.
+    webhook_max_age: float = 86_400.0
 
     def __post_init__(self) -> None:
         if (self.public_url is None) != (self.image_dir is None):
@@ -198,8 +203,12 @@ class GatewayConfig:
             raise ConfigurationError("the message length limit must be 1 to 5000 (LINE's text limit)")
         if self.image_retention is not None and not self.image_retention > 0:
             raise ConfigurationError("the image retention must be a positive number of seconds")
-        if self.max_webhook_bytes < 1:
-            raise ConfigurationError("the webhook body limit must be at least 1 byte")
+        if not 1 <= self.max_webhook_bytes <= self.max_webhook_held:
+            raise ConfigurationError(
+                "the webhook body limit must be at least 1 byte and at most what is held at once"
+            )
+        if not (self.webhook_max_age > 0 and math.isfinite(self.webhook_max_age)):
+            raise ConfigurationError("the webhook event window must be a positive number of seconds")
 
     def image_store(self) -> ImageStore | None:
         if self.public_url is None or self.image_dir is None:

@@ -6,18 +6,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["RunningGateway", "WorkerLoop", "serve", "serving", "uvicorn_config"]
+from linepush.errors import ConfigurationError
+
+__all__ = [
+    "ConnectionLimits",
+    "RunningGateway",
+    "WorkerLoop",
+    "listening_socket",
+    "serve",
+    "serving",
+    "uvicorn_config",
+]
 
 log = logging.getLogger("linepush.service")
 
@@ -28,7 +40,149 @@ _SHUTDOWN_TIMEOUT: Final = 10.0
 WorkerLoop = Callable[[asyncio.Event], Coroutine[Any, Any, Any]]
 
 
-def uvicorn_config(app: Starlette, *, log_level: str = "warning") -> uvicorn.Config:
+#: Connections taken from the listening socket at once. asyncio's accept loop takes up to this many before
+#: any of them reaches the protocol (and the cap below), and those refused there give their descriptor back
+#: only on the next turn of the loop, while a new batch comes in: two batches need descriptors at once.
+_BACKLOG: Final = 64
+#: Descriptors kept free under the process's limit: two accept batches, and the store, logs and images.
+_SPARE_FILES: Final = 2 * _BACKLOG + 64
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one client may hold of the gateway: seconds to send a request's headers (from connecting, or
+    from the previous answer) and then its body, the bytes of its request line and headers, and how many
+    connections are open at once (further ones are answered 503 and closed at once)."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_bytes: int = 16 * 1024
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        if not (self.header_timeout > 0 and self.body_timeout > 0):
+            raise ConfigurationError("the header and body timeouts must be positive numbers of seconds")
+        if self.max_header_bytes < 1024 or self.max_connections < 1:
+            raise ConfigurationError("allow at least 1 KiB of headers and 1 connection")
+
+    def connection_cap(self) -> int:
+        """``max_connections``, lowered to fit the process's descriptor limit: running out of descriptors
+        fails every request (the accept loop then only logs), a 503 fails only the excess ones."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft - _SPARE_FILES))
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with what it lacks against slow or greedy clients.
+
+    uvicorn times out only idle keep-alive connections, caps requests (``limit_concurrency``) only once their
+    headers are in, and (with httptools) takes headers of any size. So a client that sends its headers or
+    its body a byte at a time, or never finishes them, holds a descriptor for ever, and a few hundred of them
+    exhaust the process's. Here one timer per connection bounds each stage of a request (headers, then
+    body); when it fires the connection is closed, as uvicorn's keep-alive timeout does (an app waiting on
+    the body sees a disconnect). Headers past the limit end parsing, which uvicorn answers with a 400.
+    """
+
+    limits: ClassVar[ConnectionLimits]
+    cap: ClassVar[int]
+    _last_busy_warning: ClassVar[float] = float("-inf")
+
+    _timer: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.cap:
+            now = time.monotonic()
+            if now - _GuardedProtocol._last_busy_warning > 60:
+                _GuardedProtocol._last_busy_warning = now
+                log.warning("%d connections are open, the most allowed: new ones get 503", self.cap)
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._arm(self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _too_slow(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            log.debug("closed a connection whose request did not arrive in time")
+            self.transport.close()
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise _HeadersTooLarge
+
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._arm(self.limits.body_timeout)
+        # The body is read when the app asks for it (uvicorn's receive resumes reading), not before: an app
+        # that refuses the request from its headers alone never holds its body.
+        self.flow.pause_reading()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        # Answered early (before its body was read): the next request's headers are now awaited.
+        if self.cycle is not None and self.cycle.response_complete:
+            self._arm(self.limits.header_timeout)
+        else:
+            self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.response_complete:
+            return  # closing, or a pipelined request (its headers already in) is being answered
+        if cycle.more_body:
+            # Answered before its body was read: what came of it is of no use, and the rest is dropped.
+            cycle.body = bytearray()
+        else:
+            self._arm(self.limits.header_timeout)
+
+
+def _protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    return type("GatewayProtocol", (_GuardedProtocol,), {"limits": limits, "cap": limits.connection_cap()})
+
+
+def uvicorn_config(
+    app: Starlette, *, log_level: str = "warning", limits: ConnectionLimits | None = None
+) -> uvicorn.Config:
+    limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
         log_level=log_level,
@@ -38,6 +192,10 @@ def uvicorn_config(app: Starlette, *, log_level: str = "warning") -> uvicorn.Con
         log_config=None,
         lifespan="off",
         server_header=False,
+        http=_protocol(limits),
+        backlog=_BACKLOG,
+        # Requests still being answered, counted by uvicorn; its count includes the asking connection.
+        limit_concurrency=limits.connection_cap() + 1,
     )
 
 
@@ -66,17 +224,35 @@ def serve(
     *,
     worker: WorkerLoop | None = None,
     log_level: str = "warning",
+    limits: ConnectionLimits | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` until interrupted (Ctrl+C or SIGTERM); with ``worker``, run it alongside in the same
-    event loop, and stop it (letting it finish what it holds) when the server stops."""
-    config = uvicorn_config(app, log_level=log_level)
+    event loop, and stop it (letting it finish what it holds) when the server stops. ``sock`` is a socket
+    bound already (:func:`listening_socket`), else ``host`` and ``port`` are bound."""
+    config = uvicorn_config(app, log_level=log_level, limits=limits)
     config.host, config.port = host, port
-    asyncio.run(_serve(_Server(config), worker))
+    asyncio.run(_serve(_Server(config), worker, None if sock is None else [sock]))
 
 
-async def _serve(server: uvicorn.Server, worker: WorkerLoop | None) -> None:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one, so that a port in use is known (an OSError)
+    before anything is announced."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _serve(
+    server: uvicorn.Server, worker: WorkerLoop | None, sockets: list[socket.socket] | None = None
+) -> None:
     if worker is None:
-        await server.serve()
+        await server.serve(sockets)
         return
     stop = asyncio.Event()
     delivering: asyncio.Task[Any] = asyncio.create_task(worker(stop), name="linepush-worker")
@@ -89,7 +265,7 @@ async def _serve(server: uvicorn.Server, worker: WorkerLoop | None) -> None:
 
     delivering.add_done_callback(worker_ended)
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         stop.set()
         await delivering
@@ -116,9 +292,7 @@ def _accepts(host: str, port: int) -> bool:
 @contextlib.contextmanager
 def serving(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningGateway]:
     """Serve ``app`` on ``host`` (a free port by default) in a background thread until the block ends."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound: int = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app))
     failure: list[BaseException] = []

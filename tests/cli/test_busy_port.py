@@ -1,0 +1,44 @@
+"""`linepush serve` and `linepush emulator` on a port another program holds: a setup error, said plainly."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.mark.parametrize(
+    ("command", "banner"),
+    [(["serve"], "LINE Notify–compatible gateway"), (["emulator"], "LINE emulator on")],
+)
+def test_a_port_in_use_is_exit_2_with_no_banner(tmp_path: Path, command: list[str], banner: str) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "PYTHONPATH": str(SRC),
+        "LINE_CHANNEL_ID": "1234567890",
+        "LINEPUSH_STORE": str(tmp_path / "busy.db"),
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-m", "linepush", *command, "--port", port],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert banner not in output
+    assert f"127.0.0.1:{port} is in use" in output and "--port" in output
+    assert "Traceback" not in output
