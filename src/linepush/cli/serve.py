@@ -259,7 +259,7 @@ def startup_lines(host: str, port: int, channel: Channel, public_url: str | None
     shown = f"[{host}]" if ":" in host else host
     lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
     lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
-    lines.append("  POST /alertmanager, POST /grafana")
+    lines.append("  POST /alertmanager, POST /grafana, POST /hooks/NAME (alerts to LINE)")
     if channel.channel_secret is None:
         lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")
     if public_url is None:
