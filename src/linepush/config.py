@@ -158,7 +158,7 @@ CONFIG_FILE_NAME = "linepush.toml"
 #: Every setting, in the order `linepush config show` lists them.
 SETTING_NAMES: tuple[str, ...] = (*ENV_VARS, "to", "store", "api_base")
 SECRET_SETTINGS: frozenset[str] = frozenset({"channel_secret", "access_token"})
-_FILE_ONLY_KEYS = frozenset({"default_channel", "channels"})
+_FILE_ONLY_KEYS = frozenset({"default_channel", "channels", "recipients", "alerts"})
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,10 @@ class Settings:
     profiles: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: ``[recipients]`` of the file: names for ids, usable wherever an id is (``--to``, routes).
+    recipients: Mapping[str, str] = field(default_factory=dict)
+    #: ``[alerts]`` of the file, as written; `linepush serve` checks it.
+    alerts: Mapping[str, Any] = field(default_factory=dict)
 
     def value(self, name: str) -> Any:
         """A setting by name; secrets stay :class:`Secret`."""
@@ -237,10 +241,35 @@ def load_config_file(path: Path) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigurationError(f"{path}: channels.{name} must be a table ([channels.{name}])")
         _check_table(table, path, f"[channels.{name}]", top=False)
+    _check_recipients(parsed.get("recipients", {}), path)
+    if not isinstance(parsed.get("alerts", {}), dict):
+        raise ConfigurationError(f"{path}: 'alerts' must be a table ([alerts])")
     default = parsed.get("default_channel")
     if default is not None and not isinstance(default, str):
         raise ConfigurationError(f"{path}: default_channel must be a string (a [channels.NAME] name)")
     return parsed
+
+
+def _check_recipients(table: object, path: Path) -> None:
+    from linepush.errors import ValidationError
+    from linepush.store.base import check_recipient_name, recipient_type
+
+    if not isinstance(table, dict):
+        raise ConfigurationError(
+            f"{path}: 'recipients' must be a table of names: [recipients] ops-room = \"C…\""
+        )
+    for name, recipient_id in table.items():
+        try:
+            check_recipient_name(name)
+            recipient_type(recipient_id)
+        except ValidationError as exc:
+            raise ConfigurationError(f"{path} [recipients] {name!r}: {exc.property} {exc.reason}") from None
+
+
+def resolve_recipient(value: str, names: Mapping[str, str]) -> str:
+    """The id a ``--to`` value or a route means: an id as it is, a name as its id. Anything else is left as
+    it is, for the id check to explain."""
+    return names.get(value, value)
 
 
 def _check_table(table: Mapping[str, Any], path: Path, where: str, *, top: bool) -> None:
@@ -368,6 +397,8 @@ def resolve_settings(
         profiles=tuple(sorted(tables)),
         sources=sources,
         warnings=tuple(_warnings(sources, path, data, channel.assertion_key_file)),
+        recipients=dict(data.get("recipients", {})),
+        alerts=dict(data.get("alerts", {})),
     )
 
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from linepush.config import Channel
+
 SRC = Path(__file__).parents[2] / "src"
 
 
@@ -32,6 +34,18 @@ def free_port() -> int:
     return port
 
 
+def worker_env(store: Path, channel: Channel) -> dict[str, str]:
+    """The settings of `linepush serve --worker` for ``channel`` (assertion key and secret) on ``store``."""
+    assert channel.channel_id is not None
+    return {
+        "LINEPUSH_STORE": str(store),
+        "LINE_CHANNEL_ID": channel.channel_id,
+        "LINE_CHANNEL_SECRET": channel.require_secret().reveal(),
+        "LINE_ASSERTION_KEY_FILE": str(channel.assertion_key_file),
+        "LINE_ASSERTION_KID": str(channel.assertion_kid),
+    }
+
+
 #: Variables that would bring the developer's own setup (or a proxy) into the child.
 _OUTSIDE = ("LINE_", "LINEPUSH_", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
@@ -43,11 +57,13 @@ def linepush_serve(
     *args: str,
     timeout: float = 20.0,
     max_open_files: int | None = None,
+    port: int | None = None,
 ) -> Iterator[ServeProcess]:
     """Run `linepush serve --port N *args` in ``home`` (also its config and state dirs) with only ``env``'s
     settings, until the block ends; then SIGTERM it and keep what it wrote to stderr (through a file, so a
-    server that writes a lot never blocks on a full pipe). ``max_open_files`` lowers its descriptor limit."""
-    port = free_port()
+    server that writes a lot never blocks on a full pipe). ``max_open_files`` lowers its descriptor limit;
+    ``port`` is a free one unless given (to start it again where it was)."""
+    port = port or free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(_OUTSIDE) and "proxy" not in k.lower()},
         "PYTHONPATH": str(SRC),

@@ -25,7 +25,7 @@ from linepush.store import SQLiteStore, Store
 from linepush.worker import Worker
 from tests.conftest import Emulator, make_channel
 from tests.service.conftest import GROUP, PUBLIC_URL, USER
-from tests.service.serve_process import linepush_serve
+from tests.service.serve_process import linepush_serve, worker_env
 from tests.service.test_curl import curl
 from tests.service.test_notify import PNG
 
@@ -126,13 +126,7 @@ def test_linepush_serve_worker_queues_and_delivers(
     db = tmp_path / "serve.db"
     with SQLiteStore(db) as store:
         token, _ = create_gateway_token(store, line_channel.channel_id, USER, None, 0.0)
-    env = {
-        "LINEPUSH_STORE": str(db),
-        "LINE_CHANNEL_ID": line_channel.channel_id,
-        "LINE_CHANNEL_SECRET": line_channel.require_secret().reveal(),
-        "LINE_ASSERTION_KEY_FILE": str(line_channel.assertion_key_file),
-        "LINE_ASSERTION_KID": str(line_channel.assertion_kid),
-    }
+    env = worker_env(db, line_channel)
     with linepush_serve(tmp_path, env, "--worker", "--api-base", live_emulator.url) as served:
         auth = f"Authorization: Bearer {token.reveal()}"
         status, _, body = curl("-H", auth, "-d", "message=via serve", f"{served.url}/api/notify")

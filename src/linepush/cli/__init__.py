@@ -62,6 +62,9 @@ def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
     from linepush.cli import config, demo, emulator, gateway, keys, queue, send, serve, token, worker  # noqa: F401
 
+    for module in ("alerts", "recipients"):  # the alert receivers' commands
+        __import__(f"linepush.cli.{module}")
+
 
 def main() -> None:
     _register()

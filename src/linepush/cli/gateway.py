@@ -4,6 +4,7 @@ ids its webhook has seen."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -51,7 +52,10 @@ def token_json(token: GatewayToken) -> dict[str, Any]:
 def token_create(
     inv: Invocation,
     to: Annotated[
-        str, typer.Option("--to", metavar="ID", help="The user (U…), group (C…) or room (R…) id to send to.")
+        str,
+        typer.Option(
+            "--to", metavar="ID", help="The user (U…), group (C…) or room (R…) id to send to, or its name."
+        ),
     ],
     name: Annotated[
         str | None,
@@ -61,6 +65,7 @@ def token_create(
     ] = None,
 ) -> None:
     """Make a gateway token bound to one recipient. It is printed once and stored only as a hash."""
+    [to] = inv.resolve([to])
     try:
         recipient_type(to)
     except ValidationError as exc:
@@ -148,9 +153,16 @@ def recipient_json(recipient: WebhookRecipient) -> dict[str, Any]:
 def recipients_list(inv: Invocation) -> None:
     """List the ids the webhook has seen (of the configured channel, or of all), most recent first; send to
     one with `linepush send --to ID` or bind a gateway token to it."""
-    recipients = inv.store().list_recipients(inv.settings.channel.channel_id)
+    channel_id = inv.settings.channel.channel_id
+    store = inv.store()
+    recipients = store.list_recipients(channel_id)
+    names = recipient_names_by_id(
+        inv.settings.recipients, store.recipient_names(channel_id) if channel_id else {}
+    )
 
     def render() -> None:
+        if names:
+            inv.table(None, ["NAME", "ID"], [[", ".join(n), rid] for rid, n in names.items()])
         if not recipients:
             inv.note(
                 "no ids seen yet: set the channel's webhook URL to `linepush serve`'s /webhook (with "
@@ -173,4 +185,18 @@ def recipients_list(inv: Invocation) -> None:
             ],
         )
 
-    inv.emit([recipient_json(r) for r in recipients], render)
+    listed = [{**recipient_json(r), "names": names.get(r.recipient_id, [])} for r in recipients]
+    seen = {r.recipient_id for r in recipients}
+    listed += [{"id": rid, "names": n} for rid, n in names.items() if rid not in seen]
+    inv.emit(listed, render)
+
+
+def recipient_names_by_id(*tables: Mapping[str, str]) -> dict[str, list[str]]:
+    """id → its names, from name → id tables (the first table's name wins where two give one)."""
+    merged: dict[str, str] = {}
+    for table in reversed(tables):
+        merged.update(table)
+    by_id: dict[str, list[str]] = {}
+    for name, rid in sorted(merged.items()):
+        by_id.setdefault(rid, []).append(name)
+    return by_id

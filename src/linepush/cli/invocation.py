@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -262,6 +262,27 @@ class Invocation:
         store = open_store(self.settings.store)
         self._closers.append(store.close)
         return store
+
+    def recipients(self, to: Sequence[str] | None, *, default: bool = True) -> list[str]:
+        """The ids of ``--to`` values (comma-separated too; else the configured default when ``default``):
+        names, from ``[recipients]`` in the file or `linepush recipients name`, become their ids."""
+        given = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
+        if not given and default:
+            given = list(self.settings.require_to())
+        return self.resolve(given)
+
+    def resolve(self, given: Sequence[str]) -> list[str]:
+        """Ids as they are, names as their ids."""
+        from linepush.config import resolve_recipient
+        from linepush.store.base import is_recipient_id
+
+        if all(is_recipient_id(value) for value in given):
+            return list(given)  # no store to open for names
+        names = dict(self.settings.recipients)
+        channel_id = self.settings.channel.channel_id
+        if channel_id is not None and any(value not in names for value in given):
+            names = {**self.store().recipient_names(channel_id), **names}
+        return [resolve_recipient(value, names) for value in given]
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call ``closer`` when the command ends (last registered, first called)."""

@@ -494,9 +494,7 @@ def add_command(
 ) -> None:
     """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
     messages = read_messages(text, json_file)
-    recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
-    if not recipients and to_file is None and not broadcast:
-        recipients = list(inv.settings.require_to())
+    recipients = inv.recipients(to, default=to_file is None and not broadcast)
     box = Outbox(inv.store(), inv.settings.channel.require_id())
     rows = enqueue_from_cli(
         box,

@@ -134,9 +134,7 @@ def prepare(
 ) -> SendRequest:
     """Check everything locally: recipients (``--to``, else the configured default), messages, retry key."""
     messages = read_messages(texts, json_file)
-    recipients = tuple(r.strip() for part in (to or []) for r in part.split(",") if r.strip())
-    if not recipients:
-        recipients = inv.settings.require_to()
+    recipients = tuple(inv.recipients(to))
     if len(recipients) == 1:
         validate_to(recipients[0])
     else:
@@ -318,9 +316,7 @@ def send_command(
         from linepush.cli.queue import send_with_outbox
 
         messages = read_messages(text, json_file)
-        recipients = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
-        if not recipients and to_file is None and not broadcast:
-            recipients = list(inv.settings.require_to())
+        recipients = inv.recipients(to, default=to_file is None and not broadcast)
         code, data = send_with_outbox(
             inv.store(),
             inv.channel(),

@@ -107,6 +107,36 @@ def serve_command(
     image_rate_limit: Annotated[
         int, typer.Option("--image-rate-limit", min=0, help="Image uploads per token per hour.")
     ] = 50,
+    alerts_dedupe_window: Annotated[
+        float | None,
+        typer.Option(
+            "--alerts-dedupe-window",
+            min=0,
+            metavar="SECONDS",
+            help="An alert notification received again within this many seconds is not queued twice "
+            "(0: off; default 600, or [alerts] dedupe_window).",
+            show_default=False,
+        ),
+    ] = None,
+    alerts_time_zone: Annotated[
+        str | None,
+        typer.Option(
+            "--alerts-time-zone",
+            metavar="ZONE",
+            help="Time zone of the times in alerts (default UTC, or [alerts] time_zone).",
+            show_default=False,
+        ),
+    ] = None,
+    grafana_timestamp_header: Annotated[
+        str | None,
+        typer.Option(
+            "--grafana-timestamp-header",
+            metavar="HEADER",
+            help="Grafana's HMAC timestamp header; signatures older than 5 minutes are refused. The secret "
+            "is read from LINEPUSH_GRAFANA_HMAC_SECRET.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
@@ -177,7 +207,10 @@ def serve_command(
     limits = ConnectionLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
-    gateway = create_gateway_app(store, channel, config)
+    from linepush.cli.alerts import alerts_config
+
+    alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
+    gateway = create_gateway_app(store, channel, config, alerts=alerts)
     loop = make_worker(channel, store, settings.api_base) if worker else None
     configure_logging(log_level, access_log)
     sock = listen(host, port)
@@ -226,6 +259,7 @@ def startup_lines(host: str, port: int, channel: Channel, public_url: str | None
     shown = f"[{host}]" if ":" in host else host
     lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
     lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
+    lines.append("  POST /alertmanager, POST /grafana, POST /hooks/NAME (alerts to LINE)")
     if channel.channel_secret is None:
         lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")
     if public_url is None:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linepush.config import Channel
+from linepush.service.alerts import AlertReceivers, AlertsConfig
 from linepush.service.gateway import GatewayConfig, NotifyApi, guard, notify_response
 from linepush.service.webhook import WebhookReceiver
 from linepush.store import Store, StoreError
@@ -109,6 +110,7 @@ def create_gateway_app(
     config: GatewayConfig | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    alerts: AlertsConfig | None = None,
 ) -> Starlette:
     """The gateway for ``channel``: its tokens' notifications go to ``store``'s outbox.
 
@@ -128,6 +130,7 @@ def create_gateway_app(
         clock=clock,
     )
     images = api.images
+    receivers = AlertReceivers(store, channel_id, alerts, clock)
 
     probe = _StoreProbe(store)
 
@@ -157,6 +160,9 @@ def create_gateway_app(
         Route("/webhook", guard(webhook), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/images/{name}", image, methods=["GET"]),
+        Route("/alertmanager", guard(receivers.alertmanager), methods=["POST"]),
+        Route("/grafana", guard(receivers.grafana), methods=["POST"]),
+        Route("/hooks/{name}", guard(receivers.hook), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -165,6 +171,7 @@ def create_gateway_app(
     )
     app.state.notify_api = api
     app.state.webhook = webhook
+    app.state.alerts = receivers
     return app
 
 

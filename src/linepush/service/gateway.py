@@ -39,6 +39,7 @@ __all__ = [
     "NotifyRateLimiter",
     "Quota",
     "RateLimits",
+    "caller_token",
     "notify_messages",
     "notify_response",
 ]
@@ -410,6 +411,17 @@ def _bearer(request: Request) -> str | None:
     return token
 
 
+async def caller_token(store: Store, channel_id: str, request: Request) -> GatewayToken:
+    """The caller's working gateway token, or a 401 (a token of another channel is as good as none)."""
+    token = _bearer(request)
+    if token is None:
+        raise NotifyError(401, INVALID_TOKEN)
+    found = await run_in_threadpool(store.find_gateway_token, hash_gateway_token(token))
+    if found is None or found.revoked or found.channel_id != channel_id:
+        raise NotifyError(401, INVALID_TOKEN)
+    return found
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -433,14 +445,7 @@ class NotifyApi:
         self._last_purge = float("-inf")
 
     async def _token(self, request: Request) -> GatewayToken:
-        """The caller's working gateway token, or a 401 (a token of another channel is as good as none)."""
-        token = _bearer(request)
-        if token is None:
-            raise NotifyError(401, INVALID_TOKEN)
-        found = await run_in_threadpool(self.store.find_gateway_token, hash_gateway_token(token))
-        if found is None or found.revoked or found.channel_id != self.channel_id:
-            raise NotifyError(401, INVALID_TOKEN)
-        return found
+        return await caller_token(self.store, self.channel_id, request)
 
     async def notify(self, request: Request) -> Response:
         token = await self._token(request)

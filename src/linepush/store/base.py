@@ -147,6 +147,9 @@ _TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 #: Longest gateway token name and webhook event type a store keeps.
 MAX_GATEWAY_TOKEN_NAME: Final = 100
 MAX_EVENT_TYPE: Final = 64
+#: Longest recipient name; names are what people type after --to, so they stay short and plain.
+MAX_RECIPIENT_NAME: Final = 64
+_RECIPIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def unlock(self, name: str, owner: str) -> None:
         """Give the lease back; does nothing unless ``owner`` holds it (a taken-over lease is not freed)."""
+
+    @abc.abstractmethod
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        """Forget the leases whose name starts with ``prefix`` and whose time ran out at or before ``now``
+        (what short-lived marks leave behind); returns how many."""
 
     # -- shared rate limits ----------------------------------------------------------------------------------
 
@@ -462,6 +470,25 @@ class Store(abc.ABC):
         """Recipients seen (of one channel, or of all), most recently seen first (``last_seen_at``
         descending, then ``channel_id`` and ``recipient_id``)."""
 
+    # -- recipient names (the service's) ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
+        """Give ``recipient_id`` the name ``name`` in ``channel_id`` (a name already given now names this id).
+
+        Raises :class:`ValidationError` and stores nothing when the name is not 1 to
+        :data:`MAX_RECIPIENT_NAME` letters, digits, ``-``, ``_`` or ``.`` (or looks like an id), or the id is
+        not a user, group or room id.
+        """
+
+    @abc.abstractmethod
+    def unname_recipient(self, channel_id: str, name: str) -> bool:
+        """Forget a name; False when there was no such name."""
+
+    @abc.abstractmethod
+    def recipient_names(self, channel_id: str) -> dict[str, str]:
+        """The names of ``channel_id``'s recipients: name → id, in the names' byte order."""
+
 
 # -- input checks shared by every backend --------------------------------------------------------------------
 
@@ -580,3 +607,17 @@ def check_sightings(sightings: Sequence[object]) -> list[tuple[str, RecipientTyp
             )
         checked.append((sighting.recipient_id, kind, event))
     return checked
+
+
+def is_recipient_id(value: object) -> bool:
+    return isinstance(value, str) and _RECIPIENT_ID.fullmatch(value) is not None
+
+
+def check_recipient_name(name: object) -> str:
+    if not isinstance(name, str) or _RECIPIENT_NAME.fullmatch(name) is None or is_recipient_id(name):
+        raise ValidationError(
+            f"must be 1 to {MAX_RECIPIENT_NAME} letters, digits, '-', '_' or '.', starting with a letter or "
+            "digit, and not an id",
+            property="name",
+        )
+    return name

@@ -57,11 +57,13 @@ from linepush.store.base import (
     check_name,
     check_positive,
     check_rate,
+    check_recipient_name,
     check_sightings,
     check_time,
     check_token_kind,
     check_token_states,
     is_token_hash,
+    recipient_type,
 )
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
@@ -159,6 +161,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             last_event_type text NOT NULL,
             sightings       integer NOT NULL,
             PRIMARY KEY (channel_id, recipient_id)
+        )
+        """,
+    ),
+    # 3 → 4: the gateway's names of recipients.
+    (
+        """
+        CREATE TABLE recipient_names (
+            channel_id   text NOT NULL,
+            name         text NOT NULL,
+            recipient_id text NOT NULL,
+            named_at     double precision NOT NULL,
+            PRIMARY KEY (channel_id, name)
         )
         """,
     ),
@@ -603,6 +617,15 @@ class PostgresStore(Store):
     def unlock(self, name: str, owner: str) -> None:
         self._write("DELETE FROM locks WHERE name = %s AND owner = %s", (name, owner))
 
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        # Not LIKE: a name may hold % or _.
+        return self._write(
+            "DELETE FROM locks WHERE left(name, char_length(%s)) = %s AND expires_at <= %s",
+            (prefix, prefix, moment),
+        )
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
@@ -1044,6 +1067,32 @@ class PostgresStore(Store):
             () if channel_id is None else (channel_id,),
         )
         return [_recipient(row) for row in rows]
+
+    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
+        check_name(channel_id, "channel_id")
+        check_recipient_name(name)
+        recipient_type(recipient_id)
+        moment = check_time(now, "now")
+        self._write(
+            "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
+            " named_at = excluded.named_at",
+            (channel_id, name, recipient_id, moment),
+        )
+
+    def unname_recipient(self, channel_id: str, name: str) -> bool:
+        return (
+            self._write("DELETE FROM recipient_names WHERE channel_id = %s AND name = %s", (channel_id, name))
+            == 1
+        )
+
+    def recipient_names(self, channel_id: str) -> dict[str, str]:
+        # COLLATE "C": byte order, as SQLite sorts them.
+        rows = self._read(
+            'SELECT name, recipient_id FROM recipient_names WHERE channel_id = %s ORDER BY name COLLATE "C"',
+            (channel_id,),
+        )
+        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------

@@ -49,11 +49,13 @@ from linepush.store.base import (
     check_name,
     check_positive,
     check_rate,
+    check_recipient_name,
     check_sightings,
     check_time,
     check_token_kind,
     check_token_states,
     is_token_hash,
+    recipient_type,
 )
 from linepush.store.base import (
     new_retry_key as fresh_retry_key,
@@ -151,6 +153,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # Shared rate limits: the theoretical arrival time (GCRA) of the next request, per key.
         "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
+    ),
+    # 3 → 4: the gateway's names of recipients.
+    (
+        """
+        CREATE TABLE recipient_names (
+            channel_id   TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            recipient_id TEXT NOT NULL,
+            named_at     REAL NOT NULL,
+            PRIMARY KEY (channel_id, name)
+        ) WITHOUT ROWID
+        """,
     ),
 )
 
@@ -410,6 +424,18 @@ class SQLiteStore(Store):
     def unlock(self, name: str, owner: str) -> None:
         with self._write() as conn, _store_errors(self._path):
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        # Not LIKE: a name may hold % or _.
+        with self._write() as conn, _store_errors(self._path):
+            return int(
+                conn.execute(
+                    "DELETE FROM locks WHERE substr(name, 1, length(?)) = ? AND expires_at <= ?",
+                    (prefix, prefix, moment),
+                ).rowcount
+            )
 
     # -- shared rate limits ----------------------------------------------------------------------------------
 
@@ -757,6 +783,34 @@ class SQLiteStore(Store):
             () if channel_id is None else (channel_id,),
         )
         return [_recipient(row) for row in rows]
+
+    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
+        check_name(channel_id, "channel_id")
+        check_recipient_name(name)
+        recipient_type(recipient_id)
+        moment = check_time(now, "now")
+        with self._write() as conn, _store_errors(self._path):
+            conn.execute(
+                "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
+                " named_at = excluded.named_at",
+                (channel_id, name, recipient_id, moment),
+            )
+
+    def unname_recipient(self, channel_id: str, name: str) -> bool:
+        with self._write() as conn, _store_errors(self._path):
+            return (
+                conn.execute(
+                    "DELETE FROM recipient_names WHERE channel_id = ? AND name = ?", (channel_id, name)
+                ).rowcount
+                == 1
+            )
+
+    def recipient_names(self, channel_id: str) -> dict[str, str]:
+        rows = self._read(
+            "SELECT name, recipient_id FROM recipient_names WHERE channel_id = ? ORDER BY name", (channel_id,)
+        )
+        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------
