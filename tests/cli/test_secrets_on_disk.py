@@ -86,3 +86,24 @@ def test_a_config_file_holding_a_store_password_gets_the_permission_warning(tmp_
     assert not any(PASSWORD in w for w in warnings)
     config.write_text('store = "postgresql://u@h/db"\n')
     assert not resolve_settings(config_file=config, env={}).warnings
+
+
+@posix_only
+def test_config_show_reports_a_store_file_others_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linepush.store import SQLiteStore
+
+    db = tmp_path / "linepush.db"
+    monkeypatch.setenv("LINEPUSH_STORE", f"sqlite:///{db}")
+    assert "chmod" not in CliRunner().invoke(app, ["config", "show"]).output
+    assert not db.exists()  # config show never creates the store
+    with SQLiteStore(db):
+        pass
+    db.chmod(0o644)
+    result = CliRunner().invoke(app, ["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"the store file {db} holds channel access tokens but others can read it: chmod 600 {db}"
+        in (json.loads(result.stdout)["warnings"])
+    )

@@ -47,8 +47,11 @@ def _row(settings: Settings, name: str) -> dict[str, Any]:
 def show(inv: Invocation) -> None:
     """Print every setting (secrets and passwords masked) and where it came from: flag, env VAR, file PATH
     or the default."""
+    from linepush.store import exposed_store_files
+
     settings = inv.settings
     rows = [_row(settings, name) for name in SETTING_NAMES]
+    warnings = [*settings.warnings, *exposed_store_files(settings.store)]
     data = {
         "config_file": str(settings.config_file) if settings.config_file else None,
         "searched": [str(p) for p in settings.searched],
@@ -56,7 +59,7 @@ def show(inv: Invocation) -> None:
         "profile_source": settings.profile_source,
         "profiles": list(settings.profiles),
         "settings": rows,
-        "warnings": list(settings.warnings),
+        "warnings": warnings,
     }
 
     def render() -> None:
@@ -74,7 +77,7 @@ def show(inv: Invocation) -> None:
             ["setting", "value", "from"],
             [[r["setting"], _cell(r["value"]), r["source"] or f"not set ({r['env']})"] for r in rows],
         )
-        for warning in settings.warnings:
+        for warning in warnings:
             inv.note(f"[yellow]warning:[/] {escape(warning)}")
 
     inv.emit(data, render)

@@ -30,7 +30,7 @@ from linepush.store.base import (
     TokenState,
 )
 from linepush.store.shared_ratelimit import SharedRateLimiter
-from linepush.store.sqlite import SQLiteStore
+from linepush.store.sqlite import SQLiteStore, _exposed_files
 
 __all__ = [
     "MESSAGE_KINDS",
@@ -53,6 +53,7 @@ __all__ = [
     "TokenRecord",
     "TokenState",
     "default_store_url",
+    "exposed_store_files",
     "open_store",
 ]
 
@@ -105,6 +106,26 @@ def open_store(url: str | None = None) -> Store:
         return SQLiteStore(_sqlite_path(url[len(_SQLITE_PREFIX) :], url))
     # Only the scheme is shown: the rest of a URL may hold a password.
     raise ConfigurationError(f"unknown store URL scheme {scheme!r}; {_ACCEPTED}")
+
+
+def exposed_store_files(url: str | None = None) -> list[str]:
+    """For a SQLite store, its files that others may read (tokens are in them), each with the ``chmod`` that
+    mends it; nothing is opened or created. Empty for PostgreSQL, a file not made yet, or a URL that does not
+    parse (opening the store says what is wrong with it)."""
+    if url is None:
+        url = default_store_url()
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else None
+    try:
+        if scheme is None:
+            path = _sqlite_path(url, url)
+        elif scheme == "sqlite" and url.lower().startswith(_SQLITE_PREFIX):
+            path = _sqlite_path(url[len(_SQLITE_PREFIX) :], url)
+        else:
+            return []
+    except ConfigurationError:
+        return []
+    return _exposed_files(os.path.abspath(path))
 
 
 def _sqlite_path(path: str, url: str) -> str:
