@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -157,6 +158,8 @@ class Under:
 #: The async default (aiohttp, made by ``default_async_transport`` where no option is needed) and the sync
 #: transport. The in-process ASGI transports run the cases that apply to them in test_asgi_conformance.py.
 KINDS = ["aiohttp", "urllib3"]
+if os.environ.get("LINEPUSH_TRANSPORT_CANDIDATES"):
+    KINDS.append("pyreqwest")  # a library weighed for the default, not shipped: see candidates.py
 
 
 @pytest.fixture(params=KINDS)
@@ -165,7 +168,11 @@ async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..
     made: list[Under] = []
 
     def make(url: str, **options: Any) -> Under:
-        if kind == "aiohttp":
+        if kind == "pyreqwest":
+            from tests.transport.candidates import PyreqwestTransport
+
+            transport: Any = PyreqwestTransport(url, **options)
+        elif kind == "aiohttp":
             plain = set(options) <= {"timeouts", "pool_size"}
             transport = default_async_transport(url, **options) if plain else AiohttpTransport(url, **options)
         else:

@@ -58,6 +58,9 @@ class AiohttpTransport(SocketTransport):
             ),
             timeout=self._default_timeout,
             trust_env=False,
+            # LINE's answers are small JSON: not asking for compression spares a header each way and a
+            # decompressor per answer.
+            skip_auto_headers=("Accept-Encoding",),
             auto_decompress=True,
         )
         return self._session
