@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,51 +11,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from linepush.cli import app
+from tests.support.scripted_http import Scripted
 
 ALICE = "U" + "a" * 32
-PUSHED = b'{"sentMessages":[{"id":"461230966842064897","quoteToken":"q"}]}'
-
-
-class Scripted:
-    """A loopback HTTP server in a thread: it answers every push, or holds it unanswered."""
-
-    def __init__(self, *, answer: bool) -> None:
-        self.answer = answer
-        self.request_lines: list[bytes] = []
-        self.release = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            self.request_lines.append(data.split(b"\r\n", 1)[0])
-            if not self.answer:
-                self.release.wait(30)
-                return
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                b"Content-Length: " + str(len(PUSHED)).encode() + b"\r\n\r\n" + PUSHED
-            )
-
-    def close(self) -> None:
-        self.release.set()
-        self.listener.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from linepush.api._base import ApiRequest
 from linepush.errors import CertificateError, ConfigurationError, ConnectError, OutcomeUnknownError
 from linepush.retry import RetryPolicy
 from linepush.transport import AiohttpTransport, Timeouts, default_async_transport
+from tests.support.scripted_http import Scripted
 from tests.transport.conftest import CA, Proxy, Server, Under, answer, echo_key, named, push, retry_key
 
 Serve = Callable[..., Awaitable[Server]]
@@ -418,3 +419,17 @@ async def test_a_call_deadline_bounds_an_answer_that_never_comes(serve: Serve, t
                 with pytest.raises(OutcomeUnknownError):
                     await al.push("U" + "0" * 32, "hello")
     assert len(server.heads) >= 1
+
+
+def test_an_async_transport_serves_one_event_loop_after_another() -> None:
+    """``asyncio.run`` twice with one client: the first loop's connections cannot serve the second."""
+    server = Scripted(answer=True, keep_alive=True)
+    transport = AiohttpTransport(server.url, timeouts=QUICK)
+    try:
+        for key in "AB":
+            assert asyncio.run(transport.send(push(key), "tok")).status == 200
+        asyncio.run(transport.aclose())
+    finally:
+        server.close()
+    assert len(server.request_lines) == 2
+    assert server.connections == 2  # the first loop's connection was not used from the second
