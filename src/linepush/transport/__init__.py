@@ -13,10 +13,33 @@ its own: owning one means owning its bugs, and every answer must reach the reque
 
 All of them pass one conformance suite (``tests/transport/``) against scripted loopback servers.
 
-Why aiohttp: measured side by side by ``make bench`` (one run, nginx serving a fixed push answer on loopback,
-2-core machine; client CPU per push and push/s at concurrency 64, p99 at 16 / 64 / 256):
+Why aiohttp. Measured side by side by ``make bench`` (one run, nginx serving a fixed push answer on
+loopback, a 2-core machine shared with other work; medians of 3 interleaved rounds):
 
-MEASUREMENTS
+=========  =======  ============  ==========  ==========================  ==========  ==========
+library    version  CPU µs/push   push/s      p99 ms at c=16 / 64 / 256   install MB  import ms
+                    (c=64)        (c=64)                                  (with deps)
+=========  =======  ============  ==========  ==========================  ==========  ==========
+aiohttp    3.14.5   76            12,505      2.5 / 7.6 / 163             13.8        158
+pyreqwest  0.15.1   47            18,148      4.1 / 12.0 / 35             10.2        4
+curl_cffi  0.17.0   194           4,907       8.5 / 20.6 / 139            44.2        95
+niquests   3.21.2   591           1,320       15.8 / 206 / 267            16.4        145
+httpx      0.28.1   6,845         142         161 / 1,436 / 2,760         4.0         107
+=========  =======  ============  ==========  ==========================  ==========  ==========
+
+- aiohttp is already a dependency (nothing added to install), is kept by aio-libs with a long release
+  history and a very wide user base, and passes the whole conformance suite. It is imported only when an
+  async client first sends.
+- pyreqwest is the fastest, but young (0.x) and, through the conformance suite (``tests/transport/
+  candidates.py``), it cannot tell "never sent" from "sent, no answer": a request the server read and then
+  dropped unanswered, and a timeout after the request went out, both come back as its ``ConnectError`` /
+  ``ConnectTimeoutError``; and a cancelled request did not free its connection slot (with one connection,
+  the next request timed out waiting for it). linepush's retry rules rest on exactly that distinction.
+- curl_cffi costs 2.6x aiohttp's CPU per push and 44 MB; niquests 7.8x, and installing it replaces the
+  ``urllib3`` package with urllib3-future unless ``URLLIB3_NO_OVERRIDE`` is set; httpx is 90x.
+
+The sync side stays on urllib3 (LineClient: 155 µs per push, as raw urllib3), with the 1xx guard in
+:mod:`linepush.transport._urllib3`.
 """
 
 from __future__ import annotations
