@@ -60,7 +60,7 @@ class PyreqwestTransport(SocketTransport):
         except self._never_sent as exc:
             if "certificate" in str(exc).lower():
                 raise CertificateError(f"the TLS certificate of {self._base} was refused ({exc})") from exc
-            raise never_sent(self._base, exc) from exc
+            raise never_sent(self._base, request, exc) from exc
         except self._no_answer as exc:
             raise no_answer(self._base, request, exc) from exc
         if len(body) > self._max_body:

@@ -28,6 +28,18 @@ EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+async def one_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+    """Answers one request with keep-alive, then closes the connection."""
+    head = await server.read_request(reader)
+    writer.write(answer(named(head)))
+    await writer.drain()
+
+
+async def read_and_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+    """Reads one request and closes the connection without a word."""
+    await server.read_request(reader)
+
+
 # -- every answer reaches its own request --------------------------------------------------------------------
 
 
@@ -56,13 +68,6 @@ async def test_informational_answers_are_skipped_and_each_request_gets_its_own(
 
 async def test_a_connection_closed_after_its_answer_is_not_reused(serve: Serve, transport: Make) -> None:
     """The server answers with keep-alive, then closes: the next request goes on a fresh connection."""
-
-    async def one_then_close(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
-    ) -> None:
-        head = await server.read_request(reader)
-        writer.write(answer(named(head)))
-        await writer.drain()
 
     server = await serve(one_then_close)
     under = transport(server.url, timeouts=QUICK)
@@ -93,11 +98,6 @@ async def test_connection_close_in_the_answer_is_honoured(serve: Serve, transpor
 async def test_a_request_read_and_dropped_unanswered_is_outcome_unknown_and_not_resent(
     serve: Serve, transport: Make
 ) -> None:
-    async def read_and_drop(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
-    ) -> None:
-        await server.read_request(reader)
-
     server = await serve(read_and_drop)
     under = transport(server.url, timeouts=QUICK)
     with pytest.raises(OutcomeUnknownError):
@@ -433,3 +433,38 @@ def test_an_async_transport_serves_one_event_loop_after_another() -> None:
         server.close()
     assert len(server.request_lines) == 2
     assert server.connections == 2  # the first loop's connection was not used from the second
+
+
+VERIFY = ApiRequest(
+    "GET", "/oauth2/v2.1/verify?access_token=s3cr3t", "GET /oauth2/v2.1/verify", idempotent=True
+)
+
+
+async def test_a_token_in_the_query_stays_out_of_errors(
+    serve: Serve, transport: Make, refused_port: int
+) -> None:
+    server = await serve(read_and_drop)
+    for url, expected in (
+        (server.url, OutcomeUnknownError),
+        (f"http://127.0.0.1:{refused_port}", ConnectError),
+    ):
+        with pytest.raises(expected) as caught:
+            await transport(url, timeouts=QUICK).send(VERIFY, None)
+        assert "s3cr3t" not in str(caught.value)
+    assert server.heads[0].startswith(b"GET /oauth2/v2.1/verify?access_token=s3cr3t HTTP/1.1")
+
+
+async def test_a_request_racing_the_servers_close_is_answered_or_reported(
+    serve: Serve, transport: Make
+) -> None:
+    """The server closes right after its answer and the next request is sent at once, racing the close: it
+    goes on a fresh connection, or fails as a transport error; it never gets another request's answer."""
+
+    server = await serve(one_then_close)
+    under = transport(server.url, timeouts=QUICK)
+    for key in ("A", "B", "C"):
+        try:
+            response = await under.send(push(key))
+        except (ConnectError, OutcomeUnknownError):
+            continue
+        assert response.json() == {"key": key}

@@ -98,7 +98,7 @@ class AiohttpTransport(SocketTransport):
                     body = await self._read_bounded(response, request)
                 return ApiResponse(response.status, response.headers, body)
         except self._never_sent as exc:
-            raise never_sent(self._base, exc) from exc
+            raise never_sent(self._base, request, exc) from exc
         except self._no_answer as exc:
             raise no_answer(self._base, request, exc) from exc
 

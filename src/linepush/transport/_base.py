@@ -190,18 +190,26 @@ def certificate_error(base: str, exc: BaseException) -> CertificateError | None:
     return None
 
 
-def never_sent(base: str, exc: BaseException) -> ConnectError:
+def _reason(exc: BaseException | str, request: ApiRequest) -> str:
+    """What went wrong, without the request's query string: on the token endpoints it holds a token, and a
+    library may quote the URL it was given."""
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    _, _, query = request.path.partition("?")
+    return text.replace(query, "…") if query else text
+
+
+def never_sent(base: str, request: ApiRequest, exc: BaseException) -> ConnectError:
     """The error for a request that never left: a certificate refused, or no connection made."""
     refused = certificate_error(base, exc)
     if refused is not None:
         return refused
-    return ConnectError(f"could not connect to {base}: {type(exc).__name__}: {exc}")
+    return ConnectError(f"could not connect to {base}: {_reason(exc, request)}")
 
 
 def no_answer(base: str, request: ApiRequest, exc: BaseException | str) -> OutcomeUnknownError:
     """The error for a request that was sent and got no complete answer."""
-    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return OutcomeUnknownError(f"no complete answer from {base}{request.path.split('?', 1)[0]}: {reason}")
+    path = request.path.split("?", 1)[0]
+    return OutcomeUnknownError(f"no complete answer from {base}{path}: {_reason(exc, request)}")
 
 
 def body_too_large(limit: int) -> str:

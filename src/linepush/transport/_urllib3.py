@@ -112,7 +112,7 @@ class Urllib3Transport(SocketTransport):
                 assert_same_host=False,
             )
         except self._never_sent as exc:
-            raise never_sent(self._base, exc) from exc
+            raise never_sent(self._base, request, exc) from exc
         except self._no_answer as exc:
             raise no_answer(self._base, request, exc) from exc
         try:
