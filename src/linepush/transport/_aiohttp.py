@@ -58,8 +58,7 @@ class AiohttpTransport(SocketTransport):
             ),
             timeout=self._default_timeout,
             trust_env=False,
-            # LINE's answers are small JSON: not asking for compression spares a header each way and a
-            # decompressor per answer.
+            # LINE's answers are small JSON, not worth compressing: no Accept-Encoding asks for it.
             skip_auto_headers=("Accept-Encoding",),
             auto_decompress=True,
         )
