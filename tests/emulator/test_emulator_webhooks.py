@@ -120,11 +120,14 @@ async def test_users_talk_to_the_bot_through_signed_webhooks(
         headers=auth,
     )
     assert reply.status_code == 200 and state.deliveries()[-1]["to"] == [user_id(7)]
-    kinds = [(i["kind"], i["chats"]) for i in state.timeline()["items"]]
-    assert kinds[:2] == [("event", [user_id(7)]), ("event", [user_id(7)])] and kinds[-1] == (
-        "sent",
-        [user_id(7)],
-    )
+    items = state.timeline()["items"]
+    kinds = [(i["kind"], i["chats"]) for i in items if i["kind"] != "webhook"]
+    assert kinds[:2] == [("event", [user_id(7)])] * 2
+    assert kinds[-1] == ("sent", [user_id(7)])
+    # Each event's outcome follows it, and the event itself carries it once known.
+    outcome = {"status": 200, "attempts": follow["attempts"]}
+    assert (items[1]["kind"], items[1]["of"], items[1]["webhook"]) == ("webhook", 1, outcome)
+    assert items[0]["webhook"] == outcome
 
 
 async def test_failed_webhooks_are_redelivered_when_redelivery_is_on(

@@ -97,6 +97,7 @@ async def events(request: Request) -> Response:
     state = _state(request)
     channel = state.channel(request.path_params["channel_id"])
     event, chat = webhooks.build_event(state, channel, await _body(request))
+    seq = state.record_event(channel.channel_id, chat, event)
     attempts = await webhooks.deliver(state, channel, [event])
     outcome: dict[str, Any] = {
         "status": attempts[-1].status if attempts else None,
@@ -104,7 +105,7 @@ async def events(request: Request) -> Response:
     }
     if not attempts:
         outcome["reason"] = "the channel has no active webhook URL"
-    state.record_event(channel.channel_id, chat, event, outcome)
+    state.record_webhook(seq, outcome)
     return LineJSON({"event": event, **outcome})
 
 

@@ -584,11 +584,19 @@ class EmulatorState:
                 },
             )
 
-    def record_event(
-        self, channel_id: str, chat: str, event: dict[str, Any], webhook: dict[str, Any]
-    ) -> None:
+    def record_event(self, channel_id: str, chat: str, event: dict[str, Any]) -> int:
+        """Note a user's event before it is sent, so that the bot's answer to it comes after it; the
+        webhook's outcome follows as a "webhook" entry (see :meth:`record_webhook`)."""
         with self._lock:
-            self._note("event", channel_id, [chat], {"event": event, "webhook": webhook})
+            pending = {"status": None, "pending": True}
+            self._note("event", channel_id, [chat], {"event": event, "webhook": pending})
+            return len(self._timeline)
+
+    def record_webhook(self, seq: int, outcome: dict[str, Any]) -> None:
+        with self._lock:
+            event = self._timeline[seq - 1]
+            event["webhook"] = outcome
+            self._note("webhook", event["channel_id"], [], {"of": seq, "webhook": outcome})
 
     def timeline(self, after: int = 0) -> dict[str, Any]:
         """Timeline entries after ``after``; ``generation`` changes on reset so a page starts over."""

@@ -1,0 +1,175 @@
+"""The web inbox in a real browser (headless Chromium): a push shows up without a reload, and a user's text
+goes as a signed webhook to a bot on loopback whose reply appears in the page."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator_kit import LoopbackBot
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+from linepush.emulator import RunningEmulator, running
+from linepush.emulator.webhooks import signature
+
+pytestmark = pytest.mark.e2e
+USER = "U" + "1f" * 16
+WAIT = 15.0  # a bound on waiting for the page to catch up, never a pause
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        message = "the inbox tests need Chromium and chromedriver (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return browser, driver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    binary, driver = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    profile = tempfile.mkdtemp(prefix="linepush-chromium-")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,820",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield session
+    finally:
+        session.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _call(url: str, body: dict[str, Any], token: str | None = None, method: str = "POST") -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method=method)
+    with urllib.request.urlopen(request, timeout=WAIT) as response:  # loopback only
+        answer: dict[str, Any] = json.loads(response.read() or b"{}")
+        return answer
+
+
+@pytest.fixture
+def served() -> Iterator[RunningEmulator]:
+    with running() as emulator:
+        yield emulator
+
+
+def _wait_for_text(browser: Any, text: str) -> None:
+    WebDriverWait(browser, WAIT, poll_frequency=0.05).until(
+        lambda b: text in b.find_element("id", "messages").text, f"{text!r} never appeared in the page"
+    )
+
+
+def test_a_push_appears_and_a_user_talks_to_the_bot(served: RunningEmulator, browser: Any) -> None:
+    state = served.state
+    channel = state.create_channel(name="Alerts bot")
+    token = state.issue_long_lived(channel.channel_id)
+    replies: list[int] = []
+
+    def bot_replies(headers: dict[str, str], body: bytes) -> None:
+        # The bot checks the signature as a real one must, then answers with the event's reply token.
+        assert headers["X-Line-Signature"] == signature(channel.channel_secret, body)
+        for event in json.loads(body)["events"]:
+            if event["type"] == "message":
+                text = f"echo: {event['message']['text']}"
+                _call(
+                    f"{served.url}/v2/bot/message/reply",
+                    {"replyToken": event["replyToken"], "messages": [{"type": "text", "text": text}]},
+                    token,
+                )
+                replies.append(1)
+
+    with LoopbackBot(on_event=bot_replies) as bot:
+        _call(f"{served.url}/_emulator/channels/{channel.channel_id}/webhook", {"url": bot.url}, method="PUT")
+        _call(
+            f"{served.url}/_emulator/channels/{channel.channel_id}/events",
+            {"type": "follow", "source": {"type": "user", "userId": USER}},
+        )
+        browser.get(f"{served.url}/_emulator/")
+        _wait_for_text(browser, "follow")
+        assert channel.channel_secret not in browser.page_source  # not shown unless asked
+
+        # A push while the page is open shows up without a reload, line breaks and emoji kept.
+        marker = browser.execute_script("window.__same_page = true; return 1")
+        assert marker == 1
+        _call(
+            f"{served.url}/v2/bot/message/push",
+            {
+                "to": USER,
+                "notificationDisabled": True,
+                "messages": [
+                    {"type": "text", "text": "Disk full on db-1 🔥\nfree: 2%"},
+                    {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+                    {
+                        "type": "flex",
+                        "altText": "Weekly report",
+                        "contents": {
+                            "type": "bubble",
+                            "body": {
+                                "type": "box",
+                                "layout": "vertical",
+                                "contents": [{"type": "text", "text": "ok"}],
+                            },
+                        },
+                    },
+                ],
+            },
+            token,
+        )
+        _wait_for_text(browser, "Disk full on db-1 🔥\nfree: 2%")
+        page = browser.find_element("id", "messages").text
+        assert (
+            "sticker 446 / 1988" in page and "flex: Weekly report" in page and "notificationDisabled" in page
+        )
+        assert browser.execute_script("return window.__same_page === true")
+
+        # A refused send is shown, marked, with its request id.
+        try:
+            _call(f"{served.url}/v2/bot/message/push", {"to": USER, "messages": []}, token)
+        except urllib.error.HTTPError as exc:
+            refused_id = exc.headers["x-line-request-id"]
+        _wait_for_text(browser, f"request {refused_id}")
+        assert "refused 400" in browser.find_element("id", "messages").text
+
+        box = browser.find_element("id", "compose-text")
+        box.send_keys("status?")
+        browser.find_element("id", "send-text").click()
+        _wait_for_text(browser, "echo: status?")
+    assert replies == [1]
+    assert len(bot.received) == 2  # the follow, then the text
+    assert "webhook 200" in browser.find_element("id", "messages").text
+
+    shot = os.environ.get("LINEPUSH_INBOX_SCREENSHOT")
+    if shot:  # the README's picture of the inbox
+        Path(shot).write_bytes(browser.get_screenshot_as_png())
+
+    browser.find_element("css selector", "[data-channel] button.act").click()  # "show secret", asked for
+    WebDriverWait(browser, WAIT, poll_frequency=0.05).until(lambda b: channel.channel_secret in b.page_source)
