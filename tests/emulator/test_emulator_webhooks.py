@@ -7,9 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
+import yaml
 from emulator_kit import Channel, FakeClock, LoopbackBot, user_id
 from linebot.v3 import WebhookParser  # type: ignore[import-untyped]
 from linebot.v3.webhooks import (  # type: ignore[import-untyped]
@@ -27,6 +31,30 @@ from linepush.emulator.webhooks import signature
 
 pytestmark = pytest.mark.e2e
 GROUP = "C" + "ab" * 16
+WEBHOOK_YML = Path(__file__).parent / "data" / "line-openapi" / "webhook.yml"
+EVENT_SCHEMAS = {"message": "MessageEvent", "follow": "FollowEvent", "unfollow": "UnfollowEvent"}
+EVENT_SCHEMAS |= {"join": "JoinEvent", "leave": "LeaveEvent"}
+CONTENT_SCHEMAS = {"text": "TextMessageContent", "sticker": "StickerMessageContent"}
+SOURCE_SCHEMAS = {"user": "UserSource", "group": "GroupSource", "room": "RoomSource"}
+
+
+def conforms(payload: dict[str, Any]) -> None:
+    """Check a webhook body against webhook.yml: the envelope, each event, its source and its message."""
+    components = yaml.safe_load(WEBHOOK_YML.read_text())["components"]
+
+    def check(name: str, value: Any) -> None:
+        validator = jsonschema_rs.Draft4Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": components}
+        )
+        errors = [e.message for e in validator.iter_errors(value)]
+        assert not errors, (name, value, errors)
+
+    check("CallbackRequest", payload)
+    for event in payload["events"]:
+        check(EVENT_SCHEMAS[event["type"]], event)
+        check(SOURCE_SCHEMAS[event["source"]["type"]], event["source"])
+        if "message" in event:
+            check(CONTENT_SCHEMAS[event["message"]["type"]], event["message"])
 
 
 def test_signature_matches_the_documented_vector() -> None:
@@ -90,6 +118,7 @@ async def test_users_talk_to_the_bot_through_signed_webhooks(
     for headers, body in bot.received:
         # The SDK checks the signature over the body exactly as sent, and parses every event.
         assert headers["content-type"].startswith("application/json")
+        conforms(json.loads(body))
         payload = parser.parse(body.decode("utf-8"), headers["x-line-signature"], as_payload=True)
         assert payload.destination == state.channels[channel.channel_id].bot_user_id
         parsed.extend(payload.events)

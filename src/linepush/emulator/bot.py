@@ -163,7 +163,9 @@ def _webhook_url(state: EmulatorState, value: Any) -> str:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
         port_ok = False
-    if len(value) > WEBHOOK_URL_MAX or parts.scheme not in schemes or not parts.hostname or not port_ok:
+    hosts = state.config.webhook_hosts
+    host_ok = bool(parts.hostname) and (hosts is None or parts.hostname in hosts)
+    if len(value) > WEBHOOK_URL_MAX or parts.scheme not in schemes or not host_ok or not port_ok:
         # Not documented: LINE's body for an invalid webhook URL.
         raise _one_error("Invalid webhook endpoint URL", "endpoint")
     return value

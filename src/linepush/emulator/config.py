@@ -80,6 +80,9 @@ class EmulatorConfig:
     webhook_redeliveries: int = 2
     # LINE insists on an https webhook URL; a bot on loopback is plain http, so by default so is this.
     webhook_require_https: bool = False
+    # The hosts a webhook URL may name (None: any). A test run that fuzzes the API sets loopback only, so
+    # the emulator never connects anywhere else.
+    webhook_hosts: tuple[str, ...] | None = None
     # Delivery statistics (GET /v2/bot/message/delivery/*): LINE reports "unavailable_for_privacy" below
     # 20 messages a day; 0 shows every count.
     delivery_stats_privacy_threshold: int = 20
