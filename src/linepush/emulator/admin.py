@@ -115,8 +115,8 @@ async def webhook(request: Request) -> Response:
     if request.method == "PUT":
         body = await _body(request)
         url = body.get("url", channel.webhook.url)
-        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-            raise AdminError("'url' must be an http(s) URL or null")
+        if url is not None and not webhooks.acceptable_url(state.config, url):
+            raise AdminError("'url' must be an http(s) URL (of an allowed host) or null")
         for flag in ("active", "redelivery"):
             if flag in body and not isinstance(body[flag], bool):
                 raise AdminError(f"'{flag}' must be true or false")

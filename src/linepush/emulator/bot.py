@@ -7,7 +7,6 @@ import base64
 import binascii
 import datetime as dt
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -157,15 +156,7 @@ async def delivery_stats(request: Request) -> Response:
 def _webhook_url(state: EmulatorState, value: Any) -> str:
     if not isinstance(value, str):
         raise _one_error("May not be empty", "endpoint")
-    parts = urlsplit(value)
-    schemes = ("https",) if state.config.webhook_require_https else ("http", "https")
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    hosts = state.config.webhook_hosts
-    host_ok = bool(parts.hostname) and (hosts is None or parts.hostname in hosts)
-    if len(value) > WEBHOOK_URL_MAX or parts.scheme not in schemes or not host_ok or not port_ok:
+    if not webhooks.acceptable_url(state.config, value, WEBHOOK_URL_MAX):
         # Not documented: LINE's body for an invalid webhook URL.
         raise _one_error("Invalid webhook endpoint URL", "endpoint")
     return value

@@ -12,9 +12,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from linepush.emulator.config import EmulatorConfig
 from linepush.emulator.state import AdminError, Channel, EmulatorState, Profile
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -25,6 +27,21 @@ _IDS = {
     "room": ("roomId", r"R[0-9a-f]{32}"),
 }
 _MAX_TEXT = 5000
+
+
+def acceptable_url(config: EmulatorConfig, value: Any, max_length: int = 500) -> bool:
+    """An http(s) URL with a host (of ``config.webhook_hosts`` when set) and a valid port."""
+    if not isinstance(value, str) or len(value) > max_length:
+        return False
+    parts = urlsplit(value)
+    schemes = ("https",) if config.webhook_require_https else ("http", "https")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return False
+    hosts = config.webhook_hosts
+    host_ok = bool(parts.hostname) and (hosts is None or parts.hostname in hosts)
+    return parts.scheme in schemes and host_ok and port_ok
 
 
 def signature(secret: str, body: bytes) -> str:
