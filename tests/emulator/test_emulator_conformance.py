@@ -18,6 +18,8 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric import rsa
 from emulator_kit import LoopbackBot, assertion, public_jwk
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -232,7 +234,7 @@ def test_the_emulator_answers_as_the_openapi_documents_say(operation: Any, world
         derandomize=os.environ.get("CI", "").lower() == "true",
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy())
+    @given(case=st.one_of(operation.as_strategy(), operation.as_strategy(GenerationMode.NEGATIVE)))
     def run(case: Any) -> None:
         response = case.call(app=app, headers={"Authorization": f"Bearer {token}"})
         counted.append(response.status_code)
