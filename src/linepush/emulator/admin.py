@@ -1,4 +1,5 @@
-"""The emulator's admin API under /_emulator/: channels, keys, recipients, deliveries, faults, clock, reset.
+"""The emulator's admin API under /_emulator/: channels, keys, recipients, simulated users' events and the
+webhook they go to, deliveries, faults, clock, reset.
 
 Each route is a thin JSON shell around a method of :class:`~linepush.emulator.state.EmulatorState`, so
 in-process tests can call the same operations directly.

@@ -1,4 +1,5 @@
-"""The emulator's ASGI app: api.line.me's token and Messaging API endpoints plus the /_emulator admin API."""
+"""The emulator's ASGI app: api.line.me's token and Messaging API endpoints, the /_emulator admin API and
+inbox, and a plain 501 for any path it does not serve."""
 
 from __future__ import annotations
 
