@@ -182,6 +182,15 @@ async def test_failed_webhooks_are_redelivered_when_redelivery_is_on(
     assert once["status"] == 500 and len(bot.received) == 1
 
 
+async def test_a_follow_after_an_unfollow_is_an_unblock(client: httpx.AsyncClient, channel: Channel) -> None:
+    user = {"type": "user", "userId": user_id(3)}
+    first = await _event(client, channel, {"type": "follow", "source": user})
+    await _event(client, channel, {"type": "unfollow", "source": user})
+    again = await _event(client, channel, {"type": "follow", "source": user})
+    assert [e["event"]["follow"] for e in (first, again)] == [{"isUnblocked": False}, {"isUnblocked": True}]  # type: ignore[index]
+    assert "replyToken" not in (await _event(client, channel, {"type": "unfollow", "source": user}))["event"]  # type: ignore[operator]
+
+
 async def test_no_webhook_url_means_no_delivery(
     client: httpx.AsyncClient, channel: Channel, state: EmulatorState
 ) -> None:

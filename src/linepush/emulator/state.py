@@ -348,6 +348,25 @@ class EmulatorState:
                 found = channel.chats[chat_id] = Chat(chat_id, f"{kind} {chat_id[-4:]}")
             return found
 
+    def apply_event(self, channel: Channel, kind: str, chat: str, user: str | None) -> bool:
+        """What a simulated user's event changes: follow/unfollow make the user a friend or a blocker, join
+        and leave put the bot in a group or room or take it out, and a user seen in a group becomes a member.
+        True when the chat had been blocked (a follow is then an unblock)."""
+        with self._lock:
+            was_blocked = self.recipient_state(channel, chat) == "blocked"
+            state: RecipientState = (
+                "blocked" if kind == "unfollow" else "unknown" if kind == "leave" else "friend"
+            )
+            channel.recipients[chat] = state
+            if kind == "join":
+                channel.chats.pop(chat, None)  # a group joined again starts without members
+            if user is not None:
+                channel.profiles.setdefault(user, Profile(user, f"User {user[-4:]}"))
+                joined = self.chat(channel, chat) if chat != user else None
+                if joined is not None and user not in joined.members:
+                    joined.members.append(user)
+            return was_blocked
+
     def issue_reply_token(self, channel_id: str, to: str) -> str:
         """A reply token as a webhook event would carry it: one use, within ``reply_token_lifetime``."""
         self.channel(channel_id)

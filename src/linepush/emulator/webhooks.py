@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from linepush.emulator.config import EmulatorConfig
-from linepush.emulator.state import AdminError, Channel, EmulatorState, Profile
+from linepush.emulator.state import AdminError, Channel, EmulatorState
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 EVENT_TYPES = ("message", "follow", "unfollow", "join", "leave")
@@ -169,22 +169,9 @@ def build_event(state: EmulatorState, channel: Channel, spec: Any) -> tuple[dict
     event: dict[str, Any] = {"type": kind}
     if message is not None:
         event["message"] = message
+    was_blocked = state.apply_event(channel, kind, chat, source.get("userId"))
     if kind == "follow":
-        event["follow"] = {"isUnblocked": state.recipient_state(channel, chat) == "blocked"}
-    state.set_recipient(
-        channel.channel_id,
-        chat,
-        "blocked" if kind == "unfollow" else "unknown" if kind == "leave" else "friend",
-    )
-    if kind == "join":
-        channel.chats.pop(chat, None)
-    user = source.get("userId")
-    if user is not None:
-        channel.profiles.setdefault(user, Profile(user, f"User {user[-4:]}"))
-        if not is_user:
-            joined = state.chat(channel, chat)
-            if joined is not None and user not in joined.members:
-                joined.members.append(user)
+        event["follow"] = {"isUnblocked": was_blocked}
     if kind in ("message", "follow", "join"):
         event["replyToken"] = state.issue_reply_token(channel.channel_id, chat)
     event.update(
