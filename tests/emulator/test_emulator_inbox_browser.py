@@ -173,3 +173,42 @@ def test_a_push_appears_and_a_user_talks_to_the_bot(served: RunningEmulator, bro
 
     browser.find_element("css selector", "[data-channel] button.act").click()  # "show secret", asked for
     WebDriverWait(browser, WAIT, poll_frequency=0.05).until(lambda b: channel.channel_secret in b.page_source)
+
+
+def test_a_group_from_the_page_and_a_retry_key_repeat(served: RunningEmulator, browser: Any) -> None:
+    state = served.state
+    channel = state.create_channel(name="Ops")
+    token = state.issue_long_lived(channel.channel_id)
+    group = "C" + "2e" * 16
+    browser.get(f"{served.url}/_emulator/")
+    WebDriverWait(browser, WAIT, poll_frequency=0.05).until(
+        lambda b: b.find_elements("id", f"add-{channel.channel_id}")
+    )
+    # A conversation the page has not seen yet is opened by its id; the bot joins, a member posts.
+    add = browser.find_element("id", f"add-{channel.channel_id}")
+    add.send_keys(group + "\n")
+    browser.find_element("id", "join").click()
+    _wait_for_text(browser, "join")
+    browser.find_element("id", "compose-user").send_keys(USER)
+    browser.find_element("id", "compose-text").send_keys("who is on call?")
+    browser.find_element("id", "send-text").click()
+    _wait_for_text(browser, "who is on call?")
+    assert state.chat(state.channels[channel.channel_id], group).members == [USER]
+    assert "webhook not sent" in browser.find_element("id", "messages").text  # the channel has no webhook URL
+
+    headers = {"X-Line-Retry-Key": "123e4567-e89b-12d3-a456-426614174000"}
+    body = {"to": group, "messages": [{"type": "text", "text": "on call: ana"}]}
+    for _ in range(2):
+        request = urllib.request.Request(
+            f"{served.url}/v2/bot/message/push",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {token}", **headers},
+        )
+        try:
+            urllib.request.urlopen(request, timeout=WAIT).close()
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 409
+            repeat_id = exc.headers["x-line-request-id"]
+    _wait_for_text(browser, f"request {repeat_id}")
+    page = browser.find_element("id", "messages").text
+    assert "409 retry-key repeat" in page and page.count("on call: ana") == 2
