@@ -75,10 +75,10 @@ async def test_followers_are_paged(
         assert (await client.get("/v2/bot/followers/ids", params=bad, headers=auth)).status_code == 400, bad
 
 
+@pytest.mark.parametrize("config", [EmulatorConfig(delivery_stats_privacy_threshold=0)])
 async def test_delivery_statistics_count_a_finished_day(
     client: httpx.AsyncClient, auth: dict[str, str], state: EmulatorState, clock: FakeClock
 ) -> None:
-    state.config.__dict__["delivery_stats_privacy_threshold"] = 0  # frozen dataclass; a test-only override
     for n in range(3):
         await client.post(
             "/v2/bot/message/push", json={"to": user_id(n), "messages": [TEXT, TEXT]}, headers=auth

@@ -14,7 +14,7 @@ from starlette.routing import Match, Route
 
 from linepush.emulator import admin, webhooks
 from linepush.emulator.http import LineError, LineJSON, parse_json, read_body
-from linepush.emulator.messaging import _check_json_type, _limit, _refuse_retry_key, authenticate
+from linepush.emulator.messaging import _check_json_type, _iso, _limit, _refuse_retry_key, authenticate
 from linepush.emulator.state import AdminError, EmulatorState
 
 NOT_FOUND = {"message": "Not found"}
@@ -206,7 +206,7 @@ async def webhook_test(request: Request) -> Response:
     return LineJSON(
         {
             "success": 200 <= attempt.status < 300,
-            "timestamp": webhooks.iso_millis(sent_at),
+            "timestamp": _iso(sent_at),
             "statusCode": attempt.status,
             "reason": attempt.reason or "COULD_NOT_CONNECT",
             "detail": str(attempt.status) if attempt.status else attempt.reason,

@@ -9,7 +9,6 @@ import hmac
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -184,7 +183,3 @@ def build_event(state: EmulatorState, channel: Channel, spec: Any) -> tuple[dict
         }
     )
     return event, chat
-
-
-def iso_millis(moment: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1000):03d}Z"
