@@ -150,6 +150,11 @@ def test_a_push_appears_and_a_user_talks_to_the_bot(served: RunningEmulator, bro
             "sticker 446 / 1988" in page and "flex: Weekly report" in page and "notificationDisabled" in page
         )
         assert browser.execute_script("return window.__same_page === true")
+        # The flex message's JSON is one click away.
+        flex = browser.find_element("xpath", "//div[contains(@class,'bubble')][contains(., 'Weekly report')]")
+        flex.find_element("tag name", "summary").click()
+        assert '"layout": "vertical"' in flex.find_element("tag name", "pre").text
+        flex.find_element("tag name", "summary").click()
 
         # A refused send is shown, marked, with its request id.
         try:
@@ -210,5 +215,15 @@ def test_a_group_from_the_page_and_a_retry_key_repeat(served: RunningEmulator, b
             assert exc.code == 409
             repeat_id = exc.headers["x-line-request-id"]
     _wait_for_text(browser, f"request {repeat_id}")
+    preview = "https://127.0.0.1:9/preview.png"  # never answers: loopback, a closed port
+    image = {
+        "type": "image",
+        "originalContentUrl": "https://127.0.0.1:9/full.png",
+        "previewImageUrl": preview,
+    }
+    _call(f"{served.url}/v2/bot/message/push", {"to": group, "messages": [image]}, token)
+    WebDriverWait(browser, WAIT, poll_frequency=0.05).until(
+        lambda b: b.find_elements("css selector", f'#messages img[src="{preview}"]'), "no thumbnail"
+    )
     page = browser.find_element("id", "messages").text
     assert "409 retry-key repeat" in page and page.count("on call: ana") == 2
