@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PGURL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck pytest bench pgdb alertmanager clean
+.PHONY: demo test lint typecheck pytest bench pgdb alertmanager chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,18 @@ alertmanager:
 	    echo "prometheus-alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)"; \
 	  fi; }
 
-pytest: $(VENV)/.installed-dev pgdb alertmanager
+# The emulator's inbox is tested in headless Chromium, installed likewise when missing (skipped without it,
+# a failure under CI=true).
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver fonts-noto-color-emoji) >/dev/null; \
+	  else \
+	    echo "chromium is not installed (Debian: apt-get install chromium chromium-driver)"; \
+	  fi; }
+
+pytest: $(VENV)/.installed-dev pgdb alertmanager chromium
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

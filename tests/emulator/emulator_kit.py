@@ -88,3 +88,42 @@ def user_id(n: int = 0) -> str:
 
 def retry_key() -> str:
     return str(uuid.uuid4())
+
+
+class LoopbackBot:
+    """A bot on a loopback socket that records each webhook and answers with the next status given."""
+
+    def __init__(self, statuses: tuple[int, ...] = (200,), on_event: Any = None) -> None:
+        import http.server
+        import threading
+
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._statuses = list(statuses)
+        bot = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                bot.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if on_event is not None:
+                    on_event(dict(self.headers.items()), body)
+                status = bot._statuses.pop(0) if len(bot._statuses) > 1 else bot._statuses[0]
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackBot:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

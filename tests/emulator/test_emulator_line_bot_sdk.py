@@ -177,3 +177,36 @@ def test_bad_token_gets_401(emulator: RunningEmulator) -> None:
     assert json.loads(caught.value.body)["message"].startswith(
         "Authentication failed due to the following reason"
     )
+
+
+def test_the_read_endpoints_and_webhook_settings(emulator: RunningEmulator, setup: dict[str, str]) -> None:
+    state = emulator.state
+    channel = state.channels[setup["id"]]
+    token = state.issue_long_lived(setup["id"])
+    group, room = "C" + "5" * 32, "R" + "6" * 32
+    for n in range(3):
+        state.set_recipient(setup["id"], user_id(n), "friend")
+    state.chat(channel, group).members.extend([user_id(0), user_id(1)])  # type: ignore[union-attr]
+    api_client, api = messaging_api(emulator, token)
+    with api_client:
+        info = api.get_bot_info()
+        assert (info.user_id, info.display_name, info.chat_mode) == (channel.bot_user_id, "sdk", "bot")
+        assert api.get_profile(user_id(1)).display_name == "User 0001"
+        state.set_recipient(setup["id"], user_id(9), "blocked")
+        with pytest.raises(messaging.ApiException) as caught:
+            api.get_profile(user_id(9))
+        assert caught.value.status == 404 and json.loads(caught.value.body) == {"message": "Not found"}
+        assert api.get_group_summary(group).group_name == "Group 5555"
+        assert api.get_group_member_count(group).count == 2
+        assert api.get_room_member_count(room).count == 0
+        first = api.get_followers(limit=2)
+        assert first.user_ids == [user_id(0), user_id(1)] and first.next
+        assert api.get_followers(start=first.next).user_ids == [user_id(2)]
+        stats = api.get_number_of_sent_push_messages("20240101")
+        assert stats.status == "unavailable_for_privacy"
+        api.set_webhook_endpoint(messaging.SetWebhookEndpointRequest(endpoint="https://bot.example/callback"))
+        endpoint = api.get_webhook_endpoint()
+        assert (endpoint.endpoint, endpoint.active) == ("https://bot.example/callback", True)
+        with pytest.raises(messaging.ApiException) as unserved:
+            api.get_rich_menu_list()
+        assert unserved.value.status == 501

@@ -210,9 +210,15 @@ async def test_unparseable_json(
     )
 
 
-async def test_unknown_path_and_wrong_method(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/v2/bot/nothing")).json() == {"message": "Not found"}
-    assert (await client.get(PUSH)).status_code == 405
+async def test_unknown_path_and_wrong_method(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    # A path the emulator does not serve is said so, after authentication; never LINE's own 404.
+    assert (await client.get("/v2/bot/nothing")).status_code == 401
+    unserved = await client.get("/v2/bot/nothing", headers=auth)
+    assert (unserved.status_code, unserved.json()) == (
+        501,
+        {"message": "GET /v2/bot/nothing is not served by the linepush emulator"},
+    )
+    assert (await client.get(PUSH, headers=auth)).status_code == 405
 
 
 # ---- body validation --------------------------------------------------------------------------------------
@@ -415,7 +421,7 @@ async def test_validate_endpoints(
     )
     assert long.json() == errors(("Length must be between 0 and 5000", "messages[0].text"))
     unknown = await client.post("/v2/bot/message/validate/sideways", json={"messages": [TEXT]}, headers=auth)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 501
     assert state.deliveries() == []
 
 

@@ -37,6 +37,16 @@ ENDPOINTS = [
     ("GET", "/v2/bot/message/quota"),
     ("GET", "/v2/bot/message/quota/consumption"),
     ("GET", "/v2/bot/message/progress/narrowcast"),
+    ("GET", "/v2/bot/info"),
+    ("GET", "/v2/bot/profile/U" + "0" * 32),
+    ("GET", "/v2/bot/group/C" + "0" * 32 + "/summary"),
+    ("GET", "/v2/bot/group/C" + "0" * 32 + "/members/count"),
+    ("GET", "/v2/bot/room/R" + "0" * 32 + "/members/count"),
+    ("GET", "/v2/bot/followers/ids"),
+    ("GET", "/v2/bot/message/delivery/push"),
+    ("GET", "/v2/bot/channel/webhook/endpoint"),
+    ("PUT", "/v2/bot/channel/webhook/endpoint"),
+    ("POST", "/v2/bot/channel/webhook/test"),
     ("POST", "/_emulator/channels"),
     ("GET", "/_emulator/channels"),
     ("POST", "/_emulator/channels/{cid}/keys"),
@@ -48,6 +58,11 @@ ENDPOINTS = [
     ("GET", "/_emulator/tokens"),
     ("POST", "/_emulator/faults"),
     ("POST", "/_emulator/clock"),
+    ("POST", "/_emulator/channels/{cid}/events"),
+    ("GET", "/_emulator/channels/{cid}/webhook"),
+    ("PUT", "/_emulator/channels/{cid}/webhook"),
+    ("GET", "/_emulator/channels/{cid}/secret"),
+    ("GET", "/_emulator/timeline"),
 ]
 POST_ENDPOINTS = [(m, p) for m, p in ENDPOINTS if m == "POST"]
 FIELD_NAMES = [
@@ -125,6 +140,14 @@ FIELD_NAMES = [
     "channel_secret",
     "quoteToken",
     "replyToken",
+    "endpoint",
+    "source",
+    "message",
+    "groupId",
+    "roomId",
+    "url",
+    "active",
+    "redelivery",
 ]
 TOKEN_FIELDS = [
     "grant_type",
@@ -169,6 +192,12 @@ TYPE_VALUES = [
     "friend",
     "blocked",
     "unknown",
+    "follow",
+    "unfollow",
+    "join",
+    "leave",
+    "group",
+    "room",
     "RSA",
     "RS256",
     "sig",
@@ -205,6 +234,22 @@ send_like = st.fixed_dictionaries(
     },
 )
 
+# Bodies that look like a simulated user's event, so that the admin events route is reached deeply.
+ids = st.sampled_from(["U" + "2" * 32, "C" + "3" * 32, "R" + "4" * 32, "U1", ""])
+event_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "follow", "unfollow", "join", "leave", "postback"])},
+    optional={
+        "source": st.one_of(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["user", "group", "room", "x"])},
+                optional={"userId": ids, "groupId": ids, "roomId": ids},
+            ),
+            json_values,
+        ),
+        "message": st.one_of(message_like, json_values),
+    },
+)
+
 
 def encode(value: Any) -> bytes:
     return json.dumps(value).encode()  # NaN/Infinity become the non-JSON tokens a sloppy client might send
@@ -214,6 +259,7 @@ bodies = st.one_of(
     json_values.map(encode),
     message_like.map(encode),
     send_like.map(encode),
+    event_like.map(encode),
     st.binary(max_size=200),
     st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.dictionaries(
@@ -248,7 +294,8 @@ def clean_world() -> dict[str, Any]:
 
 
 def fresh_world() -> dict[str, Any]:
-    app = create_app(EmulatorConfig(rate_limits=None))
+    # Webhook URLs may name loopback only: a fuzzed URL never makes the emulator connect elsewhere.
+    app = create_app(EmulatorConfig(rate_limits=None, webhook_hosts=("127.0.0.1",)))
     state = app.state.emulator
     channel = state.create_channel()
     token = state.issue_long_lived(channel.channel_id)
@@ -287,7 +334,10 @@ def check(response: httpx.Response) -> None:
     ),
     query=st.dictionaries(
         st.sampled_from(
-            ["access_token", "client_assertion", "client_assertion_type", "requestId", "channel_id", "to"]
+            [
+                *("access_token", "client_assertion", "client_assertion_type", "requestId", "channel_id"),
+                *("to", "date", "limit", "start", "after"),
+            ]
         ),
         st.text(max_size=20),
         max_size=3,

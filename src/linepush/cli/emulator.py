@@ -102,5 +102,5 @@ def emulator_command(
         typer.echo(line)
     shown = f"[{host}]" if ":" in host else host
     bound = sock.getsockname()[1]
-    typer.echo(f"LINE emulator on http://{shown}:{bound} (admin API under /_emulator/); Ctrl+C stops it")
+    typer.echo(f"LINE emulator on http://{shown}:{bound} (inbox and admin API: /_emulator/); Ctrl+C stops it")
     serve(emulator, host, port, log_level=log_level.lower(), access_log=access_log, sock=sock)

@@ -8,6 +8,8 @@ It imports nothing from the rest of linepush: it is the other side of the wire.
         ...                                          # point a client at emulator.url
 
 In-process: ``create_app(config, clock=...)`` and any ASGI transport; the state is ``app.state.emulator``.
+A browser at ``{url}/_emulator/`` shows the inbox; ``POST /_emulator/channels/{id}/events`` makes a simulated
+user send the bot a signed webhook.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The emulator's admin API under /_emulator/: channels, keys, recipients, deliveries, faults, clock, reset.
+"""The emulator's admin API under /_emulator/: channels, keys, recipients, simulated users' events and the
+webhook they go to, deliveries, faults, clock, reset.
 
 Each route is a thin JSON shell around a method of :class:`~linepush.emulator.state.EmulatorState`, so
 in-process tests can call the same operations directly.
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from linepush.emulator import webhooks
 from linepush.emulator.http import LineJSON, read_body
 from linepush.emulator.state import AdminError, EmulatorState
 
@@ -91,6 +93,47 @@ async def reply_token(request: Request) -> Response:
     return LineJSON({"replyToken": value})
 
 
+async def events(request: Request) -> Response:
+    """A simulated user does something; the bot gets the webhook LINE would send, and we say how it went."""
+    state = _state(request)
+    channel = state.channel(request.path_params["channel_id"])
+    event, chat = webhooks.build_event(state, channel, await _body(request))
+    seq = state.record_event(channel.channel_id, chat, event)
+    attempts = await webhooks.deliver(state, channel, [event])
+    outcome: dict[str, Any] = {
+        "status": attempts[-1].status if attempts else None,
+        "attempts": [a.as_json() for a in attempts],
+    }
+    if not attempts:
+        outcome["reason"] = "the channel has no active webhook URL"
+    state.record_webhook(seq, outcome)
+    return LineJSON({"event": event, **outcome})
+
+
+async def webhook(request: Request) -> Response:
+    state = _state(request)
+    channel = state.channel(request.path_params["channel_id"])
+    if request.method == "PUT":
+        body = await _body(request)
+        url = body.get("url", channel.webhook.url)
+        if url is not None and not webhooks.acceptable_url(state.config, url):
+            raise AdminError("'url' must be an http(s) URL (of an allowed host) or null")
+        for flag in ("active", "redelivery"):
+            if flag in body and not isinstance(body[flag], bool):
+                raise AdminError(f"'{flag}' must be true or false")
+        channel.webhook.url = url
+        channel.webhook.active = body.get("active", channel.webhook.active)
+        channel.webhook.redelivery = body.get("redelivery", channel.webhook.redelivery)
+    hook = channel.webhook
+    return LineJSON({"url": hook.url, "active": hook.active, "redelivery": hook.redelivery})
+
+
+async def secret(request: Request) -> Response:
+    """The channel secret, for whoever asks for it by name (the inbox's "show secret")."""
+    channel = _state(request).channel(request.path_params["channel_id"])
+    return LineJSON({"channel_id": channel.channel_id, "channel_secret": channel.channel_secret})
+
+
 async def deliveries(request: Request) -> Response:
     query = request.query_params
     found = _state(request).deliveries(channel_id=query.get("channel_id") or None, to=query.get("to") or None)
@@ -145,6 +188,9 @@ ROUTES = [
     Route(f"{PREFIX}/channels/{{channel_id}}/long-lived-token", long_lived_token, methods=["POST"]),
     Route(f"{PREFIX}/channels/{{channel_id}}/recipients", set_recipient, methods=["POST"]),
     Route(f"{PREFIX}/channels/{{channel_id}}/reply-tokens", reply_token, methods=["POST"]),
+    Route(f"{PREFIX}/channels/{{channel_id}}/events", events, methods=["POST"]),
+    Route(f"{PREFIX}/channels/{{channel_id}}/webhook", webhook, methods=["GET", "PUT"]),
+    Route(f"{PREFIX}/channels/{{channel_id}}/secret", secret, methods=["GET"]),
     Route(f"{PREFIX}/deliveries", deliveries, methods=["GET"]),
     Route(f"{PREFIX}/requests", requests, methods=["GET"]),
     Route(f"{PREFIX}/tokens", tokens, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""The emulator's ASGI app: api.line.me's token and Messaging API endpoints plus the /_emulator admin API."""
+"""The emulator's ASGI app: api.line.me's token and Messaging API endpoints, the /_emulator admin API and
+inbox, and a plain 501 for any path it does not serve."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linepush.emulator import admin, messaging, tokens
+from linepush.emulator import admin, bot, inbox, messaging, tokens
 from linepush.emulator.config import EmulatorConfig
 from linepush.emulator.faults import fault_body
 from linepush.emulator.http import REQUEST_ID_KEY, LineError, LineJSON
@@ -119,7 +120,7 @@ def create_app(config: EmulatorConfig | None = None, clock: Callable[[], float] 
         HTTPException: _http_error,
     }
     app = Starlette(
-        routes=[*tokens.ROUTES, *messaging.ROUTES, *admin.ROUTES],
+        routes=[*tokens.ROUTES, *messaging.ROUTES, *bot.ROUTES, *admin.ROUTES, *inbox.ROUTES, bot.NOT_SERVED],
         middleware=[Middleware(LineEdge, state=state)],
         exception_handlers=handlers,
     )

@@ -33,6 +33,9 @@ def _documented_rate_limits() -> Mapping[str, RateLimit]:
         "GET /v2/bot/message/quota/consumption": per_second,
         "GET /v2/bot/message/progress/narrowcast": per_second,
         "POST /v2/oauth/accessToken": RateLimit(370, 1.0),
+        "POST /v2/bot/channel/webhook/test": RateLimit(60, 3600.0),
+        "GET /v2/bot/channel/webhook/endpoint": RateLimit(1000, 60.0),
+        "PUT /v2/bot/channel/webhook/endpoint": RateLimit(1000, 60.0),
     }
     for kind in ("reply", "push", "multicast", "narrowcast", "broadcast"):
         limits[f"POST /v2/bot/message/validate/{kind}"] = per_second
@@ -71,3 +74,15 @@ class EmulatorConfig:
     default_monthly_quota: int | None = None
     # FACTS §6: reply tokens are single use and good for about a minute (not guaranteed beyond).
     reply_token_lifetime: float = 60.0
+    # Seconds the emulator waits for the bot to answer a webhook (LINE's own timeout is not documented).
+    webhook_timeout: float = 10.0
+    # Redeliveries of a failed webhook when the channel has redelivery on (LINE's count is not documented).
+    webhook_redeliveries: int = 2
+    # LINE insists on an https webhook URL; a bot on loopback is plain http, so by default so is this.
+    webhook_require_https: bool = False
+    # The hosts a webhook URL may name (None: any). A test run that fuzzes the API sets loopback only, so
+    # the emulator never connects anywhere else.
+    webhook_hosts: tuple[str, ...] | None = None
+    # Delivery statistics (GET /v2/bot/message/delivery/*): LINE reports "unavailable_for_privacy" below
+    # 20 messages a day; 0 shows every count.
+    delivery_stats_privacy_threshold: int = 20

@@ -96,12 +96,32 @@ def _recipients(
 
 async def send(request: Request) -> Response:
     endpoint = request.url.path.rsplit("/", 1)[-1]
+    seen: dict[str, Any] = {}
+    try:
+        return await _send(request, endpoint, seen)
+    except LineError as exc:
+        # Refused sends show in the inbox too, with what LINE would have answered.
+        _state(request).record_refusal(
+            endpoint=endpoint,
+            channel_id=seen.get("channel_id"),
+            body=seen.get("body"),
+            status=exc.status,
+            error=exc.body,
+            request_id=request_id(request),
+            retry_key=request.headers.get("x-line-retry-key"),
+        )
+        raise
+
+
+async def _send(request: Request, endpoint: str, seen: dict[str, Any]) -> Response:
     state = _state(request)
     raw = await read_body(request, state.config.max_body_bytes)
     channel = authenticate(request)
+    seen["channel_id"] = channel.channel_id
     _limit(request, channel)
     _check_json_type(request)
     body = parse_json(raw)
+    seen["body"] = body
     if endpoint == "reply":
         _refuse_retry_key(request)
     retry_key = request.headers.get("x-line-retry-key")
@@ -160,7 +180,7 @@ async def validate(request: Request) -> Response:
     raw = await read_body(request, state.config.max_body_bytes)
     channel = authenticate(request)
     if kind not in VALIDATE_KINDS:
-        raise LineError(404, {"message": "Not found"})
+        raise LineError(501, {"message": f"POST {request.url.path} is not served by the linepush emulator"})
     _limit(request, channel)
     _refuse_retry_key(request)
     _check_json_type(request)

@@ -92,11 +92,45 @@ class Bucket:
 
 
 @dataclass
+class Profile:
+    """A simulated LINE user as the channel's bot sees it (GET /v2/bot/profile)."""
+
+    user_id: str
+    display_name: str
+    language: str = "en"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"userId": self.user_id, "displayName": self.display_name, "language": self.language}
+
+
+@dataclass
+class Chat:
+    """A group (C…) or room (R…) the bot is in, and the users seen in it."""
+
+    chat_id: str
+    name: str
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Webhook:
+    url: str | None = None
+    active: bool = True
+    # LINE redelivers only when "webhook redelivery" is turned on in the console; off by default there too.
+    redelivery: bool = False
+
+
+@dataclass
 class Channel:
     channel_id: str
     channel_secret: str = field(repr=False)
     name: str
     monthly_quota: int | None
+    bot_user_id: str = field(default_factory=lambda: "U" + secrets.token_hex(16))
+    basic_id: str = field(default_factory=lambda: "@" + secrets.token_hex(4)[:7])
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    chats: dict[str, Chat] = field(default_factory=dict)
+    webhook: Webhook = field(default_factory=Webhook)
     keys: dict[str, RSAPublicKey] = field(default_factory=dict, repr=False)
     recipients: dict[str, RecipientState] = field(default_factory=dict)
     usage: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -185,6 +219,10 @@ class EmulatorState:
         self._faults: list[Fault] = []
         self._narrowcasts: dict[str, Delivery] = {}
         self._reply_tokens: dict[str, ReplyToken] = {}
+        self._spent_replies: dict[str, ReplyToken] = {}
+        # What the inbox page shows, in order: accepted sends, refused sends and webhook events.
+        self._timeline: list[dict[str, Any]] = []
+        self._generation = secrets.token_hex(4)
 
     # ---- clock -------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -281,6 +319,54 @@ class EmulatorState:
         with self._lock:
             return channel.recipients.get(recipient_id, "friend")
 
+    # ---- simulated users, groups and rooms ---------------------------------------------------------------
+    def profile(self, channel: Channel, user_id: str) -> Profile | None:
+        """The profile the bot may read: users who are friends (the default for an id never seen)."""
+        if not re.fullmatch(r"U[0-9a-f]{32}", user_id) or self.recipient_state(channel, user_id) != "friend":
+            return None
+        with self._lock:
+            found = channel.profiles.get(user_id)
+            if found is None:
+                found = channel.profiles[user_id] = Profile(user_id, f"User {user_id[-4:]}")
+            return found
+
+    def followers(self, channel: Channel) -> list[str]:
+        with self._lock:
+            return [rid for rid, st in channel.recipients.items() if st == "friend" and rid.startswith("U")]
+
+    def chat(self, channel: Channel, chat_id: str) -> Chat | None:
+        """A group or room the bot is in: one it joined, or (like a push) one never heard of."""
+        if (
+            not re.fullmatch(r"[CR][0-9a-f]{32}", chat_id)
+            or self.recipient_state(channel, chat_id) != "friend"
+        ):
+            return None
+        with self._lock:
+            found = channel.chats.get(chat_id)
+            if found is None:
+                kind = "Group" if chat_id.startswith("C") else "Room"
+                found = channel.chats[chat_id] = Chat(chat_id, f"{kind} {chat_id[-4:]}")
+            return found
+
+    def apply_event(self, channel: Channel, kind: str, chat: str, user: str | None) -> bool:
+        """What a simulated user's event changes: follow/unfollow make the user a friend or a blocker, join
+        and leave put the bot in a group or room or take it out, and a user seen in a group becomes a member.
+        True when the chat had been blocked (a follow is then an unblock)."""
+        with self._lock:
+            was_blocked = self.recipient_state(channel, chat) == "blocked"
+            state: RecipientState = (
+                "blocked" if kind == "unfollow" else "unknown" if kind == "leave" else "friend"
+            )
+            channel.recipients[chat] = state
+            if kind == "join":
+                channel.chats.pop(chat, None)  # a group joined again starts without members
+            if user is not None:
+                channel.profiles.setdefault(user, Profile(user, f"User {user[-4:]}"))
+                joined = self.chat(channel, chat) if chat != user else None
+                if joined is not None and user not in joined.members:
+                    joined.members.append(user)
+            return was_blocked
+
     def issue_reply_token(self, channel_id: str, to: str) -> str:
         """A reply token as a webhook event would carry it: one use, within ``reply_token_lifetime``."""
         self.channel(channel_id)
@@ -300,6 +386,7 @@ class EmulatorState:
             if reply is None or reply.channel_id != channel.channel_id or self.now() >= reply.expires_at:
                 return None
             del self._reply_tokens[value]
+            self._spent_replies[value] = reply
             return reply.to
 
     # ---- tokens -------------------------------------------------------------------------------------
@@ -456,8 +543,103 @@ class EmulatorState:
     def record_delivery(self, delivery: Delivery) -> None:
         with self._lock:
             self._deliveries.append(delivery)
+            shown = list(dict.fromkeys([*delivery.to, *delivery.delivered_to]))
+            self._note("sent", delivery.channel_id, shown, delivery.as_json())
             if delivery.endpoint == "narrowcast":
                 self._narrowcasts[delivery.request_id] = delivery
+
+    def _note(self, kind: str, channel_id: str | None, chats: list[str], detail: dict[str, Any]) -> None:
+        self._timeline.append(
+            {
+                "seq": len(self._timeline) + 1,
+                "kind": kind,
+                "channel_id": channel_id,
+                "chats": chats,
+                "time": self.now(),
+                **detail,
+            }
+        )
+
+    def record_refusal(
+        self,
+        *,
+        endpoint: str,
+        channel_id: str | None,
+        body: Any,
+        status: int,
+        error: dict[str, Any] | None,
+        request_id: str,
+        retry_key: str | None,
+    ) -> None:
+        """A send LINE would have refused (4xx, or 409 for a repeated retry key), for the inbox."""
+        to: list[str] = []
+        messages: Any = None
+        if isinstance(body, dict):
+            target = body.get("to")
+            if isinstance(target, str):
+                to = [target]
+            elif isinstance(target, list):
+                to = [t for t in target if isinstance(t, str)]
+            if endpoint == "reply" and isinstance(body.get("replyToken"), str):
+                with self._lock:
+                    reply = self._reply_tokens.get(body["replyToken"]) or self._spent_replies.get(
+                        body["replyToken"]
+                    )
+                if reply is not None:
+                    to = [reply.to]
+            messages = body.get("messages")
+        with self._lock:
+            self._note(
+                "refused",
+                channel_id,
+                to[:20],
+                {
+                    "endpoint": endpoint,
+                    "status": status,
+                    "error": error,
+                    "messages": messages if isinstance(messages, list) else None,
+                    "request_id": request_id,
+                    "retry_key": retry_key,
+                },
+            )
+
+    def record_event(self, channel_id: str, chat: str, event: dict[str, Any]) -> int:
+        """Note a user's event before it is sent, so that the bot's answer to it comes after it; the
+        webhook's outcome follows as a "webhook" entry (see :meth:`record_webhook`)."""
+        with self._lock:
+            pending = {"status": None, "pending": True}
+            self._note("event", channel_id, [chat], {"event": event, "webhook": pending})
+            return len(self._timeline)
+
+    def record_webhook(self, seq: int, outcome: dict[str, Any]) -> None:
+        with self._lock:
+            event = self._timeline[seq - 1]
+            event["webhook"] = outcome
+            self._note("webhook", event["channel_id"], [], {"of": seq, "webhook": outcome})
+
+    def timeline(self, after: int = 0) -> dict[str, Any]:
+        """Timeline entries after ``after``; ``generation`` changes on reset so a page starts over."""
+        with self._lock:
+            return {
+                "generation": self._generation,
+                "items": [dict(item) for item in self._timeline[max(0, after) :]],
+                "last": len(self._timeline),
+                "channels": [
+                    {
+                        "channel_id": c.channel_id,
+                        "name": c.name,
+                        "bot_user_id": c.bot_user_id,
+                        "webhook_url": c.webhook.url,
+                        "webhook_active": c.webhook.active,
+                        "chats": {
+                            **{uid: p.display_name for uid, p in c.profiles.items()},
+                            **{cid: chat.name for cid, chat in c.chats.items()},
+                        },
+                        "recipients": dict(c.recipients),
+                    }
+                    for c in self.channels.values()
+                ],
+            }
 
     def narrowcast(self, request_id: str) -> Delivery | None:
         with self._lock:
