@@ -24,6 +24,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --cache-dir .import_linter_cache
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy src
@@ -51,4 +52,4 @@ bench: $(VENV)/.installed-dev pgdb
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
