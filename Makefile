@@ -18,6 +18,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(VENV)/.installed $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	URLLIB3_NO_OVERRIDE=true $(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/linepush demo
 
@@ -48,7 +52,7 @@ pytest: $(VENV)/.installed-dev pgdb alertmanager
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.installed-dev pgdb
+bench: $(VENV)/.installed-bench pgdb
 	$(BIN)/python bench/run.py
 
 clean:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import statistics
 import threading
@@ -148,19 +149,6 @@ def linepush_async(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
-def linepush_async_aiohttp(url: str, token: str) -> Callable[[], Awaitable[Any]]:
-    """AsyncLineClient over aiohttp (what it uses behind a proxy): the client's own layers, on raw aiohttp's
-    HTTP cost."""
-
-    async def make() -> Any:
-        from linepush import AiohttpTransport, AsyncLineClient
-
-        client = AsyncLineClient(token=token, transport=AiohttpTransport(url), rate_limits=None)
-        return (lambda: client.push(USER, TEXT)), client.aclose
-
-    return make
-
-
 def aiohttp_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     async def make() -> Any:
         import aiohttp
@@ -179,21 +167,78 @@ def aiohttp_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
     return make
 
 
-def httpx_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
-    async def make() -> Any:
-        import httpx
+def pyreqwest_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
+    """Rust's reqwest and hyper through pyreqwest."""
 
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=100))
+    async def make() -> Any:
+        from pyreqwest.client import ClientBuilder
+
+        client = ClientBuilder().max_connections(256).no_proxy().build()
+        target = url + "/v2/bot/message/push"
+        sent = headers(token)
+
+        async def send() -> None:
+            response = await client.post(target).headers(sent).body_bytes(BODY).build().send()
+            await response.bytes()
+            if response.status != 200:
+                raise RuntimeError(response.status)
+
+        return send, client.close
+
+    return make
+
+
+def requests_like(
+    url: str, token: str, open_session: Callable[[], Any], close: str, body: str = "data"
+) -> Callable[[], Awaitable[Any]]:
+    """A client whose ``await session.post(url, <body>=…, headers=…)`` returns a whole response with
+    ``status_code`` (curl_cffi, niquests, httpx)."""
+
+    async def make() -> Any:
+        session = open_session()
         target = url + "/v2/bot/message/push"
 
         async def send() -> None:
-            response = await client.post(target, content=BODY, headers=headers(token))
+            response = await session.post(target, headers=headers(token), **{body: BODY})
             if response.status_code != 200:
                 raise RuntimeError(response.status_code)
 
-        return send, client.aclose
+        return send, getattr(session, close)
 
     return make
+
+
+def curl_cffi_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
+    """libcurl through curl_cffi: one AsyncSession (its own multi handle and connection cache)."""
+
+    def session() -> Any:
+        from curl_cffi.requests import AsyncSession
+
+        return AsyncSession(max_clients=256, trust_env=False)
+
+    return requests_like(url, token, session, "close")
+
+
+def niquests_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
+    """niquests (on urllib3-future): one AsyncSession."""
+
+    def session() -> Any:
+        import niquests
+
+        opened = niquests.AsyncSession(pool_maxsize=256)
+        opened.trust_env = False
+        return opened
+
+    return requests_like(url, token, session, "close")
+
+
+def httpx_raw(url: str, token: str) -> Callable[[], Awaitable[Any]]:
+    def session() -> Any:
+        import httpx
+
+        return httpx.AsyncClient(limits=httpx.Limits(max_connections=100))
+
+    return requests_like(url, token, session, "aclose", body="content")
 
 
 def sdk_async(url: str, token: str) -> Callable[[], Awaitable[Any]]:
@@ -267,11 +312,15 @@ def sdk_sync(url: str, token: str) -> Callable[[], Any]:
 
 ASYNC_CLIENTS = {
     "linepush AsyncLineClient": linepush_async,
-    "linepush AsyncLineClient over aiohttp": linepush_async_aiohttp,
     "raw aiohttp": aiohttp_raw,
+    "raw curl_cffi": curl_cffi_raw,
+    "raw pyreqwest": pyreqwest_raw,
+    "raw niquests": niquests_raw,
     "official SDK async": sdk_async,
     "raw httpx": httpx_raw,
 }
+#: The candidate libraries, from the `bench` extra: a row says "not installed" rather than fail without it.
+OPTIONAL = {"raw curl_cffi": "curl_cffi", "raw pyreqwest": "pyreqwest", "raw niquests": "niquests"}
 SYNC_CLIENTS = {
     "linepush LineClient": linepush_sync,
     "raw urllib3": urllib3_raw,
@@ -291,6 +340,8 @@ def measure(
 ) -> list[Result]:
     results: list[Result] = []
     for name in clients:
+        if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
+            continue
         if name in ASYNC_CLIENTS:
             for c in concurrencies:
                 lat, wall, cpu, err = asyncio.run(

@@ -20,7 +20,7 @@ def test_make_bench_runs_every_benchmark_in_smoke_mode() -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for heading in ("## Push throughput", "## Other figures", "## Targets"):
+    for heading in ("## Push throughput", "## The async HTTP libraries", "## Other figures", "## Targets"):
         assert heading in done.stdout
     for client in ("linepush AsyncLineClient", "raw aiohttp", "official SDK async", "linepush LineClient"):
         assert client in done.stdout

@@ -23,11 +23,15 @@ __all__ = ["AsyncTokenProvider", "FirstAttempt", "GetToken", "Send", "Sleep", "T
 
 
 class Send:
-    __slots__ = ("request", "token")
+    """Send ``request``; ``timeout``, when not None, is what is left of the call's deadline, nearer than the
+    transport's own timeouts: the attempt must end by then (the driver passes it to the transport)."""
 
-    def __init__(self, request: Any, token: str | None) -> None:
+    __slots__ = ("request", "timeout", "token")
+
+    def __init__(self, request: Any, token: str | None, timeout: float | None = None) -> None:
         self.request = request
         self.token = token
+        self.timeout = timeout
 
 
 class Sleep:
@@ -47,6 +51,9 @@ class GetToken:
 
 
 Action = Send | Sleep | GetToken
+
+#: The shortest bound put on an attempt (a transport refuses a timeout of zero).
+MIN_ATTEMPT = 0.001
 
 #: The ``GetToken`` of a first attempt (no token refused yet); one instance, as it carries nothing.
 FIRST_TOKEN = GetToken()
@@ -147,10 +154,14 @@ def call_flow(
     refreshable: bool = True,
     rand: Callable[[], float] = random.random,
     first: FirstAttempt | None = None,
+    attempt_limit: float = float("inf"),
 ) -> Generator[Action, Any, T]:
     """The logic of one call. Yields actions; returns the parsed result or raises the final error.
 
-    With ``first``, the first attempt was already made by the driver (see :class:`FirstAttempt`)."""
+    With ``first``, the first attempt was already made by the driver (see :class:`FirstAttempt`). The
+    policy's deadline covers the whole call: an attempt is bounded by what is left of it when that is less
+    than ``attempt_limit``, the longest the transport would wait by its own timeouts. A deadline of 0 means
+    one attempt, bounded only by the transport's timeouts."""
     request = op.request
     token: str | None = None
     pending: ApiResponse | LinePushError | None = None
@@ -172,7 +183,12 @@ def call_flow(
         try:
             response: ApiResponse
             if pending is None:
-                response = yield Send(request, token)
+                left = (
+                    max(policy.deadline - (clock() - start), MIN_ATTEMPT)
+                    if policy.deadline
+                    else attempt_limit
+                )
+                response = yield Send(request, token, left if left < attempt_limit else None)
             elif isinstance(pending, LinePushError):
                 outcome, pending = pending, None
                 raise outcome

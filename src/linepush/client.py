@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 from linepush._call import (
     FIRST_TOKEN,
+    MIN_ATTEMPT,
     AsyncTokenProvider,
     CallableToken,
     FirstAttempt,
@@ -136,6 +137,11 @@ class _ClientBase:
             else (RateLimiter(rate_limits) if rate_limits is not None else None)
         )
         self._timeouts = timeouts
+        # The retry deadline covers the whole call, the wait for an answer included: when it is nearer than
+        # the transport's own timeouts, each attempt is bounded by what is left of it.
+        self._attempt_limit = timeouts.connect + timeouts.read
+        deadline = self.retry.deadline  # 0: one attempt, bounded by the transport's timeouts alone
+        self._first_bound = max(deadline, MIN_ATTEMPT) if 0 < deadline < self._attempt_limit else None
         self._clock = clock
         self._wall_clock = wall_clock
         self._rand = rand
@@ -204,6 +210,7 @@ class _ClientBase:
             refreshable=self._refreshable,
             rand=self._rand,
             first=first,
+            attempt_limit=self._attempt_limit,
         )
 
     # Builders for the token endpoints: the channel's own credentials unless others are given.
@@ -287,8 +294,12 @@ class LineClient(_ClientBase):
             if wait > 0:
                 self._sleep(wait)
         outcome: Any
+        bound = self._first_bound
         try:
-            outcome = self._transport.send(request, token)
+            if bound is None:
+                outcome = self._transport.send(request, token)
+            else:
+                outcome = self._transport.send(request, token, timeout=bound)
         except LinePushError as exc:
             outcome = exc
         else:
@@ -305,7 +316,10 @@ class LineClient(_ClientBase):
             while True:
                 try:
                     if type(action) is Send:
-                        result: Any = send(action.request, action.token)
+                        if action.timeout is None:
+                            result: Any = send(action.request, action.token)
+                        else:
+                            result = send(action.request, action.token, timeout=action.timeout)
                     elif type(action) is Sleep:
                         result = self._sleep(action.seconds)
                     else:
@@ -515,8 +529,12 @@ class AsyncLineClient(_ClientBase):
             if wait > 0:
                 await self._sleep(wait)
         outcome: Any
+        bound = self._first_bound
         try:
-            outcome = await self._transport.send(request, token)
+            if bound is None:
+                outcome = await self._transport.send(request, token)
+            else:
+                outcome = await self._transport.send(request, token, timeout=bound)
         except LinePushError as exc:
             outcome = exc
         else:
@@ -533,7 +551,10 @@ class AsyncLineClient(_ClientBase):
             while True:
                 try:
                     if type(action) is Send:
-                        result: Any = await send(action.request, action.token)
+                        if action.timeout is None:
+                            result: Any = await send(action.request, action.token)
+                        else:
+                            result = await send(action.request, action.token, timeout=action.timeout)
                     elif type(action) is Sleep:
                         result = await self._sleep(action.seconds)
                     else:

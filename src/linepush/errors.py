@@ -5,6 +5,7 @@
     ├── ValidationError             refused locally before anything was sent; fix the input
     ├── TransportError              no HTTP answer came back            (retryable)
     │   ├── ConnectError            the request was never sent: always safe to retry
+    │   │   └── CertificateError    the server's TLS certificate was refused: a setup problem, not retried
     │   └── OutcomeUnknownError     sent, but no answer: safe to retry only with the same retry key
     ├── LineApiError                LINE answered with an error status; carries what LINE said
     │   ├── BadRequestError         400 (TokenLimitError: too many active v2.1 tokens)
@@ -35,6 +36,7 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "CertificateError",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
@@ -58,6 +60,7 @@ __all__ = [
     "TransportError",
     "UnsupportedMediaTypeError",
     "ValidationError",
+    "safe_to_resend",
 ]
 
 
@@ -102,11 +105,33 @@ class ConnectError(TransportError):
     maybe_sent = False
 
 
+class CertificateError(ConnectError, ConfigurationError):
+    """The server's TLS certificate was refused (untrusted, expired, or for another host name).
+
+    Nothing was sent. Trying again would meet the same certificate: it is a setup problem (the base URL, a
+    proxy that intercepts TLS, or a private CA to trust), so it is not retried.
+    """
+
+    retryable = False
+
+
 class OutcomeUnknownError(TransportError):
     """The request was sent but no complete answer came back (a timeout or a dropped connection).
 
     LINE may or may not have acted on it. Resending is safe only with the same ``X-Line-Retry-Key``.
     """
+
+
+def safe_to_resend(error: BaseException, *, idempotent: bool) -> bool:
+    """Whether the request that failed with ``error`` may be sent again: it may succeed, and it cannot act
+    twice. The one rule for every retry: a request never sent may always go again (a token request too); one
+    sent without an answer only when ``idempotent`` (a read, or a send that carries a retry key, which LINE
+    de-duplicates); an answer from LINE when its class says a retry may help."""
+    if not isinstance(error, LinePushError) or not error.retryable:
+        return False
+    if isinstance(error, TransportError) and error.maybe_sent:
+        return idempotent
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from linepush.errors import (
     RetryWindowExpiredError,
     TransportError,
     ValidationError,
+    safe_to_resend,
 )
 from linepush.messages import MULTICAST_MAX_RECIPIENTS, MessageLike, validate_user_ids
 from linepush.store.base import (
@@ -570,12 +571,9 @@ class Outbox:
 
 
 def classify(error: BaseException) -> SettlementOutcome:
-    """Retry what may succeed later (no answer, 429, 5xx); fail what LINE refused for good."""
-    if isinstance(error, TransportError):
-        return "retry"
-    if isinstance(error, LinePushError) and error.retryable:
-        return "retry"
-    return "failed"
+    """Retry what may succeed later (no answer, 429, 5xx); fail what LINE refused for good. Every row carries
+    its retry key, so a send with an unknown outcome is safe to repeat."""
+    return "retry" if safe_to_resend(error, idempotent=True) else "failed"
 
 
 def send_operation(message: OutboxMessage) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from linepush.api._base import ApiRequest
-from linepush.errors import ConnectError, LinePushError, OutcomeUnknownError
+from linepush.errors import LinePushError, safe_to_resend
 
 __all__ = ["NO_RETRY", "RetryPolicy"]
 
@@ -22,7 +22,9 @@ class RetryPolicy:
     """Exponential backoff with full jitter, bounded by attempts and by an overall deadline.
 
     The n-th wait (n = 1, 2, …) is uniform in ``[0, min(max_backoff, initial_backoff * multiplier**(n-1))]``.
-    No wait is started that would end after ``deadline`` seconds from the first attempt.
+    No wait is started that would end after ``deadline`` seconds from the first attempt, and the clients cut
+    an attempt still waiting for its answer at the deadline (0: one attempt, bounded by the transport's own
+    timeouts).
     """
 
     max_attempts: int = 6
@@ -40,12 +42,8 @@ class RetryPolicy:
             raise ValueError("multiplier must be at least 1")
 
     def may_retry(self, error: LinePushError, request: ApiRequest) -> bool:
-        """Whether ``error`` on ``request`` is worth another attempt at all."""
-        if isinstance(error, ConnectError):
-            return True  # never reached LINE: nothing can be duplicated
-        if isinstance(error, OutcomeUnknownError):
-            return request.idempotent
-        return error.retryable
+        """Whether ``error`` on ``request`` is worth another attempt at all (see :func:`safe_to_resend`)."""
+        return safe_to_resend(error, idempotent=request.idempotent)
 
     def backoff_cap(self, attempt: int) -> float:
         """The upper bound of the wait after failed attempt number ``attempt`` (1-based)."""

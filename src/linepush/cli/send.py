@@ -186,7 +186,7 @@ def send_command(
             "--deadline",
             min=0,
             metavar="SECONDS",
-            help="Give up retrying transient failures after this many seconds.",
+            help="Give up after this many seconds, the wait for an answer included (0: one attempt).",
         ),
     ] = 60.0,
     queue: Annotated[

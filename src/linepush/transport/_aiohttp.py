@@ -1,0 +1,134 @@
+"""The async transport: aiohttp, the default (see :mod:`linepush.transport` for why)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from linepush.api._base import ApiRequest, ApiResponse
+from linepush.transport._base import SocketTransport, body_too_large, never_sent, no_answer, request_headers
+from linepush.transport._urllib3 import Urllib3Transport
+
+
+class AiohttpTransport(SocketTransport):
+    """Async HTTP via one pooled ``aiohttp.ClientSession``, opened on first use; at most ``pool_size``
+    connections are open at once (the other settings: :class:`SocketTransport`). aiohttp's own ``trust_env``
+    is off: it would read the proxy settings (and ``.netrc``) on every request, in two thread hand-offs."""
+
+    default_pool_size = 100
+
+    def _setup(self) -> None:
+        self._session: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # aiohttp's exception classes, taken when the session opens (an import statement in send() would run
+        # on every request; an except clause is only evaluated when something was raised).
+        self._never_sent: tuple[type[BaseException], ...] = ()
+        self._no_answer: tuple[type[BaseException], ...] = ()
+        self._timeout_class: Any = None
+        self._default_timeout: Any = None
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is not None:
+            # Used from another event loop (``asyncio.run`` twice with one client): the old loop's
+            # connections cannot serve this one. They are dropped, not touched from here.
+            old, self._session = self._session, None
+            old.detach()
+        self._loop = loop
+        self._never_sent = (
+            aiohttp.ClientConnectorError,  # refused, DNS, TLS handshake and certificate, proxy unreachable
+            aiohttp.ConnectionTimeoutError,
+            aiohttp.ClientHttpProxyError,  # the proxy refused the CONNECT
+        )
+        self._no_answer = (aiohttp.ClientError, TimeoutError)
+        self._timeout_class = aiohttp.ClientTimeout
+        # One deadline per request (connect + read), not a read timer re-armed on every chunk that arrives:
+        # on the push path the re-arming alone showed up as a few percent of the CPU.
+        self._default_timeout = aiohttp.ClientTimeout(
+            total=self._timeouts.connect + self._timeouts.read, sock_connect=self._timeouts.connect
+        )
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self._pool_size,
+                ttl_dns_cache=300,
+                ssl=self._ssl_context if self._ssl_context is not None else True,
+            ),
+            timeout=self._default_timeout,
+            trust_env=False,
+            # LINE's answers are small JSON, not worth compressing: no Accept-Encoding asks for it.
+            skip_auto_headers=("Accept-Encoding",),
+            auto_decompress=True,
+        )
+        return self._session
+
+    async def send(
+        self,
+        request: ApiRequest,
+        token: str | None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> ApiResponse:
+        headers = request_headers(request, token)
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop():
+            session = self._open()
+        bound = (
+            self._timeout_class(total=timeout, sock_connect=min(timeout, self._timeouts.connect))
+            if timeout is not None
+            else self._default_timeout
+        )
+        try:
+            async with session.request(
+                request.method,
+                self._base + request.path,
+                data=request.body,
+                headers=headers,
+                proxy=self._proxy,
+                allow_redirects=False,
+                timeout=bound,
+            ) as response:
+                length = response.content_length
+                if length is not None and length <= self._max_body:
+                    body = await response.read()
+                else:
+                    body = await self._read_bounded(response, request)
+                return ApiResponse(response.status, response.headers, body)
+        except self._never_sent as exc:
+            raise never_sent(self._base, request, exc) from exc
+        except self._no_answer as exc:
+            raise no_answer(self._base, request, exc) from exc
+
+    async def _read_bounded(self, response: Any, request: ApiRequest) -> bytes:
+        """The body of an answer without a length (chunked, or ended by the close), up to ``max_body``."""
+        if response.content_length is not None:
+            response.close()
+            raise no_answer(self._base, request, body_too_large(self._max_body))
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > self._max_body:
+                response.close()  # the rest is never read; the connection goes with it
+                raise no_answer(self._base, request, body_too_large(self._max_body))
+        return bytes(body)
+
+    def sync_counterpart(self) -> Urllib3Transport:
+        """A sync transport to the same place (the token manager refreshes from a worker thread)."""
+        return Urllib3Transport(
+            self._base,
+            timeouts=self._timeouts,
+            proxy=self._proxy,
+            ssl_context=self._ssl_context,
+            max_body=self._max_body,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            if self._loop is asyncio.get_running_loop():
+                await session.close()
+            else:
+                with contextlib.suppress(Exception):
+                    session.detach()
