@@ -3,6 +3,7 @@ read from the environment, and how a library's exception becomes one of ours."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.request
 from dataclasses import dataclass
@@ -203,7 +204,29 @@ def never_sent(base: str, request: ApiRequest, exc: BaseException) -> ConnectErr
     refused = certificate_error(base, exc)
     if refused is not None:
         return refused
+    cause = _os_error(exc)
+    if cause is not None and cause.errno:
+        # The libraries word it differently ("Connect call failed", "Failed to establish a new connection");
+        # the errno says it the same way for all of them.
+        return ConnectError(f"could not connect to {base}: [Errno {cause.errno}] {os.strerror(cause.errno)}")
     return ConnectError(f"could not connect to {base}: {_reason(exc, request)}")
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's error behind a library's connection error, if it kept one."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
+        found = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(found, OSError):
+            return found
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
+        if not isinstance(seen, BaseException):
+            return None
+    return None
 
 
 def no_answer(base: str, request: ApiRequest, exc: BaseException | str) -> OutcomeUnknownError:
