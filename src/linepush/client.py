@@ -16,13 +16,9 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from linepush._call import (
-    FIRST_TOKEN,
-    MIN_ATTEMPT,
     AsyncTokenProvider,
     CallableToken,
-    FirstAttempt,
     GetToken,
-    Send,
     Sleep,
     StaticToken,
     TokenProvider,
@@ -142,8 +138,6 @@ class _ClientBase:
         # The retry deadline covers the whole call, the wait for an answer included: when it is nearer than
         # the transport's own timeouts, each attempt is bounded by what is left of it.
         self._attempt_limit = timeouts.connect + timeouts.read
-        deadline = self.retry.deadline  # 0: one attempt, bounded by the transport's timeouts alone
-        self._first_bound = max(deadline, MIN_ATTEMPT) if 0 < deadline < self._attempt_limit else None
         self._clock = clock
         self._wall_clock = wall_clock
         self._rand = rand
@@ -183,16 +177,16 @@ class _ClientBase:
         if self._owned_manager is not None:
             self._owned_manager.close()
 
-    def _flow(self, op: Operation[T], first: FirstAttempt | None = None) -> Any:
+    def _flow(self, op: Operation[T]) -> Any:
         return call_flow(
             op,
             self.retry,
             self._limiter,
             self._clock,
-            refreshable=self._refreshable,
-            rand=self._rand,
-            first=first,
-            attempt_limit=self._attempt_limit,
+            self._cached_token,
+            self._refreshable,
+            self._rand,
+            self._attempt_limit,
         )
 
     def __repr__(self) -> str:
@@ -241,30 +235,7 @@ class LineClient(_ClientBase):
 
     def run(self, op: Operation[T]) -> T:
         """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
-        # The first attempt is made here directly, as the flow would make it: most calls end with it, and
-        # stepping the flow costs a few µs per call. Anything but a parsed success goes on in the flow.
-        request = op.request
-        token = self._get_token(FIRST_TOKEN) if request.needs_token else None
-        start = self._clock()
-        if self._limiter is not None:
-            wait = self._limiter.reserve(request.endpoint, start)
-            if wait > 0:
-                self._sleep(wait)
-        outcome: Any
-        bound = self._first_bound
-        try:
-            if bound is None:
-                outcome = self._transport.send(request, token)
-            else:
-                outcome = self._transport.send(request, token, timeout=bound)
-        except LinePushError as exc:
-            outcome = exc
-        else:
-            try:
-                return op.parse(outcome)
-            except LinePushError:
-                pass  # the flow parses it again and decides what to do
-        return cast(T, self._drive(self._flow(op, FirstAttempt(token, outcome, start))))
+        return cast(T, self._drive(self._flow(op)))
 
     def _drive(self, flow: Any) -> Any:
         send = self._transport.send
@@ -272,11 +243,12 @@ class LineClient(_ClientBase):
             action = next(flow)
             while True:
                 try:
-                    if type(action) is Send:
-                        if action.timeout is None:
-                            result: Any = send(action.request, action.token)
+                    if type(action) is tuple:
+                        request, token, timeout = action
+                        if timeout is None:
+                            result: Any = send(request, token)
                         else:
-                            result = send(action.request, action.token, timeout=action.timeout)
+                            result = send(request, token, timeout=timeout)
                     elif type(action) is Sleep:
                         result = self._sleep(action.seconds)
                     else:
@@ -473,34 +445,7 @@ class AsyncLineClient(_ClientBase):
 
     async def run(self, op: Operation[T]) -> T:
         """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
-        # As in LineClient.run: the first attempt here, the rest in the flow.
-        request = op.request
-        token = None
-        if request.needs_token:
-            cached = self._cached_token
-            token = cached() if cached is not None else None
-            if token is None:
-                token = await self._get_token(FIRST_TOKEN)
-        start = self._clock()
-        if self._limiter is not None:
-            wait = self._limiter.reserve(request.endpoint, start)
-            if wait > 0:
-                await self._sleep(wait)
-        outcome: Any
-        bound = self._first_bound
-        try:
-            if bound is None:
-                outcome = await self._transport.send(request, token)
-            else:
-                outcome = await self._transport.send(request, token, timeout=bound)
-        except LinePushError as exc:
-            outcome = exc
-        else:
-            try:
-                return op.parse(outcome)
-            except LinePushError:
-                pass  # the flow parses it again and decides what to do
-        return cast(T, await self._drive(self._flow(op, FirstAttempt(token, outcome, start))))
+        return cast(T, await self._drive(self._flow(op)))
 
     async def _drive(self, flow: Any) -> Any:
         send = self._transport.send
@@ -508,11 +453,12 @@ class AsyncLineClient(_ClientBase):
             action = next(flow)
             while True:
                 try:
-                    if type(action) is Send:
-                        if action.timeout is None:
-                            result: Any = await send(action.request, action.token)
+                    if type(action) is tuple:
+                        request, token, timeout = action
+                        if timeout is None:
+                            result: Any = await send(request, token)
                         else:
-                            result = await send(action.request, action.token, timeout=action.timeout)
+                            result = await send(request, token, timeout=timeout)
                     elif type(action) is Sleep:
                         result = await self._sleep(action.seconds)
                     else:

@@ -14,7 +14,6 @@ answer is recognised by LINE (409 "already accepted") instead of delivered twice
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -33,6 +32,8 @@ from linepush.errors import (
     safe_to_resend,
 )
 from linepush.messages import MULTICAST_MAX_RECIPIENTS, MessageLike, validate_user_ids
+from linepush.retry import Backoff
+from linepush.retry_key import check_retry_key
 from linepush.store.base import (
     MessageState,
     NewMessage,
@@ -40,7 +41,6 @@ from linepush.store.base import (
     Settlement,
     SettlementOutcome,
     Store,
-    check_retry_key,
 )
 
 __all__ = [
@@ -94,30 +94,6 @@ class RetryWindow:
 
 
 DEFAULT_RETRY_WINDOW: Final = RetryWindow()
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """When a row that failed transiently is due again: exponential, with full jitter.
-
-    After attempt n (1-based) a row waits a uniform time in
-    ``[minimum, min(maximum, initial * factor**(n-1))]``; the floor keeps a burst of failures from coming
-    straight back at a struggling LINE.
-    """
-
-    initial: float = 2.0
-    maximum: float = 600.0
-    factor: float = 2.0
-    minimum: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.initial < 0 or self.maximum < 0 or self.minimum < 0 or self.factor < 1:
-            raise ConfigurationError("backoff times must not be negative and the factor must be at least 1")
-
-    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
-        cap = min(self.maximum, self.initial * self.factor ** max(attempts - 1, 0))
-        low = min(self.minimum, cap)
-        return low + rand() * (cap - low)
 
 
 DEFAULT_BACKOFF: Final = Backoff()

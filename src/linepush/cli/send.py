@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from linepush.api.messaging import MulticastResult, PushResult, check_retry_key, new_retry_key
+from linepush.api.messaging import MulticastResult, PushResult
 from linepush.cli import app
 from linepush.cli.inputs import ToOption, read_messages
 from linepush.cli.invocation import Invocation, command
@@ -23,6 +23,7 @@ from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
 from linepush.messages import validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
+from linepush.retry_key import check_retry_key, new_retry_key
 
 __all__ = ["SendRequest", "prepare", "send_now", "show_result"]
 
