@@ -5,6 +5,50 @@ from __future__ import annotations
 import re
 import unicodedata
 
+__all__ = [
+    "IMAGEMAP_BASE_WIDTH",
+    "MAX_ACTION_DATA",
+    "MAX_ACTION_LABEL",
+    "MAX_ACTION_TEXT",
+    "MAX_ACTION_URI",
+    "MAX_AGGREGATION_UNITS",
+    "MAX_AGGREGATION_UNIT_LENGTH",
+    "MAX_ALT_TEXT",
+    "MAX_BUTTONS_ACTIONS",
+    "MAX_BUTTONS_TEXT",
+    "MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE",
+    "MAX_CAROUSEL_ACTIONS",
+    "MAX_CAROUSEL_TEXT",
+    "MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE",
+    "MAX_CLIPBOARD_TEXT",
+    "MAX_CONFIRM_TEXT",
+    "MAX_DELIVERY_TAG",
+    "MAX_EMOJIS",
+    "MAX_FLEX_BUBBLE_BYTES",
+    "MAX_FLEX_CAROUSEL_BUBBLES",
+    "MAX_FLEX_CAROUSEL_BYTES",
+    "MAX_IMAGEMAP_ACTIONS",
+    "MAX_IMAGE_CAROUSEL_LABEL",
+    "MAX_LOCATION_TEXT",
+    "MAX_MESSAGES",
+    "MAX_QUICK_REPLY_ITEMS",
+    "MAX_SENDER_NAME",
+    "MAX_SUBSTITUTIONS",
+    "MAX_SUBSTITUTION_KEY",
+    "MAX_TEMPLATE_COLUMNS",
+    "MAX_TEMPLATE_TITLE",
+    "MAX_TEXTV2_EMOJIS",
+    "MAX_TEXTV2_MENTIONS",
+    "MAX_TEXT_UTF16",
+    "MAX_TRACKING_ID",
+    "MAX_URL_LENGTH",
+    "MESSAGE_TYPES",
+    "MIN_TEXT_UTF16",
+    "MULTICAST_MAX_RECIPIENTS",
+    "grapheme_len",
+    "utf16_len",
+]
+
 # --- Limits (FACTS.md §3.2, §3.3, §5) -----------------------------------------------------------------
 
 MAX_MESSAGES = 5
