@@ -8,45 +8,21 @@ The limits and LINE's ways of counting are in ``_limits``, the typed models in `
 
 from __future__ import annotations
 
-from linepush.messages import _limits
+from linepush.messages import _limits, _models
 
 # Every limit, and LINE's ways of counting text, by name.
 from linepush.messages._limits import *  # noqa: F403
-from linepush.messages._models import (
-    AudioMessage,
-    CouponMessage,
-    FlexMessage,
-    ImagemapMessage,
-    ImageMessage,
-    LocationMessage,
-    Message,
-    MessageLike,
-    StickerMessage,
-    TemplateMessage,
-    TextMessage,
-    TextV2Message,
-    VideoMessage,
-)
+
+# The typed models, and what a send takes as one message.
+from linepush.messages._models import *  # noqa: F403
 from linepush.messages._recipients import validate_custom_aggregation_units, validate_to, validate_user_ids
 from linepush.messages._validate import normalize_messages
 
 __all__ = [
-    "AudioMessage",
-    "CouponMessage",
-    "FlexMessage",
-    "ImageMessage",
-    "ImagemapMessage",
-    "LocationMessage",
-    "Message",
-    "MessageLike",
-    "StickerMessage",
-    "TemplateMessage",
-    "TextMessage",
-    "TextV2Message",
-    "VideoMessage",
     "normalize_messages",
     "validate_custom_aggregation_units",
     "validate_to",
     "validate_user_ids",
 ]
 __all__ += _limits.__all__
+__all__ += _models.__all__

@@ -7,6 +7,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
+__all__ = [
+    "AudioMessage",
+    "CouponMessage",
+    "FlexMessage",
+    "ImageMessage",
+    "ImagemapMessage",
+    "LocationMessage",
+    "Message",
+    "MessageLike",
+    "StickerMessage",
+    "TemplateMessage",
+    "TextMessage",
+    "TextV2Message",
+    "VideoMessage",
+]
+
 # --- Models -------------------------------------------------------------------------------------------
 
 
