@@ -36,7 +36,8 @@ def sends(policy: RetryPolicy, clock: Clock, taking: float) -> list[float | None
     try:
         while True:
             if isinstance(action, Send):
-                bounds.append(action.timeout)
+                _request, _token, timeout = action
+                bounds.append(timeout)
                 clock.now += taking
                 action = flow.throw(OutcomeUnknownError("no answer"))
             else:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from linepush._call import FirstAttempt, GetToken, Send, Sleep, call_flow
+from linepush._call import GetToken, Send, Sleep, call_flow
 from linepush.api._base import ApiRequest, ApiResponse, Operation, expect_json_object
 from linepush.errors import (
     AuthenticationError,
@@ -78,7 +78,6 @@ def flow(
     policy: RetryPolicy | None = None,
     refreshable: bool = True,
     limiter: RateLimiter | None = None,
-    first: FirstAttempt | None = None,
 ) -> Any:
     return call_flow(
         op(request),
@@ -87,7 +86,6 @@ def flow(
         lambda: 0.0,
         refreshable=refreshable,
         rand=lambda: 0.5,
-        first=first,
     )
 
 
@@ -95,7 +93,7 @@ def test_success_on_first_attempt_sends_once_with_the_token() -> None:
     result, seen = drive(flow(), [ok()], counter_tokens())
     assert result == {}
     assert [type(a) for a in seen] == [GetToken, Send]
-    assert seen[1].token == "t0"
+    assert seen[1][1] == "t0"  # (request, token, timeout)
 
 
 def test_server_errors_are_retried_with_backoff_then_succeed() -> None:
@@ -125,7 +123,7 @@ def test_a_401_gets_one_fresh_token_and_one_more_try() -> None:
     assert result == {}
     gets = [a for a in seen if isinstance(a, GetToken)]
     assert [g.invalid for g in gets] == [None, "t0"]
-    assert [a.token for a in seen if isinstance(a, Send)] == ["t0", "t1"]
+    assert [a[1] for a in seen if isinstance(a, Send)] == ["t0", "t1"]
 
 
 def test_a_second_401_is_final_never_a_loop() -> None:
@@ -159,34 +157,6 @@ def test_the_rate_limiter_is_consulted_on_every_attempt() -> None:
     waits = [a.seconds for a in seen if isinstance(a, Sleep)]
     # attempt 1: free; backoff 0.125; attempt 2: waits 0.5 for its slot; backoff 0.25; attempt 3: 1.0
     assert waits == [0.125, 0.5, 0.25, 1.0]
-
-
-def test_a_first_attempt_made_by_the_driver_counts_and_is_retried_from() -> None:
-    result, seen = drive(flow(first=FirstAttempt("t9", ok(503), 0.0)), [ok()], counter_tokens())
-    assert result == {}
-    # No token asked for and no send for attempt 1: the backoff, then attempt 2 with the same token.
-    assert [type(a) for a in seen] == [Sleep, Send]
-    assert seen[1].token == "t9"
-
-    error, seen = drive(
-        flow(first=FirstAttempt("t9", ConnectError("refused"), 0.0), policy=RetryPolicy(max_attempts=2)),
-        [ConnectError("refused")],
-        counter_tokens(),
-    )
-    assert isinstance(error, ConnectError) and error.attempts == 2
-
-
-def test_a_first_attempt_refused_with_401_gets_one_fresh_token() -> None:
-    result, seen = drive(flow(first=FirstAttempt("old", ok(401), 0.0)), [ok()], counter_tokens())
-    assert result == {}
-    assert [type(a) for a in seen] == [GetToken, Send]
-    assert seen[0].invalid == "old" and seen[1].token == "t0"
-
-
-def test_a_first_attempt_that_succeeded_after_all_is_parsed() -> None:
-    # e.g. a 409 that says the retry key was already accepted; here a plain 200 handed over
-    result, seen = drive(flow(first=FirstAttempt("t", ok(), 0.0)), [], counter_tokens())
-    assert result == {} and seen == []
 
 
 def test_the_drivers_wait_for_a_slot_before_the_first_attempt_and_every_retry() -> None:

@@ -5,6 +5,7 @@ The manager's clock and the clients' clocks are the emulator's clock, so moving 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,3 +338,42 @@ def test_no_secret_appears_in_logs_reprs_or_errors(
     assert caplog.records, "the flow should have logged something"
     for secret in secrets:
         assert secret not in haystack
+
+
+def test_a_manager_needs_a_client_to_call_the_token_endpoints(channel: Channel, store_url: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="through a client"):
+        TokenManager(channel, store_url)
+
+
+async def test_an_async_client_without_a_token_runs_its_token_calls_on_its_own_loop(
+    emulator: Emulator, channel: Channel, store_url: str
+) -> None:
+    from linepush.api import tokens as token_api
+    from linepush.client import AsyncLineClient
+    from linepush.transport import ASGITransport
+
+    store = open_store(store_url)
+    try:
+        async with AsyncLineClient(
+            channel,
+            store=store,
+            transport=ASGITransport(emulator.app),
+            wall_clock=emulator.now,
+            rate_limits=None,
+        ) as line:
+            assert (await line.push(USER, "one")).request_id
+            assert emulator.admin.count(V21_ISSUE, status=200) == 1
+            manager = line._owned_manager
+            assert manager is not None
+            old = manager.get_token()
+            emulator.admin.advance(86_400 - 6 * 3600 + 1)  # inside the default refresh window
+            assert manager.freshness() is Freshness.STALE
+            assert (await line.push(USER, "two")).request_id  # the stale token; a refresh starts
+            await asyncio.to_thread(manager.join_background, 10)
+            assert emulator.admin.count(V21_ISSUE, status=200) == 2
+            assert manager.freshness() is Freshness.FRESH and manager.get_token() != old
+            # Waiting on its own loop from that loop would block it for good: refused.
+            with pytest.raises(RuntimeError, match="must not wait on the event loop"):
+                line._on_loop.run(token_api.verify_v21("x"))
+    finally:
+        store.close()

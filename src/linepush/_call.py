@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
-from linepush.api._base import ApiResponse, Operation
+from linepush.api._base import ApiRequest, Operation
 from linepush.errors import AuthenticationError, LineApiError, LinePushError
 from linepush.ratelimit import RateLimiter
 from linepush.retry import RetryPolicy
 
 T = TypeVar("T")
 
-__all__ = ["AsyncTokenProvider", "FirstAttempt", "GetToken", "Send", "Sleep", "TokenProvider", "call_flow"]
+__all__ = ["AsyncTokenProvider", "GetToken", "Send", "Sleep", "TokenProvider", "call_flow"]
 
 
-class Send:
-    """Send ``request``; ``timeout``, when not None, is what is left of the call's deadline, nearer than the
-    transport's own timeouts: the attempt must end by then (the driver passes it to the transport)."""
-
-    __slots__ = ("request", "timeout", "token")
-
-    def __init__(self, request: Any, token: str | None, timeout: float | None = None) -> None:
-        self.request = request
-        self.token = token
-        self.timeout = timeout
+#: Send ``request`` with ``token``: a plain tuple ``(request, token, timeout)``, as every call yields one and
+#: a tuple costs a fraction of an object. ``timeout``, when not None, is what is left of the call's deadline,
+#: nearer than the transport's own timeouts: the attempt must end by then (the driver passes it on).
+if TYPE_CHECKING:
+    Send: TypeAlias = tuple[ApiRequest, str | None, float | None]
+else:
+    Send = tuple
 
 
 class Sleep:
@@ -57,19 +54,6 @@ MIN_ATTEMPT = 0.001
 
 #: The ``GetToken`` of a first attempt (no token refused yet); one instance, as it carries nothing.
 FIRST_TOKEN = GetToken()
-
-
-class FirstAttempt:
-    """A first attempt the driver already made on its fast path (token taken, slot waited for, request
-    sent) and whose answer was not a plain success: ``outcome`` is the response, or the transport error. The
-    flow carries on from there exactly as if it had made that attempt itself."""
-
-    __slots__ = ("outcome", "start", "token")
-
-    def __init__(self, token: str | None, outcome: ApiResponse | LinePushError, start: float) -> None:
-        self.token = token
-        self.outcome = outcome
-        self.start = start
 
 
 @runtime_checkable
@@ -150,51 +134,49 @@ def call_flow(
     policy: RetryPolicy,
     limiter: RateLimiter | None,
     clock: Callable[[], float],
-    *,
+    cached_token: Callable[[], str | None] | None = None,
     refreshable: bool = True,
     rand: Callable[[], float] = random.random,
-    first: FirstAttempt | None = None,
     attempt_limit: float = float("inf"),
 ) -> Generator[Action, Any, T]:
-    """The logic of one call. Yields actions; returns the parsed result or raises the final error.
+    """The logic of one call, first attempt included. Yields actions; returns the parsed result or raises
+    the final error.
 
-    With ``first``, the first attempt was already made by the driver (see :class:`FirstAttempt`). The
-    policy's deadline covers the whole call: an attempt is bounded by what is left of it when that is less
+    The policy's deadline covers the whole call: an attempt is bounded by what is left of it when that is less
     than ``attempt_limit``, the longest the transport would wait by its own timeouts. A deadline of 0 means
-    one attempt, bounded only by the transport's timeouts."""
+    one attempt, bounded only by the transport's timeouts.
+
+    Most calls end with their first attempt, so that path is kept to one step of the generator: the token
+    comes from ``cached_token`` (the provider's token in memory, no I/O) when it has one, and only else is
+    :data:`FIRST_TOKEN` yielded; a first attempt that did not wait for the rate limiter is bounded by the
+    whole deadline."""
     request = op.request
-    token: str | None = None
-    pending: ApiResponse | LinePushError | None = None
-    if first is not None:
-        token, pending, start = first.token, first.outcome, first.start
-    else:
-        if request.needs_token:
+    token = None
+    if request.needs_token:
+        if cached_token is not None:
+            token = cached_token()
+        if token is None:
             token = yield FIRST_TOKEN
-        start = clock()
+    deadline = policy.deadline
+    start = now = clock()
     refreshed = False
     attempt = 0
     while True:
         attempt += 1
-        if pending is None and limiter is not None:
-            wait = limiter.reserve(request.endpoint, clock())
+        fresh = attempt == 1
+        if limiter is not None:
+            wait = limiter.reserve(request.endpoint, now)
             if wait > 0:
                 yield Sleep(wait)
+                fresh = False
+        timeout: float | None = None
+        if deadline:
+            left = deadline if fresh else deadline - (clock() - start)
+            if left < attempt_limit:
+                timeout = left if left > MIN_ATTEMPT else MIN_ATTEMPT
         error: LinePushError
         try:
-            response: ApiResponse
-            if pending is None:
-                left = (
-                    max(policy.deadline - (clock() - start), MIN_ATTEMPT)
-                    if policy.deadline
-                    else attempt_limit
-                )
-                response = yield Send(request, token, left if left < attempt_limit else None)
-            elif isinstance(pending, LinePushError):
-                outcome, pending = pending, None
-                raise outcome
-            else:
-                response, pending = pending, None
-            return op.parse(response)
+            return op.parse((yield (request, token, timeout)))
         except AuthenticationError as exc:
             if not (request.needs_token and refreshable and not refreshed):
                 exc.attempts = attempt
@@ -202,14 +184,17 @@ def call_flow(
             # The token was revoked or expired behind our back: one fresh token, one more try, never a loop.
             refreshed = True
             token = yield GetToken(invalid=token)
+            now = clock()
             continue
         except LineApiError as exc:
             error = exc
         except LinePushError as exc:  # transport errors thrown in by the driver
             error = exc
-        delay = policy.next_delay(attempt, error, request, clock() - start, rand)
+        now = clock()
+        delay = policy.next_delay(attempt, error, request, now - start, rand)
         if delay is None:
             error.attempts = attempt
             raise error
         if delay > 0:
             yield Sleep(delay)
+            now = clock()

@@ -1,7 +1,8 @@
 """``LineClient`` and ``AsyncLineClient``: the one face users touch.
 
 Both build each request with the pure functions of :mod:`linepush.api`, run it through the shared call flow
-(:mod:`linepush._call`: token, rate limit, retries) and only differ in how they wait and send.
+(:mod:`linepush._call`: token, rate limit, retries) and only differ in how they wait and send. A client given
+no token wires a :class:`~linepush.tokens.TokenManager` that runs its token calls through the client itself.
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from linepush._call import (
-    FIRST_TOKEN,
-    MIN_ATTEMPT,
     AsyncTokenProvider,
     CallableToken,
-    FirstAttempt,
     GetToken,
-    Send,
     Sleep,
     StaticToken,
     TokenProvider,
@@ -53,6 +50,7 @@ from linepush.messages import MessageLike
 from linepush.ratelimit import DEFAULT_RATES, Rate, RateLimiter
 from linepush.retry import RetryPolicy
 from linepush.store.base import Store
+from linepush.tokens import TokenClient, TokenEndpoints, TokenManager
 from linepush.transport import (
     DEFAULT_API_BASE,
     AsyncTransport,
@@ -140,15 +138,16 @@ class _ClientBase:
         # The retry deadline covers the whole call, the wait for an answer included: when it is nearer than
         # the transport's own timeouts, each attempt is bounded by what is left of it.
         self._attempt_limit = timeouts.connect + timeouts.read
-        deadline = self.retry.deadline  # 0: one attempt, bounded by the transport's timeouts alone
-        self._first_bound = max(deadline, MIN_ATTEMPT) if 0 < deadline < self._attempt_limit else None
         self._clock = clock
         self._wall_clock = wall_clock
         self._rand = rand
         self._provider: Any = self._token_provider(token)
         self._cached_token: Callable[[], str | None] | None = getattr(self._provider, "cached_token", None)
         self._refreshable = bool(getattr(self._provider, "refreshable", True))
-        self._signer: Any = None
+        #: The token endpoints of this channel, for the methods below that call them.
+        self._tokens = TokenEndpoints(self.channel, clock=wall_clock)
+        #: The TokenManager this client made for itself (when given no token), closed with it.
+        self._owned_manager: TokenManager | None = None
 
     def _token_provider(self, token: TokenSource | None) -> Any:
         if token is None and self.channel.access_token is not None:
@@ -165,78 +164,30 @@ class _ClientBase:
             return CallableToken(token)
         raise ConfigurationError(f"token must be a string, a function or a token provider, not {type(token)}")
 
-    def _managed_tokens(self, token_client: LineClient) -> Any:
-        """The default token source: a TokenManager on the configured (or default) store."""
-        from linepush.tokens import TokenManager
-
-        manager = TokenManager(self.channel, self._store_spec, client=token_client)
+    def _managed_tokens(self, token_client: TokenClient) -> TokenManager:
+        """The default token source: a TokenManager on the configured (or default) store, calling LINE's
+        token endpoints through ``token_client``."""
+        manager = TokenManager(self.channel, self._store_spec, client=token_client, clock=self._wall_clock)
         self._owned_manager = manager
         self._cached_token = manager.cached_token
-        if token_client is not self:
-            self._token_client = token_client
         self._refreshable = manager.refreshable
         return manager
 
     def _close_manager(self) -> None:
-        manager = getattr(self, "_owned_manager", None)
-        if manager is not None:
-            manager.close()
-        token_client = getattr(self, "_token_client", None)
-        if token_client is not None:
-            token_client.close()
+        if self._owned_manager is not None:
+            self._owned_manager.close()
 
-    def _assertion(self, token_exp: int | None = None) -> str:
-        """A client assertion signed with the channel's key (loaded once per client)."""
-        if self._signer is None:
-            from linepush.keys import AssertionSigner, load_private_key
-
-            channel = self.channel
-            if channel.assertion_key_file is None or channel.assertion_kid is None:
-                raise ConfigurationError(
-                    "no assertion key: set LINE_ASSERTION_KEY_FILE and LINE_ASSERTION_KID "
-                    "(create the key with `linepush keys generate`)"
-                )
-            self._signer = AssertionSigner(
-                channel.require_id(), channel.assertion_kid, load_private_key(channel.assertion_key_file)
-            )
-        return cast(str, self._signer.assertion(self._wall_clock(), token_exp=token_exp))
-
-    def _flow(self, op: Operation[T], first: FirstAttempt | None = None) -> Any:
+    def _flow(self, op: Operation[T]) -> Any:
         return call_flow(
             op,
             self.retry,
             self._limiter,
             self._clock,
-            refreshable=self._refreshable,
-            rand=self._rand,
-            first=first,
-            attempt_limit=self._attempt_limit,
+            self._cached_token,
+            self._refreshable,
+            self._rand,
+            self._attempt_limit,
         )
-
-    # Builders for the token endpoints: the channel's own credentials unless others are given.
-    def _op_issue_short_lived(
-        self, channel_id: str | None, channel_secret: str | Secret | None
-    ) -> Operation[IssuedToken]:
-        cid = channel_id or self.channel.require_id()
-        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
-        return token_api.issue_short_lived(cid, secret, self._wall_clock())
-
-    def _op_revoke_v21(
-        self, access_token: str | Secret, channel_id: str | None, channel_secret: str | Secret | None
-    ) -> Operation[None]:
-        cid = channel_id or self.channel.require_id()
-        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
-        return token_api.revoke_v21(cid, secret, access_token)
-
-    def _op_issue_stateless(self, assertion: str | None, use_secret: bool) -> Operation[IssuedToken]:
-        now = self._wall_clock()
-        if use_secret or (assertion is None and not self.channel.has_assertion_key):
-            return token_api.issue_stateless(
-                now,
-                channel_id=self.channel.require_id(),
-                channel_secret=self.channel.require_secret().reveal(),
-            )
-        return token_api.issue_stateless(now, assertion=assertion or self._assertion())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.channel!r}, api_base={self.api_base!r})"
@@ -284,30 +235,7 @@ class LineClient(_ClientBase):
 
     def run(self, op: Operation[T]) -> T:
         """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
-        # The first attempt is made here directly, as the flow would make it: most calls end with it, and
-        # stepping the flow costs a few µs per call. Anything but a parsed success goes on in the flow.
-        request = op.request
-        token = self._get_token(FIRST_TOKEN) if request.needs_token else None
-        start = self._clock()
-        if self._limiter is not None:
-            wait = self._limiter.reserve(request.endpoint, start)
-            if wait > 0:
-                self._sleep(wait)
-        outcome: Any
-        bound = self._first_bound
-        try:
-            if bound is None:
-                outcome = self._transport.send(request, token)
-            else:
-                outcome = self._transport.send(request, token, timeout=bound)
-        except LinePushError as exc:
-            outcome = exc
-        else:
-            try:
-                return op.parse(outcome)
-            except LinePushError:
-                pass  # the flow parses it again and decides what to do
-        return cast(T, self._drive(self._flow(op, FirstAttempt(token, outcome, start))))
+        return cast(T, self._drive(self._flow(op)))
 
     def _drive(self, flow: Any) -> Any:
         send = self._transport.send
@@ -315,11 +243,12 @@ class LineClient(_ClientBase):
             action = next(flow)
             while True:
                 try:
-                    if type(action) is Send:
-                        if action.timeout is None:
-                            result: Any = send(action.request, action.token)
+                    if type(action) is tuple:
+                        request, token, timeout = action
+                        if timeout is None:
+                            result: Any = send(request, token)
                         else:
-                            result = send(action.request, action.token, timeout=action.timeout)
+                            result = send(request, token, timeout=timeout)
                     elif type(action) is Sleep:
                         result = self._sleep(action.seconds)
                     else:
@@ -430,7 +359,7 @@ class LineClient(_ClientBase):
     def issue_short_lived_token(
         self, channel_id: str | None = None, channel_secret: str | Secret | None = None
     ) -> IssuedToken:
-        return self.run(self._op_issue_short_lived(channel_id, channel_secret))
+        return self.run(self._tokens.issue_short_lived(channel_id, channel_secret))
 
     def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
         return self.run(token_api.verify_short_lived(access_token))
@@ -439,7 +368,7 @@ class LineClient(_ClientBase):
         self.run(token_api.revoke_short_lived(access_token))
 
     def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
-        return self.run(token_api.issue_v21(assertion or self._assertion(token_exp), self._wall_clock()))
+        return self.run(self._tokens.issue_v21(assertion, token_exp=token_exp))
 
     def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
         return self.run(token_api.verify_v21(access_token))
@@ -451,13 +380,13 @@ class LineClient(_ClientBase):
         channel_id: str | None = None,
         channel_secret: str | Secret | None = None,
     ) -> None:
-        self.run(self._op_revoke_v21(access_token, channel_id, channel_secret))
+        self.run(self._tokens.revoke_v21(access_token, channel_id, channel_secret))
 
     def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
-        return self.run(token_api.list_v21_key_ids(assertion or self._assertion()))
+        return self.run(self._tokens.list_v21_key_ids(assertion))
 
     def issue_stateless_token(self, assertion: str | None = None, *, use_secret: bool = False) -> IssuedToken:
-        return self.run(self._op_issue_stateless(assertion, use_secret))
+        return self.run(self._tokens.issue_stateless(assertion, use_secret=use_secret))
 
     def close(self) -> None:
         self._close_manager()
@@ -512,37 +441,11 @@ class AsyncLineClient(_ClientBase):
             self.api_base, timeouts=timeouts, pool_size=pool_size
         )
         self._sleep = sleep
+        self._on_loop = _OnLoop(self)
 
     async def run(self, op: Operation[T]) -> T:
         """Send one operation (from :mod:`linepush.api`) with token, rate limit and retries."""
-        # As in LineClient.run: the first attempt here, the rest in the flow.
-        request = op.request
-        token = None
-        if request.needs_token:
-            cached = self._cached_token
-            token = cached() if cached is not None else None
-            if token is None:
-                token = await self._get_token(FIRST_TOKEN)
-        start = self._clock()
-        if self._limiter is not None:
-            wait = self._limiter.reserve(request.endpoint, start)
-            if wait > 0:
-                await self._sleep(wait)
-        outcome: Any
-        bound = self._first_bound
-        try:
-            if bound is None:
-                outcome = await self._transport.send(request, token)
-            else:
-                outcome = await self._transport.send(request, token, timeout=bound)
-        except LinePushError as exc:
-            outcome = exc
-        else:
-            try:
-                return op.parse(outcome)
-            except LinePushError:
-                pass  # the flow parses it again and decides what to do
-        return cast(T, await self._drive(self._flow(op, FirstAttempt(token, outcome, start))))
+        return cast(T, await self._drive(self._flow(op)))
 
     async def _drive(self, flow: Any) -> Any:
         send = self._transport.send
@@ -550,11 +453,12 @@ class AsyncLineClient(_ClientBase):
             action = next(flow)
             while True:
                 try:
-                    if type(action) is Send:
-                        if action.timeout is None:
-                            result: Any = await send(action.request, action.token)
+                    if type(action) is tuple:
+                        request, token, timeout = action
+                        if timeout is None:
+                            result: Any = await send(request, token)
                         else:
-                            result = await send(action.request, action.token, timeout=action.timeout)
+                            result = await send(request, token, timeout=timeout)
                     elif type(action) is Sleep:
                         result = await self._sleep(action.seconds)
                     else:
@@ -569,7 +473,10 @@ class AsyncLineClient(_ClientBase):
     async def _get_token(self, action: GetToken) -> str:
         provider = self._provider
         if provider is None:
-            provider = self._provider = self._managed_tokens(self._sync_twin())
+            provider = self._provider = self._managed_tokens(self._on_loop)
+        if provider is self._owned_manager:
+            # Its refreshes, in worker threads, send their requests on the loop this call runs on.
+            self._on_loop.loop = asyncio.get_running_loop()
         try:
             if action.invalid is not None:
                 provider.invalidate(action.invalid)
@@ -665,7 +572,7 @@ class AsyncLineClient(_ClientBase):
     async def issue_short_lived_token(
         self, channel_id: str | None = None, channel_secret: str | Secret | None = None
     ) -> IssuedToken:
-        return await self.run(self._op_issue_short_lived(channel_id, channel_secret))
+        return await self.run(self._tokens.issue_short_lived(channel_id, channel_secret))
 
     async def verify_short_lived_token(self, access_token: str | Secret) -> TokenInfo:
         return await self.run(token_api.verify_short_lived(access_token))
@@ -674,9 +581,7 @@ class AsyncLineClient(_ClientBase):
         await self.run(token_api.revoke_short_lived(access_token))
 
     async def issue_v21_token(self, assertion: str | None = None, *, token_exp: int = 86_400) -> IssuedToken:
-        return await self.run(
-            token_api.issue_v21(assertion or self._assertion(token_exp), self._wall_clock())
-        )
+        return await self.run(self._tokens.issue_v21(assertion, token_exp=token_exp))
 
     async def verify_v21_token(self, access_token: str | Secret) -> TokenInfo:
         return await self.run(token_api.verify_v21(access_token))
@@ -688,28 +593,20 @@ class AsyncLineClient(_ClientBase):
         channel_id: str | None = None,
         channel_secret: str | Secret | None = None,
     ) -> None:
-        await self.run(self._op_revoke_v21(access_token, channel_id, channel_secret))
+        await self.run(self._tokens.revoke_v21(access_token, channel_id, channel_secret))
 
     async def list_v21_key_ids(self, assertion: str | None = None) -> list[str]:
-        return await self.run(token_api.list_v21_key_ids(assertion or self._assertion()))
+        return await self.run(self._tokens.list_v21_key_ids(assertion))
 
     async def issue_stateless_token(
         self, assertion: str | None = None, *, use_secret: bool = False
     ) -> IssuedToken:
-        return await self.run(self._op_issue_stateless(assertion, use_secret))
-
-    def _sync_twin(self) -> LineClient:
-        """A sync client to the same place, for the token manager's refreshes (run in a worker thread)."""
-        counterpart = getattr(self._transport, "sync_counterpart", None)
-        return LineClient(
-            self.channel,
-            api_base=self.api_base,
-            transport=counterpart() if counterpart is not None else None,
-            retry=self.retry,
-            timeouts=self._timeouts,
-        )
+        return await self.run(self._tokens.issue_stateless(assertion, use_secret=use_secret))
 
     async def aclose(self) -> None:
+        if self._owned_manager is not None:
+            # A background refresh may be sending on this loop: let it finish while the loop runs.
+            await asyncio.to_thread(self._owned_manager.join_background, 5)
         self._close_manager()
         if self._owns_transport:
             await self._transport.aclose()
@@ -721,3 +618,29 @@ class AsyncLineClient(_ClientBase):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class _OnLoop:
+    """The :class:`TokenClient` of an async client's own token manager, whose refreshes run in worker
+    threads: each operation is sent by the client on the event loop it serves, and the thread waits for the
+    answer."""
+
+    __slots__ = ("_client", "loop")
+
+    def __init__(self, client: AsyncLineClient) -> None:
+        self._client = client
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, op: Operation[T]) -> T:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            raise ConfigurationError(
+                "this AsyncLineClient's event loop is gone: no token can be had through it"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("a token refresh must not wait on the event loop it would block")
+        return asyncio.run_coroutine_threadsafe(self._client.run(op), loop).result()

@@ -14,7 +14,6 @@ answer is recognised by LINE (409 "already accepted") instead of delivered twice
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -33,6 +32,8 @@ from linepush.errors import (
     safe_to_resend,
 )
 from linepush.messages import MULTICAST_MAX_RECIPIENTS, MessageLike, validate_user_ids
+from linepush.retry import Backoff
+from linepush.retry_key import check_retry_key
 from linepush.store.base import (
     MessageState,
     NewMessage,
@@ -40,7 +41,6 @@ from linepush.store.base import (
     Settlement,
     SettlementOutcome,
     Store,
-    check_retry_key,
 )
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "push_item",
     "result_record",
     "retry_reason",
+    "send_items",
     "window_expired_error",
 ]
 
@@ -93,30 +94,6 @@ class RetryWindow:
 
 
 DEFAULT_RETRY_WINDOW: Final = RetryWindow()
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """When a row that failed transiently is due again: exponential, with full jitter.
-
-    After attempt n (1-based) a row waits a uniform time in
-    ``[minimum, min(maximum, initial * factor**(n-1))]``; the floor keeps a burst of failures from coming
-    straight back at a struggling LINE.
-    """
-
-    initial: float = 2.0
-    maximum: float = 600.0
-    factor: float = 2.0
-    minimum: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.initial < 0 or self.maximum < 0 or self.minimum < 0 or self.factor < 1:
-            raise ConfigurationError("backoff times must not be negative and the factor must be at least 1")
-
-    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
-        cap = min(self.maximum, self.initial * self.factor ** max(attempts - 1, 0))
-        low = min(self.minimum, cap)
-        return low + rand() * (cap - low)
 
 
 DEFAULT_BACKOFF: Final = Backoff()
@@ -230,6 +207,68 @@ def narrowcast_item(
     return NewMessage(channel_id, "narrowcast", payload, not_before, _key(retry_key))
 
 
+def send_items(
+    channel_id: str,
+    messages: Messages,
+    *,
+    to: Sequence[str] = (),
+    broadcast: bool = False,
+    not_before: float | None = None,
+    retry_key: str | None = None,
+    notification_disabled: bool = False,
+) -> list[NewMessage]:
+    """The rows for one send to ``to``: a push for one recipient (of any kind), a multicast (one row per 500)
+    for several user ids, a push per group or room, or a broadcast. Everything is validated before any row
+    exists."""
+    if broadcast:
+        if to:
+            raise ValidationError("a broadcast sends to every friend: give no recipients with it")
+        return [
+            broadcast_item(
+                channel_id,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    if not to:
+        raise ValidationError("say who gets it: give at least one recipient, or send a broadcast")
+    if len(to) == 1:
+        return [
+            push_item(
+                channel_id,
+                to[0],
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        ]
+    users = [r for r in to if r.startswith("U")]
+    others = [r for r in to if not r.startswith("U")]
+    if retry_key is not None and others:
+        raise ValidationError("a retry key can name one push or one multicast to user ids only")
+    items: list[NewMessage] = []
+    if users:
+        items.extend(
+            multicast_items(
+                channel_id,
+                users,
+                messages,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        )
+    # Multicast takes user ids only (FACTS §3.3): groups and rooms get a push each.
+    items.extend(
+        push_item(channel_id, r, messages, not_before=not_before, notification_disabled=notification_disabled)
+        for r in others
+    )
+    return items
+
+
 def _key(retry_key: str | None) -> str | None:
     return None if retry_key is None else check_retry_key(retry_key, "retry_key")
 
@@ -337,6 +376,29 @@ class Outbox:
     def enqueue(self, items: Sequence[NewMessage]) -> list[OutboxMessage]:
         """Store rows built with :func:`push_item` and friends in one transaction (all or none)."""
         return self.store.enqueue(items, self.clock())
+
+    def send(
+        self,
+        to: Sequence[str],
+        messages: Messages,
+        *,
+        broadcast: bool = False,
+        not_before: float | None = None,
+        retry_key: str | None = None,
+        notification_disabled: bool = False,
+    ) -> list[OutboxMessage]:
+        """One send to any mix of recipients (see :func:`send_items`), stored in one transaction."""
+        return self.enqueue(
+            send_items(
+                self.channel_id,
+                messages,
+                to=to,
+                broadcast=broadcast,
+                not_before=not_before,
+                retry_key=retry_key,
+                notification_disabled=notification_disabled,
+            )
+        )
 
     def push(
         self,

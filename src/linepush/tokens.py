@@ -6,6 +6,10 @@ Refresh is single-flight at every level: one future per event loop, one thread l
 lock in the store across processes and hosts. Tokens live in the store, so a token one process issued is
 picked up by the others instead of issuing another; superseded tokens are revoked after a grace period so the
 channel never fills up LINE's cap of 30 v2.1 tokens.
+
+:class:`TokenEndpoints` builds the token endpoints' operations for a channel, with its credentials (the
+secret, and client assertions signed with its key); the manager runs them through the client that wires it,
+so it depends only on what lies below it (the store, :mod:`linepush.api.tokens`, :mod:`linepush.keys`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from linepush._secret import Secret, mask
+from linepush.api import tokens as token_api
+from linepush.api._base import Operation
 from linepush.config import Channel
 from linepush.errors import (
     ConfigurationError,
@@ -36,9 +42,18 @@ from linepush.store import Store, TokenRecord, open_store
 
 if TYPE_CHECKING:
     from linepush.api.tokens import IssuedToken
-    from linepush.client import LineClient
+    from linepush.keys import AssertionSigner
 
-__all__ = ["DEFAULT_LIFETIMES", "Freshness", "TokenManager", "TokenUnavailableError"]
+__all__ = [
+    "DEFAULT_LIFETIMES",
+    "Freshness",
+    "TokenClient",
+    "TokenEndpoints",
+    "TokenManager",
+    "TokenUnavailableError",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger("linepush.tokens")
 
@@ -97,6 +112,83 @@ def _default_window(lifetime: float) -> float:
     return max(60.0, min(lifetime * 0.25, 6 * 3600.0))
 
 
+class TokenClient(Protocol):
+    """What the manager needs of a client: run one operation of :mod:`linepush.api.tokens` and return its
+    result, from any thread (a :class:`~linepush.client.LineClient` does)."""
+
+    def run(self, op: Operation[T]) -> T: ...
+
+
+class TokenEndpoints:
+    """The token endpoints of one channel as operations, with the channel's own credentials unless others
+    are given: its id and secret, and client assertions signed with its key (``signer``, else loaded from
+    the channel's key file on first need). ``clock`` is UNIX time: the assertions' and the tokens' times."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        signer: AssertionSigner | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.channel = channel
+        self._signer = signer
+        self._clock = clock
+
+    def assertion(self, token_exp: int | None = None) -> str:
+        """A client assertion signed with the channel's key."""
+        signer = self._signer
+        if signer is None:
+            from linepush.keys import AssertionSigner, load_private_key
+
+            channel = self.channel
+            if channel.assertion_key_file is None or channel.assertion_kid is None:
+                raise ConfigurationError(
+                    "no assertion key: set LINE_ASSERTION_KEY_FILE and LINE_ASSERTION_KID "
+                    "(create the key with `linepush keys generate`)"
+                )
+            signer = self._signer = AssertionSigner(
+                channel.require_id(), channel.assertion_kid, load_private_key(channel.assertion_key_file)
+            )
+        return signer.assertion(self._clock(), token_exp=token_exp)
+
+    def issue_v21(self, assertion: str | None = None, *, token_exp: int = 86_400) -> Operation[IssuedToken]:
+        return token_api.issue_v21(assertion or self.assertion(token_exp), self._clock())
+
+    def list_v21_key_ids(self, assertion: str | None = None) -> Operation[list[str]]:
+        return token_api.list_v21_key_ids(assertion or self.assertion())
+
+    def revoke_v21(
+        self,
+        access_token: str | Secret,
+        channel_id: str | None = None,
+        channel_secret: str | Secret | None = None,
+    ) -> Operation[None]:
+        cid = channel_id or self.channel.require_id()
+        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
+        return token_api.revoke_v21(cid, secret, access_token)
+
+    def issue_stateless(
+        self, assertion: str | None = None, *, use_secret: bool = False
+    ) -> Operation[IssuedToken]:
+        """A v3 token: by the channel secret when asked (or when there is no key), else by an assertion."""
+        now = self._clock()
+        if use_secret or (assertion is None and not self.channel.has_assertion_key):
+            return token_api.issue_stateless(
+                now,
+                channel_id=self.channel.require_id(),
+                channel_secret=self.channel.require_secret().reveal(),
+            )
+        return token_api.issue_stateless(now, assertion=assertion or self.assertion())
+
+    def issue_short_lived(
+        self, channel_id: str | None = None, channel_secret: str | Secret | None = None
+    ) -> Operation[IssuedToken]:
+        cid = channel_id or self.channel.require_id()
+        secret = channel_secret if channel_secret is not None else self.channel.require_secret()
+        return token_api.issue_short_lived(cid, secret, self._clock())
+
+
 class TokenManager:
     """Keeps a valid token of one kind for one channel.
 
@@ -113,7 +205,9 @@ class TokenManager:
     ``lifetime`` applies to v2.1; ``refresh_window`` is how long before expiry a refresh starts;
     ``revoke_grace`` how long a superseded token stays usable (by processes that still hold it) before it is
     revoked. ``store`` is a Store or a store URL (default: ``$LINEPUSH_STORE`` or the embedded SQLite file).
-    ``client`` is the sync client that calls the token endpoints.
+    ``client`` runs the token endpoints' operations (a :class:`~linepush.client.LineClient`; a client made
+    without a token wires its own manager), ``signer`` signs the client assertions (default: from the
+    channel's key file).
     """
 
     def __init__(
@@ -125,7 +219,8 @@ class TokenManager:
         lifetime: float | None = None,
         refresh_window: float | None = None,
         revoke_grace: float = 300.0,
-        client: LineClient | None = None,
+        client: TokenClient | None = None,
+        signer: AssertionSigner | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         lock_ttl: float = 60.0,
@@ -137,6 +232,12 @@ class TokenManager:
         if kind == "auto":
             kind = _kind_from_env()
         self.kind: ManagedKind = self._resolve_kind(channel, kind)
+        if client is None and self.kind != "static":
+            raise ConfigurationError(
+                "a TokenManager calls LINE's token endpoints through a client: "
+                "TokenManager(channel, store, client=LineClient(channel)), or let LineClient(channel) "
+                "manage its tokens itself"
+            )
         # A store given as an object is the caller's; one named by URL (or the default) is ours to close.
         self._owns_store = not isinstance(store, Store) and self.kind != "static"
         self._store: Store | None = (
@@ -166,7 +267,7 @@ class TokenManager:
             raise ConfigurationError("refresh_window must be positive and shorter than the token lifetime")
         self.revoke_grace = revoke_grace
         self._client = client
-        self._owns_client = client is None
+        self._endpoints = TokenEndpoints(channel, signer=signer, clock=clock)
         self._clock = clock
         self._sleep = sleep
         self._lock_ttl = lock_ttl
@@ -439,12 +540,11 @@ class TokenManager:
         LINE documents no verify endpoint for v3 tokens: those are never trusted then (a new one costs
         nothing, as v3 tokens have no cap). Any failure to verify counts as not valid: a new token is issued.
         """
-        client = self._token_client()
         try:
             if record.kind == "v2.1":
-                info = client.verify_v21_token(record.access_token)
+                info = self._run(token_api.verify_v21(record.access_token))
             elif record.kind == "v2":
-                info = client.verify_short_lived_token(record.access_token)
+                info = self._run(token_api.verify_short_lived(record.access_token))
             else:
                 return False
         except (LineApiError, TransportError) as exc:
@@ -452,21 +552,18 @@ class TokenManager:
             return False
         return info.client_id == self.channel.channel_id and info.expires_in > 0
 
-    def _token_client(self) -> LineClient:
-        if self._client is None:
-            from linepush.client import LineClient
-
-            self._client = LineClient(self.channel)
-        return self._client
+    def _run(self, op: Operation[T]) -> T:
+        assert self._client is not None  # only a static manager has none, and it never calls LINE
+        return self._client.run(op)
 
     def _issue(self) -> IssuedToken:
-        client = self._token_client()
+        endpoints = self._endpoints
         self.issued += 1
         if self.kind == "v2.1":
             if self._clock() < self._v3_until:
-                return client.issue_stateless_token()
+                return self._run(endpoints.issue_stateless())
             try:
-                return client.issue_v21_token(token_exp=int(self.lifetime))
+                return self._run(endpoints.issue_v21(token_exp=int(self.lifetime)))
             except TokenLimitError as exc:
                 try:
                     return self._issue_at_cap(exc)
@@ -475,8 +572,8 @@ class TokenManager:
                         raise
                     return self._issue_v3_at_cap(full)
         if self.kind == "v3":
-            return client.issue_stateless_token()
-        return client.issue_short_lived_token()
+            return self._run(endpoints.issue_stateless())
+        return self._run(endpoints.issue_short_lived())
 
     def _issue_v3_at_cap(self, error: TokenLimitError) -> IssuedToken:
         """The channel's 30 v2.1 slots are taken and none could be freed: a v3 token from the same key has
@@ -487,15 +584,15 @@ class TokenManager:
         )
         self._v3_until = self._clock() + _V21_RETRY_AFTER_CAP
         self.issued += 1
-        return self._token_client().issue_stateless_token()
+        return self._run(self._endpoints.issue_stateless())
 
     def _issue_at_cap(self, error: TokenLimitError) -> IssuedToken:
         """LINE refused a new v2.1 token: 30 are active. Revoke what we superseded, then try once more."""
-        client = self._token_client()
         store = self._store
         assert store is not None
         channel_id = self.channel.require_id()
-        kids = set(client.list_v21_key_ids())
+        listed: list[str] = self._run(self._endpoints.list_v21_key_ids())
+        kids = set(listed)
         ours = [t for t in store.list_tokens(channel_id, "v2.1") if t.key_id in kids]
         if len(kids) > len(ours):
             log.warning(
@@ -521,7 +618,7 @@ class TokenManager:
         log.info("revoked %d superseded v2.1 tokens of channel %s to make room", revoked, channel_id)
         self.issued += 1
         try:
-            return client.issue_v21_token(token_exp=int(self.lifetime))
+            return self._run(self._endpoints.issue_v21(token_exp=int(self.lifetime)))
         except TokenLimitError as again:
             raise again.with_context(active=len(kids) - revoked, advice=_ADVICE) from None
 
@@ -529,14 +626,13 @@ class TokenManager:
         return self.kind == "v2" or (self.kind == "v2.1" and self.channel.channel_secret is not None)
 
     def _revoke(self, record: TokenRecord, now: float) -> bool:
-        client = self._token_client()
         store = self._store
         assert store is not None
         try:
             if record.kind == "v2.1":
-                client.revoke_v21_token(record.access_token)
+                self._run(self._endpoints.revoke_v21(record.access_token))
             elif record.kind == "v2":
-                client.revoke_short_lived_token(record.access_token)
+                self._run(token_api.revoke_short_lived(record.access_token))
             else:
                 return False
         except (LineApiError, TransportError) as exc:
@@ -609,8 +705,6 @@ class TokenManager:
 
     def close(self) -> None:
         self.join_background(5)
-        if self._owns_client and self._client is not None:
-            self._client.close()
         if self._owns_store and self._store is not None:
             self._store.close()
 

@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -193,6 +193,57 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Deliver until ``stop`` is set; then finish (or give back) what is in hand and return."""
         return await self._run(stop, until_idle=False, wait_for_leases=False)
+
+    async def run_until_settled(
+        self,
+        ids: Collection[int],
+        *,
+        deadline: float,
+        on_progress: Callable[[int], None] | None = None,
+        poll_interval: float = 0.5,
+    ) -> WorkerStats:
+        """Deliver until every row in ``ids`` is settled for good (delivered or failed), or until ``deadline``
+        seconds have passed. Other due rows of the channel go out too: the worker drains the queue, not a
+        subset. ``on_progress`` is told how many of ``ids`` are settled whenever that may have changed."""
+        wanted = set(ids)
+        done: set[int] = set()
+        stop = asyncio.Event()
+        chained = self._on_settled
+
+        def report() -> None:
+            if on_progress is not None:
+                on_progress(len(done))
+            if done >= wanted:
+                stop.set()
+
+        def settled(batch: Sequence[Settlement], stats: WorkerStats) -> None:
+            done.update(i.message_id for i in batch if i.message_id in wanted and i.outcome != "retry")
+            report()
+            if chained is not None:
+                chained(batch, stats)
+
+        async def watch() -> None:
+            # Rows that settled before this run began (or by another worker) count as done too.
+            started = self.clock()
+            while not stop.is_set():
+                done.update(await asyncio.to_thread(_settled_ids, self.store, wanted))
+                report()
+                if self.clock() - started > deadline:
+                    stop.set()
+                    return
+                await _first(self._sleep(poll_interval), stop.wait())
+
+        self._on_settled = settled
+        try:
+            watcher = asyncio.create_task(watch())
+            try:
+                stats = await self.run(stop)
+            finally:
+                stop.set()
+                await watcher
+        finally:
+            self._on_settled = chained
+        return stats
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -583,6 +634,16 @@ class Worker:
         if self._held:
             # Outcomes that could not be written (the store failed): the lease will return these rows.
             log.warning("%d outbox rows stay leased until their lease runs out", len(self._held))
+
+
+def _settled_ids(store: Store, ids: Iterable[int]) -> set[int]:
+    """Those of ``ids`` delivered or failed (or gone: purged)."""
+    final: set[int] = set()
+    for message_id in ids:
+        row = store.get_message(message_id)
+        if row is None or row.state in ("delivered", "failed"):
+            final.add(message_id)
+    return final
 
 
 def _seconds(delay: float) -> str:

@@ -240,3 +240,34 @@ def test_a_bad_id_deep_in_a_long_multicast_is_named_by_its_place(outbox: Outbox,
         outbox.multicast(ids, "x")
     assert info.value.property == "to[1042]"
     assert _empty(store)
+
+
+def test_send_routes_each_kind_of_recipient(outbox: Outbox, store: Store) -> None:
+    group, room = "C" + "1" * 32, "R" + "2" * 32
+    rows = outbox.send([user(i) for i in range(501)] + [group, room], "hi")
+    assert [(r.kind, r.payload["to"] if r.kind == "push" else len(r.payload["to"])) for r in rows] == [
+        ("multicast", 500),
+        ("multicast", 1),
+        ("push", group),
+        ("push", room),
+    ]
+    (alone,) = outbox.send([group], "hi")  # one recipient of any kind: one push
+    assert alone.kind == "push" and alone.payload["to"] == group
+    (everyone,) = outbox.send([], "hi", broadcast=True)
+    assert everyone.kind == "broadcast"
+
+
+@pytest.mark.parametrize(
+    ("to", "options", "reason"),
+    [
+        ([user(1)], {"broadcast": True}, "broadcast sends to every friend"),
+        ([], {}, "say who gets it"),
+        ([user(1), "C" + "1" * 32], {"retry_key": str(uuid.UUID(int=7))}, "one push or one multicast"),
+    ],
+)
+def test_send_refuses_and_stores_nothing(
+    outbox: Outbox, store: Store, to: list[str], options: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        outbox.send(to, "hi", **options)
+    assert _empty(store)

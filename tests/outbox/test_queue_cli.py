@@ -14,16 +14,11 @@ from tests.outbox.kit import Line, user
 from typer.testing import CliRunner
 
 from linepush.cli import _register, app
+from linepush.cli.inputs import parse_at, read_recipients
 from linepush.cli.invocation import Exit
-from linepush.cli.queue import (
-    build_items,
-    drain_with_progress,
-    enqueue_from_cli,
-    parse_at,
-    read_recipients,
-)
+from linepush.cli.queue import drain_with_progress, enqueue_from_cli
 from linepush.errors import ConfigurationError, ValidationError
-from linepush.outbox import Outbox
+from linepush.outbox import Outbox, send_items
 from linepush.store import Store, open_store
 
 _register()
@@ -232,11 +227,11 @@ def test_read_recipients(tmp_path: Path) -> None:
         read_recipients(tmp_path / "missing.txt")
 
 
-def test_build_items_one_recipient_is_a_push_even_for_a_group() -> None:
-    (item,) = build_items(CHANNEL, [{"type": "text", "text": "x"}], to=["R" + "1" * 32])
+def test_send_items_one_recipient_is_a_push_even_for_a_group() -> None:
+    (item,) = send_items(CHANNEL, [{"type": "text", "text": "x"}], to=["R" + "1" * 32])
     assert item.kind == "push"
     with pytest.raises(ValidationError):
-        build_items(
+        send_items(
             CHANNEL,
             [{"type": "text", "text": "x"}],
             to=[user(1), "C" + "1" * 32],

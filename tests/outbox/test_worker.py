@@ -662,3 +662,35 @@ async def test_a_token_endpoint_that_fails_pauses_a_running_worker_and_loses_not
     assert tokens.calls == 2 + 20
     assert caplog.text.count("could not get a channel access token") == 2
     assert "the messages stay queued, next try in" in caplog.text
+
+
+async def test_run_until_settled_stops_once_the_rows_it_waits_for_are_settled(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    ids = _fill(outbox, 3)
+    later = outbox.push(user(9), "tomorrow", not_before=START + 86_400)
+    seen: list[int] = []
+    stats = await _worker(store, client, fake_time, line).run_until_settled(
+        ids, deadline=60.0, on_progress=seen.append
+    )
+    assert stats.delivered == 3 and seen[-1] == 3
+    assert all(r is not None and r.state == "delivered" for r in map(outbox.get, ids))
+    waiting = outbox.get(later.id)
+    assert waiting is not None and waiting.state == "queued"
+
+
+async def test_run_until_settled_gives_up_at_its_deadline(
+    outbox: Outbox, store: Store, client: AsyncLineClient, fake_time: FakeTime, line: Line
+) -> None:
+    line.emulator.admin.fault(path="/v2/bot/message/push", mode="status", status=500, count=None)
+    (row_id,) = _fill(outbox, 1)
+    run = asyncio.create_task(
+        _worker(store, client, fake_time, line).run_until_settled([row_id], deadline=60.0)
+    )
+    await until(lambda: fake_time.sleepers > 0)
+    assert not run.done()
+    await fake_time.advance(61.0)
+    stats = await asyncio.wait_for(run, 5)
+    assert stats.delivered == 0 and stats.retried >= 1
+    row = outbox.get(row_id)
+    assert row is not None and row.state == "queued"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from linepush.config import Channel
-from linepush.service.gateway import RateLimits
+from linepush.service.notify_limits import RateLimits
 from linepush.service.webhook import signature
 from linepush.store import SQLiteStore
 from tests.service.conftest import CHANNEL_ID, PUBLIC_URL, SECRET, Clock, Gateway, make_gateway

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from linepush.config import Channel
-from linepush.service.gateway import RateLimits
 from linepush.service.gateway_tokens import TOKEN_BYTES, hash_gateway_token
+from linepush.service.notify_limits import RateLimits
 from linepush.store import Store
 from tests.service.conftest import (
     CHANNEL_ID,
@@ -529,7 +529,7 @@ def test_image_retention_must_be_positive() -> None:
 
 
 def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
-    from linepush.service.gateway import NotifyRateLimiter
+    from linepush.service.notify_limits import NotifyRateLimiter
 
     limiter = NotifyRateLimiter(RateLimits(calls=2, window=3600.0))
     for token_id in range(10_001):

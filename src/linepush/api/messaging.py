@@ -7,9 +7,6 @@ key means LINE has the message: it parses as a success with ``duplicate`` set.
 
 from __future__ import annotations
 
-import os
-import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +28,7 @@ from linepush.messages import (
     validate_to,
     validate_user_ids,
 )
+from linepush.retry_key import check_retry_key, chunk_retry_key, new_retry_key
 
 __all__ = [
     "MulticastChunk",
@@ -42,6 +40,8 @@ __all__ = [
     "SendResult",
     "SentMessage",
     "broadcast",
+    "check_retry_key",
+    "chunk_retry_key",
     "multicast_chunks",
     "narrowcast",
     "new_retry_key",
@@ -65,7 +65,6 @@ _ENDPOINTS: Mapping[str, str] = {kind: f"POST {path}" for kind, path in _SEND_PA
 _PUSH_PATH = _SEND_PATHS["push"]
 _PUSH_ENDPOINT = _ENDPOINTS["push"]
 _VALIDATE_KINDS = ("reply", "push", "multicast", "narrowcast", "broadcast")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,27 +167,9 @@ class QuotaConsumption:
     total_usage: int
 
 
-def new_retry_key() -> str:
-    """A random (version 4) UUID in LINE's hexadecimal form; formatted by hand, as ``str(uuid.uuid4())``
-    costs several times more and this runs on every send."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
-# The variant digit (8, 9, a or b) for each random hex digit: its two low bits.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def check_retry_key(key: str | None) -> str:
-    """The given retry key if it is a UUID (LINE's only accepted form), or a new one."""
-    if key is None:
-        return new_retry_key()
-    if not isinstance(key, str) or not _UUID.match(key):
-        raise ValidationError(
-            "a retry key must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
-            property="X-Line-Retry-Key",
-        )
-    return key
+def _key(retry_key: str | None) -> str:
+    """The caller's retry key, checked, or a new one."""
+    return new_retry_key() if retry_key is None else check_retry_key(retry_key)
 
 
 def _common(
@@ -338,7 +319,7 @@ def push(
     notification_disabled: bool = False,
     custom_aggregation_units: Sequence[str] | None = None,
 ) -> Operation[PushResult]:
-    key = new_retry_key() if retry_key is None else check_retry_key(retry_key)
+    key = _key(retry_key)
     payload = push_payload(
         to,
         messages,
@@ -347,17 +328,6 @@ def push(
     )
     request = json_request("POST", _PUSH_PATH, _PUSH_ENDPOINT, payload, retry_key=key)
     return Operation(request, _parse_push(key))
-
-
-def chunk_retry_key(retry_key: str, index: int) -> str:
-    """The retry key of chunk ``index`` of a multicast sent under ``retry_key``.
-
-    Chunk 0 uses the key itself; the others derive theirs from it (UUID v5), so sending the same list again
-    under the same key reproduces every chunk's key and LINE drops what it already accepted.
-    """
-    if index == 0:
-        return retry_key
-    return str(uuid.uuid5(uuid.UUID(retry_key), f"multicast-chunk-{index}"))
 
 
 def multicast_chunks(
@@ -377,7 +347,7 @@ def multicast_chunks(
         raise ValidationError(f"chunk_size must be between 1 and {MULTICAST_MAX_RECIPIENTS}")
     ids = validate_user_ids(to, limit=None)
     normalized = normalize_messages(messages)
-    base_key = check_retry_key(retry_key)
+    base_key = _key(retry_key)
     out: list[tuple[MulticastChunk, Operation[SendResult]]] = []
     for index, start in enumerate(range(0, len(ids), chunk_size)):
         recipients = ids[start : start + chunk_size]
@@ -398,7 +368,7 @@ def broadcast(
     retry_key: str | None = None,
     notification_disabled: bool = False,
 ) -> Operation[SendResult]:
-    key = check_retry_key(retry_key)
+    key = _key(retry_key)
     payload = broadcast_payload(messages, notification_disabled=notification_disabled)
     request = json_request("POST", _SEND_PATHS["broadcast"], _ENDPOINTS["broadcast"], payload, retry_key=key)
     return Operation(request, _parse_send(key))
@@ -413,7 +383,7 @@ def narrowcast(
     limit: Mapping[str, Any] | None = None,
     notification_disabled: bool = False,
 ) -> Operation[SendResult]:
-    key = check_retry_key(retry_key)
+    key = _key(retry_key)
     payload = narrowcast_payload(
         messages,
         recipient=recipient,

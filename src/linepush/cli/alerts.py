@@ -160,7 +160,7 @@ def alerts_render(
 ) -> None:
     """Print what `linepush serve` would send for a payload: each recipient and its messages."""
     from linepush.service.alert_payloads import parse_alert_payload, parse_json, parse_json_body
-    from linepush.service.gateway import NotifyError
+    from linepush.service.notify_form import NotifyError
 
     try:
         body = payload.read_bytes()

@@ -1,14 +1,13 @@
-"""`linepush queue add|status|list|retry|purge`: the outbox by hand; plus the pieces `send --queue`,
-`send --at` and `send --to-file` use (reading recipients and messages, scheduling, draining with progress)."""
+"""`linepush queue add|status|list|retry|purge`: the outbox by hand; plus what `send --queue`, `send --at`
+and `send --to-file` do (store the send, then deliver it with a progress bar)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,29 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail, when
-from linepush.cli.send import ToOption, read_messages
+from linepush.cli.inputs import ToOption, parse_at, read_messages, read_recipients, scheduled_time
+from linepush.cli.invocation import Exit, Invocation, command, fail
 from linepush.config import Channel
-from linepush.errors import ConfigurationError, ValidationError
+from linepush.errors import ValidationError
 from linepush.messages import validate_to
-from linepush.outbox import (
-    Outbox,
-    broadcast_item,
-    multicast_items,
-    push_item,
-)
-from linepush.store import MESSAGE_STATES, MessageState, NewMessage, OutboxMessage, Store
+from linepush.outbox import Outbox
+from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
-__all__ = [
-    "DrainResult",
-    "build_items",
-    "drain_with_progress",
-    "enqueue_from_cli",
-    "parse_at",
-    "read_recipients",
-    "send_with_outbox",
-]
+__all__ = ["DrainResult", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
 
 queue_app = typer.Typer(
     name="queue",
@@ -48,133 +34,6 @@ queue_app = typer.Typer(
 app.add_typer(queue_app, name="queue")
 
 # -- pieces shared with `linepush send` ---------------------------------------------------------------------
-
-
-def read_recipients(path: Path | str) -> list[str]:
-    """Recipient ids from a file, one per line; blank lines and ``#`` comments are skipped, repeats dropped.
-
-    Every id is checked (``U``/``C``/``R`` + 32 hex digits); a bad one is named by its line number.
-    """
-    source = Path(path)
-    try:
-        text = sys.stdin.read() if str(path) == "-" else source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{path} is not a UTF-8 text file of recipient ids") from None
-    seen: dict[str, None] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            seen[validate_to(line)] = None
-        except ValidationError as exc:
-            raise ValidationError(f"{path}, line {number}: {exc.reason}") from None
-    if not seen:
-        raise ValidationError(f"{path} holds no recipient ids")
-    return list(seen)
-
-
-def parse_at(value: str, *, now: float | None = None) -> float:
-    """A send time as UNIX seconds: ISO 8601 (``2026-12-01T09:00+09:00``; without an offset it is local time)
-    or a delay from now (``+90s``, ``+15m``, ``+2h``, ``+1d``)."""
-    text = value.strip()
-    if text.startswith("+"):
-        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-        number, unit = text[1:-1], text[-1:].lower()
-        if unit not in units or not number.replace(".", "", 1).isdigit():
-            raise ValidationError(f"cannot read the delay {value!r}; use e.g. +90s, +15m, +2h or +1d")
-        return (time.time() if now is None else now) + float(number) * units[unit]
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(
-            f"cannot read the time {value!r}; use ISO 8601 such as 2026-12-01T09:00+09:00, or +15m"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as the user would read it
-    return moment.timestamp()
-
-
-#: How far in the past ``--at`` may be (a command typed a little late): beyond, it is surely a mistake.
-PAST_TOLERANCE = 300.0
-
-
-def scheduled_time(value: str, now: float) -> float:
-    """``--at``'s time, refused when it is more than :data:`PAST_TOLERANCE` in the past: a message meant for
-    then must not go out now without a word."""
-    moment = parse_at(value, now=now)
-    if moment < now - PAST_TOLERANCE:
-        ago = now - moment
-        span = f"{ago / 86_400:.0f} days" if ago >= 2 * 86_400 else f"{ago / 60:.0f} minutes"
-        fail(
-            f"--at {value!r} reads as {when(moment)}, {span} in the past",
-            hint="give a time to come (e.g. +15m, or a date with its offset such as "
-            f"{when(now + 86_400)}), or leave out --at to send now",
-        )
-    return moment
-
-
-def build_items(
-    channel_id: str,
-    messages: Sequence[dict[str, Any]],
-    *,
-    to: Sequence[str] = (),
-    broadcast: bool = False,
-    not_before: float | None = None,
-    retry_key: str | None = None,
-    notification_disabled: bool = False,
-) -> list[NewMessage]:
-    """The rows for one CLI send: a push for one recipient, a multicast (one row per 500) for several user
-    ids, a push per group or room, or a broadcast. Everything is validated before any row exists."""
-    if broadcast:
-        if to:
-            raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
-        return [
-            broadcast_item(
-                channel_id,
-                messages,
-                not_before=not_before,
-                retry_key=retry_key,
-                notification_disabled=notification_disabled,
-            )
-        ]
-    if not to:
-        raise ValidationError("say who gets it: --to ID, --to-file FILE or --broadcast")
-    users = [r for r in to if r.startswith("U")]
-    others = [r for r in to if not r.startswith("U")]
-    if len(to) == 1:
-        return [
-            push_item(
-                channel_id,
-                to[0],
-                messages,
-                not_before=not_before,
-                retry_key=retry_key,
-                notification_disabled=notification_disabled,
-            )
-        ]
-    if retry_key is not None and others:
-        raise ValidationError("a --retry-key can name one push or one multicast to user ids only")
-    items: list[NewMessage] = []
-    if users:
-        items.extend(
-            multicast_items(
-                channel_id,
-                users,
-                messages,
-                not_before=not_before,
-                retry_key=retry_key,
-                notification_disabled=notification_disabled,
-            )
-        )
-    # Multicast takes user ids only (FACTS §3.3): groups and rooms get a push each.
-    items.extend(
-        push_item(channel_id, r, messages, not_before=not_before, notification_disabled=notification_disabled)
-        for r in others
-    )
-    return items
 
 
 def enqueue_from_cli(
@@ -193,17 +52,20 @@ def enqueue_from_cli(
     if to_file is not None:
         given = set(recipients)
         recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    # Said in the command line's words before the outbox would say it in the library's.
+    if broadcast and recipients:
+        raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
+    if not broadcast and not recipients:
+        raise ValidationError("say who gets it: --to ID, --to-file FILE or --broadcast")
     not_before = None if at is None else scheduled_time(at, outbox.clock())
-    items = build_items(
-        outbox.channel_id,
+    return outbox.send(
+        recipients,
         messages,
-        to=recipients,
         broadcast=broadcast,
         not_before=not_before,
         retry_key=retry_key,
         notification_disabled=notification_disabled,
     )
-    return outbox.enqueue(items)
 
 
 @dataclass(frozen=True)
@@ -233,63 +95,28 @@ def drain_with_progress(
     deadline: float = 300.0,
     clock: Callable[[], float] = time.time,
 ) -> DrainResult:
-    """Deliver the outbox until the rows ``ids`` are settled for good (delivered or failed), or until
-    ``deadline`` seconds have passed; with a rich progress bar when ``progress`` (default: stderr is a
-    terminal). Other due rows of the channel go out too: the worker drains the queue, not a subset."""
+    """:meth:`Worker.run_until_settled` for the rows ``ids``, with a rich progress bar when ``progress``
+    (default: stderr is a terminal), and where each row ended."""
     show = sys.stderr.isatty() if progress is None else progress
-    wanted = set(ids)
+    worker = Worker(store, client, channel_id=channel_id, config=config, clock=clock)
 
     async def drain() -> WorkerStats:
-        stop = asyncio.Event()
-        done: set[int] = set()
-        bar: Any = None
-        task_id: Any = None
+        if not show:
+            return await worker.run_until_settled(ids, deadline=deadline)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        def settled(batch: Sequence[Any], stats: WorkerStats) -> None:
-            for item in batch:
-                if item.message_id in wanted and item.outcome != "retry":
-                    done.add(item.message_id)
-            if bar is not None:
-                bar.update(task_id, completed=len(done))
-            if done >= wanted:
-                stop.set()
-
-        worker = Worker(store, client, channel_id=channel_id, config=config, clock=clock, on_settled=settled)
-        started = clock()
-
-        async def watch() -> None:
-            # Rows that settled before this drain began (or by another worker) count as done too.
-            while not stop.is_set():
-                states = await asyncio.to_thread(_final_ids, store, wanted)
-                done.update(states)
-                if bar is not None:
-                    bar.update(task_id, completed=len(done))
-                if done >= wanted or clock() - started > deadline:
-                    stop.set()
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
-
-        if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=_stderr_console(),
-                transient=False,
-            ) as bar:
-                task_id = bar.add_task("sending", total=len(wanted))
-                watcher = asyncio.create_task(watch())
-                stats = await worker.run(stop)
-                await watcher
-                return stats
-        watcher = asyncio.create_task(watch())
-        stats = await worker.run(stop)
-        await watcher
-        return stats
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr_console(),
+            transient=False,
+        ) as bar:
+            task_id = bar.add_task("sending", total=len(set(ids)))
+            return await worker.run_until_settled(
+                ids, deadline=deadline, on_progress=lambda n: bar.update(task_id, completed=n)
+            )
 
     stats = asyncio.run(_with_client(client, drain()))
     counts: dict[MessageState, int] = {state: 0 for state in MESSAGE_STATES}
@@ -378,15 +205,6 @@ async def _with_client(client: Any, work: Any) -> Any:
         closer = getattr(client, "aclose", None)
         if closer is not None:
             await closer()
-
-
-def _final_ids(store: Store, ids: Iterable[int]) -> set[int]:
-    final: set[int] = set()
-    for message_id in ids:
-        row = store.get_message(message_id)
-        if row is None or row.state in ("delivered", "failed"):
-            final.add(message_id)
-    return final
 
 
 def _stderr_console() -> Any:

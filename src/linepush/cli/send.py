@@ -1,15 +1,13 @@
 """`linepush send`: one push (or a multicast to several users) now, with retries.
 
-The work is split so other ways of sending can reuse it: :func:`read_messages` and :func:`prepare` turn the
-command line into a checked :class:`SendRequest` (nothing sent yet); :func:`send_now` delivers it and
-:func:`show_result` prints what LINE answered. The outbox's ``--queue``/``--at`` options hand the same
-``SendRequest`` (its ``kind`` and ``payload()``) to the outbox instead of calling :func:`send_now`.
+The work is split so other ways of sending can reuse it: :func:`prepare` turns the command line (read by
+:mod:`linepush.cli.inputs`) into a checked :class:`SendRequest` (nothing sent yet); :func:`send_now` delivers
+it and :func:`show_result` prints what LINE answered. ``--queue``, ``--at``, ``--to-file`` and
+``--broadcast`` go through the outbox instead (:func:`linepush.cli.queue.send_with_outbox`).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +15,17 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from linepush.api.messaging import MulticastResult, PushResult, check_retry_key, new_retry_key
+from linepush.api.messaging import MulticastResult, PushResult
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli.inputs import ToOption, read_messages
+from linepush.cli.invocation import Invocation, command
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
-from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to, validate_user_ids
+from linepush.messages import validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
+from linepush.retry_key import check_retry_key, new_retry_key
 
-__all__ = ["SendRequest", "prepare", "read_messages", "send_now", "show_result"]
-
-_JSON_SHAPES = 'a list of LINE message objects, one message object, or {"messages": [...]}'
+__all__ = ["SendRequest", "prepare", "send_now", "show_result"]
 
 
 @dataclass(frozen=True)
@@ -52,75 +50,6 @@ class SendRequest:
         if self.notification_disabled:
             body["notificationDisabled"] = True
         return body
-
-
-def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[dict[str, Any]]:
-    """The messages of a command line: TEXT words (joined by spaces, like echo), ``-`` for stdin, or a JSON
-    file (``-`` for stdin) of LINE message objects. Raises ValidationError for what LINE would refuse."""
-    texts = list(texts or [])
-    if json_file is not None:
-        if texts:
-            fail("give either TEXT or --json FILE, not both")
-        return _messages_from_json(json_file)
-    if not texts:
-        fail('nothing to send: give the text (linepush send "disk full"), - to read stdin, or --json FILE')
-    if texts == ["-"]:
-        text = sys.stdin.read()
-        # One trailing newline is how `echo` and most programs end their output; it is not part of the text.
-        text = text[:-1] if text.endswith("\n") else text
-        if not text.strip():
-            fail("nothing to send: stdin was empty")
-    elif "-" in texts:
-        fail("- (read stdin) cannot be mixed with TEXT arguments")
-    else:
-        text = " ".join(texts)
-    length = utf16_len(text)
-    if length > MAX_TEXT_UTF16:
-        fail(
-            f"messages[0].text: the text is {length:,} characters long (as LINE counts them, in UTF-16 "
-            f"units); one message holds at most {MAX_TEXT_UTF16:,}",
-            hint="nothing was sent; shorten it, or send it in parts: a --json FILE holds up to 5 text "
-            'messages, [{"type": "text", "text": "…"}, …], sent together',
-        )
-    return normalize_messages(text)
-
-
-def _messages_from_json(name: str) -> list[dict[str, Any]]:
-    label = "stdin" if name == "-" else name
-    if name == "-":
-        raw = sys.stdin.read()
-    else:
-        try:
-            raw = Path(name).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            fail(f"--json: {label} does not exist")
-        except IsADirectoryError:
-            fail(f"--json: {label} is a directory")
-        except UnicodeDecodeError:
-            fail(f"--json: {label} is not UTF-8 text")
-        except OSError as exc:
-            fail(f"--json: cannot read {label}: {exc.strerror}")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        fail(f"--json: {label} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-    except RecursionError:
-        fail(f"--json: {label} is nested too deeply")
-    if isinstance(data, dict) and "type" not in data:
-        extra = sorted(set(data) - {"messages"})
-        if "messages" not in data or extra:
-            fail(
-                f"--json: {label} holds an object without 'messages' or 'type'"
-                + (f" (unexpected {', '.join(map(repr, extra))}; recipients go in --to)" if extra else "")
-                + f"; expected {_JSON_SHAPES}"
-            )
-        data = data["messages"]
-    if not isinstance(data, list | dict):
-        fail(f"--json: {label} holds a JSON {type(data).__name__}; expected {_JSON_SHAPES}")
-    try:
-        return normalize_messages(data)
-    except ValidationError as exc:
-        raise ValidationError(f"{exc.reason} (in {label})", property=exc.property) from None
 
 
 def prepare(
@@ -215,19 +144,6 @@ def show_result(inv: Invocation, request: SendRequest, result: PushResult | Mult
             )
 
     inv.emit(data, render)
-
-
-ToOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--to",
-        "-t",
-        help="Recipient: a user (U…), group (C…) or room (R…) id. Repeat it (or separate ids by commas) to "
-        "multicast to users. Default: `to` of the configuration.",
-        show_default=False,
-        metavar="ID",
-    ),
-]
 
 
 @command(app, "send", json_flag=False)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from linepush.service.app import create_gateway_app
-    from linepush.service.gateway import DEFAULT_RATE_LIMITS, GatewayConfig, RateLimits
+    from linepush.service.gateway import GatewayConfig
     from linepush.service.gateway_tokens import create_gateway_token, hash_gateway_token
+    from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, RateLimits
     from linepush.service.server import RunningGateway, serve, serving
     from linepush.service.webhook import signature
 
@@ -39,9 +40,9 @@ __all__ = [
 
 # Loaded on first use: the CLI's token commands must not pay for starlette's and uvicorn's import.
 _WHERE = {
-    "DEFAULT_RATE_LIMITS": "linepush.service.gateway",
+    "DEFAULT_RATE_LIMITS": "linepush.service.notify_limits",
     "GatewayConfig": "linepush.service.gateway",
-    "RateLimits": "linepush.service.gateway",
+    "RateLimits": "linepush.service.notify_limits",
     "RunningGateway": "linepush.service.server",
     "create_gateway_app": "linepush.service.app",
     "create_gateway_token": "linepush.service.gateway_tokens",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from linepush.service.gateway import NotifyError
+from linepush.service.notify_form import NotifyError
 
 __all__ = [
     "Alert",

@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linepush.config import Channel
 from linepush.service.alerts import AlertReceivers, AlertsConfig
-from linepush.service.gateway import GatewayConfig, NotifyApi, guard, notify_response
+from linepush.service.gateway import GatewayConfig, NotifyApi, guard
+from linepush.service.notify_form import notify_response
 from linepush.service.webhook import WebhookReceiver
 from linepush.store import Store, StoreError
 

@@ -1,4 +1,6 @@
-"""The LINE Notify–compatible API: ``POST /api/notify``, ``GET /api/status`` and ``POST /api/revoke``.
+"""The LINE Notify–compatible API: ``POST /api/notify``, ``GET /api/status`` and ``POST /api/revoke``, and the
+gateway's configuration. The form and answers are in :mod:`~linepush.service.notify_form`, the per-token
+limits in :mod:`~linepush.service.notify_limits`.
 
 Requests look and are answered as LINE Notify's were (FACTS §7.1): a Bearer gateway token, form fields,
 ``{"status": …, "message": …}`` bodies whose ``status`` is the HTTP status, and the ``X-RateLimit-*``
@@ -11,169 +13,38 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
-from urllib.parse import parse_qsl
+from typing import Final
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Message
 
 from linepush.errors import ConfigurationError, ValidationError
-from linepush.messages import utf16_len
 from linepush.outbox import push_item
 from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, target_type
 from linepush.service.group_commit import GroupCommit
 from linepush.service.images import DEFAULT_MAX_IMAGE_BYTES, ImageStore, UploadRefused
+from linepush.service.notify_form import (
+    INVALID_TOKEN,
+    MAX_NOTIFY_MESSAGE,
+    NotifyError,
+    NotifyRequest,
+    notify_messages,
+    notify_response,
+    parse_notify_form,
+    read_fields,
+)
+from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, NotifyRateLimiter, RateLimits
 from linepush.store import NewMessage, Store, StoreError
 from linepush.store.base import GatewayToken
 
-__all__ = [
-    "DEFAULT_RATE_LIMITS",
-    "GatewayConfig",
-    "NotifyApi",
-    "NotifyError",
-    "NotifyRateLimiter",
-    "Quota",
-    "RateLimits",
-    "caller_token",
-    "notify_messages",
-    "notify_response",
-]
+__all__ = ["GatewayConfig", "NotifyApi", "caller_token", "guard"]
 
 log = logging.getLogger("linepush.service.gateway")
 
-#: LINE Notify's limit on ``message``, counted in UTF-16 code units as LINE counts text (FACTS §5.2); how
-#: Notify counted is not documented.
-MAX_NOTIFY_MESSAGE: Final = 1000
 _FORM_SLACK: Final = 64 * 1024
-_MAX_FIELDS: Final = 64
-_TRUE: Final = frozenset({"true", "1", "yes", "on"})
-_FALSE: Final = frozenset({"false", "0", "no", "off", ""})
-_URL_FORBIDDEN: Final = frozenset(' "<>\\^`{|}\t\r\n')
-_MAX_URL: Final = 2000
-_MAX_STICKER_ID: Final = 20
-
-
-class NotifyError(Exception):
-    """An answer other than 200, in LINE Notify's shape: ``{"status": status, "message": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def notify_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"status": status, "message": message}, status_code=status, headers=headers)
-
-
-INVALID_TOKEN: Final = "Invalid access token"
-
-
-# -- rate limits ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """Calls of ``/api/notify`` and image uploads allowed per token per window.
-
-    LINE Notify's figures (1000 calls and 50 uploads an hour) were observed, not documented (FACTS §7.1); so
-    were its windows' boundaries, so here a window is a fixed stretch of ``window`` seconds counted from the
-    UNIX epoch (whole clock hours by default), and ``X-RateLimit-Reset`` is its end.
-    """
-
-    calls: int = 1000
-    images: int = 50
-    window: float = 3600.0
-
-    def __post_init__(self) -> None:
-        if self.calls < 1 or self.images < 0 or not (self.window > 0 and math.isfinite(self.window)):
-            raise ConfigurationError(
-                "rate limits need at least 1 call, 0 or more images and a positive window of seconds"
-            )
-
-
-DEFAULT_RATE_LIMITS: Final = RateLimits()
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """What a token has left in the current window, as LINE Notify's headers say it."""
-
-    limit: int
-    remaining: int
-    image_limit: int
-    image_remaining: int
-    reset: int
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-ImageLimit": str(self.image_limit),
-            "X-RateLimit-ImageRemaining": str(self.image_remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
-
-
-class NotifyRateLimiter:
-    """Counts calls and uploads per gateway token, in memory.
-
-    Counts are per gateway process: several processes behind one address each allow the full limit. Only
-    the event loop's thread calls it, so it needs no lock.
-    """
-
-    def __init__(self, limits: RateLimits = DEFAULT_RATE_LIMITS) -> None:
-        self.limits = limits
-        # token id -> [window start, calls, images]
-        self._used: dict[int, list[float]] = {}
-
-    def _entry(self, token_id: int, now: float) -> list[float]:
-        start = math.floor(now / self.limits.window) * self.limits.window
-        entry = self._used.get(token_id)
-        if entry is None or entry[0] != start:
-            if len(self._used) > 10_000:
-                # Tokens idle since an earlier window have nothing worth keeping.
-                self._used = {k: v for k, v in self._used.items() if v[0] >= start}
-            entry = self._used[token_id] = [start, 0, 0]
-        return entry
-
-    def quota(self, token_id: int, now: float) -> Quota:
-        start, calls, images = self._entry(token_id, now)
-        return Quota(
-            limit=self.limits.calls,
-            remaining=max(self.limits.calls - int(calls), 0),
-            image_limit=self.limits.images,
-            image_remaining=max(self.limits.images - int(images), 0),
-            reset=math.ceil(start + self.limits.window),
-        )
-
-    def take_call(self, token_id: int, now: float) -> bool:
-        """Count one call; False (and nothing counted) when the window's calls are used up."""
-        entry = self._entry(token_id, now)
-        if entry[1] >= self.limits.calls:
-            return False
-        entry[1] += 1
-        return True
-
-    def take_image(self, token_id: int, now: float) -> bool:
-        """Count one upload; False (and nothing counted) when the window's uploads are used up."""
-        entry = self._entry(token_id, now)
-        if entry[2] >= self.limits.images:
-            return False
-        entry[2] += 1
-        return True
-
-    def give_back_image(self, token_id: int, now: float) -> None:
-        entry = self._entry(token_id, now)
-        entry[2] = max(entry[2] - 1, 0)
-
-
-# -- configuration -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -218,185 +89,6 @@ class GatewayConfig:
     @property
     def max_body(self) -> int:
         return self.max_image_bytes + _FORM_SLACK
-
-
-# -- the form, as LINE Notify read it ------------------------------------------------------------------------
-
-Fields = dict[str, "str | bytes"]
-
-
-@dataclass(frozen=True, slots=True)
-class NotifyRequest:
-    """A checked ``/api/notify`` form."""
-
-    message: str
-    sticker: tuple[str, str] | None
-    image_urls: tuple[str, str] | None  # (thumbnail, full size)
-    upload: bytes | None
-    notification_disabled: bool
-
-
-def _text(fields: Fields, name: str) -> str | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        # `curl -F message=@file.txt` sends the field as a file: take its text, as a form field.
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NotifyError(400, f"{name}: must be UTF-8 text") from None
-    return value
-
-
-def _https_url(value: str, name: str) -> str:
-    if value[:8].lower() != "https://" or len(value) == 8:
-        raise NotifyError(400, f"{name}: must be an HTTPS URL")
-    if len(value) > _MAX_URL:
-        raise NotifyError(400, f"{name}: must be at most {_MAX_URL} characters")
-    if not value.isascii() or any(c in _URL_FORBIDDEN for c in value) or not value.isprintable():
-        raise NotifyError(400, f"{name}: must be a percent-encoded URL (no spaces or non-ASCII characters)")
-    return value
-
-
-def parse_notify_form(fields: Fields, max_message_length: int = MAX_NOTIFY_MESSAGE) -> NotifyRequest:
-    """Check the fields LINE Notify took; unknown fields are ignored, as Notify did."""
-    message = _text(fields, "message")
-    if not message:
-        raise NotifyError(400, "message: must not be empty")
-    if utf16_len(message) > max_message_length:
-        raise NotifyError(400, f"message: size must be between 1 and {max_message_length}")
-
-    package = (_text(fields, "stickerPackageId") or "").strip()
-    sticker_id = (_text(fields, "stickerId") or "").strip()
-    sticker: tuple[str, str] | None = None
-    if package or sticker_id:
-        if not package:
-            raise NotifyError(400, "stickerPackageId: must be given with stickerId")
-        if not sticker_id:
-            raise NotifyError(400, "stickerId: must be given with stickerPackageId")
-        for name, value in (("stickerPackageId", package), ("stickerId", sticker_id)):
-            if not (value.isascii() and value.isdigit() and len(value) <= _MAX_STICKER_ID):
-                raise NotifyError(400, f"{name}: must be a number")
-        sticker = (package, sticker_id)
-
-    thumbnail = (_text(fields, "imageThumbnail") or "").strip()
-    full = (_text(fields, "imageFullsize") or "").strip()
-    image_urls: tuple[str, str] | None = None
-    if thumbnail or full:
-        # Notify's document listed both as optional; a script that gave only one still gets its picture.
-        thumbnail = _https_url(thumbnail, "imageThumbnail") if thumbnail else ""
-        full = _https_url(full, "imageFullsize") if full else ""
-        image_urls = (thumbnail or full, full or thumbnail)
-
-    upload = fields.get("imageFile")
-    if isinstance(upload, str):
-        if upload:
-            raise NotifyError(400, "imageFile: must be a file upload (multipart/form-data)")
-        upload = None
-
-    flag = (_text(fields, "notificationDisabled") or "").strip().lower()
-    if flag not in _TRUE and flag not in _FALSE:
-        raise NotifyError(400, "notificationDisabled: must be true or false")
-    return NotifyRequest(message, sticker, image_urls, upload, flag in _TRUE)
-
-
-def notify_messages(form: NotifyRequest, uploaded_url: str | None = None) -> list[dict[str, Any]]:
-    """The LINE messages of a notification: text, then sticker, then image (an upload wins over URLs)."""
-    messages: list[dict[str, Any]] = [{"type": "text", "text": form.message}]
-    if form.sticker is not None:
-        messages.append({"type": "sticker", "packageId": form.sticker[0], "stickerId": form.sticker[1]})
-    if uploaded_url is not None:
-        messages.append(
-            {"type": "image", "originalContentUrl": uploaded_url, "previewImageUrl": uploaded_url}
-        )
-    elif form.image_urls is not None:
-        thumbnail, full = form.image_urls
-        messages.append({"type": "image", "originalContentUrl": full, "previewImageUrl": thumbnail})
-    return messages
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or a 413 as soon as it is known to be longer than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise NotifyError(400, "Content-Length must be a number of bytes")
-        if int(declared) > limit:
-            raise NotifyError(413, f"the request body must be at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise NotifyError(413, f"the request body must be at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _urlencoded(data: bytes, fields: Fields) -> None:
-    try:
-        # Raw (not percent-encoded) UTF-8 is taken too: `curl -d "message=こんにちは"` sends it so.
-        pairs = parse_qsl(
-            data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=_MAX_FIELDS
-        )
-    except ValueError:  # not UTF-8 (raw or percent-encoded), or too many fields
-        raise NotifyError(400, "the form is not valid application/x-www-form-urlencoded UTF-8") from None
-    for key, value in pairs:
-        fields.setdefault(key, value)
-
-
-async def read_fields(request: Request, limit: int) -> Fields:
-    """The form fields of a request: the body's (url-encoded or multipart), then the query string's.
-
-    Taking fields from the query string as well keeps scripts that put them in the URL working; where a
-    field is in both, the body's wins.
-    """
-    body = await read_body(request, limit)
-    fields: Fields = {}
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not body:
-        pass  # no fields at all: answered below as a missing message, whatever the content type says
-    elif media == "multipart/form-data":
-        await _multipart(request, body, limit, fields)
-    elif media in ("application/x-www-form-urlencoded", ""):
-        _urlencoded(body, fields)
-    else:
-        raise NotifyError(
-            415, "Content-Type must be application/x-www-form-urlencoded or multipart/form-data"
-        )
-    query = request.scope.get("query_string", b"")
-    if query:
-        _urlencoded(query, fields)
-    return fields
-
-
-async def _multipart(request: Request, body: bytes, limit: int, fields: Fields) -> None:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(
-            max_files=8, max_fields=_MAX_FIELDS, max_part_size=limit
-        )
-    except Exception:  # python-multipart and starlette raise several kinds for a malformed body
-        raise NotifyError(400, "the form is not valid multipart/form-data") from None
-    try:
-        for key, value in form.multi_items():
-            if key in fields:
-                continue
-            if isinstance(value, UploadFile):
-                fields[key] = await value.read()
-            else:
-                fields[key] = value
-    finally:
-        await form.close()
 
 
 # -- the endpoints -------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linepush._secret import Secret
-from linepush.service.gateway import NotifyError, read_body
+from linepush.service.notify_form import NotifyError, read_body
 from linepush.store import Store
 from linepush.store.base import MAX_EVENT_TYPE, RecipientSighting, recipient_type
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import abc
 import math
-import os
 import re
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -18,6 +16,10 @@ from typing import Any, Final, Literal, Self, get_args
 
 from linepush._secret import Secret
 from linepush.errors import StoreCorruptError, StoreError, StoreFullError, ValidationError
+
+# The retry-key rule is the library's (one rule for a direct send and the outbox); the store re-exports it.
+from linepush.retry_key import check_retry_key as check_retry_key
+from linepush.retry_key import new_retry_key as new_retry_key
 
 __all__ = [
     "MESSAGE_KINDS",
@@ -546,22 +548,6 @@ def check_limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"limit must be a whole number of at least 1, not {value!r}")
     return value
-
-
-def check_retry_key(value: object, prop: str) -> str:
-    """A retry key in LINE's form: a UUID, kept in its canonical lower-case hyphenated spelling."""
-    if not isinstance(value, str):
-        raise ValidationError("must be a UUID string", property=prop)
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValidationError(f"must be a UUID such as {uuid.UUID(int=0)}", property=prop) from None
-
-
-def new_retry_key() -> str:
-    """A random (version 4) UUID spelt as ``str(uuid.uuid4())``, in half the time (enqueue makes many)."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def recipient_type(recipient_id: str) -> RecipientType:

@@ -8,7 +8,6 @@ from typing import Any
 
 from linepush.api._base import ApiRequest, ApiResponse
 from linepush.transport._base import SocketTransport, body_too_large, never_sent, no_answer, request_headers
-from linepush.transport._urllib3 import Urllib3Transport
 
 
 class AiohttpTransport(SocketTransport):
@@ -113,16 +112,6 @@ class AiohttpTransport(SocketTransport):
                 response.close()  # the rest is never read; the connection goes with it
                 raise no_answer(self._base, request, body_too_large(self._max_body))
         return bytes(body)
-
-    def sync_counterpart(self) -> Urllib3Transport:
-        """A sync transport to the same place (the token manager refreshes from a worker thread)."""
-        return Urllib3Transport(
-            self._base,
-            timeouts=self._timeouts,
-            proxy=self._proxy,
-            ssl_context=self._ssl_context,
-            max_body=self._max_body,
-        )
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -124,9 +124,6 @@ class ASGITransport:
     def app(self) -> Any:
         return self._app
 
-    def sync_counterpart(self) -> SyncASGITransport:
-        return SyncASGITransport(self._app, self._base)
-
     async def aclose(self) -> None:
         return None
 

@@ -1,407 +1,66 @@
-"""Message models and the local validation of everything a send carries (messages, recipients, units).
-
-Every send is checked here once, before any request: what LINE would refuse raises
-:class:`~linepush.errors.ValidationError` naming the field in LINE's notation (``messages[2].text``).
-"""
+"""The validator: a send's messages (strings, dicts or models) turned into LINE's JSON dicts, each field
+checked against LINE's limits, the first refusal raised as a ValidationError naming the field in LINE's
+notation (``messages[2].text``)."""
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any
 
 from linepush.errors import ValidationError
-
-__all__ = [
-    "IMAGEMAP_BASE_WIDTH",
-    "MAX_ACTION_DATA",
-    "MAX_ACTION_LABEL",
-    "MAX_ACTION_TEXT",
-    "MAX_ACTION_URI",
-    "MAX_AGGREGATION_UNITS",
-    "MAX_AGGREGATION_UNIT_LENGTH",
-    "MAX_ALT_TEXT",
-    "MAX_BUTTONS_ACTIONS",
-    "MAX_BUTTONS_TEXT",
-    "MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE",
-    "MAX_CAROUSEL_ACTIONS",
-    "MAX_CAROUSEL_TEXT",
-    "MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE",
-    "MAX_CLIPBOARD_TEXT",
-    "MAX_CONFIRM_TEXT",
-    "MAX_DELIVERY_TAG",
-    "MAX_EMOJIS",
-    "MAX_FLEX_BUBBLE_BYTES",
-    "MAX_FLEX_CAROUSEL_BUBBLES",
-    "MAX_FLEX_CAROUSEL_BYTES",
-    "MAX_IMAGEMAP_ACTIONS",
-    "MAX_IMAGE_CAROUSEL_LABEL",
-    "MAX_LOCATION_TEXT",
-    "MAX_MESSAGES",
-    "MAX_QUICK_REPLY_ITEMS",
-    "MAX_SENDER_NAME",
-    "MAX_SUBSTITUTIONS",
-    "MAX_SUBSTITUTION_KEY",
-    "MAX_TEMPLATE_COLUMNS",
-    "MAX_TEMPLATE_TITLE",
-    "MAX_TEXTV2_EMOJIS",
-    "MAX_TEXTV2_MENTIONS",
-    "MAX_TEXT_UTF16",
-    "MAX_TRACKING_ID",
-    "MAX_URL_LENGTH",
-    "MESSAGE_TYPES",
-    "MIN_TEXT_UTF16",
-    "MULTICAST_MAX_RECIPIENTS",
-    "AudioMessage",
-    "CouponMessage",
-    "FlexMessage",
-    "ImageMessage",
-    "ImagemapMessage",
-    "LocationMessage",
-    "Message",
-    "MessageLike",
-    "StickerMessage",
-    "TemplateMessage",
-    "TextMessage",
-    "TextV2Message",
-    "VideoMessage",
-    "grapheme_len",
-    "normalize_messages",
-    "utf16_len",
-    "validate_custom_aggregation_units",
-    "validate_to",
-    "validate_user_ids",
-]
-
-# --- Limits (FACTS.md §3.2, §3.3, §5) -----------------------------------------------------------------
-
-MAX_MESSAGES = 5
-MAX_TEXT_UTF16 = 5000
-#: LINE's length error says "between 0 and 5000" but its example reports "May not be empty" for a text;
-#: whether "" is accepted is not documented, so an empty text is refused (set to 0 to let LINE decide).
-MIN_TEXT_UTF16 = 1
-MAX_EMOJIS = 20
-MAX_URL_LENGTH = 2000
-MAX_ALT_TEXT = 1500
-MAX_LOCATION_TEXT = 100
-MAX_TRACKING_ID = 100
-IMAGEMAP_BASE_WIDTH = 1040
-MAX_IMAGEMAP_ACTIONS = 50
-MAX_QUICK_REPLY_ITEMS = 13
-MAX_SENDER_NAME = 20
-#: "30 KB"/"50 KB" in LINE's docs; read as KiB so a bubble LINE accepts is never refused here.
-MAX_FLEX_BUBBLE_BYTES = 30 * 1024
-MAX_FLEX_CAROUSEL_BYTES = 50 * 1024
-MAX_FLEX_CAROUSEL_BUBBLES = 12
-MAX_TEMPLATE_COLUMNS = 10
-MAX_TEMPLATE_TITLE = 40
-MAX_BUTTONS_TEXT = 160
-MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE = 60
-MAX_BUTTONS_ACTIONS = 4
-MAX_CONFIRM_TEXT = 240
-MAX_CAROUSEL_TEXT = 120
-MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE = 60
-MAX_CAROUSEL_ACTIONS = 3
-MAX_ACTION_LABEL = 20
-MAX_IMAGE_CAROUSEL_LABEL = 12
-MAX_ACTION_DATA = 300
-MAX_ACTION_TEXT = 300
-MAX_ACTION_URI = 1000
-MAX_CLIPBOARD_TEXT = 1000
-MAX_SUBSTITUTIONS = 100
-MAX_SUBSTITUTION_KEY = 20
-MAX_TEXTV2_MENTIONS = 20
-MAX_TEXTV2_EMOJIS = 20
-MAX_DELIVERY_TAG = 30
-MULTICAST_MAX_RECIPIENTS = 500
-MAX_AGGREGATION_UNITS = 1
-MAX_AGGREGATION_UNIT_LENGTH = 30
-
-MESSAGE_TYPES: tuple[str, ...] = (
-    "text",
-    "textV2",
-    "sticker",
-    "image",
-    "video",
-    "audio",
-    "location",
-    "imagemap",
-    "template",
-    "flex",
-    "coupon",
+from linepush.messages._limits import (
+    _WORD_RE,
+    IMAGEMAP_BASE_WIDTH,
+    MAX_ACTION_DATA,
+    MAX_ACTION_LABEL,
+    MAX_ACTION_TEXT,
+    MAX_ACTION_URI,
+    MAX_ALT_TEXT,
+    MAX_BUTTONS_ACTIONS,
+    MAX_BUTTONS_TEXT,
+    MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE,
+    MAX_CAROUSEL_ACTIONS,
+    MAX_CAROUSEL_TEXT,
+    MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE,
+    MAX_CLIPBOARD_TEXT,
+    MAX_CONFIRM_TEXT,
+    MAX_DELIVERY_TAG,
+    MAX_EMOJIS,
+    MAX_FLEX_BUBBLE_BYTES,
+    MAX_FLEX_CAROUSEL_BUBBLES,
+    MAX_FLEX_CAROUSEL_BYTES,
+    MAX_IMAGE_CAROUSEL_LABEL,
+    MAX_IMAGEMAP_ACTIONS,
+    MAX_LOCATION_TEXT,
+    MAX_MESSAGES,
+    MAX_QUICK_REPLY_ITEMS,
+    MAX_SENDER_NAME,
+    MAX_SUBSTITUTION_KEY,
+    MAX_SUBSTITUTIONS,
+    MAX_TEMPLATE_COLUMNS,
+    MAX_TEMPLATE_TITLE,
+    MAX_TEXT_UTF16,
+    MAX_TEXTV2_EMOJIS,
+    MAX_TEXTV2_MENTIONS,
+    MAX_TRACKING_ID,
+    MAX_URL_LENGTH,
+    MESSAGE_TYPES,
+    MIN_TEXT_UTF16,
+    grapheme_len,
+    utf16_len,
 )
-_TYPES_TEXT = "Must be one of the following values: [" + ", ".join(MESSAGE_TYPES) + "]"
+from linepush.messages._models import Message, MessageLike
+from linepush.messages._recipients import _USER_RE
 
-_RECIPIENT_RE = re.compile(r"[UCR][0-9a-f]{32}")
-_USER_RE = re.compile(r"U[0-9a-f]{32}")
-_WORD_RE = re.compile(r"[A-Za-z0-9_]+")
+_TYPES_TEXT = "Must be one of the following values: [" + ", ".join(MESSAGE_TYPES) + "]"
 _PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 # Type tuples built once: an `a | b` union in isinstance() is rebuilt on every call (hot path).
 _ARRAY = (list, tuple)
 _NUMBER = (int, float)
 # Prefixes for the only indexes a valid request can have; larger ones are refused before they are needed.
 _PREFIXES = tuple(f"messages[{i}]" for i in range(MAX_MESSAGES))
-
-
-# --- Lengths ------------------------------------------------------------------------------------------
-
-
-def utf16_len(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units, the unit LINE counts text in (🍎 counts 2)."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le")) // 2
-
-
-def grapheme_len(text: str) -> int:
-    """Approximate number of user-perceived characters (grapheme clusters) in ``text``.
-
-    LINE counts template texts and labels this way. This approximation joins combining and enclosing
-    marks, variation selectors, emoji skin-tone modifiers, emoji tag characters, ZWJ sequences and
-    regional-indicator pairs (flags) to the character before them. It may count some rare scripts (e.g.
-    decomposed Hangul jamo) higher than a full UAX #29 segmenter would, never lower than one per cluster
-    for the common cases above.
-    """
-    if text.isascii():
-        return len(text)
-    count = 0
-    after_zwj = False
-    open_flag = False
-    for ch in text:
-        code = ord(ch)
-        if after_zwj:
-            after_zwj = False
-            continue
-        if code == 0x200D:
-            after_zwj = True
-            continue
-        if (
-            0x1F3FB <= code <= 0x1F3FF
-            or 0xE0020 <= code <= 0xE007F
-            or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        ):
-            continue
-        if 0x1F1E6 <= code <= 0x1F1FF:
-            if open_flag:
-                open_flag = False
-                continue
-            open_flag = True
-        else:
-            open_flag = False
-        count += 1
-    return count
-
-
-# --- Models -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """Base of the typed message models. ``to_dict()`` gives LINE's JSON shape.
-
-    Models are not validated when built (their dict fields stay mutable); they are validated, once, with
-    everything else when passed to :func:`normalize_messages`.
-    """
-
-    type: ClassVar[str] = ""
-
-    #: LINE's quick reply object, e.g. ``{"items": [{"type": "action", "action": {...}}]}``.
-    quick_reply: Mapping[str, Any] | None = field(default=None, kw_only=True)
-    #: LINE's sender object, e.g. ``{"name": "Alerts", "iconUrl": "https://..."}``.
-    sender: Mapping[str, Any] | None = field(default=None, kw_only=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """This message as LINE's JSON object (camelCase keys, unset optional fields left out)."""
-        data: dict[str, Any] = {"type": self.type}
-        self._fill(data)
-        if self.quick_reply is not None:
-            data["quickReply"] = _plain(self.quick_reply)
-        if self.sender is not None:
-            data["sender"] = _plain(self.sender)
-        return data
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
-def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
-    return value if isinstance(value, dict) else dict(value)
-
-
-def _put(data: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None:
-        data[key] = value
-
-
-@dataclass(frozen=True, slots=True)
-class TextMessage(Message):
-    """A text message; ``emojis`` are LINE emoji objects placed at ``$`` characters of ``text``."""
-
-    type: ClassVar[str] = "text"
-    text: str
-    emojis: Sequence[Mapping[str, Any]] | None = None
-    quote_token: str | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["text"] = self.text
-        if self.emojis is not None:
-            data["emojis"] = [_plain(e) for e in self.emojis]
-        _put(data, "quoteToken", self.quote_token)
-
-
-@dataclass(frozen=True, slots=True)
-class TextV2Message(Message):
-    """A text message v2: ``{key}`` placeholders in ``text`` replaced by mentions or emoji."""
-
-    type: ClassVar[str] = "textV2"
-    text: str
-    substitution: Mapping[str, Mapping[str, Any]] | None = None
-    quote_token: str | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["text"] = self.text
-        if self.substitution is not None:
-            data["substitution"] = {k: _plain(v) for k, v in self.substitution.items()}
-        _put(data, "quoteToken", self.quote_token)
-
-
-@dataclass(frozen=True, slots=True)
-class StickerMessage(Message):
-    """A sticker, by package and sticker id (strings, as LINE expects)."""
-
-    type: ClassVar[str] = "sticker"
-    package_id: str
-    sticker_id: str
-    quote_token: str | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["packageId"] = self.package_id
-        data["stickerId"] = self.sticker_id
-        _put(data, "quoteToken", self.quote_token)
-
-
-@dataclass(frozen=True, slots=True)
-class ImageMessage(Message):
-    """An image, by HTTPS URLs of the original and the preview."""
-
-    type: ClassVar[str] = "image"
-    original_content_url: str
-    preview_image_url: str
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["originalContentUrl"] = self.original_content_url
-        data["previewImageUrl"] = self.preview_image_url
-
-
-@dataclass(frozen=True, slots=True)
-class VideoMessage(Message):
-    """A video (mp4), by HTTPS URLs of the video and its preview image."""
-
-    type: ClassVar[str] = "video"
-    original_content_url: str
-    preview_image_url: str
-    tracking_id: str | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["originalContentUrl"] = self.original_content_url
-        data["previewImageUrl"] = self.preview_image_url
-        _put(data, "trackingId", self.tracking_id)
-
-
-@dataclass(frozen=True, slots=True)
-class AudioMessage(Message):
-    """An audio file (mp3 or m4a) by HTTPS URL; ``duration`` in milliseconds."""
-
-    type: ClassVar[str] = "audio"
-    original_content_url: str
-    duration: int
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["originalContentUrl"] = self.original_content_url
-        data["duration"] = self.duration
-
-
-@dataclass(frozen=True, slots=True)
-class LocationMessage(Message):
-    """A location pin."""
-
-    type: ClassVar[str] = "location"
-    title: str
-    address: str
-    latitude: float
-    longitude: float
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["title"] = self.title
-        data["address"] = self.address
-        data["latitude"] = self.latitude
-        data["longitude"] = self.longitude
-
-
-@dataclass(frozen=True, slots=True)
-class FlexMessage(Message):
-    """A Flex Message; ``contents`` is a bubble or carousel container in LINE's JSON shape."""
-
-    type: ClassVar[str] = "flex"
-    alt_text: str
-    contents: Mapping[str, Any]
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["altText"] = self.alt_text
-        data["contents"] = _plain(self.contents)
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateMessage(Message):
-    """A template message; ``template`` is a buttons, confirm, carousel or image_carousel object."""
-
-    type: ClassVar[str] = "template"
-    alt_text: str
-    template: Mapping[str, Any]
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["altText"] = self.alt_text
-        data["template"] = _plain(self.template)
-
-
-@dataclass(frozen=True, slots=True)
-class ImagemapMessage(Message):
-    """An imagemap: an image at ``base_url`` with tappable areas (``actions``) and an optional video."""
-
-    type: ClassVar[str] = "imagemap"
-    base_url: str
-    alt_text: str
-    base_size: Mapping[str, Any]
-    actions: Sequence[Mapping[str, Any]]
-    video: Mapping[str, Any] | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["baseUrl"] = self.base_url
-        data["altText"] = self.alt_text
-        data["baseSize"] = _plain(self.base_size)
-        data["actions"] = [_plain(a) for a in self.actions]
-        if self.video is not None:
-            data["video"] = _plain(self.video)
-
-
-@dataclass(frozen=True, slots=True)
-class CouponMessage(Message):
-    """A coupon created in LINE Official Account Manager, by id."""
-
-    type: ClassVar[str] = "coupon"
-    coupon_id: str
-    delivery_tag: str | None = None
-
-    def _fill(self, data: dict[str, Any]) -> None:
-        data["couponId"] = self.coupon_id
-        _put(data, "deliveryTag", self.delivery_tag)
-
-
-#: What a send accepts as one message: a plain string (a text message), a dict in LINE's shape, or a model.
-MessageLike: TypeAlias = str | Mapping[str, Any] | Message
 _SINGLE = (str, Mapping, Message)
 
 
@@ -1008,70 +667,3 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], str], None]] = {
     "flex": _check_flex,
     "coupon": _check_coupon,
 }
-
-
-# --- Recipients and aggregation units -----------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 42 else text[:40] + "…"
-
-
-def validate_to(to: str, *, property: str = "to") -> str:
-    """Check one push recipient: a user (``U``), group (``C``) or room (``R``) id. Returns it unchanged."""
-    if type(to) is str and _RECIPIENT_RE.fullmatch(to) is not None:
-        return to
-    raise ValidationError(
-        "Must be a user ID (U...), group ID (C...) or room ID (R...): the letter followed by 32 "
-        f"lowercase hex digits; got {_shown(to)}",
-        property=property,
-    )
-
-
-def validate_user_ids(
-    ids: Iterable[str], *, property: str = "to", limit: int | None = MULTICAST_MAX_RECIPIENTS
-) -> list[str]:
-    """Check multicast recipients: 1–``limit`` user ids (``U`` + 32 lowercase hex). Returns them as a list.
-
-    ``limit=None`` checks a list of any length (one that will be split into requests of 500).
-    """
-    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
-        raise ValidationError("Must be a list of user IDs", property=property)
-    result = list(ids)
-    if not result or (limit is not None and len(result) > limit):
-        raise ValidationError(f"Size must be between 1 and {limit}", property=property)
-    for i, user_id in enumerate(result):
-        if type(user_id) is not str or _USER_RE.fullmatch(user_id) is None:
-            hint = ""
-            if type(user_id) is str and _RECIPIENT_RE.fullmatch(user_id) is not None:
-                hint = " (multicast accepts user IDs only, not group or room IDs)"
-            raise ValidationError(
-                f"Must be a user ID: U followed by 32 lowercase hex digits{hint}; got {_shown(user_id)}",
-                property=f"{property}[{i}]",
-            )
-    return result
-
-
-def validate_custom_aggregation_units(
-    units: Sequence[str] | None, *, property: str = "customAggregationUnits"
-) -> list[str] | None:
-    """Check ``customAggregationUnits``: at most one name of 1–30 characters of ``[A-Za-z0-9_]``."""
-    if units is None:
-        return None
-    if isinstance(units, str | bytes) or not isinstance(units, Iterable):
-        raise ValidationError("Must be a list of unit names", property=property)
-    result = list(units)
-    if len(result) > MAX_AGGREGATION_UNITS:
-        raise ValidationError(f"Size must be between 0 and {MAX_AGGREGATION_UNITS}", property=property)
-    for i, unit in enumerate(result):
-        if (
-            type(unit) is not str
-            or not 0 < len(unit) <= MAX_AGGREGATION_UNIT_LENGTH
-            or _WORD_RE.fullmatch(unit) is None
-        ):
-            raise ValidationError(
-                f"Must be 1 to {MAX_AGGREGATION_UNIT_LENGTH} characters of [A-Za-z0-9_]; got {_shown(unit)}",
-                property=f"{property}[{i}]",
-            )
-    return result
