@@ -24,28 +24,13 @@ import psycopg.conninfo
 import psycopg.errors
 
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-from linepush.store._rows import (
-    _gateway_token,
-    _json_or_none,
-    _recipient,
-)
-from linepush.store._sql import OUTBOX_FIELDS, Prepared, SQLStore
 from linepush.store.base import (
-    GatewayToken,
-    RecipientSighting,
-    RecipientType,
     Settlement,
     StoreError,
-    WebhookRecipient,
-    check_gateway_token,
-    check_name,
     check_positive,
-    check_recipient_name,
-    check_sightings,
     check_time,
-    is_token_hash,
-    recipient_type,
 )
+from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, json_or_none
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -164,10 +149,6 @@ _FORM: Final = (
     "the form is postgresql://user:password@host:port/dbname?schema=name (percent-encode @ : / in parts)"
 )
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
-_RECIPIENT_COLUMNS: Final = (
-    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
-)
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = %(worker)s AND lease_expires_at > %(now)s"
 # Rows per INSERT of an enqueue; all chunks of one call share its transaction.
 _CHUNK: Final = 5000
@@ -469,6 +450,8 @@ class PostgresStore(SQLStore):
         " WHEN 'superseded' THEN ?::float8 WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?"
     )
     name_starts_with_sql = "left(name, char_length(?)) = ?"
+    greatest_sql = "greatest"
+    byte_order_sql = ' COLLATE "C"'  # as SQLite sorts text, whatever the database's collation
     claim_sql = CLAIM_SQL
     claim_by_channel_sql = CLAIM_BY_CHANNEL_SQL
 
@@ -482,6 +465,16 @@ class PostgresStore(SQLStore):
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
         return self._read(_percent_marks(sql), params)
+
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+
+        def run(cur: psycopg.Cursor[Any]) -> int:
+            cur.executemany(_percent_marks(sql), rows)
+            return cur.rowcount
+
+        return self._run(run)
 
     def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -589,8 +582,8 @@ class PostgresStore(SQLStore):
                     f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
                 )
             delivered = outcome == "delivered"
-            result = _json_or_none(item.result, "result") if delivered else None
-            error = None if delivered else _json_or_none(item.error, "error")
+            result = json_or_none(item.result, "result") if delivered else None
+            error = None if delivered else json_or_none(item.error, "error")
             retry_at = item.not_before if outcome == "retry" and item.not_before is not None else moment
             retry_at = check_time(retry_at, "not_before")
             message_id = _row_id(item.message_id)
@@ -662,128 +655,6 @@ class PostgresStore(SQLStore):
             f" WHERE {where}",
             {"now": moment, "ids": None if ids is None else _row_ids(ids)},
         )
-
-    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
-
-    def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
-    ) -> GatewayToken:
-        check_name(channel_id, "channel_id")
-        check_gateway_token(token_hash, recipient_id, name)
-        moment = check_time(now, "now")
-        rows = self._read(
-            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (token_hash) DO NOTHING"
-            f" RETURNING {_GATEWAY_TOKEN_COLUMNS}",
-            (channel_id, token_hash, recipient_id, name, moment),
-        )
-        if not rows:
-            raise ValidationError("this token hash is already stored", property="token_hash")
-        return _gateway_token(rows[0])
-
-    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
-        if not is_token_hash(token_hash):
-            return None
-        rows = self._read(
-            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = %s", (token_hash,)
-        )
-        return _gateway_token(rows[0]) if rows else None
-
-    def list_gateway_tokens(
-        self, channel_id: str | None = None, *, include_revoked: bool = True
-    ) -> list[GatewayToken]:
-        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE true"
-        params: list[Any] = []
-        if channel_id is not None:
-            sql += " AND channel_id = %s"
-            params.append(channel_id)
-        if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
-
-    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
-        moment = check_time(now, "now")
-        token = _row_id(token_id)
-
-        def revoke(cur: psycopg.Cursor[Any]) -> bool:
-            changed = cur.execute(
-                "UPDATE gateway_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (moment, token),
-            ).rowcount
-            if changed:
-                return True
-            if cur.execute("SELECT 1 FROM gateway_tokens WHERE id = %s", (token,)).fetchone() is None:
-                raise LookupError(f"no gateway token has id {token_id!r}")
-            return False
-
-        return self._run(revoke)
-
-    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
-        check_name(channel_id, "channel_id")
-        checked = check_sightings(sightings)
-        moment = check_time(now, "now")
-        if not checked:
-            return
-        # One row per id (an upsert may not touch a row twice): how often it was seen, and its last event.
-        seen: dict[str, tuple[RecipientType, str, int]] = {}
-        for recipient_id, kind, event in checked:
-            seen[recipient_id] = (kind, event, seen.get(recipient_id, (kind, event, 0))[2] + 1)
-        # In a fixed order, so two webhooks recording the same ids at once cannot deadlock.
-        ids = sorted(seen)
-        self._write(
-            "INSERT INTO webhook_recipients AS w (channel_id, recipient_id, type, first_seen_at,"
-            " last_seen_at, last_event_type, sightings)"
-            " SELECT %(channel)s, r, t, %(now)s, %(now)s, e, n"
-            " FROM unnest(%(ids)s::text[], %(types)s::text[], %(events)s::text[], %(counts)s::int[])"
-            " AS s(r, t, e, n)"
-            " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
-            " last_seen_at = greatest(w.last_seen_at, excluded.last_seen_at),"
-            " last_event_type = excluded.last_event_type, sightings = w.sightings + excluded.sightings",
-            {
-                "channel": channel_id,
-                "now": moment,
-                "ids": ids,
-                "types": [seen[i][0] for i in ids],
-                "events": [seen[i][1] for i in ids],
-                "counts": [seen[i][2] for i in ids],
-            },
-        )
-
-    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
-        where = "" if channel_id is None else " WHERE channel_id = %s"
-        # COLLATE "C": ids in byte order, as SQLite sorts them, whatever the database's collation.
-        rows = self._read(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
-            ' ORDER BY last_seen_at DESC, channel_id COLLATE "C", recipient_id COLLATE "C"',
-            () if channel_id is None else (channel_id,),
-        )
-        return [_recipient(row) for row in rows]
-
-    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
-        check_name(channel_id, "channel_id")
-        check_recipient_name(name)
-        recipient_type(recipient_id)
-        moment = check_time(now, "now")
-        self._write(
-            "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
-            " named_at = excluded.named_at",
-            (channel_id, name, recipient_id, moment),
-        )
-
-    def unname_recipient(self, channel_id: str, name: str) -> bool:
-        return (
-            self._write("DELETE FROM recipient_names WHERE channel_id = %s AND name = %s", (channel_id, name))
-            == 1
-        )
-
-    def recipient_names(self, channel_id: str) -> dict[str, str]:
-        # COLLATE "C": byte order, as SQLite sorts them.
-        rows = self._read(
-            'SELECT name, recipient_id FROM recipient_names WHERE channel_id = %s ORDER BY name COLLATE "C"',
-            (channel_id,),
-        )
-        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------

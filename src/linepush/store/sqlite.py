@@ -20,30 +20,16 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-from linepush.store._rows import (
-    _gateway_token,
-    _json_or_none,
-    _recipient,
-)
-from linepush.store._sql import OUTBOX_COLUMNS, Prepared, SQLStore
 from linepush.store.base import (
-    GatewayToken,
-    RecipientSighting,
     Settlement,
     StoreError,
-    WebhookRecipient,
-    check_gateway_token,
-    check_name,
     check_positive,
-    check_recipient_name,
-    check_sightings,
     check_time,
-    is_token_hash,
-    recipient_type,
 )
 from linepush.store.base import (
     new_retry_key as fresh_retry_key,
 )
+from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, json_or_none
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
 
@@ -152,10 +138,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 
-_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
-_RECIPIENT_COLUMNS: Final = (
-    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
-)
 # Bound parameters per statement, well under SQLite's limit.
 _CHUNK: Final = 500
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = ? AND lease_expires_at > ?"
@@ -289,6 +271,8 @@ class SQLiteStore(SQLStore):
         " WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?"
     )
     name_starts_with_sql = "substr(name, 1, length(?)) = ?"
+    greatest_sql = "max"
+    byte_order_sql = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
     claim_sql = _CLAIM
     claim_by_channel_sql = _CLAIM_BY_CHANNEL
 
@@ -304,6 +288,12 @@ class SQLiteStore(SQLStore):
     ) -> list[tuple[Any, ...]]:
         with self._write() as conn, _store_errors(self._path):
             return conn.execute(sql, params).fetchall()
+
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        with self._write() as conn, _store_errors(self._path):
+            return conn.executemany(sql, rows).rowcount
 
     def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
         chosen = list(values)
@@ -364,7 +354,7 @@ class SQLiteStore(SQLStore):
     def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
-        return self._update_each(
+        return self.change_many(
             f"UPDATE outbox SET lease_expires_at = ? WHERE id = ? AND {_LEASE_HELD}",
             [(until, message_id, worker_id, moment) for message_id in ids],
         )
@@ -377,15 +367,15 @@ class SQLiteStore(SQLStore):
             if not isinstance(item, Settlement):
                 raise ValidationError("must be a Settlement", property=f"items[{index}]")
             if item.outcome == "delivered":
-                body = _json_or_none(item.result, "result")
+                body = json_or_none(item.result, "result")
                 values: tuple[Any, ...] = (moment, moment, item.request_id, body, item.message_id)
                 statements.append((_DELIVERED, (*values, worker_id, moment)))
             elif item.outcome == "retry":
                 due = moment if item.not_before is None else check_time(item.not_before, "not_before")
-                body = _json_or_none(item.error, "error")
+                body = json_or_none(item.error, "error")
                 statements.append((_RETRY, (due, moment, body, item.message_id, worker_id, moment)))
             elif item.outcome == "failed":
-                body = _json_or_none(item.error, "error")
+                body = json_or_none(item.error, "error")
                 statements.append((_FAILED, (moment, body, item.message_id, worker_id, moment)))
             else:
                 raise ValidationError(
@@ -399,18 +389,12 @@ class SQLiteStore(SQLStore):
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")
-        return self._update_each(
+        return self.change_many(
             "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0),"
             " first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END,"
             f" updated_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}",
             [(moment, message_id, worker_id, moment) for message_id in ids],
         )
-
-    def _update_each(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        if not rows:
-            return 0
-        with self._write() as conn, _store_errors(self._path):
-            return conn.executemany(sql, rows).rowcount
 
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
         moment = check_time(now, "now")
@@ -433,113 +417,6 @@ class SQLiteStore(SQLStore):
                 " WHERE id = ? AND state = 'failed'",
                 [(moment, moment, message_id) for message_id in chosen],
             ).rowcount
-
-    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
-
-    def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
-    ) -> GatewayToken:
-        check_name(channel_id, "channel_id")
-        check_gateway_token(token_hash, recipient_id, name)
-        moment = check_time(now, "now")
-        with self._write() as conn:
-            try:
-                row = conn.execute(
-                    "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
-                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_GATEWAY_TOKEN_COLUMNS}",
-                    (channel_id, token_hash, recipient_id, name, moment),
-                ).fetchone()
-            except sqlite3.IntegrityError:
-                raise ValidationError("this token hash is already stored", property="token_hash") from None
-            except sqlite3.Error as exc:
-                raise StoreError(f"the SQLite store failed: {exc}") from exc
-        return _gateway_token(row)
-
-    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
-        if not is_token_hash(token_hash):
-            return None
-        rows = self._read(
-            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = ?", (token_hash,)
-        )
-        return _gateway_token(rows[0]) if rows else None
-
-    def list_gateway_tokens(
-        self, channel_id: str | None = None, *, include_revoked: bool = True
-    ) -> list[GatewayToken]:
-        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE 1 = 1"
-        params: list[Any] = []
-        if channel_id is not None:
-            sql += " AND channel_id = ?"
-            params.append(channel_id)
-        if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
-
-    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
-        moment = check_time(now, "now")
-        with self._write() as conn, _store_errors(self._path):
-            changed = conn.execute(
-                "UPDATE gateway_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (moment, token_id),
-            ).rowcount
-            if changed:
-                return True
-            if conn.execute("SELECT 1 FROM gateway_tokens WHERE id = ?", (token_id,)).fetchone() is None:
-                raise LookupError(f"no gateway token has id {token_id!r}")
-            return False
-
-    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
-        check_name(channel_id, "channel_id")
-        checked = check_sightings(sightings)
-        moment = check_time(now, "now")
-        if not checked:
-            return
-        with self._write() as conn, _store_errors(self._path):
-            conn.executemany(
-                "INSERT INTO webhook_recipients (channel_id, recipient_id, type, first_seen_at, last_seen_at,"
-                " last_event_type, sightings) VALUES (?, ?, ?, ?, ?, ?, 1)"
-                " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
-                " last_seen_at = max(last_seen_at, excluded.last_seen_at),"
-                " last_event_type = excluded.last_event_type, sightings = sightings + 1",
-                [(channel_id, rid, kind, moment, moment, event) for rid, kind, event in checked],
-            )
-
-    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
-        where = "" if channel_id is None else " WHERE channel_id = ?"
-        rows = self._read(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
-            " ORDER BY last_seen_at DESC, channel_id, recipient_id",
-            () if channel_id is None else (channel_id,),
-        )
-        return [_recipient(row) for row in rows]
-
-    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
-        check_name(channel_id, "channel_id")
-        check_recipient_name(name)
-        recipient_type(recipient_id)
-        moment = check_time(now, "now")
-        with self._write() as conn, _store_errors(self._path):
-            conn.execute(
-                "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
-                " named_at = excluded.named_at",
-                (channel_id, name, recipient_id, moment),
-            )
-
-    def unname_recipient(self, channel_id: str, name: str) -> bool:
-        with self._write() as conn, _store_errors(self._path):
-            return (
-                conn.execute(
-                    "DELETE FROM recipient_names WHERE channel_id = ? AND name = ?", (channel_id, name)
-                ).rowcount
-                == 1
-            )
-
-    def recipient_names(self, channel_id: str) -> dict[str, str]:
-        rows = self._read(
-            "SELECT name, recipient_id FROM recipient_names WHERE channel_id = ? ORDER BY name", (channel_id,)
-        )
-        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------

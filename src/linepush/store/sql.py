@@ -1,4 +1,4 @@
-"""What the SQL backends share: every method's checks, its statement and the record it hands back.
+"""What the SQL backends share: every method's checks, its statement, its encoding and the record it returns.
 
 A backend supplies how a statement runs (:meth:`SQLStore.select`, :meth:`SQLStore.change`,
 :meth:`SQLStore.change_returning`), how a list of values is bound (:meth:`SQLStore.among`), and the few
@@ -13,13 +13,14 @@ their values with ``?``; the PostgreSQL backend reads each ``?`` as ``%s``.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from linepush._secret import Secret
 from linepush.errors import ValidationError
-from linepush.store._rows import _message, _prepare, _token
 from linepush.store.base import (
+    MESSAGE_KINDS,
     REVOCABLE_KINDS,
     MessageState,
     NewMessage,
@@ -34,12 +35,14 @@ from linepush.store.base import (
     check_name,
     check_positive,
     check_rate,
+    check_retry_key,
     check_time,
     check_token_kind,
     check_token_states,
+    new_retry_key,
 )
 
-__all__ = ["OUTBOX_COLUMNS", "TOKEN_COLUMNS", "Prepared", "SQLStore"]
+__all__ = ["OUTBOX_COLUMNS", "OUTBOX_FIELDS", "TOKEN_COLUMNS", "Prepared", "SQLStore", "json_or_none"]
 
 TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
 OUTBOX_FIELDS = (
@@ -65,7 +68,7 @@ OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
 _MESSAGE_STATES: tuple[MessageState, ...] = ("queued", "sending", "delivered", "failed")
 
 #: One checked item of an enqueue, as the columns channel_id, kind, payload, retry_key, not_before,
-#: retry_key_given (see ``_rows._prepare``).
+#: retry_key_given.
 Prepared = tuple[str, str, str, str, float, int]
 
 
@@ -78,6 +81,10 @@ class SQLStore(Store):
     set_token_state_sql: ClassVar[str]
     #: Whether a lock's name starts with a prefix (values: prefix, prefix); not LIKE, a name may hold % or _.
     name_starts_with_sql: ClassVar[str]
+    #: The function giving the larger of two values (SQLite's two-argument max, PostgreSQL's greatest).
+    greatest_sql: ClassVar[str]
+    #: Put after a text column in ORDER BY to sort it in byte order, whatever the database's collation.
+    byte_order_sql: ClassVar[str]
 
     # -- what each backend supplies --------------------------------------------------------------------------
 
@@ -94,6 +101,10 @@ class SQLStore(Store):
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
         """Run one statement as a transaction of its own; returns the rows of its RETURNING clause."""
+
+    @abc.abstractmethod
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement once per row of values, all in one transaction; returns how many rows changed."""
 
     @abc.abstractmethod
     def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
@@ -391,3 +402,103 @@ class SQLStore(Store):
         cutoff = check_time(now, "now") - age
         condition, values = self.among("state", chosen)
         return self.change(f"DELETE FROM outbox WHERE {condition} AND updated_at < ?", (*values, cutoff))
+
+
+# -- checking items, encoding values, building records ---------------------------------------------------
+
+# Compact, and refusing NaN and infinities, which LINE's JSON parser would refuse too.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# Errors and results are records for people: a value JSON cannot hold is kept as its text, not refused.
+_JSON_LENIENT: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
+)
+
+
+def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
+    """One item as the columns channel_id, kind, payload, retry_key, not_before, retry_key_given."""
+    where = f"items[{index}]"
+    if not isinstance(item, NewMessage):
+        raise ValidationError("must be a NewMessage", property=where)
+    if not isinstance(item.channel_id, str) or not item.channel_id:
+        raise ValidationError("must be a non-empty string", property=f"{where}.channel_id")
+    if item.kind not in MESSAGE_KINDS:
+        raise ValidationError(f"must be one of {', '.join(MESSAGE_KINDS)}", property=f"{where}.kind")
+    if not isinstance(item.payload, Mapping):
+        raise ValidationError("must be a JSON object (a dict)", property=f"{where}.payload")
+    try:
+        payload = _JSON.encode(item.payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"cannot be stored as JSON: {exc}", property=f"{where}.payload") from None
+    if item.not_before is None:
+        not_before = now
+    else:
+        try:
+            not_before = check_time(item.not_before, "not_before")
+        except ValidationError as exc:
+            raise ValidationError(exc.reason, property=f"{where}.not_before") from None
+    if item.retry_key is None:
+        return item.channel_id, item.kind, payload, new_retry_key(), not_before, 0
+    return (
+        item.channel_id,
+        item.kind,
+        payload,
+        check_retry_key(item.retry_key, f"{where}.retry_key"),
+        not_before,
+        1,
+    )
+
+
+def json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _JSON_LENIENT.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} cannot be stored as JSON: {exc}") from None
+
+
+def _float(value: float | None) -> float | None:
+    # SQLite hands back REAL values that are whole numbers as int; the rows promise floats.
+    return None if value is None else float(value)
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(
+        id=row[0],
+        channel_id=row[1],
+        kind=row[2],
+        access_token=Secret(row[3]),
+        key_id=row[4],
+        issued_at=float(row[5]),
+        expires_at=_float(row[6]),
+        state=row[7],
+        superseded_at=_float(row[8]),
+    )
+
+
+def _message(row: tuple[Any, ...], *, decode: bool = True) -> OutboxMessage:
+    """``decode``: the JSON columns arrive as text (SQLite) rather than parsed (psycopg)."""
+    load = json.loads if decode else _as_is
+    return OutboxMessage(
+        id=row[0],
+        channel_id=row[1],
+        kind=row[2],
+        payload=load(row[3]),
+        retry_key=row[4],
+        state=row[5],
+        attempts=row[6],
+        not_before=float(row[7]),
+        first_attempt_at=_float(row[8]),
+        lease_owner=row[9],
+        lease_expires_at=_float(row[10]),
+        created_at=float(row[11]),
+        updated_at=float(row[12]),
+        delivered_at=_float(row[13]),
+        request_id=row[14],
+        result=None if row[15] is None else load(row[15]),
+        last_error=None if row[16] is None else load(row[16]),
+    )
+
+
+def _as_is(value: Any) -> Any:
+    return value
