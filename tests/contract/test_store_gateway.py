@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from linepush.errors import ValidationError
-from linepush.service.store import GatewayStore, RecipientSighting
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.service.store import GatewayStore, RecipientSighting, gateway_store
+from linepush.store import Store
 
 USER = "U" + "4" * 32
 GROUP = "C" + "a" * 32
@@ -204,3 +205,19 @@ def test_a_bad_sighting_records_nothing_of_the_batch(gateway: GatewayStore, bad:
         gateway.record_recipients("1000", [RecipientSighting(GROUP, "join"), bad], 100.0)
     assert caught.value.property == prop
     assert gateway.list_recipients() == []
+
+
+# -- where the gateway's tables are found
+
+
+def test_gateway_store_of_a_gateway_store_is_itself(gateway: GatewayStore) -> None:
+    assert gateway_store(gateway) is gateway
+
+
+def test_a_store_without_sql_has_no_place_for_the_gateway_tables() -> None:
+    class Elsewhere(Store):
+        pass
+
+    Elsewhere.__abstractmethods__ = frozenset()
+    with pytest.raises(ConfigurationError, match="Elsewhere"):
+        gateway_store(Elsewhere())

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.store import Store
-from linepush.store.base import RecipientType, check_name, check_recipient_name, check_time, recipient_type
+from linepush.store.checks import RecipientType, check_name, check_recipient_name, check_time, recipient_type
 from linepush.store.sql import SQLStore
 
 __all__ = [

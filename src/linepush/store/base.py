@@ -2,8 +2,8 @@
 
 Backends are synchronous and safe to call from many threads and processes; every method that depends on the
 time takes ``now`` (UNIX seconds) from the caller, so tests and the emulator's clock stay in charge. The
-records are in :mod:`linepush.store.records`, the input checks in :mod:`linepush.store.checks`; both are
-named here too.
+records are in :mod:`linepush.store.records` (and named here too), the input checks in
+:mod:`linepush.store.checks`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,8 @@ from linepush.store.checks import (
     MAX_RECIPIENT_NAME,
     RECIPIENT_TYPES,
     RecipientType,
-    check_limit,
-    check_message_states,
-    check_name,
-    check_positive,
-    check_rate,
     check_recipient_name,
     check_retry_key,
-    check_time,
-    check_token_kind,
-    check_token_states,
     is_recipient_id,
     new_retry_key,
     recipient_type,
@@ -72,16 +64,8 @@ __all__ = [
     "TokenKind",
     "TokenRecord",
     "TokenState",
-    "check_limit",
-    "check_message_states",
-    "check_name",
-    "check_positive",
-    "check_rate",
     "check_recipient_name",
     "check_retry_key",
-    "check_time",
-    "check_token_kind",
-    "check_token_states",
     "is_recipient_id",
     "new_retry_key",
     "recipient_type",

@@ -24,12 +24,9 @@ import psycopg.conninfo
 import psycopg.errors
 
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-from linepush.store.base import (
-    Settlement,
-    StoreError,
-    check_positive,
-    check_time,
-)
+from linepush.store.base import StoreError
+from linepush.store.checks import check_positive, check_time
+from linepush.store.records import Settlement
 from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, json_or_none
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]

@@ -19,17 +19,8 @@ from typing import Any, ClassVar, Final
 
 from linepush._secret import Secret
 from linepush.errors import ValidationError
-from linepush.store.base import (
-    MESSAGE_KINDS,
-    REVOCABLE_KINDS,
-    MessageState,
-    NewMessage,
-    OutboxMessage,
-    Settlement,
-    Store,
-    TokenKind,
-    TokenRecord,
-    TokenState,
+from linepush.store.base import Store
+from linepush.store.checks import (
     check_limit,
     check_message_states,
     check_name,
@@ -40,6 +31,17 @@ from linepush.store.base import (
     check_token_kind,
     check_token_states,
     new_retry_key,
+)
+from linepush.store.records import (
+    MESSAGE_KINDS,
+    REVOCABLE_KINDS,
+    MessageState,
+    NewMessage,
+    OutboxMessage,
+    Settlement,
+    TokenKind,
+    TokenRecord,
+    TokenState,
 )
 
 __all__ = ["OUTBOX_COLUMNS", "OUTBOX_FIELDS", "TOKEN_COLUMNS", "Prepared", "SQLStore", "json_or_none"]

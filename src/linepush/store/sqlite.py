@@ -20,15 +20,10 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-from linepush.store.base import (
-    Settlement,
-    StoreError,
-    check_positive,
-    check_time,
-)
-from linepush.store.base import (
-    new_retry_key as fresh_retry_key,
-)
+from linepush.store.base import StoreError
+from linepush.store.base import new_retry_key as fresh_retry_key
+from linepush.store.checks import check_positive, check_time
+from linepush.store.records import Settlement
 from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, json_or_none
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
