@@ -27,7 +27,7 @@ from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullErro
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, json_or_none
+from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -569,31 +569,17 @@ class PostgresStore(SQLStore):
         due: list[float] = []
         named: list[int] = []
         first: dict[int, int] = {}
-        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
-        for index, item in enumerate(items):
-            if not isinstance(item, Settlement):
-                raise ValidationError("must be a Settlement", property=f"items[{index}]")
-            outcome = item.outcome
-            if outcome not in ("delivered", "retry", "failed"):
-                raise ValidationError(
-                    f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
-                )
-            delivered = outcome == "delivered"
-            result = json_or_none(item.result, "result") if delivered else None
-            error = None if delivered else json_or_none(item.error, "error")
-            retry_at = item.not_before if outcome == "retry" and item.not_before is not None else moment
-            retry_at = check_time(retry_at, "not_before")
-            message_id = _row_id(item.message_id)
-            named.append(message_id)
-            if message_id in first:
+        for index, item in enumerate(self.check_settlements(items, moment)):
+            named.append(item.message_id)
+            if item.message_id in first:
                 continue  # settled by its first item, as one-by-one calls would; later ones find it settled
-            first[message_id] = index
-            ids.append(message_id)
-            outcomes.append(outcome)
-            request_ids.append(item.request_id if delivered else None)
-            results.append(result)
-            errors.append(error)
-            due.append(retry_at)
+            first[item.message_id] = index
+            ids.append(item.message_id)
+            outcomes.append(item.outcome)
+            request_ids.append(item.request_id)
+            results.append(item.result)
+            errors.append(item.error)
+            due.append(item.not_before)
         rows = self._read(
             "UPDATE outbox AS o SET"
             " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued'"

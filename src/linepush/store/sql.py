@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 from linepush._secret import Secret
 from linepush.errors import ValidationError
@@ -39,12 +39,21 @@ from linepush.store.records import (
     NewMessage,
     OutboxMessage,
     Settlement,
+    SettlementOutcome,
     TokenKind,
     TokenRecord,
     TokenState,
 )
 
-__all__ = ["OUTBOX_COLUMNS", "OUTBOX_FIELDS", "TOKEN_COLUMNS", "Prepared", "SQLStore", "json_or_none"]
+__all__ = [
+    "OUTBOX_COLUMNS",
+    "OUTBOX_FIELDS",
+    "TOKEN_COLUMNS",
+    "CheckedSettlement",
+    "Prepared",
+    "SQLStore",
+    "json_or_none",
+]
 
 TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
 OUTBOX_FIELDS = (
@@ -68,6 +77,19 @@ OUTBOX_FIELDS = (
 )
 OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
 _MESSAGE_STATES: tuple[MessageState, ...] = ("queued", "sending", "delivered", "failed")
+
+
+class CheckedSettlement(NamedTuple):
+    """A :class:`Settlement` checked and encoded for binding: JSON as text, a retry's due time resolved."""
+
+    message_id: Any
+    outcome: SettlementOutcome
+    request_id: str | None
+    result: str | None
+    error: str | None
+    #: When a retry is due again; ``now`` for the other outcomes.
+    not_before: float
+
 
 #: One checked item of an enqueue, as the columns channel_id, kind, payload, retry_key, not_before,
 #: retry_key_given.
@@ -357,7 +379,35 @@ class SQLStore(Store):
         return self.settle(worker_id, now, [Settlement(message_id, "failed", error=error)])[0]
 
     @abc.abstractmethod
-    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]: ...
+    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+        """See :meth:`Store.settle`; a backend checks the items with :meth:`check_settlements` first."""
+
+    def check_settlements(self, items: Sequence[Settlement], now: float) -> list[CheckedSettlement]:
+        """Every item checked and encoded before anything is written, so a bad one changes nothing."""
+        checked: list[CheckedSettlement] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Settlement):
+                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+            outcome = item.outcome
+            if outcome not in ("delivered", "retry", "failed"):
+                raise ValidationError(
+                    f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
+                )
+            due = now
+            if outcome == "retry" and item.not_before is not None:
+                due = check_time(item.not_before, "not_before")
+            delivered = outcome == "delivered"
+            checked.append(
+                CheckedSettlement(
+                    message_id=self.row_id(item.message_id),
+                    outcome=outcome,
+                    request_id=item.request_id if delivered else None,
+                    result=json_or_none(item.result, "result") if delivered else None,
+                    error=None if delivered else json_or_none(item.error, "error"),
+                    not_before=due,
+                )
+            )
+        return checked
 
     # -- outbox: inspection and maintenance ------------------------------------------------------------------
 

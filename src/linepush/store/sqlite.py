@@ -24,7 +24,7 @@ from linepush.store.base import StoreError
 from linepush.store.base import new_retry_key as fresh_retry_key
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, json_or_none
+from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
 
@@ -356,27 +356,15 @@ class SQLiteStore(SQLStore):
 
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         moment = check_time(now, "now")
-        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, Settlement):
-                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+        for item in self.check_settlements(items, moment):
+            held = (item.message_id, worker_id, moment)
             if item.outcome == "delivered":
-                body = json_or_none(item.result, "result")
-                values: tuple[Any, ...] = (moment, moment, item.request_id, body, item.message_id)
-                statements.append((_DELIVERED, (*values, worker_id, moment)))
+                statements.append((_DELIVERED, (moment, moment, item.request_id, item.result, *held)))
             elif item.outcome == "retry":
-                due = moment if item.not_before is None else check_time(item.not_before, "not_before")
-                body = json_or_none(item.error, "error")
-                statements.append((_RETRY, (due, moment, body, item.message_id, worker_id, moment)))
-            elif item.outcome == "failed":
-                body = json_or_none(item.error, "error")
-                statements.append((_FAILED, (moment, body, item.message_id, worker_id, moment)))
+                statements.append((_RETRY, (item.not_before, moment, item.error, *held)))
             else:
-                raise ValidationError(
-                    f"must be delivered, retry or failed, not {item.outcome!r}",
-                    property=f"items[{index}].outcome",
-                )
+                statements.append((_FAILED, (moment, item.error, *held)))
         if not statements:
             return []
         with self._write() as conn, _store_errors(self._path):
