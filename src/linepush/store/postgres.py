@@ -27,7 +27,7 @@ from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullErro
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore
+from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -127,7 +127,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
-    # 3 → 4: the gateway's names of recipients.
+    # 2 → 3: the gateway's names of recipients. Shared rate limits came in 0 → 1 here, so from this one on
+    # PostgreSQL's versions run one behind SQLite's.
     (
         """
         CREATE TABLE recipient_names (
@@ -273,15 +274,7 @@ class PostgresStore(SQLStore):
             if self._closed:  # close() ran while this connection was being opened
                 conn.close()
                 raise StoreError("this store has been closed")
-            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
-            alive = []
-            for thread, other in self._connections:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), conn))
-            self._connections = alive
+            self._connections = add_for_this_thread(self._connections, conn)
         self._local.conn = conn
         return conn
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
 
 from linepush._secret import Secret
 from linepush.errors import ValidationError
@@ -52,6 +53,7 @@ __all__ = [
     "CheckedSettlement",
     "Prepared",
     "SQLStore",
+    "add_for_this_thread",
     "json_or_none",
 ]
 
@@ -454,6 +456,31 @@ class SQLStore(Store):
         cutoff = check_time(now, "now") - age
         condition, values = self.among("state", chosen)
         return self.change(f"DELETE FROM outbox WHERE {condition} AND updated_at < ?", (*values, cutoff))
+
+
+# -- connections ---------------------------------------------------------------------------------------------
+
+
+class _Connection(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Connection)
+
+
+def add_for_this_thread(
+    connections: list[tuple[threading.Thread, C]], conn: C
+) -> list[tuple[threading.Thread, C]]:
+    """``connections`` (one per thread) with ``conn`` added for this thread, less those of threads that have
+    ended, which are closed: threads come and go (asyncio's executor, for one)."""
+    alive = []
+    for thread, other in connections:
+        if thread.is_alive():
+            alive.append((thread, other))
+        else:
+            other.close()
+    alive.append((threading.current_thread(), conn))
+    return alive
 
 
 # -- checking items, encoding values, building records ---------------------------------------------------

@@ -24,7 +24,7 @@ from linepush.store.base import StoreError
 from linepush.store.base import new_retry_key as fresh_retry_key
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore
+from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
 
@@ -449,15 +449,7 @@ class _Database:
             if self.closed:  # close() ran while this connection was being opened
                 conn.close()
                 raise StoreError("this store has been closed")
-            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
-            alive = []
-            for thread, other in self.connections:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), conn))
-            self.connections = alive
+            self.connections = add_for_this_thread(self.connections, conn)
         self._local.conn = conn
         return conn
 
