@@ -562,7 +562,7 @@ class PostgresStore(SQLStore):
         due: list[float] = []
         named: list[int] = []
         first: dict[int, int] = {}
-        for index, item in enumerate(self.check_settlements(items, moment)):
+        for index, item in enumerate(self._check_settlements(items, moment)):
             named.append(item.message_id)
             if item.message_id in first:
                 continue  # settled by its first item, as one-by-one calls would; later ones find it settled

@@ -99,7 +99,12 @@ Prepared = tuple[str, str, str, str, float, int]
 
 
 class SQLStore(Store):
-    """A :class:`Store` on a SQL database: the interface's rules, with the dialect left to the backend."""
+    """A :class:`Store` on a SQL database: the interface's rules, with the dialect left to the backend.
+
+    :meth:`select`, :meth:`change`, :meth:`change_returning`, :meth:`change_many` and :meth:`among` run
+    statements whose values are marked ``?``; they are also how tables that others own in the same database
+    (the gateway's, see :mod:`linepush.service.store`) are read and written.
+    """
 
     #: True where JSON columns come back as text to parse (SQLite), False where the driver parses them.
     json_as_text: ClassVar[bool]
@@ -111,6 +116,9 @@ class SQLStore(Store):
     greatest_sql: ClassVar[str]
     #: Put after a text column in ORDER BY to sort it in byte order, whatever the database's collation.
     byte_order_sql: ClassVar[str]
+    #: The claim statement (see :meth:`claim`), with the named values worker, until, now, limit (and channel).
+    claim_sql: ClassVar[str]
+    claim_by_channel_sql: ClassVar[str]
 
     # -- what each backend supplies --------------------------------------------------------------------------
 
@@ -152,7 +160,7 @@ class SQLStore(Store):
         ``given`` maps each retry key the caller chose to its item's index; one already in the outbox raises
         :class:`ValidationError` naming that item, and nothing is stored."""
 
-    def message(self, row: tuple[Any, ...]) -> OutboxMessage:
+    def _outbox_message(self, row: tuple[Any, ...]) -> OutboxMessage:
         return _message(row, decode=self.json_as_text)
 
     # -- tokens ----------------------------------------------------------------------------------------------
@@ -324,10 +332,6 @@ class SQLStore(Store):
             )
         ]
 
-    #: The claim statement, with the named values worker, until, now, limit (and channel).
-    claim_sql: ClassVar[str]
-    claim_by_channel_sql: ClassVar[str]
-
     def claim(
         self,
         worker_id: str,
@@ -344,7 +348,7 @@ class SQLStore(Store):
             self.claim_by_channel_sql if channel_id is not None else self.claim_sql,
             {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
         )
-        return sorted((self.message(row) for row in rows), key=lambda m: (m.not_before, m.id))
+        return sorted((self._outbox_message(row) for row in rows), key=lambda m: (m.not_before, m.id))
 
     # -- outbox: settling ------------------------------------------------------------------------------------
 
@@ -382,9 +386,9 @@ class SQLStore(Store):
 
     @abc.abstractmethod
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
-        """See :meth:`Store.settle`; a backend checks the items with :meth:`check_settlements` first."""
+        """See :meth:`Store.settle`; a backend checks the items with :meth:`_check_settlements` first."""
 
-    def check_settlements(self, items: Sequence[Settlement], now: float) -> list[CheckedSettlement]:
+    def _check_settlements(self, items: Sequence[Settlement], now: float) -> list[CheckedSettlement]:
         """Every item checked and encoded before anything is written, so a bad one changes nothing."""
         checked: list[CheckedSettlement] = []
         for index, item in enumerate(items):
@@ -415,7 +419,7 @@ class SQLStore(Store):
 
     def get_message(self, message_id: int) -> OutboxMessage | None:
         rows = self.select(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (self.row_id(message_id),))
-        return self.message(rows[0]) if rows else None
+        return self._outbox_message(rows[0]) if rows else None
 
     def list_messages(
         self,
@@ -433,7 +437,7 @@ class SQLStore(Store):
             sql += " AND channel_id = ?"
             params.append(channel_id)
         params.append(check_limit(limit))
-        return [self.message(row) for row in self.select(sql + " ORDER BY id LIMIT ?", params)]
+        return [self._outbox_message(row) for row in self.select(sql + " ORDER BY id LIMIT ?", params)]
 
     def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
         where = "" if channel_id is None else " WHERE channel_id = ?"

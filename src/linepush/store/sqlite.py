@@ -357,7 +357,7 @@ class SQLiteStore(SQLStore):
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         moment = check_time(now, "now")
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        for item in self.check_settlements(items, moment):
+        for item in self._check_settlements(items, moment):
             held = (item.message_id, worker_id, moment)
             if item.outcome == "delivered":
                 statements.append((_DELIVERED, (moment, moment, item.request_id, item.result, *held)))
