@@ -1,7 +1,9 @@
 """The PostgreSQL backend: one database shared by every process on every host, through psycopg 3.
 
 Connections are per thread with autocommit off; every call is one explicit transaction. Claims take rows with
-``FOR UPDATE SKIP LOCKED``, locks are leases in a table, and migrations run under an advisory lock.
+``FOR UPDATE SKIP LOCKED``, locks are leases in a table, and migrations run under an advisory lock. The
+methods' checks and statements are :class:`~linepush.store.sql.SQLStore`'s; this module has the connections,
+the migrations, and what PostgreSQL does its own way (arrays, the claim, enqueue's and settle's bulk writes).
 """
 
 # S608: the SQL here is assembled only from this module's constants and %s marks; every value is bound.

@@ -2,7 +2,8 @@
 
 Connections are per thread (WAL lets readers go on while another thread or process writes, so a token read
 never waits behind an outbox claim); every write is one ``BEGIN IMMEDIATE`` transaction, which makes claims
-atomic across processes.
+atomic across processes. The methods' checks and statements are :class:`~linepush.store.sql.SQLStore`'s;
+this module has the file, its connections and migrations, and what SQLite spells its own way.
 """
 
 # S608: the SQL here is assembled only from this module's constants and "?" marks; every value is bound.
