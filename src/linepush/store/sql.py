@@ -1,7 +1,8 @@
 """What the SQL backends share: every method's checks, its statement, its encoding and the record it returns.
 
 A backend supplies how a statement runs (:meth:`SQLStore.select`, :meth:`SQLStore.change`,
-:meth:`SQLStore.change_returning`), how a list of values is bound (:meth:`SQLStore.among`), and the few
+:meth:`SQLStore.change_returning`, :meth:`SQLStore.change_many`), how a list of values is bound
+(:meth:`SQLStore.among`), the claim, enqueue's and settle's writes, the rate limit's upsert, and the few
 statements its dialect spells differently; everything else is written once, here. Shared statements mark
 their values with ``?``; the PostgreSQL backend reads each ``?`` as ``%s``.
 """
@@ -49,15 +50,13 @@ from linepush.store.records import (
 __all__ = [
     "OUTBOX_COLUMNS",
     "OUTBOX_FIELDS",
-    "TOKEN_COLUMNS",
     "CheckedSettlement",
     "Prepared",
     "SQLStore",
     "add_for_this_thread",
-    "json_or_none",
 ]
 
-TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
+_TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
 OUTBOX_FIELDS = (
     "id",
     "channel_id",
@@ -185,7 +184,7 @@ class SQLStore(Store):
         expires = None if expires_at is None else check_time(expires_at, "expires_at")
         rows = self.change_returning(
             "INSERT INTO tokens (channel_id, kind, access_token, key_id, issued_at, expires_at, state)"
-            f" VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING {TOKEN_COLUMNS}",
+            f" VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING {_TOKEN_COLUMNS}",
             (channel_id, kind, token, key_id, issued, expires),
         )
         return _token(rows[0])
@@ -193,7 +192,7 @@ class SQLStore(Store):
     def current_token(self, channel_id: str, kind: TokenKind, now: float) -> TokenRecord | None:
         check_token_kind(kind)
         rows = self.select(
-            f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND kind = ? AND state = 'active'"
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND kind = ? AND state = 'active'"
             " AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at DESC, id DESC LIMIT 1",
             (channel_id, kind, check_time(now, "now")),
         )
@@ -205,7 +204,7 @@ class SQLStore(Store):
         kind: TokenKind | None = None,
         states: Collection[TokenState] | None = None,
     ) -> list[TokenRecord]:
-        sql = f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE channel_id = ?"
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ?"
         params: list[Any] = [channel_id]
         if kind is not None:
             sql += " AND kind = ?"
@@ -236,7 +235,7 @@ class SQLStore(Store):
     ) -> list[TokenRecord]:
         revocable, kinds = self.among("kind", REVOCABLE_KINDS)
         rows = self.select(
-            f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND state = 'superseded'"
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND state = 'superseded'"
             f" AND {revocable} AND superseded_at <= ?"
             " AND (expires_at IS NULL OR expires_at > ?) ORDER BY superseded_at, id",
             (
@@ -408,8 +407,8 @@ class SQLStore(Store):
                     message_id=self.row_id(item.message_id),
                     outcome=outcome,
                     request_id=item.request_id if delivered else None,
-                    result=json_or_none(item.result, "result") if delivered else None,
-                    error=None if delivered else json_or_none(item.error, "error"),
+                    result=_json_or_none(item.result, "result") if delivered else None,
+                    error=None if delivered else _json_or_none(item.error, "error"),
                     not_before=due,
                 )
             )
@@ -531,7 +530,7 @@ def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
     )
 
 
-def json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:
+def _json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:
     if value is None:
         return None
     try:
