@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from linepush.service.store import GatewayStore, gateway_store
 from linepush.store import SQLiteStore, Store
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -36,3 +37,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         # Closed before the schema is dropped: the drop would wait for the store's connections otherwise.
         with opened:
             yield opened
+
+
+@pytest.fixture
+def gateway(store: Store) -> GatewayStore:
+    """The gateway's tables on the same backend: the service's own interface, run by the same suite."""
+    return gateway_store(store)

@@ -5,46 +5,47 @@ from __future__ import annotations
 import pytest
 
 from linepush.errors import ValidationError
+from linepush.service.store import GatewayStore
 from linepush.store import Store
 
 USER = "U" + "4" * 32
 GROUP = "C" + "a" * 32
 
 
-def test_names_point_at_ids_per_channel(store: Store) -> None:
-    store.name_recipient("1000", "ops-room", GROUP, 1.0)
-    store.name_recipient("1000", "me", USER, 2.0)
-    store.name_recipient("2000", "ops-room", USER, 3.0)
-    assert store.recipient_names("1000") == {"me": USER, "ops-room": GROUP}
-    assert list(store.recipient_names("1000")) == ["me", "ops-room"]
-    assert store.recipient_names("2000") == {"ops-room": USER}
-    assert store.recipient_names("3000") == {}
+def test_names_point_at_ids_per_channel(gateway: GatewayStore) -> None:
+    gateway.name_recipient("1000", "ops-room", GROUP, 1.0)
+    gateway.name_recipient("1000", "me", USER, 2.0)
+    gateway.name_recipient("2000", "ops-room", USER, 3.0)
+    assert gateway.recipient_names("1000") == {"me": USER, "ops-room": GROUP}
+    assert list(gateway.recipient_names("1000")) == ["me", "ops-room"]
+    assert gateway.recipient_names("2000") == {"ops-room": USER}
+    assert gateway.recipient_names("3000") == {}
 
 
-def test_a_name_given_again_names_the_new_id(store: Store) -> None:
-    store.name_recipient("1000", "ops-room", GROUP, 1.0)
-    store.name_recipient("1000", "ops-room", USER, 2.0)
-    assert store.recipient_names("1000") == {"ops-room": USER}
+def test_a_name_given_again_names_the_new_id(gateway: GatewayStore) -> None:
+    gateway.name_recipient("1000", "ops-room", GROUP, 1.0)
+    gateway.name_recipient("1000", "ops-room", USER, 2.0)
+    assert gateway.recipient_names("1000") == {"ops-room": USER}
 
 
-def test_unname(store: Store) -> None:
-    store.name_recipient("1000", "ops-room", GROUP, 1.0)
-    assert store.unname_recipient("1000", "ops-room") is True
-    assert store.unname_recipient("1000", "ops-room") is False
-    assert store.recipient_names("1000") == {}
+def test_unname(gateway: GatewayStore) -> None:
+    gateway.name_recipient("1000", "ops-room", GROUP, 1.0)
+    assert gateway.unname_recipient("1000", "ops-room") is True
+    assert gateway.unname_recipient("1000", "ops-room") is False
+    assert gateway.recipient_names("1000") == {}
 
 
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 65, "ops/room", GROUP, "名前"])
-def test_bad_names_are_refused_and_nothing_is_stored(store: Store, name: str) -> None:
+def test_bad_names_are_refused_and_nothing_is_stored(gateway: GatewayStore, name: str) -> None:
     with pytest.raises(ValidationError):
-        store.name_recipient("1000", name, GROUP, 1.0)
-    assert store.recipient_names("1000") == {}
+        gateway.name_recipient("1000", name, GROUP, 1.0)
+    assert gateway.recipient_names("1000") == {}
 
 
-def test_a_bad_id_is_refused(store: Store) -> None:
+def test_a_bad_id_is_refused(gateway: GatewayStore) -> None:
     with pytest.raises(ValidationError):
-        store.name_recipient("1000", "ops", "C123", 1.0)
-    assert store.recipient_names("1000") == {}
+        gateway.name_recipient("1000", "ops", "C123", 1.0)
+    assert gateway.recipient_names("1000") == {}
 
 
 def test_expired_leases_of_a_prefix_are_deleted_and_no_others(store: Store) -> None:

@@ -733,3 +733,17 @@ def test_a_lone_surrogate_is_a_validation_error_and_stores_nothing(store: Store,
         call(store)
     assert "token" not in str(caught.value) and "\ud800" not in str(caught.value)
     assert sum(store.counts().values()) == 0 and store.list_tokens("1000") == []
+
+
+def test_purge_and_token_lists_bind_lists_of_every_length(store: Store) -> None:
+    # A list of values is bound as IN (?, ...) on one backend and as an array on the other.
+    for i, state in enumerate(("active", "superseded", "invalid", "revoked")):
+        token = store.save_token("1000", "v2.1", f"t{i}", f"k{i}", float(i), None)
+        store.set_token_state(token.id, state, now=10.0)
+    assert [t.state for t in store.list_tokens("1000", states=["revoked"])] == ["revoked"]
+    assert [t.state for t in store.list_tokens("1000", states=["invalid", "active", "revoked"])] == [
+        "active",
+        "invalid",
+        "revoked",
+    ]
+    assert store.purge(["delivered", "failed", "queued"], older_than=0.0, now=1.0) == 0

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from linepush.errors import ValidationError
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.service.store import GatewayStore, RecipientSighting, gateway_store
 from linepush.store import Store
-from linepush.store.base import RecipientSighting
 
 USER = "U" + "4" * 32
 GROUP = "C" + "a" * 32
@@ -23,8 +23,8 @@ def digest(token: str) -> str:
 # -- gateway tokens
 
 
-def test_created_gateway_token_comes_back_whole(store: Store) -> None:
-    created = store.create_gateway_token("1000", digest("t1"), USER, "ops", 100.0)
+def test_created_gateway_token_comes_back_whole(gateway: GatewayStore) -> None:
+    created = gateway.create_gateway_token("1000", digest("t1"), USER, "ops", 100.0)
     assert (created.channel_id, created.token_hash, created.recipient_id, created.name) == (
         "1000",
         digest("t1"),
@@ -32,29 +32,29 @@ def test_created_gateway_token_comes_back_whole(store: Store) -> None:
         "ops",
     )
     assert (created.created_at, created.revoked_at, created.revoked) == (100.0, None, False)
-    assert store.find_gateway_token(digest("t1")) == created
+    assert gateway.find_gateway_token(digest("t1")) == created
 
 
-def test_gateway_token_name_is_optional(store: Store) -> None:
-    created = store.create_gateway_token("1000", digest("t1"), GROUP, None, 100.0)
+def test_gateway_token_name_is_optional(gateway: GatewayStore) -> None:
+    created = gateway.create_gateway_token("1000", digest("t1"), GROUP, None, 100.0)
     assert created.name is None
-    assert store.find_gateway_token(digest("t1")) == created
+    assert gateway.find_gateway_token(digest("t1")) == created
 
 
-def test_find_gateway_token_of_an_unknown_or_malformed_hash_is_none(store: Store) -> None:
-    store.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
-    assert store.find_gateway_token(digest("t2")) is None
-    assert store.find_gateway_token("t1") is None
-    assert store.find_gateway_token(digest("t1").upper()) is None
-    assert store.find_gateway_token("") is None
+def test_find_gateway_token_of_an_unknown_or_malformed_hash_is_none(gateway: GatewayStore) -> None:
+    gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
+    assert gateway.find_gateway_token(digest("t2")) is None
+    assert gateway.find_gateway_token("t1") is None
+    assert gateway.find_gateway_token(digest("t1").upper()) is None
+    assert gateway.find_gateway_token("") is None
 
 
-def test_a_token_hash_is_stored_once(store: Store) -> None:
-    store.create_gateway_token("1000", digest("t1"), USER, "a", 100.0)
+def test_a_token_hash_is_stored_once(gateway: GatewayStore) -> None:
+    gateway.create_gateway_token("1000", digest("t1"), USER, "a", 100.0)
     with pytest.raises(ValidationError) as caught:
-        store.create_gateway_token("2000", digest("t1"), GROUP, "b", 200.0)
+        gateway.create_gateway_token("2000", digest("t1"), GROUP, "b", 200.0)
     assert caught.value.property == "token_hash"
-    assert [t.name for t in store.list_gateway_tokens()] == ["a"]
+    assert [t.name for t in gateway.list_gateway_tokens()] == ["a"]
 
 
 @pytest.mark.parametrize(
@@ -71,57 +71,57 @@ def test_a_token_hash_is_stored_once(store: Store) -> None:
     ],
 )
 def test_bad_gateway_token_input_is_refused_and_nothing_is_stored(
-    store: Store, args: tuple[Any, ...], prop: str
+    gateway: GatewayStore, args: tuple[Any, ...], prop: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        store.create_gateway_token(*args, 100.0)
+        gateway.create_gateway_token(*args, 100.0)
     assert caught.value.property == prop
-    assert store.list_gateway_tokens() == []
+    assert gateway.list_gateway_tokens() == []
 
 
-def test_gateway_token_of_empty_channel_is_refused(store: Store) -> None:
+def test_gateway_token_of_empty_channel_is_refused(gateway: GatewayStore) -> None:
     with pytest.raises(ValidationError):
-        store.create_gateway_token("", digest("x"), USER, None, 100.0)
+        gateway.create_gateway_token("", digest("x"), USER, None, 100.0)
 
 
-def test_list_gateway_tokens_oldest_first_by_channel_and_state(store: Store) -> None:
-    late = store.create_gateway_token("1000", digest("late"), USER, "late", 300.0)
-    early = store.create_gateway_token("1000", digest("early"), USER, "early", 100.0)
-    other = store.create_gateway_token("2000", digest("other"), ROOM, "other", 200.0)
-    assert store.list_gateway_tokens() == [early, other, late]
-    assert store.list_gateway_tokens("1000") == [early, late]
-    assert store.list_gateway_tokens("3000") == []
-    store.revoke_gateway_token(early.id, 400.0)
-    assert [t.name for t in store.list_gateway_tokens("1000", include_revoked=False)] == ["late"]
-    assert [t.name for t in store.list_gateway_tokens("1000")] == ["early", "late"]
+def test_list_gateway_tokens_oldest_first_by_channel_and_state(gateway: GatewayStore) -> None:
+    late = gateway.create_gateway_token("1000", digest("late"), USER, "late", 300.0)
+    early = gateway.create_gateway_token("1000", digest("early"), USER, "early", 100.0)
+    other = gateway.create_gateway_token("2000", digest("other"), ROOM, "other", 200.0)
+    assert gateway.list_gateway_tokens() == [early, other, late]
+    assert gateway.list_gateway_tokens("1000") == [early, late]
+    assert gateway.list_gateway_tokens("3000") == []
+    gateway.revoke_gateway_token(early.id, 400.0)
+    assert [t.name for t in gateway.list_gateway_tokens("1000", include_revoked=False)] == ["late"]
+    assert [t.name for t in gateway.list_gateway_tokens("1000")] == ["early", "late"]
 
 
-def test_revoke_gateway_token_once_and_keeps_the_first_time(store: Store) -> None:
-    created = store.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
-    assert store.revoke_gateway_token(created.id, 150.0) is True
-    assert store.revoke_gateway_token(created.id, 160.0) is False
-    found = store.find_gateway_token(digest("t1"))
+def test_revoke_gateway_token_once_and_keeps_the_first_time(gateway: GatewayStore) -> None:
+    created = gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
+    assert gateway.revoke_gateway_token(created.id, 150.0) is True
+    assert gateway.revoke_gateway_token(created.id, 160.0) is False
+    found = gateway.find_gateway_token(digest("t1"))
     assert found is not None
     assert (found.revoked, found.revoked_at) == (True, 150.0)
 
 
-def test_revoke_touches_only_that_token(store: Store) -> None:
-    one = store.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
-    two = store.create_gateway_token("1000", digest("t2"), USER, None, 100.0)
-    store.revoke_gateway_token(one.id, 150.0)
-    assert store.find_gateway_token(digest("t2")) == two
+def test_revoke_touches_only_that_token(gateway: GatewayStore) -> None:
+    one = gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
+    two = gateway.create_gateway_token("1000", digest("t2"), USER, None, 100.0)
+    gateway.revoke_gateway_token(one.id, 150.0)
+    assert gateway.find_gateway_token(digest("t2")) == two
 
 
-def test_revoke_of_an_unknown_gateway_token_is_an_error(store: Store) -> None:
+def test_revoke_of_an_unknown_gateway_token_is_an_error(gateway: GatewayStore) -> None:
     with pytest.raises(LookupError):
-        store.revoke_gateway_token(12345, 100.0)
+        gateway.revoke_gateway_token(12345, 100.0)
 
 
 # -- webhook recipients
 
 
-def test_recorded_recipients_have_their_type_and_times(store: Store) -> None:
-    store.record_recipients(
+def test_recorded_recipients_have_their_type_and_times(gateway: GatewayStore) -> None:
+    gateway.record_recipients(
         "1000",
         [
             RecipientSighting(USER, "follow"),
@@ -130,7 +130,7 @@ def test_recorded_recipients_have_their_type_and_times(store: Store) -> None:
         ],
         100.0,
     )
-    found = {r.recipient_id: r for r in store.list_recipients("1000")}
+    found = {r.recipient_id: r for r in gateway.list_recipients("1000")}
     assert set(found) == {USER, GROUP, ROOM}
     assert [found[i].type for i in (USER, GROUP, ROOM)] == ["user", "group", "room"]
     assert found[USER].last_event_type == "follow"
@@ -144,38 +144,40 @@ def test_recorded_recipients_have_their_type_and_times(store: Store) -> None:
         assert recipient.sightings == 1
 
 
-def test_a_recipient_seen_again_keeps_first_seen_and_moves_last_seen(store: Store) -> None:
-    store.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
-    store.record_recipients("1000", [RecipientSighting(USER, "message")], 200.0)
-    store.record_recipients("1000", [RecipientSighting(USER, "unfollow")], 150.0)  # a late redelivery
-    (recipient,) = store.list_recipients("1000")
+def test_a_recipient_seen_again_keeps_first_seen_and_moves_last_seen(gateway: GatewayStore) -> None:
+    gateway.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
+    gateway.record_recipients("1000", [RecipientSighting(USER, "message")], 200.0)
+    gateway.record_recipients("1000", [RecipientSighting(USER, "unfollow")], 150.0)  # a late redelivery
+    (recipient,) = gateway.list_recipients("1000")
     assert (recipient.first_seen_at, recipient.last_seen_at) == (100.0, 200.0)
     assert recipient.last_event_type == "unfollow"
     assert recipient.sightings == 3
 
 
-def test_an_id_repeated_in_one_batch_counts_each_time_and_the_last_event_wins(store: Store) -> None:
-    store.record_recipients(
+def test_an_id_repeated_in_one_batch_counts_each_time_and_the_last_event_wins(gateway: GatewayStore) -> None:
+    gateway.record_recipients(
         "1000", [RecipientSighting(USER, "message"), RecipientSighting(USER, "unfollow")], 100.0
     )
-    (recipient,) = store.list_recipients()
+    (recipient,) = gateway.list_recipients()
     assert (recipient.sightings, recipient.last_event_type) == (2, "unfollow")
 
 
-def test_recipients_are_kept_per_channel(store: Store) -> None:
-    store.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
-    store.record_recipients("2000", [RecipientSighting(USER, "message")], 200.0)
-    assert [(r.channel_id, r.last_event_type) for r in store.list_recipients("1000")] == [("1000", "follow")]
-    assert [(r.channel_id, r.sightings) for r in store.list_recipients("2000")] == [("2000", 1)]
-    assert store.list_recipients("3000") == []
+def test_recipients_are_kept_per_channel(gateway: GatewayStore) -> None:
+    gateway.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
+    gateway.record_recipients("2000", [RecipientSighting(USER, "message")], 200.0)
+    assert [(r.channel_id, r.last_event_type) for r in gateway.list_recipients("1000")] == [
+        ("1000", "follow")
+    ]
+    assert [(r.channel_id, r.sightings) for r in gateway.list_recipients("2000")] == [("2000", 1)]
+    assert gateway.list_recipients("3000") == []
 
 
-def test_recipients_list_most_recently_seen_first(store: Store) -> None:
-    store.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
-    store.record_recipients("1000", [RecipientSighting(GROUP, "join")], 300.0)
-    store.record_recipients("2000", [RecipientSighting(ROOM, "join")], 200.0)
-    store.record_recipients("1000", [RecipientSighting(ROOM, "join")], 200.0)
-    assert [(r.channel_id, r.recipient_id) for r in store.list_recipients()] == [
+def test_recipients_list_most_recently_seen_first(gateway: GatewayStore) -> None:
+    gateway.record_recipients("1000", [RecipientSighting(USER, "follow")], 100.0)
+    gateway.record_recipients("1000", [RecipientSighting(GROUP, "join")], 300.0)
+    gateway.record_recipients("2000", [RecipientSighting(ROOM, "join")], 200.0)
+    gateway.record_recipients("1000", [RecipientSighting(ROOM, "join")], 200.0)
+    assert [(r.channel_id, r.recipient_id) for r in gateway.list_recipients()] == [
         ("1000", GROUP),
         ("1000", ROOM),
         ("2000", ROOM),
@@ -183,9 +185,9 @@ def test_recipients_list_most_recently_seen_first(store: Store) -> None:
     ]
 
 
-def test_recording_nothing_records_nothing(store: Store) -> None:
-    store.record_recipients("1000", [], 100.0)
-    assert store.list_recipients() == []
+def test_recording_nothing_records_nothing(gateway: GatewayStore) -> None:
+    gateway.record_recipients("1000", [], 100.0)
+    assert gateway.list_recipients() == []
 
 
 @pytest.mark.parametrize(
@@ -198,8 +200,24 @@ def test_recording_nothing_records_nothing(store: Store) -> None:
         ((USER, "follow"), "sightings[1]"),
     ],
 )
-def test_a_bad_sighting_records_nothing_of_the_batch(store: Store, bad: Any, prop: str) -> None:
+def test_a_bad_sighting_records_nothing_of_the_batch(gateway: GatewayStore, bad: Any, prop: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        store.record_recipients("1000", [RecipientSighting(GROUP, "join"), bad], 100.0)
+        gateway.record_recipients("1000", [RecipientSighting(GROUP, "join"), bad], 100.0)
     assert caught.value.property == prop
-    assert store.list_recipients() == []
+    assert gateway.list_recipients() == []
+
+
+# -- where the gateway's tables are found
+
+
+def test_gateway_store_of_a_gateway_store_is_itself(gateway: GatewayStore) -> None:
+    assert gateway_store(gateway) is gateway
+
+
+def test_a_store_without_sql_has_no_place_for_the_gateway_tables() -> None:
+    class Elsewhere(Store):
+        pass
+
+    Elsewhere.__abstractmethods__ = frozenset()
+    with pytest.raises(ConfigurationError, match="Elsewhere"):
+        gateway_store(Elsewhere())

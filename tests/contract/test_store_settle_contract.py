@@ -132,3 +132,52 @@ def test_outcome_values_json_cannot_hold_are_kept_as_text(store: Store, settle: 
     error: dict[str, Any] = {"exception": ValueError("boom")}
     assert settle(store, "w1", 110.0, [Settlement(a, "failed", error=error)]) == [True]
     assert store.get_message(a).last_error == {"exception": "boom"}  # type: ignore[union-attr]
+
+
+def test_mark_retry_needs_a_time_where_settle_reads_none_as_now(store: Store) -> None:
+    (row,) = _rows(store, 1)
+    with pytest.raises(ValidationError):
+        store.mark_retry(row, "w1", 101.0, None, {"e": 1})  # type: ignore[arg-type]
+    leased = store.get_message(row)
+    assert leased is not None and leased.state == "sending"
+
+
+@pytest.mark.parametrize(
+    ("one", "item"),
+    [
+        (
+            lambda s, i: s.mark_delivered(i, "w1", 101.0, "rid", {"sentMessages": []}),
+            Settlement(0, "delivered", request_id="rid", result={"sentMessages": []}),
+        ),
+        (
+            lambda s, i: s.mark_retry(i, "w1", 101.0, 150.0, {"status": 503}),
+            Settlement(0, "retry", error={"status": 503}, not_before=150.0),
+        ),
+        (
+            lambda s, i: s.mark_failed(i, "w1", 101.0, {"status": 400}),
+            Settlement(0, "failed", error={"status": 400}),
+        ),
+    ],
+    ids=["delivered", "retry", "failed"],
+)
+def test_one_outcome_leaves_the_row_as_a_batch_of_one_does(
+    store: Store, one: Callable[[Store, int], bool], item: Settlement
+) -> None:
+    first, second = _rows(store, 2)
+    assert one(store, first)
+    assert store.settle("w1", 101.0, [Settlement(**{**_fields(item), "message_id": second})]) == [True]
+    a, b = store.get_message(first), store.get_message(second)
+    assert a is not None and b is not None
+    assert (a.state, a.not_before, a.request_id, a.result, a.last_error, a.lease_owner, a.updated_at) == (
+        b.state,
+        b.not_before,
+        b.request_id,
+        b.result,
+        b.last_error,
+        b.lease_owner,
+        b.updated_at,
+    )
+
+
+def _fields(item: Settlement) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in Settlement.__slots__}

@@ -13,6 +13,7 @@ import pytest
 from linepush.config import Channel
 from linepush.messages import utf16_len
 from linepush.service.alerts import grafana_signature
+from linepush.service.store import gateway_store
 from linepush.store import Store, StoreError
 from tests.service.alert_fixtures import (
     AlertGateway,
@@ -84,8 +85,8 @@ def test_no_or_a_wrong_token_is_401_and_nothing_is_queued(gw: AlertGateway, toke
 
 def test_a_revoked_token_is_401(gw: AlertGateway) -> None:
     token = gw.token()
-    [record] = gw.store.list_gateway_tokens()
-    gw.store.revoke_gateway_token(record.id, gw.clock())
+    [record] = gateway_store(gw.store).list_gateway_tokens()
+    gateway_store(gw.store).revoke_gateway_token(record.id, gw.clock())
     assert post(gw, "/alertmanager", alertmanager_payload(), token).status_code == 401
     assert gw.queued() == []
 
@@ -164,7 +165,7 @@ def test_a_retry_while_the_notification_is_being_queued_gets_503_then_goes_throu
     from linepush.service.alert_payloads import parse_alertmanager
 
     token = gw.token()
-    [record] = gw.store.list_gateway_tokens()
+    [record] = gateway_store(gw.store).list_gateway_tokens()
     payload = alertmanager_payload()
     # What a process that died while queueing this notification leaves behind: its pending lease.
     key = f"{record.id}:{parse_alertmanager(payload).identity()}"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from linepush.cli import serve as serve_module
+from linepush.service.store import gateway_store
 from tests.service.test_cli import env, host_logging_untouched, run
 
 __all__ = ["env", "host_logging_untouched"]
@@ -75,7 +76,7 @@ def test_serve_reads_routes_and_settings_from_the_file(env: Path, monkeypatch: p
     from tests.service.conftest import CHANNEL_ID, USER
 
     with SQLiteStore(env) as store:
-        store.name_recipient(CHANNEL_ID, "dba", USER, 1.0)
+        gateway_store(store).name_recipient(CHANNEL_ID, "dba", USER, 1.0)
     Path("linepush.toml").write_text(ROUTES, encoding="utf-8")
     served: dict[str, object] = {}
     monkeypatch.setattr(serve_module, "run_server", lambda app, *a, **k: served.update(app=app))

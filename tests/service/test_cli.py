@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from linepush.cli import _register, app
 from linepush.cli import serve as serve_module
 from linepush.service import hash_gateway_token
+from linepush.service.store import RecipientSighting, gateway_store
 from linepush.store import SQLiteStore
-from linepush.store.base import RecipientSighting
 from tests.service.conftest import CHANNEL_ID, GROUP, USER
 from tests.service.serve_process import free_port
 
@@ -57,7 +57,7 @@ def test_token_create_prints_the_token_once_and_stores_its_hash(env: Path) -> No
     assert len(token) >= 43 and "\n" not in token
     assert "shown only this once" in err and token not in err
     with SQLiteStore(env) as store:
-        (record,) = store.list_gateway_tokens()
+        (record,) = gateway_store(store).list_gateway_tokens()
     assert (record.channel_id, record.recipient_id, record.name) == (CHANNEL_ID, USER, "backups")
     assert record.token_hash == hash_gateway_token(token)
     listed = run("gateway", "token", "list")[1]
@@ -74,7 +74,10 @@ def test_token_create_json_and_channel_flag(env: Path) -> None:
         "GROUP",
         "active",
     )
-    assert hash_gateway_token(made["token"]) == SQLiteStore(env).list_gateway_tokens()[0].token_hash
+    assert (
+        hash_gateway_token(made["token"])
+        == gateway_store(SQLiteStore(env)).list_gateway_tokens()[0].token_hash
+    )
 
 
 @pytest.mark.parametrize("to", ["bad", "U123", "u" + "0" * 32])
@@ -108,8 +111,8 @@ def test_recipients_list(env: Path) -> None:
     code, out, err = run("recipients", "list")
     assert (code, out) == (0, "") and "no ids seen yet" in err
     with SQLiteStore(env) as store:
-        store.record_recipients(CHANNEL_ID, [RecipientSighting(USER, "follow")], 100.0)
-        store.record_recipients(CHANNEL_ID, [RecipientSighting(GROUP, "join")], 200.0)
+        gateway_store(store).record_recipients(CHANNEL_ID, [RecipientSighting(USER, "follow")], 100.0)
+        gateway_store(store).record_recipients(CHANNEL_ID, [RecipientSighting(GROUP, "join")], 200.0)
     code, out, _ = run("recipients", "list")
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["ID", "TYPE", "LAST"]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from linepush.config import Channel
 from linepush.service.notify_limits import RateLimits
+from linepush.service.store import gateway_store
 from linepush.service.webhook import signature
 from linepush.store import SQLiteStore
 from tests.service.conftest import CHANNEL_ID, PUBLIC_URL, SECRET, Clock, Gateway, make_gateway
@@ -186,7 +187,7 @@ def test_wrong_tokens_on_every_endpoint(
         return  # drew the real token (and the case of the scheme does not matter)
     assert answer.status_code == 401
     assert count(gateway) == before
-    assert not any(t.revoked for t in gateway.store.list_gateway_tokens())
+    assert not any(t.revoked for t in gateway_store(gateway.store).list_gateway_tokens())
 
 
 @FUZZ
@@ -212,7 +213,7 @@ def test_any_method_and_path(fuzzed: tuple[Gateway, str], method: str, path: str
         if "status" in body and isinstance(body["status"], int):
             assert body["status"] == answer.status_code
     assert count(gateway) == before
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 json_values = st.recursive(
@@ -245,7 +246,7 @@ def test_webhook_json(fuzzed: tuple[Gateway, str], payload: Any, sign: bool) -> 
     assert answer.status_code in (200, 400, 401)
     if not sign:
         assert answer.status_code == 401
-        assert gateway.store.list_recipients() == []
+        assert gateway_store(gateway.store).list_recipients() == []
     if answer.status_code != 200:
         assert answer.json()["status"] == answer.status_code
 
@@ -254,8 +255,8 @@ def test_webhook_json(fuzzed: tuple[Gateway, str], payload: Any, sign: bool) -> 
 @given(body=st.binary(max_size=200), sig=st.one_of(st.none(), header_text))
 def test_webhook_bytes(fuzzed: tuple[Gateway, str], body: bytes, sig: str | None) -> None:
     gateway, _ = fuzzed
-    before = gateway.store.list_recipients()
+    before = gateway_store(gateway.store).list_recipients()
     headers = {} if sig is None else {"X-Line-Signature": sig}
     answer = gateway.client.post("/webhook", content=body, headers=latin1(headers))
     assert answer.status_code == 401
-    assert gateway.store.list_recipients() == before
+    assert gateway_store(gateway.store).list_recipients() == before

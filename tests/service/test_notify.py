@@ -11,6 +11,7 @@ import pytest
 from linepush.config import Channel
 from linepush.service.gateway_tokens import TOKEN_BYTES, hash_gateway_token
 from linepush.service.notify_limits import RateLimits
+from linepush.service.store import gateway_store
 from linepush.store import Store
 from tests.service.conftest import (
     CHANNEL_ID,
@@ -308,7 +309,7 @@ def test_tokens_are_random_url_safe_and_stored_only_as_a_hash(gateway: Gateway) 
     for token in tokens:
         assert len(token) >= 43 and token.replace("-", "").replace("_", "").isalnum()
     assert TOKEN_BYTES >= 32
-    stored = gateway.store.list_gateway_tokens()
+    stored = gateway_store(gateway.store).list_gateway_tokens()
     assert {t.token_hash for t in stored} == {hashlib.sha256(t.encode()).hexdigest() for t in tokens}
     assert {t.token_hash for t in stored} == {hash_gateway_token(t) for t in tokens}
 
@@ -323,14 +324,14 @@ def test_revoke_stops_the_token_and_only_that_one(gateway: Gateway) -> None:
     assert gateway.client.get("/api/status", headers=bearer(token)).status_code == 401
     assert notify(gateway, other, message="other").status_code == 200
     assert [row.payload["messages"][0]["text"] for row in gateway.queued()] == ["before", "other"]
-    (revoked,) = [t for t in gateway.store.list_gateway_tokens() if t.revoked]
+    (revoked,) = [t for t in gateway_store(gateway.store).list_gateway_tokens() if t.revoked]
     assert revoked.revoked_at == START
 
 
 def test_a_token_revoked_in_the_store_stops_at_once(gateway: Gateway) -> None:
     token = gateway.token()
-    (record,) = gateway.store.list_gateway_tokens()
-    gateway.store.revoke_gateway_token(record.id, START)
+    (record,) = gateway_store(gateway.store).list_gateway_tokens()
+    gateway_store(gateway.store).revoke_gateway_token(record.id, START)
     assert notify(gateway, token, message="m").status_code == 401
 
 
@@ -455,7 +456,9 @@ def test_a_failing_store_gets_503_not_a_traceback(gateway: Gateway, monkeypatch:
     answer = notify(gateway, token, message="m")
     assert answer.status_code == 503
     assert answer.json()["message"] == "the gateway's store is unavailable; try again later"
-    monkeypatch.setattr(gateway.store, "find_gateway_token", broken)
+    from linepush.service.store import SQLGatewayStore
+
+    monkeypatch.setattr(SQLGatewayStore, "find_gateway_token", broken)
     assert gateway.client.get("/healthz").status_code == 503
     assert notify(gateway, token, message="m").status_code == 503
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from linepush.service.store import gateway_store
 from linepush.store import SQLiteStore
 from tests.service.conftest import CHANNEL_ID, GROUP, USER
 from tests.service.test_cli import env, host_logging_untouched, run
@@ -22,7 +23,7 @@ def test_a_stored_name_works_as_to(env: Path) -> None:
     code, _, _ = run("queue", "add", "--to", "ops-room", "disk full")
     assert code == 0
     with SQLiteStore(env) as store:
-        [token] = store.list_gateway_tokens()
+        [token] = gateway_store(store).list_gateway_tokens()
         [row] = store.list_messages()
     assert token.recipient_id == GROUP
     assert row.payload["to"] == GROUP
@@ -56,7 +57,7 @@ def test_unname(env: Path) -> None:
     code, _, err = run("recipients", "unname", "ops-room")
     assert code != 0 and "no recipient named 'ops-room'" in err
     with SQLiteStore(env) as store:
-        assert store.recipient_names(CHANNEL_ID) == {}
+        assert gateway_store(store).recipient_names(CHANNEL_ID) == {}
 
 
 def test_bad_names_and_ids_are_refused_clearly(env: Path) -> None:

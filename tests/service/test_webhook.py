@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from linepush.config import Channel
+from linepush.service.store import RecipientSighting, gateway_store
 from linepush.service.webhook import sightings, signature, signature_matches
 from linepush.store import Store
-from linepush.store.base import RecipientSighting
 from tests.service.conftest import CHANNEL_ID, GROUP, SECRET, START, USER, Clock, Gateway, make_gateway
 
 # FACTS §6, from LINE's documentation.
@@ -45,7 +45,7 @@ def signed(gateway: Gateway, payload: Any) -> Any:
 def test_the_documented_request_gets_200(gateway: Gateway) -> None:
     answer = post(gateway, VECTOR_BODY, VECTOR_SIGNATURE)
     assert answer.status_code == 200
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 def test_the_header_name_is_case_insensitive(gateway: Gateway) -> None:
@@ -84,7 +84,7 @@ EVENTS: dict[str, Any] = {
 
 def test_ids_in_events_are_recorded_with_type_and_times(gateway: Gateway) -> None:
     assert signed(gateway, EVENTS).status_code == 200
-    found = {r.recipient_id: r for r in gateway.store.list_recipients(CHANNEL_ID)}
+    found = {r.recipient_id: r for r in gateway_store(gateway.store).list_recipients(CHANNEL_ID)}
     assert {i: (r.type, r.last_event_type) for i, r in found.items()} == {
         USER: ("user", "follow"),
         GROUP: ("group", "memberJoined"),
@@ -100,7 +100,7 @@ def test_a_later_event_moves_last_seen(gateway: Gateway) -> None:
     signed(gateway, EVENTS)
     gateway.clock.advance(60)
     signed(gateway, {"events": [{"type": "unfollow", "source": {"type": "user", "userId": USER}}]})
-    (user,) = [r for r in gateway.store.list_recipients() if r.recipient_id == USER]
+    (user,) = [r for r in gateway_store(gateway.store).list_recipients() if r.recipient_id == USER]
     assert (user.first_seen_at, user.last_seen_at, user.last_event_type) == (START, START + 60, "unfollow")
 
 
@@ -113,7 +113,7 @@ def test_a_bad_or_missing_signature_gets_401_and_nothing_is_recorded(
 ) -> None:
     answer = post(gateway, json.dumps(EVENTS).encode(), sig)
     assert (answer.status_code, answer.json()["status"]) == (401, 401)
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_a_bad_or_missing_signature_gets_401_and_nothing_is_recorded(
 def test_signed_but_malformed_bodies_get_400(gateway: Gateway, body: bytes) -> None:
     answer = post(gateway, body, signature(SECRET, body))
     assert answer.status_code == 400
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 def test_malformed_events_are_skipped_and_good_ones_kept() -> None:
@@ -146,7 +146,7 @@ def test_an_oversized_body_is_refused_before_anything(store: Store, channel: Cha
     gateway = make_gateway(store, channel, Clock(), max_webhook_bytes=100)
     body = json.dumps(EVENTS).encode()
     assert post(gateway, body, signature(SECRET, body)).status_code == 413
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 def test_without_a_channel_secret_the_webhook_says_it_is_off(store: Store) -> None:
@@ -178,7 +178,7 @@ def follow(event_id: str, at: float) -> dict[str, Any]:
 
 def test_an_event_far_older_than_the_window_is_ignored(gateway: Gateway) -> None:
     assert signed(gateway, {"events": [follow("01OLD", START - 400 * 86_400)]}).status_code == 200
-    assert gateway.store.list_recipients() == []
+    assert gateway_store(gateway.store).list_recipients() == []
 
 
 def test_a_replayed_event_counts_once_also_on_another_gateway_of_the_store(
@@ -189,12 +189,12 @@ def test_a_replayed_event_counts_once_also_on_another_gateway_of_the_store(
         assert signed(gateway, payload).status_code == 200
     other = make_gateway(gateway.store, channel, gateway.clock)
     assert signed(other, payload).status_code == 200
-    (user,) = gateway.store.list_recipients()
+    (user,) = gateway_store(gateway.store).list_recipients()
     assert user.sightings == 1
     # Once out of the window, the age alone refuses it.
     gateway.clock.advance(2 * 86_400)
     signed(gateway, payload)
-    assert gateway.store.list_recipients()[0].sightings == 1
+    assert gateway_store(gateway.store).list_recipients()[0].sightings == 1
 
 
 def test_a_redelivered_event_with_a_new_id_is_kept_and_the_window_is_configurable(
@@ -202,7 +202,7 @@ def test_a_redelivered_event_with_a_new_id_is_kept_and_the_window_is_configurabl
 ) -> None:
     gateway = make_gateway(store, channel, Clock(), webhook_max_age=60)
     assert signed(gateway, {"events": [follow("01A", START - 120)]}).status_code == 200
-    assert store.list_recipients() == []
+    assert gateway_store(store).list_recipients() == []
     fresh = {"events": [follow("01B", START - 30), follow("01C", START + 30)]}
     assert signed(gateway, fresh).status_code == 200
-    assert store.list_recipients()[0].sightings == 2
+    assert gateway_store(store).list_recipients()[0].sightings == 2

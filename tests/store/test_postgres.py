@@ -391,7 +391,7 @@ def test_webhooks_recording_the_same_ids_at_once_neither_deadlock_nor_lose_a_sig
 ) -> None:
     import threading
 
-    from linepush.store.base import RecipientSighting
+    from linepush.service.store import RecipientSighting, gateway_store
 
     ids = [f"U{n:032x}" for n in range(20)]
     barrier = threading.Barrier(8)
@@ -403,7 +403,9 @@ def test_webhooks_recording_the_same_ids_at_once_neither_deadlock_nor_lose_a_sig
         barrier.wait()
         try:
             for _ in range(5):
-                store.record_recipients("1000", [RecipientSighting(i, "message") for i in order], now=100.0)
+                gateway_store(store).record_recipients(
+                    "1000", [RecipientSighting(i, "message") for i in order], now=100.0
+                )
         except BaseException as exc:  # reported below
             failures.append(exc)
 
@@ -413,7 +415,9 @@ def test_webhooks_recording_the_same_ids_at_once_neither_deadlock_nor_lose_a_sig
     for t in threads:
         t.join()
     assert failures == []
-    assert {r.recipient_id: r.sightings for r in store.list_recipients("1000")} == {i: 40 for i in ids}
+    assert {r.recipient_id: r.sightings for r in gateway_store(store).list_recipients("1000")} == {
+        i: 40 for i in ids
+    }
 
 
 # -- failures named for what they are

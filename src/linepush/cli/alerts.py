@@ -13,6 +13,7 @@ from linepush._secret import Secret
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
 from linepush.errors import ConfigurationError
+from linepush.service.store import gateway_store
 
 if TYPE_CHECKING:
     from linepush.service.alert_templates import AlertTemplates
@@ -61,7 +62,7 @@ def alerts_config(
         raise ConfigurationError(f"{where}: unknown settings {sorted(unknown)}; known: {', '.join(_KEYS)}")
     names = dict(settings.recipients)
     if (table.get("routes") or table.get("hooks")) and settings.channel.channel_id is not None:
-        names = {**inv.store().recipient_names(settings.channel.channel_id), **names}
+        names = {**gateway_store(inv.store()).recipient_names(settings.channel.channel_id), **names}
     window = _setting(table, "dedupe_window", dedupe_window, (int, float), where)
     zone_name = _setting(table, "time_zone", time_zone, str, where) or "UTC"
     templates = _templates(table.get("templates"), zone_name, settings.config_file, where)

@@ -13,7 +13,8 @@ from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command, fail, when
 from linepush.errors import ValidationError
 from linepush.service.gateway_tokens import create_gateway_token, target_type
-from linepush.store.base import GatewayToken, WebhookRecipient, recipient_type
+from linepush.service.store import GatewayToken, WebhookRecipient, gateway_store
+from linepush.store.base import recipient_type
 
 __all__ = ["gateway_app", "recipients_app", "token_app"]
 
@@ -92,7 +93,7 @@ def token_list(
     """List gateway tokens of the configured channel (or of all, with none configured). Only their hashes
     are stored, so the tokens themselves cannot be shown."""
     channel_id = inv.settings.channel.channel_id
-    tokens = inv.store().list_gateway_tokens(channel_id, include_revoked=not active)
+    tokens = gateway_store(inv.store()).list_gateway_tokens(channel_id, include_revoked=not active)
 
     def render() -> None:
         if not tokens:
@@ -127,7 +128,7 @@ def token_revoke(
 ) -> None:
     """Revoke a gateway token: from now on it gets 401 and nothing is queued for it."""
     try:
-        changed = inv.store().revoke_gateway_token(token_id, time.time())
+        changed = gateway_store(inv.store()).revoke_gateway_token(token_id, time.time())
     except LookupError:
         fail(f"there is no gateway token with id {token_id}", Exit.REFUSED)
     state = "revoked" if changed else "already revoked"
@@ -154,7 +155,7 @@ def recipients_list(inv: Invocation) -> None:
     """List the ids the webhook has seen (of the configured channel, or of all), most recent first; send to
     one with `linepush send --to ID` or bind a gateway token to it."""
     channel_id = inv.settings.channel.channel_id
-    store = inv.store()
+    store = gateway_store(inv.store())
     recipients = store.list_recipients(channel_id)
     names = recipient_names_by_id(
         inv.settings.recipients, store.recipient_names(channel_id) if channel_id else {}

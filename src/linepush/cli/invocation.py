@@ -274,6 +274,7 @@ class Invocation:
     def resolve(self, given: Sequence[str]) -> list[str]:
         """Ids as they are, names as their ids."""
         from linepush.config import resolve_recipient
+        from linepush.service.store import gateway_store
         from linepush.store.base import is_recipient_id
 
         if all(is_recipient_id(value) for value in given):
@@ -281,7 +282,7 @@ class Invocation:
         names = dict(self.settings.recipients)
         channel_id = self.settings.channel.channel_id
         if channel_id is not None and any(value not in names for value in given):
-            names = {**self.store().recipient_names(channel_id), **names}
+            names = {**gateway_store(self.store()).recipient_names(channel_id), **names}
         return [resolve_recipient(value, names) for value in given]
 
     def on_close(self, closer: Callable[[], None]) -> None:

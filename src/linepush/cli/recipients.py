@@ -10,6 +10,7 @@ import typer
 from linepush.cli.gateway import recipients_app
 from linepush.cli.invocation import Exit, Invocation, command, fail
 from linepush.errors import ValidationError
+from linepush.service.store import gateway_store
 
 __all__ = ["recipients_name", "recipients_unname"]
 
@@ -25,7 +26,7 @@ def recipients_name(
     """Name a recipient: `--to NAME`, gateway tokens and alert routes then take the name for the id."""
     channel_id = inv.settings.channel.require_id()
     try:
-        inv.store().name_recipient(channel_id, name, recipient_id, time.time())
+        gateway_store(inv.store()).name_recipient(channel_id, name, recipient_id, time.time())
     except ValidationError as exc:
         fail(f"{exc.property}: {exc.reason}")
     shadowed = inv.settings.recipients.get(name)
@@ -43,6 +44,6 @@ def recipients_unname(
 ) -> None:
     """Forget a name given with `linepush recipients name`."""
     channel_id = inv.settings.channel.require_id()
-    if not inv.store().unname_recipient(channel_id, name):
+    if not gateway_store(inv.store()).unname_recipient(channel_id, name):
         fail(f"there is no recipient named {name!r} in the store", Exit.REFUSED)
     inv.emit({"name": name, "forgotten": True}, lambda: inv.note(f"{name} forgotten"))

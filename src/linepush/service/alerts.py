@@ -39,8 +39,8 @@ from linepush.service.alert_routes import AlertRoute, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
 from linepush.service.gateway import caller_token
 from linepush.service.notify_form import NotifyError, read_body, read_fields
+from linepush.service.store import GatewayToken
 from linepush.store import NewMessage, OutboxMessage, Store, StoreError
-from linepush.store.base import GatewayToken
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",

@@ -24,6 +24,7 @@ from linepush.config import Channel
 from linepush.service.alerts import AlertReceivers, AlertsConfig
 from linepush.service.gateway import GatewayConfig, NotifyApi, guard
 from linepush.service.notify_form import notify_response
+from linepush.service.store import gateway_store
 from linepush.service.webhook import WebhookReceiver
 from linepush.store import Store, StoreError
 
@@ -199,7 +200,7 @@ class _StoreProbe:
         return self._ok
 
     def _probe(self, now: float) -> None:
-        self._store.find_gateway_token(_NO_HASH)
+        gateway_store(self._store).find_gateway_token(_NO_HASH)
         owner = secrets.token_hex(8)
         name = f"healthz:{owner}"
         self._store.try_lock(name, owner, 5.0, now)

@@ -37,8 +37,8 @@ from linepush.service.notify_form import (
     read_fields,
 )
 from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, NotifyRateLimiter, RateLimits
+from linepush.service.store import GatewayToken, gateway_store
 from linepush.store import NewMessage, Store, StoreError
-from linepush.store.base import GatewayToken
 
 __all__ = ["GatewayConfig", "NotifyApi", "caller_token", "guard"]
 
@@ -108,7 +108,7 @@ async def caller_token(store: Store, channel_id: str, request: Request) -> Gatew
     token = _bearer(request)
     if token is None:
         raise NotifyError(401, INVALID_TOKEN)
-    found = await run_in_threadpool(store.find_gateway_token, hash_gateway_token(token))
+    found = await run_in_threadpool(gateway_store(store).find_gateway_token, hash_gateway_token(token))
     if found is None or found.revoked or found.channel_id != channel_id:
         raise NotifyError(401, INVALID_TOKEN)
     return found
@@ -237,7 +237,7 @@ class NotifyApi:
     async def revoke(self, request: Request) -> Response:
         token = await self._token(request)
         now = self.clock()
-        await run_in_threadpool(self.store.revoke_gateway_token, token.id, now)
+        await run_in_threadpool(gateway_store(self.store).revoke_gateway_token, token.id, now)
         log.info("gateway token %d revoked by its holder", token.id)
         return self._answer(200, "ok", token, now)
 

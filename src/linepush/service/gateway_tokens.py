@@ -11,7 +11,9 @@ import secrets
 from typing import Final, Literal
 
 from linepush._secret import Secret
-from linepush.store.base import GatewayToken, Store, recipient_type
+from linepush.service.store import GatewayStore, GatewayToken, gateway_store
+from linepush.store import Store
+from linepush.store.base import recipient_type
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -41,13 +43,14 @@ def hash_gateway_token(token: str | Secret) -> str:
 
 
 def create_gateway_token(
-    store: Store, channel_id: str, recipient_id: str, name: str | None, now: float
+    store: Store | GatewayStore, channel_id: str, recipient_id: str, name: str | None, now: float
 ) -> tuple[Secret, GatewayToken]:
     """Make a token for ``recipient_id`` of ``channel_id``, store its hash, and return the token (the only
     time it exists outside its holder's hands) with the stored record."""
     recipient_type(recipient_id)  # refuse a bad id before a token is made
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    record = store.create_gateway_token(channel_id, hash_gateway_token(token), recipient_id, name, now)
+    tokens = gateway_store(store)
+    record = tokens.create_gateway_token(channel_id, hash_gateway_token(token), recipient_id, name, now)
     return Secret(token), record
 
 

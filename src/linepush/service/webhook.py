@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 
 from linepush._secret import Secret
 from linepush.service.notify_form import NotifyError, read_body
+from linepush.service.store import MAX_EVENT_TYPE, RecipientSighting, gateway_store
 from linepush.store import Store
-from linepush.store.base import MAX_EVENT_TYPE, RecipientSighting, recipient_type
+from linepush.store.base import recipient_type
 
 __all__ = ["WebhookReceiver", "sightings", "signature", "signature_matches"]
 
@@ -222,7 +223,7 @@ class WebhookReceiver:
             kept.append(event)
         found = _sightings(kept)
         if found:
-            self.store.record_recipients(self.channel_id, found, now)
+            gateway_store(self.store).record_recipients(self.channel_id, found, now)
         return found, len(events) - len(kept)
 
     def _first_receipt(self, event_id: str, until: float, now: float) -> bool:

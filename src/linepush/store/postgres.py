@@ -1,7 +1,9 @@
 """The PostgreSQL backend: one database shared by every process on every host, through psycopg 3.
 
 Connections are per thread with autocommit off; every call is one explicit transaction. Claims take rows with
-``FOR UPDATE SKIP LOCKED``, locks are leases in a table, and migrations run under an advisory lock.
+``FOR UPDATE SKIP LOCKED``, locks are leases in a table, and migrations run under an advisory lock. The
+methods' checks and statements are :class:`~linepush.store.sql.SQLStore`'s; this module has the connections,
+the migrations, and what PostgreSQL does its own way (arrays, the claim, enqueue's and settle's bulk writes).
 """
 
 # S608: the SQL here is assembled only from this module's constants and %s marks; every value is bound.
@@ -10,6 +12,7 @@ Connections are per thread with autocommit off; every call is one explicit trans
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -22,49 +25,11 @@ import psycopg
 import psycopg.conninfo
 import psycopg.errors
 
-from linepush._secret import Secret
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-
-# The item checks and JSON encoders are the SQLite backend's, so both backends refuse exactly the same input.
-from linepush.store._rows import (
-    _gateway_token,
-    _json_or_none,
-    _prepare,
-    _recipient,
-    _token,
-)
-from linepush.store._rows import (
-    _message as _message_row,
-)
-from linepush.store.base import (
-    REVOCABLE_KINDS,
-    GatewayToken,
-    MessageState,
-    NewMessage,
-    OutboxMessage,
-    RecipientSighting,
-    RecipientType,
-    Settlement,
-    Store,
-    StoreError,
-    TokenKind,
-    TokenRecord,
-    TokenState,
-    WebhookRecipient,
-    check_gateway_token,
-    check_limit,
-    check_message_states,
-    check_name,
-    check_positive,
-    check_rate,
-    check_recipient_name,
-    check_sightings,
-    check_time,
-    check_token_kind,
-    check_token_states,
-    is_token_hash,
-    recipient_type,
-)
+from linepush.store.base import StoreError
+from linepush.store.checks import check_positive, check_time
+from linepush.store.records import Settlement
+from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -164,7 +129,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
-    # 3 → 4: the gateway's names of recipients.
+    # 2 → 3: the gateway's names of recipients. Shared rate limits came in 0 → 1 here, so from this one on
+    # PostgreSQL's versions run one behind SQLite's.
     (
         """
         CREATE TABLE recipient_names (
@@ -183,33 +149,6 @@ _FORM: Final = (
     "the form is postgresql://user:password@host:port/dbname?schema=name (percent-encode @ : / in parts)"
 )
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_TOKEN_COLUMNS: Final = (
-    "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
-)
-_OUTBOX_FIELDS: Final = (
-    "id",
-    "channel_id",
-    "kind",
-    "payload",
-    "retry_key",
-    "state",
-    "attempts",
-    "not_before",
-    "first_attempt_at",
-    "lease_owner",
-    "lease_expires_at",
-    "created_at",
-    "updated_at",
-    "delivered_at",
-    "request_id",
-    "result",
-    "last_error",
-)
-_OUTBOX_COLUMNS: Final = ", ".join(_OUTBOX_FIELDS)
-_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
-_RECIPIENT_COLUMNS: Final = (
-    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
-)
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = %(worker)s AND lease_expires_at > %(now)s"
 # Rows per INSERT of an enqueue; all chunks of one call share its transaction.
 _CHUNK: Final = 5000
@@ -234,7 +173,7 @@ def _claim_sql(by_channel: bool) -> str:
         " UPDATE outbox AS o SET state = 'sending', lease_owner = %(worker)s, lease_expires_at = %(until)s,"
         " attempts = o.attempts + 1, first_attempt_at = coalesce(o.first_attempt_at, %(now)s),"
         " updated_at = %(now)s FROM chosen WHERE o.id = chosen.id"
-        f" RETURNING {', '.join('o.' + name for name in _OUTBOX_FIELDS)}"
+        f" RETURNING {', '.join('o.' + name for name in OUTBOX_FIELDS)}"
     )
 
 
@@ -242,7 +181,7 @@ CLAIM_SQL: Final = _claim_sql(by_channel=False)
 CLAIM_BY_CHANNEL_SQL: Final = _claim_sql(by_channel=True)
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by many processes and hosts.
 
     ``url`` is a libpq URL (``postgresql://user:password@host:port/dbname?sslmode=…``). The tables live in
@@ -337,15 +276,7 @@ class PostgresStore(Store):
             if self._closed:  # close() ran while this connection was being opened
                 conn.close()
                 raise StoreError("this store has been closed")
-            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
-            alive = []
-            for thread, other in self._connections:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), conn))
-            self._connections = alive
+            self._connections = add_for_this_thread(self._connections, conn)
         self._local.conn = conn
         return conn
 
@@ -503,135 +434,47 @@ class PostgresStore(Store):
             )
         return version
 
-    # -- tokens ----------------------------------------------------------------------------------------------
+    # -- the dialect ---------------------------------------------------------------------------------------
 
-    def save_token(
-        self,
-        channel_id: str,
-        kind: TokenKind,
-        access_token: str | Secret,
-        key_id: str | None,
-        issued_at: float,
-        expires_at: float | None,
-    ) -> TokenRecord:
-        check_name(channel_id, "channel_id")
-        check_token_kind(kind)
-        token = access_token.reveal() if isinstance(access_token, Secret) else access_token
-        if not isinstance(token, str) or not token:
-            raise ValidationError("access_token must be a non-empty string")
-        if key_id is not None:
-            check_name(key_id, "key_id")
-        issued = check_time(issued_at, "issued_at")
-        expires = None if expires_at is None else check_time(expires_at, "expires_at")
-        rows = self._read(
-            "INSERT INTO tokens (channel_id, kind, access_token, key_id, issued_at, expires_at, state)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, 'active') RETURNING {_TOKEN_COLUMNS}",
-            (channel_id, kind, token, key_id, issued, expires),
-        )
-        return _token(rows[0])
+    json_as_text = False
+    set_token_state_sql = (
+        "UPDATE tokens SET state = ?, superseded_at = CASE ?::text"
+        " WHEN 'superseded' THEN ?::float8 WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?"
+    )
+    name_starts_with_sql = "left(name, char_length(?)) = ?"
+    greatest_sql = "greatest"
+    byte_order_sql = ' COLLATE "C"'  # as SQLite sorts text, whatever the database's collation
+    claim_sql = CLAIM_SQL
+    claim_by_channel_sql = CLAIM_BY_CHANNEL_SQL
 
-    def current_token(self, channel_id: str, kind: TokenKind, now: float) -> TokenRecord | None:
-        check_token_kind(kind)
-        rows = self._read(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = %s AND kind = %s AND state = 'active'"
-            " AND (expires_at IS NULL OR expires_at > %s) ORDER BY issued_at DESC, id DESC LIMIT 1",
-            (channel_id, kind, check_time(now, "now")),
-        )
-        return _token(rows[0]) if rows else None
+    def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(_percent_marks(sql), params)
 
-    def list_tokens(
-        self,
-        channel_id: str,
-        kind: TokenKind | None = None,
-        states: Collection[TokenState] | None = None,
-    ) -> list[TokenRecord]:
-        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = %s"
-        params: list[Any] = [channel_id]
-        if kind is not None:
-            sql += " AND kind = %s"
-            params.append(check_token_kind(kind))
-        if states is not None:
-            sql += " AND state = ANY(%s::text[])"
-            params.append(check_token_states(states))
-        return [_token(row) for row in self._read(sql + " ORDER BY issued_at, id", params)]
+    def change(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
+        return self._write(_percent_marks(sql), params)
 
-    def set_token_state(self, token_id: int, state: TokenState, now: float) -> None:
-        check_token_states([state])
-        moment = check_time(now, "now")
-        changed = self._write(
-            "UPDATE tokens SET state = %(state)s, superseded_at = CASE %(state)s::text"
-            " WHEN 'superseded' THEN %(now)s::float8 WHEN 'active' THEN NULL ELSE superseded_at END"
-            " WHERE id = %(id)s",
-            {"state": state, "now": moment, "id": _row_id(token_id)},
-        )
-        if not changed:
-            raise LookupError(f"no stored token has id {token_id!r}")
+    def change_returning(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        return self._read(_percent_marks(sql), params)
 
-    def supersede_others(self, channel_id: str, kind: TokenKind, keep_id: int, now: float) -> int:
-        check_token_kind(kind)
-        moment = check_time(now, "now")
-        return self._write(
-            "UPDATE tokens SET state = 'superseded', superseded_at = %s"
-            " WHERE channel_id = %s AND kind = %s AND state = 'active' AND id != %s",
-            (moment, channel_id, kind, _row_id(keep_id)),
-        )
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
 
-    def tokens_due_for_revocation(
-        self, channel_id: str, superseded_before: float, now: float
-    ) -> list[TokenRecord]:
-        rows = self._read(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = %s AND state = 'superseded'"
-            " AND kind = ANY(%s::text[]) AND superseded_at <= %s"
-            " AND (expires_at IS NULL OR expires_at > %s) ORDER BY superseded_at, id",
-            (
-                channel_id,
-                list(REVOCABLE_KINDS),
-                check_time(superseded_before, "superseded_before"),
-                check_time(now, "now"),
-            ),
-        )
-        return [_token(row) for row in rows]
+        def run(cur: psycopg.Cursor[Any]) -> int:
+            cur.executemany(_percent_marks(sql), rows)
+            return cur.rowcount
 
-    def delete_expired_tokens(self, now: float) -> int:
-        return self._write("DELETE FROM tokens WHERE expires_at <= %s", (check_time(now, "now"),))
+        return self._run(run)
 
-    # -- locks -----------------------------------------------------------------------------------------------
+    def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?::{sql_type}[])", [list(values)]
 
-    def try_lock(self, name: str, owner: str, ttl: float, now: float) -> bool:
-        check_name(name, "name")
-        check_name(owner, "owner")
-        moment = check_time(now, "now")
-        until = moment + check_positive(ttl, "ttl")
-        # One upsert: insert when free; take over when expired; extend when ours; otherwise no change. The
-        # unique index settles a race between two inserts: the loser sees the winner's row and its lease.
-        return (
-            self._write(
-                "INSERT INTO locks (name, owner, expires_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
-                " WHERE locks.owner = excluded.owner OR locks.expires_at <= %s",
-                (name, owner, until, moment),
-            )
-            == 1
-        )
+    def row_id(self, value: object) -> int:
+        return _row_id(value)
 
-    def unlock(self, name: str, owner: str) -> None:
-        self._write("DELETE FROM locks WHERE name = %s AND owner = %s", (name, owner))
-
-    def delete_expired_locks(self, prefix: str, now: float) -> int:
-        check_name(prefix, "prefix")
-        moment = check_time(now, "now")
-        # Not LIKE: a name may hold % or _.
-        return self._write(
-            "DELETE FROM locks WHERE left(name, char_length(%s)) = %s AND expires_at <= %s",
-            (prefix, prefix, moment),
-        )
-
-    # -- shared rate limits ----------------------------------------------------------------------------------
-
-    def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
-        check_name(key, "key")
-        step, slack = check_rate(interval, tolerance)
-        moment = check_time(now, "now")
+    def _advance_rate(self, key: str, step: float, now: float) -> float:
         # The row lock of the upsert makes read-and-advance atomic across every process and host. The commit
         # does not wait for the disk (synchronous_commit off, for this transaction only): a slot lost in a
         # server crash costs nothing, and a sync per request would cost more than the request.
@@ -639,28 +482,13 @@ class PostgresStore(Store):
             "INSERT INTO rate_limits AS r (key, tat) SELECT %(key)s, %(now)s + %(step)s"
             " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick"
             " ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, %(now)s) + %(step)s RETURNING r.tat",
-            {"key": key, "now": moment, "step": step},
+            {"key": key, "now": now, "step": step},
         )
-        start = float(rows[0][0]) - step - slack
-        return start - moment if start > moment else 0.0
+        return float(rows[0][0])
 
-    # -- outbox: enqueue and claim ---------------------------------------------------------------------------
+    # -- outbox ----------------------------------------------------------------------------------------------
 
-    def enqueue(self, items: Sequence[NewMessage], now: float) -> list[OutboxMessage]:
-        moment = check_time(now, "now")
-        prepared = [_prepare(index, item, moment) for index, item in enumerate(items)]
-        if not prepared:
-            return []
-        given: dict[str, int] = {}
-        for index, row in enumerate(prepared):
-            if row[5]:
-                if row[3] in given:
-                    raise ValidationError(
-                        f"repeats the retry key of items[{given[row[3]]}]",
-                        property=f"items[{index}].retry_key",
-                    )
-                given[row[3]] = index
-
+    def _insert_messages(self, rows: Sequence[Prepared], given: Mapping[str, int], now: float) -> list[int]:
         def insert(cur: psycopg.Cursor[Any]) -> list[int]:
             if given:
                 taken = cur.execute(
@@ -674,8 +502,8 @@ class PostgresStore(Store):
                         property=f"items[{given[taken[0]]}].retry_key",
                     )
             ids: list[int] = []
-            for start in range(0, len(prepared), _CHUNK):
-                chunk = prepared[start : start + _CHUNK]
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
                 # Identity values are drawn in the order rows are inserted, which ORDER BY n fixes;
                 # sorting the returned ids therefore lines them up with the items.
                 try:
@@ -687,14 +515,14 @@ class PostgresStore(Store):
                         " %b::text[], %b::text[], %b::text[], %b::float8[], %b::bool[])"
                         " WITH ORDINALITY AS t(c, k, p, r, b, g, n) ORDER BY n RETURNING id",
                         (
-                            moment,
-                            moment,
-                            [row[0] for row in chunk],
-                            [row[1] for row in chunk],
-                            [row[2] for row in chunk],
-                            [row[3] for row in chunk],
-                            [row[4] for row in chunk],
-                            [bool(row[5]) for row in chunk],
+                            now,
+                            now,
+                            [item[0] for item in chunk],
+                            [item[1] for item in chunk],
+                            [item[2] for item in chunk],
+                            [item[3] for item in chunk],
+                            [item[4] for item in chunk],
+                            [bool(item[5]) for item in chunk],
                         ),
                     )
                 except psycopg.errors.UniqueViolation as exc:
@@ -709,49 +537,7 @@ class PostgresStore(Store):
                 ids.extend(sorted(row[0] for row in cur.fetchall()))
             return ids
 
-        ids = self._run(insert)
-        return [
-            OutboxMessage(
-                id=message_id,
-                channel_id=channel_id,
-                kind=kind,  # type: ignore[arg-type]
-                payload=item.payload if type(item.payload) is dict else dict(item.payload),
-                retry_key=retry_key,
-                state="queued",
-                attempts=0,
-                not_before=not_before,
-                first_attempt_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                created_at=moment,
-                updated_at=moment,
-                delivered_at=None,
-                request_id=None,
-                result=None,
-                last_error=None,
-            )
-            for message_id, item, (channel_id, kind, _, retry_key, not_before, _) in zip(
-                ids, items, prepared, strict=True
-            )
-        ]
-
-    def claim(
-        self,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        now: float,
-        channel_id: str | None = None,
-    ) -> list[OutboxMessage]:
-        check_name(worker_id, "worker_id")
-        check_limit(limit)
-        moment = check_time(now, "now")
-        until = moment + check_positive(lease_seconds, "lease_seconds")
-        rows = self._read(
-            CLAIM_BY_CHANNEL_SQL if channel_id is not None else CLAIM_SQL,
-            {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
-        )
-        return sorted((_message(row) for row in rows), key=lambda m: (m.not_before, m.id))
+        return self._run(insert)
 
     def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:
         moment = check_time(now, "now")
@@ -762,69 +548,6 @@ class PostgresStore(Store):
             "UPDATE outbox SET lease_expires_at = %(until)s"
             f" WHERE id = ANY(%(ids)s::bigint[]) AND {_LEASE_HELD}",
             {"until": until, "ids": _row_ids(ids), "worker": worker_id, "now": moment},
-        )
-
-    # -- outbox: settling ------------------------------------------------------------------------------------
-
-    def mark_delivered(
-        self,
-        message_id: int,
-        worker_id: str,
-        now: float,
-        request_id: str | None,
-        result: Mapping[str, Any] | None,
-    ) -> bool:
-        moment = check_time(now, "now")
-        body = _json_or_none(result, "result")
-        return (
-            self._write(
-                "UPDATE outbox SET state = 'delivered', delivered_at = %(now)s, updated_at = %(now)s,"
-                " request_id = %(rid)s, result = %(body)s::json, lease_owner = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND {_LEASE_HELD}",
-                {
-                    "now": moment,
-                    "rid": request_id,
-                    "body": body,
-                    "id": _row_id(message_id),
-                    "worker": worker_id,
-                },
-            )
-            == 1
-        )
-
-    def mark_retry(
-        self,
-        message_id: int,
-        worker_id: str,
-        now: float,
-        not_before: float,
-        error: Mapping[str, Any] | None,
-    ) -> bool:
-        moment = check_time(now, "now")
-        due = check_time(not_before, "not_before")
-        body = _json_or_none(error, "error")
-        return (
-            self._write(
-                "UPDATE outbox SET state = 'queued', not_before = %(due)s, updated_at = %(now)s,"
-                " last_error = %(body)s::json, lease_owner = NULL, lease_expires_at = NULL"
-                f" WHERE id = %(id)s AND {_LEASE_HELD}",
-                {"due": due, "now": moment, "body": body, "id": _row_id(message_id), "worker": worker_id},
-            )
-            == 1
-        )
-
-    def mark_failed(
-        self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
-    ) -> bool:
-        moment = check_time(now, "now")
-        body = _json_or_none(error, "error")
-        return (
-            self._write(
-                "UPDATE outbox SET state = 'failed', updated_at = %(now)s, last_error = %(body)s::json,"
-                f" lease_owner = NULL, lease_expires_at = NULL WHERE id = %(id)s AND {_LEASE_HELD}",
-                {"now": moment, "body": body, "id": _row_id(message_id), "worker": worker_id},
-            )
-            == 1
         )
 
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
@@ -841,31 +564,17 @@ class PostgresStore(Store):
         due: list[float] = []
         named: list[int] = []
         first: dict[int, int] = {}
-        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
-        for index, item in enumerate(items):
-            if not isinstance(item, Settlement):
-                raise ValidationError("must be a Settlement", property=f"items[{index}]")
-            outcome = item.outcome
-            if outcome not in ("delivered", "retry", "failed"):
-                raise ValidationError(
-                    f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
-                )
-            delivered = outcome == "delivered"
-            result = _json_or_none(item.result, "result") if delivered else None
-            error = None if delivered else _json_or_none(item.error, "error")
-            retry_at = item.not_before if outcome == "retry" and item.not_before is not None else moment
-            retry_at = check_time(retry_at, "not_before")
-            message_id = _row_id(item.message_id)
-            named.append(message_id)
-            if message_id in first:
+        for index, item in enumerate(self._check_settlements(items, moment)):
+            named.append(item.message_id)
+            if item.message_id in first:
                 continue  # settled by its first item, as one-by-one calls would; later ones find it settled
-            first[message_id] = index
-            ids.append(message_id)
-            outcomes.append(outcome)
-            request_ids.append(item.request_id if delivered else None)
-            results.append(result)
-            errors.append(error)
-            due.append(retry_at)
+            first[item.message_id] = index
+            ids.append(item.message_id)
+            outcomes.append(item.outcome)
+            request_ids.append(item.request_id)
+            results.append(item.result)
+            errors.append(item.error)
+            due.append(item.not_before)
         rows = self._read(
             "UPDATE outbox AS o SET"
             " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued'"
@@ -907,39 +616,6 @@ class PostgresStore(Store):
             {"now": moment, "ids": _row_ids(ids), "worker": worker_id},
         )
 
-    # -- outbox: inspection and maintenance ------------------------------------------------------------------
-
-    def get_message(self, message_id: int) -> OutboxMessage | None:
-        rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = %s", (_row_id(message_id),))
-        return _message(rows[0]) if rows else None
-
-    def list_messages(
-        self,
-        state: MessageState | None = None,
-        channel_id: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[OutboxMessage]:
-        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id > %s"
-        params: list[Any] = [_row_id(after_id or 0)]
-        if state is not None:
-            sql += " AND state = %s"
-            params.extend(check_message_states([state]))
-        if channel_id is not None:
-            sql += " AND channel_id = %s"
-            params.append(channel_id)
-        params.append(check_limit(limit))
-        return [_message(row) for row in self._read(sql + " ORDER BY id LIMIT %s", params)]
-
-    def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
-        where = "" if channel_id is None else " WHERE channel_id = %s"
-        rows = self._read(
-            f"SELECT state, count(*) FROM outbox{where} GROUP BY state",
-            () if channel_id is None else (channel_id,),
-        )
-        found = {state: int(n) for state, n in rows}
-        return {state: found.get(state, 0) for state in ("queued", "sending", "delivered", "failed")}
-
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
         moment = check_time(now, "now")
         if ids is not None and not ids:
@@ -957,142 +633,6 @@ class PostgresStore(Store):
             f" WHERE {where}",
             {"now": moment, "ids": None if ids is None else _row_ids(ids)},
         )
-
-    def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
-        chosen = check_message_states(states)
-        if not chosen:
-            raise ValidationError("name at least one state to purge")
-        if "sending" in chosen:
-            raise ValidationError("rows in state 'sending' cannot be purged: a worker holds them")
-        age = check_time(older_than, "older_than")
-        if age < 0:
-            raise ValidationError(f"older_than must be 0 or more seconds, not {older_than!r}")
-        cutoff = check_time(now, "now") - age
-        return self._write(
-            "DELETE FROM outbox WHERE state = ANY(%s::text[]) AND updated_at < %s", (chosen, cutoff)
-        )
-
-    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
-
-    def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
-    ) -> GatewayToken:
-        check_name(channel_id, "channel_id")
-        check_gateway_token(token_hash, recipient_id, name)
-        moment = check_time(now, "now")
-        rows = self._read(
-            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (token_hash) DO NOTHING"
-            f" RETURNING {_GATEWAY_TOKEN_COLUMNS}",
-            (channel_id, token_hash, recipient_id, name, moment),
-        )
-        if not rows:
-            raise ValidationError("this token hash is already stored", property="token_hash")
-        return _gateway_token(rows[0])
-
-    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
-        if not is_token_hash(token_hash):
-            return None
-        rows = self._read(
-            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = %s", (token_hash,)
-        )
-        return _gateway_token(rows[0]) if rows else None
-
-    def list_gateway_tokens(
-        self, channel_id: str | None = None, *, include_revoked: bool = True
-    ) -> list[GatewayToken]:
-        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE true"
-        params: list[Any] = []
-        if channel_id is not None:
-            sql += " AND channel_id = %s"
-            params.append(channel_id)
-        if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
-
-    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
-        moment = check_time(now, "now")
-        token = _row_id(token_id)
-
-        def revoke(cur: psycopg.Cursor[Any]) -> bool:
-            changed = cur.execute(
-                "UPDATE gateway_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (moment, token),
-            ).rowcount
-            if changed:
-                return True
-            if cur.execute("SELECT 1 FROM gateway_tokens WHERE id = %s", (token,)).fetchone() is None:
-                raise LookupError(f"no gateway token has id {token_id!r}")
-            return False
-
-        return self._run(revoke)
-
-    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
-        check_name(channel_id, "channel_id")
-        checked = check_sightings(sightings)
-        moment = check_time(now, "now")
-        if not checked:
-            return
-        # One row per id (an upsert may not touch a row twice): how often it was seen, and its last event.
-        seen: dict[str, tuple[RecipientType, str, int]] = {}
-        for recipient_id, kind, event in checked:
-            seen[recipient_id] = (kind, event, seen.get(recipient_id, (kind, event, 0))[2] + 1)
-        # In a fixed order, so two webhooks recording the same ids at once cannot deadlock.
-        ids = sorted(seen)
-        self._write(
-            "INSERT INTO webhook_recipients AS w (channel_id, recipient_id, type, first_seen_at,"
-            " last_seen_at, last_event_type, sightings)"
-            " SELECT %(channel)s, r, t, %(now)s, %(now)s, e, n"
-            " FROM unnest(%(ids)s::text[], %(types)s::text[], %(events)s::text[], %(counts)s::int[])"
-            " AS s(r, t, e, n)"
-            " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
-            " last_seen_at = greatest(w.last_seen_at, excluded.last_seen_at),"
-            " last_event_type = excluded.last_event_type, sightings = w.sightings + excluded.sightings",
-            {
-                "channel": channel_id,
-                "now": moment,
-                "ids": ids,
-                "types": [seen[i][0] for i in ids],
-                "events": [seen[i][1] for i in ids],
-                "counts": [seen[i][2] for i in ids],
-            },
-        )
-
-    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
-        where = "" if channel_id is None else " WHERE channel_id = %s"
-        # COLLATE "C": ids in byte order, as SQLite sorts them, whatever the database's collation.
-        rows = self._read(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
-            ' ORDER BY last_seen_at DESC, channel_id COLLATE "C", recipient_id COLLATE "C"',
-            () if channel_id is None else (channel_id,),
-        )
-        return [_recipient(row) for row in rows]
-
-    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
-        check_name(channel_id, "channel_id")
-        check_recipient_name(name)
-        recipient_type(recipient_id)
-        moment = check_time(now, "now")
-        self._write(
-            "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
-            " named_at = excluded.named_at",
-            (channel_id, name, recipient_id, moment),
-        )
-
-    def unname_recipient(self, channel_id: str, name: str) -> bool:
-        return (
-            self._write("DELETE FROM recipient_names WHERE channel_id = %s AND name = %s", (channel_id, name))
-            == 1
-        )
-
-    def recipient_names(self, channel_id: str) -> dict[str, str]:
-        # COLLATE "C": byte order, as SQLite sorts them.
-        rows = self._read(
-            'SELECT name, recipient_id FROM recipient_names WHERE channel_id = %s ORDER BY name COLLATE "C"',
-            (channel_id,),
-        )
-        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------
@@ -1169,6 +709,7 @@ def _row_ids(values: Sequence[int]) -> list[int]:
     return [_row_id(value) for value in values]
 
 
-def _message(row: tuple[Any, ...]) -> OutboxMessage:
-    # psycopg parses json columns itself.
-    return _message_row(row, decode=False)
+@functools.cache
+def _percent_marks(sql: str) -> str:
+    """A shared statement (values marked ``?``, no other ``?`` or ``%``) in psycopg's form (``%s``)."""
+    return sql.replace("?", "%s")

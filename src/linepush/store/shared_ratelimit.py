@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from linepush.ratelimit import DEFAULT_RATES, DEFAULT_TICK, Rate, RateLimiter, release_wait
-from linepush.store.base import Store, StoreError, check_name
+from linepush.store.base import Store, StoreError
+from linepush.store.checks import check_name
 
 __all__ = ["SharedRateLimiter"]
 

@@ -2,7 +2,8 @@
 
 Connections are per thread (WAL lets readers go on while another thread or process writes, so a token read
 never waits behind an outbox claim); every write is one ``BEGIN IMMEDIATE`` transaction, which makes claims
-atomic across processes.
+atomic across processes. The methods' checks and statements are :class:`~linepush.store.sql.SQLStore`'s;
+this module has the file, its connections and migrations, and what SQLite spells its own way.
 """
 
 # S608: the SQL here is assembled only from this module's constants and "?" marks; every value is bound.
@@ -19,47 +20,12 @@ import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from linepush._secret import Secret
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
-from linepush.store._rows import (
-    _gateway_token,
-    _json_or_none,
-    _message,
-    _prepare,
-    _recipient,
-    _token,
-)
-from linepush.store.base import (
-    REVOCABLE_KINDS,
-    GatewayToken,
-    MessageState,
-    NewMessage,
-    OutboxMessage,
-    RecipientSighting,
-    Settlement,
-    Store,
-    StoreError,
-    TokenKind,
-    TokenRecord,
-    TokenState,
-    WebhookRecipient,
-    check_gateway_token,
-    check_limit,
-    check_message_states,
-    check_name,
-    check_positive,
-    check_rate,
-    check_recipient_name,
-    check_sightings,
-    check_time,
-    check_token_kind,
-    check_token_states,
-    is_token_hash,
-    recipient_type,
-)
-from linepush.store.base import (
-    new_retry_key as fresh_retry_key,
-)
+from linepush.store.base import StoreError
+from linepush.store.base import new_retry_key as fresh_retry_key
+from linepush.store.checks import check_positive, check_time
+from linepush.store.records import Settlement
+from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
 
@@ -168,17 +134,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 
-_TOKEN_COLUMNS: Final = (
-    "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
-)
-_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
-_RECIPIENT_COLUMNS: Final = (
-    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
-)
-_OUTBOX_COLUMNS: Final = (
-    "id, channel_id, kind, payload, retry_key, state, attempts, not_before, first_attempt_at, lease_owner, "
-    "lease_expires_at, created_at, updated_at, delivered_at, request_id, result, last_error"
-)
 # Bound parameters per statement, well under SQLite's limit.
 _CHUNK: Final = 500
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = ? AND lease_expires_at > ?"
@@ -211,7 +166,7 @@ def _claim_sql(by_channel: bool) -> str:
         "UPDATE outbox SET state = 'sending', lease_owner = :worker, lease_expires_at = :until,"
         " attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, :now), updated_at = :now"
         f" WHERE id IN (SELECT id FROM ({due}) ORDER BY not_before, id LIMIT :limit)"
-        f" RETURNING {_OUTBOX_COLUMNS}"
+        f" RETURNING {OUTBOX_COLUMNS}"
     )
 
 
@@ -219,7 +174,7 @@ _CLAIM: Final = _claim_sql(by_channel=False)
 _CLAIM_BY_CHANNEL: Final = _claim_sql(by_channel=True)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """The store in one SQLite file. Open it with :func:`linepush.store.open_store` or directly by path.
 
     Every store opened on one file in one process is a handle on the same connections (see
@@ -304,145 +259,46 @@ class SQLiteStore(Store):
         with _store_errors(self._path):
             return conn.execute(sql, params).fetchall()
 
-    # -- tokens ----------------------------------------------------------------------------------------------
+    # -- the dialect ---------------------------------------------------------------------------------------
 
-    def save_token(
-        self,
-        channel_id: str,
-        kind: TokenKind,
-        access_token: str | Secret,
-        key_id: str | None,
-        issued_at: float,
-        expires_at: float | None,
-    ) -> TokenRecord:
-        check_name(channel_id, "channel_id")
-        check_token_kind(kind)
-        token = access_token.reveal() if isinstance(access_token, Secret) else access_token
-        if not isinstance(token, str) or not token:
-            raise ValidationError("access_token must be a non-empty string")
-        if key_id is not None:
-            check_name(key_id, "key_id")
-        issued = check_time(issued_at, "issued_at")
-        expires = None if expires_at is None else check_time(expires_at, "expires_at")
+    json_as_text = True
+    set_token_state_sql = (
+        "UPDATE tokens SET state = ?, superseded_at = CASE ? WHEN 'superseded' THEN ?"
+        " WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?"
+    )
+    name_starts_with_sql = "substr(name, 1, length(?)) = ?"
+    greatest_sql = "max"
+    byte_order_sql = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
+    claim_sql = _CLAIM
+    claim_by_channel_sql = _CLAIM_BY_CHANNEL
+
+    def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(sql, params)
+
+    def change(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
         with self._write() as conn, _store_errors(self._path):
-            row = conn.execute(
-                "INSERT INTO tokens (channel_id, kind, access_token, key_id, issued_at, expires_at, state)"
-                f" VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING {_TOKEN_COLUMNS}",
-                (channel_id, kind, token, key_id, issued, expires),
-            ).fetchone()
-        return _token(row)
+            return conn.execute(sql, params).rowcount
 
-    def current_token(self, channel_id: str, kind: TokenKind, now: float) -> TokenRecord | None:
-        check_token_kind(kind)
-        rows = self._read(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND kind = ? AND state = 'active'"
-            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at DESC, id DESC LIMIT 1",
-            (channel_id, kind, check_time(now, "now")),
-        )
-        return _token(rows[0]) if rows else None
-
-    def list_tokens(
-        self,
-        channel_id: str,
-        kind: TokenKind | None = None,
-        states: Collection[TokenState] | None = None,
-    ) -> list[TokenRecord]:
-        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ?"
-        params: list[Any] = [channel_id]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(check_token_kind(kind))
-        if states is not None:
-            wanted = check_token_states(states)
-            sql += f" AND state IN ({_marks(wanted)})"
-            params.extend(wanted)
-        return [_token(row) for row in self._read(sql + " ORDER BY issued_at, id", params)]
-
-    def set_token_state(self, token_id: int, state: TokenState, now: float) -> None:
-        check_token_states([state])
-        moment = check_time(now, "now")
+    def change_returning(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
         with self._write() as conn, _store_errors(self._path):
-            changed = conn.execute(
-                "UPDATE tokens SET state = ?, superseded_at = CASE ? WHEN 'superseded' THEN ?"
-                " WHEN 'active' THEN NULL ELSE superseded_at END WHERE id = ?",
-                (state, state, moment, token_id),
-            ).rowcount
-        if not changed:
-            raise LookupError(f"no stored token has id {token_id!r}")
+            return conn.execute(sql, params).fetchall()
 
-    def supersede_others(self, channel_id: str, kind: TokenKind, keep_id: int, now: float) -> int:
-        check_token_kind(kind)
-        moment = check_time(now, "now")
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
         with self._write() as conn, _store_errors(self._path):
-            return conn.execute(
-                "UPDATE tokens SET state = 'superseded', superseded_at = ?"
-                " WHERE channel_id = ? AND kind = ? AND state = 'active' AND id != ?",
-                (moment, channel_id, kind, keep_id),
-            ).rowcount
+            return conn.executemany(sql, rows).rowcount
 
-    def tokens_due_for_revocation(
-        self, channel_id: str, superseded_before: float, now: float
-    ) -> list[TokenRecord]:
-        rows = self._read(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND state = 'superseded'"
-            f" AND kind IN ({_marks(REVOCABLE_KINDS)}) AND superseded_at <= ?"
-            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY superseded_at, id",
-            (
-                channel_id,
-                *REVOCABLE_KINDS,
-                check_time(superseded_before, "superseded_before"),
-                check_time(now, "now"),
-            ),
-        )
-        return [_token(row) for row in rows]
+    def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
+        chosen = list(values)
+        return f"{column} IN ({_marks(chosen)})", chosen
 
-    def delete_expired_tokens(self, now: float) -> int:
-        moment = check_time(now, "now")
-        with self._write() as conn, _store_errors(self._path):
-            return conn.execute("DELETE FROM tokens WHERE expires_at <= ?", (moment,)).rowcount
+    def row_id(self, value: object) -> Any:
+        return value
 
-    # -- locks -----------------------------------------------------------------------------------------------
-
-    def try_lock(self, name: str, owner: str, ttl: float, now: float) -> bool:
-        check_name(name, "name")
-        check_name(owner, "owner")
-        moment = check_time(now, "now")
-        until = moment + check_positive(ttl, "ttl")
-        with self._write() as conn, _store_errors(self._path):
-            # One upsert: insert when free; take over when expired; extend when ours; otherwise no change.
-            return (
-                conn.execute(
-                    "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
-                    " expires_at = excluded.expires_at"
-                    " WHERE locks.owner = excluded.owner OR locks.expires_at <= ?",
-                    (name, owner, until, moment),
-                ).rowcount
-                == 1
-            )
-
-    def unlock(self, name: str, owner: str) -> None:
-        with self._write() as conn, _store_errors(self._path):
-            conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
-
-    def delete_expired_locks(self, prefix: str, now: float) -> int:
-        check_name(prefix, "prefix")
-        moment = check_time(now, "now")
-        # Not LIKE: a name may hold % or _.
-        with self._write() as conn, _store_errors(self._path):
-            return int(
-                conn.execute(
-                    "DELETE FROM locks WHERE substr(name, 1, length(?)) = ? AND expires_at <= ?",
-                    (prefix, prefix, moment),
-                ).rowcount
-            )
-
-    # -- shared rate limits ----------------------------------------------------------------------------------
-
-    def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
-        check_name(key, "key")
-        step, slack = check_rate(interval, tolerance)
-        moment = check_time(now, "now")
+    def _advance_rate(self, key: str, step: float, now: float) -> float:
         # This commit does not wait for the disk (synchronous NORMAL, on this thread's connection and for this
         # transaction only): a slot lost in a crash costs nothing, and a sync per request would cost more
         # than the request. Every other write stays FULL.
@@ -454,30 +310,16 @@ class SQLiteStore(Store):
                 tat: float = conn.execute(
                     "INSERT INTO rate_limits (key, tat) VALUES (:key, :now + :step)"
                     " ON CONFLICT (key) DO UPDATE SET tat = max(rate_limits.tat, :now) + :step RETURNING tat",
-                    {"key": key, "now": moment, "step": step},
+                    {"key": key, "now": now, "step": step},
                 ).fetchone()[0]
         finally:
             with _store_errors(self._path):
                 conn.execute("PRAGMA synchronous = FULL")
-        start = tat - step - slack
-        return start - moment if start > moment else 0.0
+        return float(tat)
 
-    # -- outbox: enqueue and claim ---------------------------------------------------------------------------
+    # -- outbox ----------------------------------------------------------------------------------------------
 
-    def enqueue(self, items: Sequence[NewMessage], now: float) -> list[OutboxMessage]:
-        moment = check_time(now, "now")
-        prepared = [_prepare(index, item, moment) for index, item in enumerate(items)]
-        if not prepared:
-            return []
-        given: dict[str, int] = {}
-        for index, row in enumerate(prepared):
-            if row[5]:
-                if row[3] in given:
-                    raise ValidationError(
-                        f"repeats the retry key of items[{given[row[3]]}]",
-                        property=f"items[{index}].retry_key",
-                    )
-                given[row[3]] = index
+    def _insert_messages(self, rows: Sequence[Prepared], given: Mapping[str, int], now: float) -> list[int]:
         with self._write() as conn, _store_errors(self._path):
             keys = list(given)
             for start in range(0, len(keys), _CHUNK):
@@ -501,120 +343,29 @@ class SQLiteStore(Store):
             conn.executemany(
                 "INSERT INTO outbox (id, channel_id, kind, payload, retry_key, not_before, retry_key_given,"
                 " state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-                [(first + offset, *row, moment, moment) for offset, row in enumerate(prepared)],
+                [(first + offset, *row, now, now) for offset, row in enumerate(rows)],
             )
-        return [
-            OutboxMessage(
-                id=first + offset,
-                channel_id=channel_id,
-                kind=kind,  # type: ignore[arg-type]
-                payload=item.payload if type(item.payload) is dict else dict(item.payload),
-                retry_key=retry_key,
-                state="queued",
-                attempts=0,
-                not_before=not_before,
-                first_attempt_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                created_at=moment,
-                updated_at=moment,
-                delivered_at=None,
-                request_id=None,
-                result=None,
-                last_error=None,
-            )
-            for offset, (item, (channel_id, kind, _, retry_key, not_before, _)) in enumerate(
-                zip(items, prepared, strict=True)
-            )
-        ]
-
-    def claim(
-        self,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        now: float,
-        channel_id: str | None = None,
-    ) -> list[OutboxMessage]:
-        check_name(worker_id, "worker_id")
-        check_limit(limit)
-        moment = check_time(now, "now")
-        until = moment + check_positive(lease_seconds, "lease_seconds")
-        with self._write() as conn, _store_errors(self._path):
-            rows = conn.execute(
-                _CLAIM_BY_CHANNEL if channel_id is not None else _CLAIM,
-                {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
-            ).fetchall()
-        return sorted((_message(row) for row in rows), key=lambda m: (m.not_before, m.id))
+        return list(range(first, first + len(rows)))
 
     def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
-        return self._update_each(
+        return self.change_many(
             f"UPDATE outbox SET lease_expires_at = ? WHERE id = ? AND {_LEASE_HELD}",
             [(until, message_id, worker_id, moment) for message_id in ids],
         )
 
-    # -- outbox: settling ------------------------------------------------------------------------------------
-
-    def mark_delivered(
-        self,
-        message_id: int,
-        worker_id: str,
-        now: float,
-        request_id: str | None,
-        result: Mapping[str, Any] | None,
-    ) -> bool:
-        moment = check_time(now, "now")
-        body = _json_or_none(result, "result")
-        return (
-            self._update_each(_DELIVERED, [(moment, moment, request_id, body, message_id, worker_id, moment)])
-            == 1
-        )
-
-    def mark_retry(
-        self,
-        message_id: int,
-        worker_id: str,
-        now: float,
-        not_before: float,
-        error: Mapping[str, Any] | None,
-    ) -> bool:
-        moment = check_time(now, "now")
-        due = check_time(not_before, "not_before")
-        body = _json_or_none(error, "error")
-        return self._update_each(_RETRY, [(due, moment, body, message_id, worker_id, moment)]) == 1
-
-    def mark_failed(
-        self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
-    ) -> bool:
-        moment = check_time(now, "now")
-        body = _json_or_none(error, "error")
-        return self._update_each(_FAILED, [(moment, body, message_id, worker_id, moment)]) == 1
-
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         moment = check_time(now, "now")
-        # Everything is checked and encoded before the transaction, so a bad item changes nothing.
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, Settlement):
-                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+        for item in self._check_settlements(items, moment):
+            held = (item.message_id, worker_id, moment)
             if item.outcome == "delivered":
-                body = _json_or_none(item.result, "result")
-                values: tuple[Any, ...] = (moment, moment, item.request_id, body, item.message_id)
-                statements.append((_DELIVERED, (*values, worker_id, moment)))
+                statements.append((_DELIVERED, (moment, moment, item.request_id, item.result, *held)))
             elif item.outcome == "retry":
-                due = moment if item.not_before is None else check_time(item.not_before, "not_before")
-                body = _json_or_none(item.error, "error")
-                statements.append((_RETRY, (due, moment, body, item.message_id, worker_id, moment)))
-            elif item.outcome == "failed":
-                body = _json_or_none(item.error, "error")
-                statements.append((_FAILED, (moment, body, item.message_id, worker_id, moment)))
+                statements.append((_RETRY, (item.not_before, moment, item.error, *held)))
             else:
-                raise ValidationError(
-                    f"must be delivered, retry or failed, not {item.outcome!r}",
-                    property=f"items[{index}].outcome",
-                )
+                statements.append((_FAILED, (moment, item.error, *held)))
         if not statements:
             return []
         with self._write() as conn, _store_errors(self._path):
@@ -622,51 +373,12 @@ class SQLiteStore(Store):
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")
-        return self._update_each(
+        return self.change_many(
             "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0),"
             " first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END,"
             f" updated_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}",
             [(moment, message_id, worker_id, moment) for message_id in ids],
         )
-
-    def _update_each(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        if not rows:
-            return 0
-        with self._write() as conn, _store_errors(self._path):
-            return conn.executemany(sql, rows).rowcount
-
-    # -- outbox: inspection and maintenance ------------------------------------------------------------------
-
-    def get_message(self, message_id: int) -> OutboxMessage | None:
-        rows = self._read(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,))
-        return _message(rows[0]) if rows else None
-
-    def list_messages(
-        self,
-        state: MessageState | None = None,
-        channel_id: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[OutboxMessage]:
-        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id > ?"
-        params: list[Any] = [after_id or 0]
-        if state is not None:
-            sql += " AND state = ?"
-            params.extend(check_message_states([state]))
-        if channel_id is not None:
-            sql += " AND channel_id = ?"
-            params.append(channel_id)
-        params.append(check_limit(limit))
-        return [_message(row) for row in self._read(sql + " ORDER BY id LIMIT ?", params)]
-
-    def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
-        where = "" if channel_id is None else " WHERE channel_id = ?"
-        rows = self._read(
-            f"SELECT state, count(*) FROM outbox{where} GROUP BY state",
-            () if channel_id is None else (channel_id,),
-        )
-        found = dict(rows)
-        return {state: found.get(state, 0) for state in ("queued", "sending", "delivered", "failed")}
 
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
         moment = check_time(now, "now")
@@ -689,128 +401,6 @@ class SQLiteStore(Store):
                 " WHERE id = ? AND state = 'failed'",
                 [(moment, moment, message_id) for message_id in chosen],
             ).rowcount
-
-    def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
-        chosen = check_message_states(states)
-        if not chosen:
-            raise ValidationError("name at least one state to purge")
-        if "sending" in chosen:
-            raise ValidationError("rows in state 'sending' cannot be purged: a worker holds them")
-        age = check_time(older_than, "older_than")
-        if age < 0:
-            raise ValidationError(f"older_than must be 0 or more seconds, not {older_than!r}")
-        cutoff = check_time(now, "now") - age
-        with self._write() as conn, _store_errors(self._path):
-            return conn.execute(
-                f"DELETE FROM outbox WHERE state IN ({_marks(chosen)}) AND updated_at < ?", (*chosen, cutoff)
-            ).rowcount
-
-    # -- gateway tokens and webhook recipients (the service's tables) ----------------------------------------
-
-    def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
-    ) -> GatewayToken:
-        check_name(channel_id, "channel_id")
-        check_gateway_token(token_hash, recipient_id, name)
-        moment = check_time(now, "now")
-        with self._write() as conn:
-            try:
-                row = conn.execute(
-                    "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
-                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_GATEWAY_TOKEN_COLUMNS}",
-                    (channel_id, token_hash, recipient_id, name, moment),
-                ).fetchone()
-            except sqlite3.IntegrityError:
-                raise ValidationError("this token hash is already stored", property="token_hash") from None
-            except sqlite3.Error as exc:
-                raise StoreError(f"the SQLite store failed: {exc}") from exc
-        return _gateway_token(row)
-
-    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
-        if not is_token_hash(token_hash):
-            return None
-        rows = self._read(
-            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = ?", (token_hash,)
-        )
-        return _gateway_token(rows[0]) if rows else None
-
-    def list_gateway_tokens(
-        self, channel_id: str | None = None, *, include_revoked: bool = True
-    ) -> list[GatewayToken]:
-        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE 1 = 1"
-        params: list[Any] = []
-        if channel_id is not None:
-            sql += " AND channel_id = ?"
-            params.append(channel_id)
-        if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        return [_gateway_token(row) for row in self._read(sql + " ORDER BY created_at, id", params)]
-
-    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
-        moment = check_time(now, "now")
-        with self._write() as conn, _store_errors(self._path):
-            changed = conn.execute(
-                "UPDATE gateway_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (moment, token_id),
-            ).rowcount
-            if changed:
-                return True
-            if conn.execute("SELECT 1 FROM gateway_tokens WHERE id = ?", (token_id,)).fetchone() is None:
-                raise LookupError(f"no gateway token has id {token_id!r}")
-            return False
-
-    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
-        check_name(channel_id, "channel_id")
-        checked = check_sightings(sightings)
-        moment = check_time(now, "now")
-        if not checked:
-            return
-        with self._write() as conn, _store_errors(self._path):
-            conn.executemany(
-                "INSERT INTO webhook_recipients (channel_id, recipient_id, type, first_seen_at, last_seen_at,"
-                " last_event_type, sightings) VALUES (?, ?, ?, ?, ?, ?, 1)"
-                " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
-                " last_seen_at = max(last_seen_at, excluded.last_seen_at),"
-                " last_event_type = excluded.last_event_type, sightings = sightings + 1",
-                [(channel_id, rid, kind, moment, moment, event) for rid, kind, event in checked],
-            )
-
-    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
-        where = "" if channel_id is None else " WHERE channel_id = ?"
-        rows = self._read(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where}"
-            " ORDER BY last_seen_at DESC, channel_id, recipient_id",
-            () if channel_id is None else (channel_id,),
-        )
-        return [_recipient(row) for row in rows]
-
-    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
-        check_name(channel_id, "channel_id")
-        check_recipient_name(name)
-        recipient_type(recipient_id)
-        moment = check_time(now, "now")
-        with self._write() as conn, _store_errors(self._path):
-            conn.execute(
-                "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
-                " named_at = excluded.named_at",
-                (channel_id, name, recipient_id, moment),
-            )
-
-    def unname_recipient(self, channel_id: str, name: str) -> bool:
-        with self._write() as conn, _store_errors(self._path):
-            return (
-                conn.execute(
-                    "DELETE FROM recipient_names WHERE channel_id = ? AND name = ?", (channel_id, name)
-                ).rowcount
-                == 1
-            )
-
-    def recipient_names(self, channel_id: str) -> dict[str, str]:
-        rows = self._read(
-            "SELECT name, recipient_id FROM recipient_names WHERE channel_id = ? ORDER BY name", (channel_id,)
-        )
-        return {str(name): str(recipient_id) for name, recipient_id in rows}
 
 
 # -- opening -------------------------------------------------------------------------------------------------
@@ -860,15 +450,7 @@ class _Database:
             if self.closed:  # close() ran while this connection was being opened
                 conn.close()
                 raise StoreError("this store has been closed")
-            # Threads come and go (asyncio's executor, for one): close the connections of dead ones.
-            alive = []
-            for thread, other in self.connections:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), conn))
-            self.connections = alive
+            self.connections = add_for_this_thread(self.connections, conn)
         self._local.conn = conn
         return conn
 

@@ -1,0 +1,349 @@
+"""The gateway's own tables: gateway tokens (kept as hashes), recipients learnt from webhooks, their names.
+
+They live in the library's store (its migrations create them), but only the service reads and writes them,
+through :class:`GatewayStore`; :func:`gateway_store` gives the one on a store's database.
+"""
+
+# S608: the SQL here is assembled only from this module's constants and the backend's dialect; every value is
+# bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.store import Store
+from linepush.store.checks import RecipientType, check_name, check_recipient_name, check_time, recipient_type
+from linepush.store.sql import SQLStore
+
+__all__ = [
+    "MAX_EVENT_TYPE",
+    "MAX_GATEWAY_TOKEN_NAME",
+    "GatewayStore",
+    "GatewayToken",
+    "RecipientSighting",
+    "SQLGatewayStore",
+    "WebhookRecipient",
+    "check_gateway_token",
+    "check_sightings",
+    "gateway_store",
+    "is_token_hash",
+]
+
+#: Longest gateway token name and webhook event type a store keeps.
+MAX_GATEWAY_TOKEN_NAME: Final = 100
+MAX_EVENT_TYPE: Final = 64
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayToken:
+    """A token of the LINE Notify–compatible gateway, bound to one recipient of one channel.
+
+    Only ``token_hash`` is kept: the SHA-256 of the token, as 64 lowercase hex digits. The token itself is
+    shown once, when created, and stored nowhere. ``revoked_at`` is None while the token works.
+    """
+
+    id: int
+    channel_id: str
+    token_hash: str
+    recipient_id: str
+    name: str | None
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientSighting:
+    """A user (``U…``), group (``C…``) or room (``R…``) id seen in a webhook event of type ``event_type``."""
+
+    recipient_id: str
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecipient:
+    """A recipient id the webhook has seen: when first and last, in how many sightings, and the type of the
+    last event it was seen in (``unfollow`` or ``leave`` there means messages will no longer reach it)."""
+
+    channel_id: str
+    recipient_id: str
+    type: RecipientType
+    first_seen_at: float
+    last_seen_at: float
+    last_event_type: str
+    sightings: int
+
+
+class GatewayStore(abc.ABC):
+    """What the gateway keeps beside the outbox. Safe to call from many threads and processes; every method
+    that depends on the time takes ``now`` (UNIX seconds) from the caller."""
+
+    # -- gateway tokens --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_gateway_token(
+        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+    ) -> GatewayToken:
+        """Keep a new gateway token (created at ``now``, not revoked).
+
+        Raises :class:`ValidationError` and stores nothing when ``token_hash`` is not 64 lowercase hex digits
+        or is already stored, ``recipient_id`` is not a user, group or room id (``[UCR]`` + 32 lowercase hex
+        digits), or ``name`` is neither None nor a string of 1 to :data:`MAX_GATEWAY_TOKEN_NAME` characters.
+        """
+
+    @abc.abstractmethod
+    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
+        """The gateway token with this hash, revoked or not; None when there is none (or the hash is not
+        64 lowercase hex digits)."""
+
+    @abc.abstractmethod
+    def list_gateway_tokens(
+        self, channel_id: str | None = None, *, include_revoked: bool = True
+    ) -> list[GatewayToken]:
+        """Gateway tokens (of one channel, or of all), oldest first (``created_at``, then ``id``)."""
+
+    @abc.abstractmethod
+    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
+        """Revoke a gateway token: ``revoked_at`` becomes ``now``. True when it was working until now, False
+        when it was already revoked (its ``revoked_at`` is kept). Raises LookupError for an unknown id."""
+
+    # -- recipients learnt from webhooks ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
+        """Record ids seen by the webhook at ``now``, in one transaction.
+
+        A new id gets ``first_seen_at = last_seen_at = now`` and ``sightings = 1``; a known one gets
+        ``last_seen_at = max(last_seen_at, now)``, ``last_event_type`` of this sighting and ``sightings + 1``
+        (an id repeated in ``sightings`` counts each time; the last one sets the event type). ``type`` follows
+        the id's first letter (U user, C group, R room). Raises :class:`ValidationError` and records nothing
+        when a sighting's id is malformed or its event type is not a string of 1 to :data:`MAX_EVENT_TYPE`
+        characters.
+        """
+
+    @abc.abstractmethod
+    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
+        """Recipients seen (of one channel, or of all), most recently seen first (``last_seen_at``
+        descending, then ``channel_id`` and ``recipient_id``)."""
+
+    # -- recipient names -------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
+        """Give ``recipient_id`` the name ``name`` in ``channel_id`` (a name already given now names this id).
+
+        Raises :class:`ValidationError` and stores nothing when the name is not 1 to
+        :data:`~linepush.store.base.MAX_RECIPIENT_NAME` letters, digits, ``-``, ``_`` or ``.`` (or looks like
+        an id), or the id is not a user, group or room id.
+        """
+
+    @abc.abstractmethod
+    def unname_recipient(self, channel_id: str, name: str) -> bool:
+        """Forget a name; False when there was no such name."""
+
+    @abc.abstractmethod
+    def recipient_names(self, channel_id: str) -> dict[str, str]:
+        """The names of ``channel_id``'s recipients: name → id, in the names' byte order."""
+
+
+def gateway_store(store: Store | GatewayStore) -> GatewayStore:
+    """The gateway's tables in the database of ``store`` (a :class:`GatewayStore` is returned as it is)."""
+    if isinstance(store, GatewayStore):
+        return store
+    if isinstance(store, SQLStore):
+        return SQLGatewayStore(store)
+    raise ConfigurationError(f"the gateway cannot keep its tables in {type(store).__name__}")
+
+
+_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
+_RECIPIENT_COLUMNS: Final = (
+    "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
+)
+
+
+class SQLGatewayStore(GatewayStore):
+    """The gateway's tables on a SQL store's database (SQLite or PostgreSQL), through its statements."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"SQLGatewayStore({self._store!r})"
+
+    def create_gateway_token(
+        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+    ) -> GatewayToken:
+        check_name(channel_id, "channel_id")
+        check_gateway_token(token_hash, recipient_id, name)
+        moment = check_time(now, "now")
+        rows = self._store.change_returning(
+            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (token_hash) DO NOTHING"
+            f" RETURNING {_GATEWAY_TOKEN_COLUMNS}",
+            (channel_id, token_hash, recipient_id, name, moment),
+        )
+        if not rows:
+            raise ValidationError("this token hash is already stored", property="token_hash")
+        return _gateway_token(rows[0])
+
+    def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
+        if not is_token_hash(token_hash):
+            return None
+        rows = self._store.select(
+            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = ?", (token_hash,)
+        )
+        return _gateway_token(rows[0]) if rows else None
+
+    def list_gateway_tokens(
+        self, channel_id: str | None = None, *, include_revoked: bool = True
+    ) -> list[GatewayToken]:
+        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE 1 = 1"
+        params: list[Any] = []
+        if channel_id is not None:
+            sql += " AND channel_id = ?"
+            params.append(channel_id)
+        if not include_revoked:
+            sql += " AND revoked_at IS NULL"
+        return [_gateway_token(row) for row in self._store.select(sql + " ORDER BY created_at, id", params)]
+
+    def revoke_gateway_token(self, token_id: int, now: float) -> bool:
+        moment = check_time(now, "now")
+        token = self._store.row_id(token_id)
+        if self._store.change(
+            "UPDATE gateway_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (moment, token)
+        ):
+            return True
+        # Gateway tokens are never deleted, so one not changed above either is revoked or never was.
+        if not self._store.select("SELECT 1 FROM gateway_tokens WHERE id = ?", (token,)):
+            raise LookupError(f"no gateway token has id {token_id!r}")
+        return False
+
+    def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
+        check_name(channel_id, "channel_id")
+        checked = check_sightings(sightings)
+        moment = check_time(now, "now")
+        if not checked:
+            return
+        # One row per id (an upsert may not touch a row twice): how often it was seen, and its last event.
+        seen: dict[str, tuple[RecipientType, str, int]] = {}
+        for recipient_id, kind, event in checked:
+            seen[recipient_id] = (kind, event, seen.get(recipient_id, (kind, event, 0))[2] + 1)
+        # In a fixed order, so two webhooks recording the same ids at once cannot deadlock.
+        self._store.change_many(
+            "INSERT INTO webhook_recipients AS w (channel_id, recipient_id, type, first_seen_at,"
+            " last_seen_at, last_event_type, sightings) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel_id, recipient_id) DO UPDATE SET"
+            f" last_seen_at = {self._store.greatest_sql}(w.last_seen_at, excluded.last_seen_at),"
+            " last_event_type = excluded.last_event_type, sightings = w.sightings + excluded.sightings",
+            [
+                (channel_id, recipient_id, kind, moment, moment, event, count)
+                for recipient_id, (kind, event, count) in sorted(seen.items())
+            ],
+        )
+
+    def list_recipients(self, channel_id: str | None = None) -> list[WebhookRecipient]:
+        where = "" if channel_id is None else " WHERE channel_id = ?"
+        in_byte_order = self._store.byte_order_sql
+        rows = self._store.select(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM webhook_recipients{where} ORDER BY last_seen_at DESC,"
+            f" channel_id{in_byte_order}, recipient_id{in_byte_order}",
+            () if channel_id is None else (channel_id,),
+        )
+        return [_recipient(row) for row in rows]
+
+    def name_recipient(self, channel_id: str, name: str, recipient_id: str, now: float) -> None:
+        check_name(channel_id, "channel_id")
+        check_recipient_name(name)
+        recipient_type(recipient_id)
+        moment = check_time(now, "now")
+        self._store.change(
+            "INSERT INTO recipient_names (channel_id, name, recipient_id, named_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel_id, name) DO UPDATE SET recipient_id = excluded.recipient_id,"
+            " named_at = excluded.named_at",
+            (channel_id, name, recipient_id, moment),
+        )
+
+    def unname_recipient(self, channel_id: str, name: str) -> bool:
+        deleted = self._store.change(
+            "DELETE FROM recipient_names WHERE channel_id = ? AND name = ?", (channel_id, name)
+        )
+        return deleted == 1
+
+    def recipient_names(self, channel_id: str) -> dict[str, str]:
+        rows = self._store.select(
+            "SELECT name, recipient_id FROM recipient_names WHERE channel_id = ?"
+            f" ORDER BY name{self._store.byte_order_sql}",
+            (channel_id,),
+        )
+        return {str(name): str(recipient_id) for name, recipient_id in rows}
+
+
+# -- checks and records --------------------------------------------------------------------------------------
+
+
+def is_token_hash(value: object) -> bool:
+    return isinstance(value, str) and _TOKEN_HASH.fullmatch(value) is not None
+
+
+def check_gateway_token(token_hash: object, recipient_id: object, name: object) -> None:
+    if not is_token_hash(token_hash):
+        raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
+    recipient_type(recipient_id)  # type: ignore[arg-type]
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME):
+        raise ValidationError(
+            f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} characters", property="name"
+        )
+
+
+def check_sightings(sightings: Sequence[object]) -> list[tuple[str, RecipientType, str]]:
+    """Each sighting as (recipient_id, type, event_type), or ValidationError naming the first bad one."""
+    checked: list[tuple[str, RecipientType, str]] = []
+    for index, sighting in enumerate(sightings):
+        where = f"sightings[{index}]"
+        if not isinstance(sighting, RecipientSighting):
+            raise ValidationError("must be a RecipientSighting", property=where)
+        try:
+            kind = recipient_type(sighting.recipient_id)
+        except ValidationError as exc:
+            raise ValidationError(exc.reason, property=f"{where}.recipient_id") from None
+        event = sighting.event_type
+        if not isinstance(event, str) or not 1 <= len(event) <= MAX_EVENT_TYPE:
+            raise ValidationError(
+                f"must be a string of 1 to {MAX_EVENT_TYPE} characters", property=f"{where}.event_type"
+            )
+        checked.append((sighting.recipient_id, kind, event))
+    return checked
+
+
+def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
+    return GatewayToken(
+        id=row[0],
+        channel_id=row[1],
+        token_hash=row[2],
+        recipient_id=row[3],
+        name=row[4],
+        created_at=float(row[5]),
+        revoked_at=None if row[6] is None else float(row[6]),
+    )
+
+
+def _recipient(row: tuple[Any, ...]) -> WebhookRecipient:
+    return WebhookRecipient(
+        channel_id=row[0],
+        recipient_id=row[1],
+        type=row[2],
+        first_seen_at=float(row[3]),
+        last_seen_at=float(row[4]),
+        last_event_type=row[5],
+        sightings=row[6],
+    )

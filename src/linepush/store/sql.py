@@ -1,0 +1,586 @@
+"""What the SQL backends share: every method's checks, its statement, its encoding and the record it returns.
+
+A backend supplies how a statement runs (:meth:`SQLStore.select`, :meth:`SQLStore.change`,
+:meth:`SQLStore.change_returning`, :meth:`SQLStore.change_many`), how a list of values is bound
+(:meth:`SQLStore.among`), the claim, enqueue's and settle's writes, the rate limit's upsert, and the few
+statements its dialect spells differently; everything else is written once, here. Shared statements mark
+their values with ``?``; the PostgreSQL backend reads each ``?`` as ``%s``.
+"""
+
+# S608: the SQL here is assembled only from this module's constants, the backend's statements and "?" marks;
+# every value is bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import abc
+import json
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
+
+from linepush._secret import Secret
+from linepush.errors import ValidationError
+from linepush.store.base import Store
+from linepush.store.checks import (
+    check_limit,
+    check_message_states,
+    check_name,
+    check_positive,
+    check_rate,
+    check_retry_key,
+    check_time,
+    check_token_kind,
+    check_token_states,
+    new_retry_key,
+)
+from linepush.store.records import (
+    MESSAGE_KINDS,
+    REVOCABLE_KINDS,
+    MessageState,
+    NewMessage,
+    OutboxMessage,
+    Settlement,
+    SettlementOutcome,
+    TokenKind,
+    TokenRecord,
+    TokenState,
+)
+
+__all__ = [
+    "OUTBOX_COLUMNS",
+    "OUTBOX_FIELDS",
+    "CheckedSettlement",
+    "Prepared",
+    "SQLStore",
+    "add_for_this_thread",
+]
+
+_TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
+OUTBOX_FIELDS = (
+    "id",
+    "channel_id",
+    "kind",
+    "payload",
+    "retry_key",
+    "state",
+    "attempts",
+    "not_before",
+    "first_attempt_at",
+    "lease_owner",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+    "request_id",
+    "result",
+    "last_error",
+)
+OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
+_MESSAGE_STATES: tuple[MessageState, ...] = ("queued", "sending", "delivered", "failed")
+
+
+class CheckedSettlement(NamedTuple):
+    """A :class:`Settlement` checked and encoded for binding: JSON as text, a retry's due time resolved."""
+
+    message_id: Any
+    outcome: SettlementOutcome
+    request_id: str | None
+    result: str | None
+    error: str | None
+    #: When a retry is due again; ``now`` for the other outcomes.
+    not_before: float
+
+
+#: One checked item of an enqueue, as the columns channel_id, kind, payload, retry_key, not_before,
+#: retry_key_given.
+Prepared = tuple[str, str, str, str, float, int]
+
+
+class SQLStore(Store):
+    """A :class:`Store` on a SQL database: the interface's rules, with the dialect left to the backend.
+
+    :meth:`select`, :meth:`change`, :meth:`change_returning`, :meth:`change_many` and :meth:`among` run
+    statements whose values are marked ``?``; they are also how tables that others own in the same database
+    (the gateway's, see :mod:`linepush.service.store`) are read and written.
+    """
+
+    #: True where JSON columns come back as text to parse (SQLite), False where the driver parses them.
+    json_as_text: ClassVar[bool]
+    #: ``superseded_at`` set by the new state (values: state, state, now, id).
+    set_token_state_sql: ClassVar[str]
+    #: Whether a lock's name starts with a prefix (values: prefix, prefix); not LIKE, a name may hold % or _.
+    name_starts_with_sql: ClassVar[str]
+    #: The function giving the larger of two values (SQLite's two-argument max, PostgreSQL's greatest).
+    greatest_sql: ClassVar[str]
+    #: Put after a text column in ORDER BY to sort it in byte order, whatever the database's collation.
+    byte_order_sql: ClassVar[str]
+    #: The claim statement (see :meth:`claim`), with the named values worker, until, now, limit (and channel).
+    claim_sql: ClassVar[str]
+    claim_by_channel_sql: ClassVar[str]
+
+    # -- what each backend supplies --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement that changes nothing."""
+
+    @abc.abstractmethod
+    def change(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
+        """Run one statement as a transaction of its own; returns how many rows it changed."""
+
+    @abc.abstractmethod
+    def change_returning(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement as a transaction of its own; returns the rows of its RETURNING clause."""
+
+    @abc.abstractmethod
+    def change_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement once per row of values, all in one transaction; returns how many rows changed."""
+
+    @abc.abstractmethod
+    def among(self, column: str, values: Collection[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
+        """A condition that ``column`` is one of ``values``, and the values to bind for it."""
+
+    @abc.abstractmethod
+    def row_id(self, value: object) -> Any:
+        """An id as this backend binds it."""
+
+    @abc.abstractmethod
+    def _advance_rate(self, key: str, step: float, now: float) -> float:
+        """Move the rate limit ``key``'s theoretical arrival time to ``max(tat, now) + step`` atomically (a
+        first reservation starts at ``now + step``); returns the new time."""
+
+    @abc.abstractmethod
+    def _insert_messages(self, rows: Sequence[Prepared], given: Mapping[str, int], now: float) -> list[int]:
+        """Insert checked items in one transaction; returns their ids in the order given.
+
+        ``given`` maps each retry key the caller chose to its item's index; one already in the outbox raises
+        :class:`ValidationError` naming that item, and nothing is stored."""
+
+    def _outbox_message(self, row: tuple[Any, ...]) -> OutboxMessage:
+        return _message(row, decode=self.json_as_text)
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+
+    def save_token(
+        self,
+        channel_id: str,
+        kind: TokenKind,
+        access_token: str | Secret,
+        key_id: str | None,
+        issued_at: float,
+        expires_at: float | None,
+    ) -> TokenRecord:
+        check_name(channel_id, "channel_id")
+        check_token_kind(kind)
+        token = access_token.reveal() if isinstance(access_token, Secret) else access_token
+        if not isinstance(token, str) or not token:
+            raise ValidationError("access_token must be a non-empty string")
+        if key_id is not None:
+            check_name(key_id, "key_id")
+        issued = check_time(issued_at, "issued_at")
+        expires = None if expires_at is None else check_time(expires_at, "expires_at")
+        rows = self.change_returning(
+            "INSERT INTO tokens (channel_id, kind, access_token, key_id, issued_at, expires_at, state)"
+            f" VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING {_TOKEN_COLUMNS}",
+            (channel_id, kind, token, key_id, issued, expires),
+        )
+        return _token(rows[0])
+
+    def current_token(self, channel_id: str, kind: TokenKind, now: float) -> TokenRecord | None:
+        check_token_kind(kind)
+        rows = self.select(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND kind = ? AND state = 'active'"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY issued_at DESC, id DESC LIMIT 1",
+            (channel_id, kind, check_time(now, "now")),
+        )
+        return _token(rows[0]) if rows else None
+
+    def list_tokens(
+        self,
+        channel_id: str,
+        kind: TokenKind | None = None,
+        states: Collection[TokenState] | None = None,
+    ) -> list[TokenRecord]:
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ?"
+        params: list[Any] = [channel_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(check_token_kind(kind))
+        if states is not None:
+            condition, values = self.among("state", check_token_states(states))
+            sql += f" AND {condition}"
+            params.extend(values)
+        return [_token(row) for row in self.select(sql + " ORDER BY issued_at, id", params)]
+
+    def set_token_state(self, token_id: int, state: TokenState, now: float) -> None:
+        check_token_states([state])
+        moment = check_time(now, "now")
+        if not self.change(self.set_token_state_sql, (state, state, moment, self.row_id(token_id))):
+            raise LookupError(f"no stored token has id {token_id!r}")
+
+    def supersede_others(self, channel_id: str, kind: TokenKind, keep_id: int, now: float) -> int:
+        check_token_kind(kind)
+        moment = check_time(now, "now")
+        return self.change(
+            "UPDATE tokens SET state = 'superseded', superseded_at = ?"
+            " WHERE channel_id = ? AND kind = ? AND state = 'active' AND id != ?",
+            (moment, channel_id, kind, self.row_id(keep_id)),
+        )
+
+    def tokens_due_for_revocation(
+        self, channel_id: str, superseded_before: float, now: float
+    ) -> list[TokenRecord]:
+        revocable, kinds = self.among("kind", REVOCABLE_KINDS)
+        rows = self.select(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE channel_id = ? AND state = 'superseded'"
+            f" AND {revocable} AND superseded_at <= ?"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY superseded_at, id",
+            (
+                channel_id,
+                *kinds,
+                check_time(superseded_before, "superseded_before"),
+                check_time(now, "now"),
+            ),
+        )
+        return [_token(row) for row in rows]
+
+    def delete_expired_tokens(self, now: float) -> int:
+        return self.change("DELETE FROM tokens WHERE expires_at <= ?", (check_time(now, "now"),))
+
+    # -- locks -----------------------------------------------------------------------------------------------
+
+    def try_lock(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        check_name(name, "name")
+        check_name(owner, "owner")
+        moment = check_time(now, "now")
+        until = moment + check_positive(ttl, "ttl")
+        # One upsert: insert when free; take over when expired; extend when ours; otherwise no change. The
+        # unique key settles a race between two inserts: the loser sees the winner's row and its lease.
+        return (
+            self.change(
+                "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+                " WHERE locks.owner = excluded.owner OR locks.expires_at <= ?",
+                (name, owner, until, moment),
+            )
+            == 1
+        )
+
+    def unlock(self, name: str, owner: str) -> None:
+        self.change("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def delete_expired_locks(self, prefix: str, now: float) -> int:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        return self.change(
+            f"DELETE FROM locks WHERE {self.name_starts_with_sql} AND expires_at <= ?",
+            (prefix, prefix, moment),
+        )
+
+    # -- shared rate limits ----------------------------------------------------------------------------------
+
+    def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
+        check_name(key, "key")
+        step, slack = check_rate(interval, tolerance)
+        moment = check_time(now, "now")
+        start = self._advance_rate(key, step, moment) - step - slack
+        return start - moment if start > moment else 0.0
+
+    # -- outbox: enqueue and claim ---------------------------------------------------------------------------
+
+    def enqueue(self, items: Sequence[NewMessage], now: float) -> list[OutboxMessage]:
+        moment = check_time(now, "now")
+        prepared = [_prepare(index, item, moment) for index, item in enumerate(items)]
+        if not prepared:
+            return []
+        given: dict[str, int] = {}
+        for index, row in enumerate(prepared):
+            if row[5]:
+                if row[3] in given:
+                    raise ValidationError(
+                        f"repeats the retry key of items[{given[row[3]]}]",
+                        property=f"items[{index}].retry_key",
+                    )
+                given[row[3]] = index
+        ids = self._insert_messages(prepared, given, moment)
+        return [
+            OutboxMessage(
+                id=message_id,
+                channel_id=channel_id,
+                kind=kind,  # type: ignore[arg-type]
+                payload=item.payload if type(item.payload) is dict else dict(item.payload),
+                retry_key=retry_key,
+                state="queued",
+                attempts=0,
+                not_before=not_before,
+                first_attempt_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                created_at=moment,
+                updated_at=moment,
+                delivered_at=None,
+                request_id=None,
+                result=None,
+                last_error=None,
+            )
+            for message_id, item, (channel_id, kind, _, retry_key, not_before, _) in zip(
+                ids, items, prepared, strict=True
+            )
+        ]
+
+    def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        channel_id: str | None = None,
+    ) -> list[OutboxMessage]:
+        check_name(worker_id, "worker_id")
+        check_limit(limit)
+        moment = check_time(now, "now")
+        until = moment + check_positive(lease_seconds, "lease_seconds")
+        rows = self.change_returning(
+            self.claim_by_channel_sql if channel_id is not None else self.claim_sql,
+            {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
+        )
+        return sorted((self._outbox_message(row) for row in rows), key=lambda m: (m.not_before, m.id))
+
+    # -- outbox: settling ------------------------------------------------------------------------------------
+
+    # One outcome is a settlement of one item, so the lease rule and the encoding are those of settle().
+
+    def mark_delivered(
+        self,
+        message_id: int,
+        worker_id: str,
+        now: float,
+        request_id: str | None,
+        result: Mapping[str, Any] | None,
+    ) -> bool:
+        item = Settlement(message_id, "delivered", request_id=request_id, result=result)
+        return self.settle(worker_id, now, [item])[0]
+
+    def mark_retry(
+        self,
+        message_id: int,
+        worker_id: str,
+        now: float,
+        not_before: float,
+        error: Mapping[str, Any] | None,
+    ) -> bool:
+        check_time(now, "now")
+        # Required here, where settle() reads a missing not_before as "now".
+        due = check_time(not_before, "not_before")
+        item = Settlement(message_id, "retry", error=error, not_before=due)
+        return self.settle(worker_id, now, [item])[0]
+
+    def mark_failed(
+        self, message_id: int, worker_id: str, now: float, error: Mapping[str, Any] | None
+    ) -> bool:
+        return self.settle(worker_id, now, [Settlement(message_id, "failed", error=error)])[0]
+
+    @abc.abstractmethod
+    def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
+        """See :meth:`Store.settle`; a backend checks the items with :meth:`_check_settlements` first."""
+
+    def _check_settlements(self, items: Sequence[Settlement], now: float) -> list[CheckedSettlement]:
+        """Every item checked and encoded before anything is written, so a bad one changes nothing."""
+        checked: list[CheckedSettlement] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Settlement):
+                raise ValidationError("must be a Settlement", property=f"items[{index}]")
+            outcome = item.outcome
+            if outcome not in ("delivered", "retry", "failed"):
+                raise ValidationError(
+                    f"must be delivered, retry or failed, not {outcome!r}", property=f"items[{index}].outcome"
+                )
+            due = now
+            if outcome == "retry" and item.not_before is not None:
+                due = check_time(item.not_before, "not_before")
+            delivered = outcome == "delivered"
+            checked.append(
+                CheckedSettlement(
+                    message_id=self.row_id(item.message_id),
+                    outcome=outcome,
+                    request_id=item.request_id if delivered else None,
+                    result=_json_or_none(item.result, "result") if delivered else None,
+                    error=None if delivered else _json_or_none(item.error, "error"),
+                    not_before=due,
+                )
+            )
+        return checked
+
+    # -- outbox: inspection and maintenance ------------------------------------------------------------------
+
+    def get_message(self, message_id: int) -> OutboxMessage | None:
+        rows = self.select(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (self.row_id(message_id),))
+        return self._outbox_message(rows[0]) if rows else None
+
+    def list_messages(
+        self,
+        state: MessageState | None = None,
+        channel_id: str | None = None,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[OutboxMessage]:
+        sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id > ?"
+        params: list[Any] = [self.row_id(after_id or 0)]
+        if state is not None:
+            sql += " AND state = ?"
+            params.extend(check_message_states([state]))
+        if channel_id is not None:
+            sql += " AND channel_id = ?"
+            params.append(channel_id)
+        params.append(check_limit(limit))
+        return [self._outbox_message(row) for row in self.select(sql + " ORDER BY id LIMIT ?", params)]
+
+    def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
+        where = "" if channel_id is None else " WHERE channel_id = ?"
+        rows = self.select(
+            f"SELECT state, count(*) FROM outbox{where} GROUP BY state",
+            () if channel_id is None else (channel_id,),
+        )
+        found = {state: int(n) for state, n in rows}
+        return {state: found.get(state, 0) for state in _MESSAGE_STATES}
+
+    def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
+        chosen = check_message_states(states)
+        if not chosen:
+            raise ValidationError("name at least one state to purge")
+        if "sending" in chosen:
+            raise ValidationError("rows in state 'sending' cannot be purged: a worker holds them")
+        age = check_time(older_than, "older_than")
+        if age < 0:
+            raise ValidationError(f"older_than must be 0 or more seconds, not {older_than!r}")
+        cutoff = check_time(now, "now") - age
+        condition, values = self.among("state", chosen)
+        return self.change(f"DELETE FROM outbox WHERE {condition} AND updated_at < ?", (*values, cutoff))
+
+
+# -- connections ---------------------------------------------------------------------------------------------
+
+
+class _Connection(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Connection)
+
+
+def add_for_this_thread(
+    connections: list[tuple[threading.Thread, C]], conn: C
+) -> list[tuple[threading.Thread, C]]:
+    """``connections`` (one per thread) with ``conn`` added for this thread, less those of threads that have
+    ended, which are closed: threads come and go (asyncio's executor, for one)."""
+    alive = []
+    for thread, other in connections:
+        if thread.is_alive():
+            alive.append((thread, other))
+        else:
+            other.close()
+    alive.append((threading.current_thread(), conn))
+    return alive
+
+
+# -- checking items, encoding values, building records ---------------------------------------------------
+
+# Compact, and refusing NaN and infinities, which LINE's JSON parser would refuse too.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# Errors and results are records for people: a value JSON cannot hold is kept as its text, not refused.
+_JSON_LENIENT: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
+)
+
+
+def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
+    """One item as the columns channel_id, kind, payload, retry_key, not_before, retry_key_given."""
+    where = f"items[{index}]"
+    if not isinstance(item, NewMessage):
+        raise ValidationError("must be a NewMessage", property=where)
+    if not isinstance(item.channel_id, str) or not item.channel_id:
+        raise ValidationError("must be a non-empty string", property=f"{where}.channel_id")
+    if item.kind not in MESSAGE_KINDS:
+        raise ValidationError(f"must be one of {', '.join(MESSAGE_KINDS)}", property=f"{where}.kind")
+    if not isinstance(item.payload, Mapping):
+        raise ValidationError("must be a JSON object (a dict)", property=f"{where}.payload")
+    try:
+        payload = _JSON.encode(item.payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"cannot be stored as JSON: {exc}", property=f"{where}.payload") from None
+    if item.not_before is None:
+        not_before = now
+    else:
+        try:
+            not_before = check_time(item.not_before, "not_before")
+        except ValidationError as exc:
+            raise ValidationError(exc.reason, property=f"{where}.not_before") from None
+    if item.retry_key is None:
+        return item.channel_id, item.kind, payload, new_retry_key(), not_before, 0
+    return (
+        item.channel_id,
+        item.kind,
+        payload,
+        check_retry_key(item.retry_key, f"{where}.retry_key"),
+        not_before,
+        1,
+    )
+
+
+def _json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _JSON_LENIENT.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} cannot be stored as JSON: {exc}") from None
+
+
+def _float(value: float | None) -> float | None:
+    # SQLite hands back REAL values that are whole numbers as int; the rows promise floats.
+    return None if value is None else float(value)
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(
+        id=row[0],
+        channel_id=row[1],
+        kind=row[2],
+        access_token=Secret(row[3]),
+        key_id=row[4],
+        issued_at=float(row[5]),
+        expires_at=_float(row[6]),
+        state=row[7],
+        superseded_at=_float(row[8]),
+    )
+
+
+def _message(row: tuple[Any, ...], *, decode: bool = True) -> OutboxMessage:
+    """``decode``: the JSON columns arrive as text (SQLite) rather than parsed (psycopg)."""
+    load = json.loads if decode else _as_is
+    return OutboxMessage(
+        id=row[0],
+        channel_id=row[1],
+        kind=row[2],
+        payload=load(row[3]),
+        retry_key=row[4],
+        state=row[5],
+        attempts=row[6],
+        not_before=float(row[7]),
+        first_attempt_at=_float(row[8]),
+        lease_owner=row[9],
+        lease_expires_at=_float(row[10]),
+        created_at=float(row[11]),
+        updated_at=float(row[12]),
+        delivered_at=_float(row[13]),
+        request_id=row[14],
+        result=None if row[15] is None else load(row[15]),
+        last_error=None if row[16] is None else load(row[16]),
+    )
+
+
+def _as_is(value: Any) -> Any:
+    return value
