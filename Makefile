@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
-	URLLIB3_NO_OVERRIDE=true $(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $@
 
 demo: $(VENV)/.installed

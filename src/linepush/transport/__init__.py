@@ -35,8 +35,9 @@ httpx      0.28.1   6,845         142         161 / 1,436 / 2,760         4.0   
   dropped unanswered, and a timeout after the request went out, both come back as its ``ConnectError`` /
   ``ConnectTimeoutError``; and a cancelled request did not free its connection slot (with one connection,
   the next request timed out waiting for it). linepush's retry rules rest on exactly that distinction.
-- curl_cffi costs 2.6x aiohttp's CPU per push and 44 MB; niquests 7.8x, and installing it replaces the
-  ``urllib3`` package with urllib3-future unless ``URLLIB3_NO_OVERRIDE`` is set; httpx is 90x.
+- curl_cffi costs 2.6x aiohttp's CPU per push and 44 MB; niquests 7.8x, and installing it replaced the
+  ``urllib3`` package with urllib3-future (so it is measured in an environment of its own, not by
+  ``make bench``); httpx is 90x.
 
 The sync side stays on urllib3 (LineClient: 155 µs per push, as raw urllib3), with the 1xx guard in
 :mod:`linepush.transport._urllib3`.
