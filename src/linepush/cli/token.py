@@ -64,6 +64,10 @@ TokenArgument = Annotated[
         metavar="TOKEN",
     ),
 ]
+StoredKindOption = Annotated[
+    AnyKind | None,
+    typer.Option("--kind", "-k", help="The token's kind, if not in the store.", case_sensitive=False),
+]
 IdOption = Annotated[
     int | None, typer.Option("--id", metavar="N", help="A token of the store, by the id `token list` shows.")
 ]
@@ -227,10 +231,7 @@ def verify(
     inv: Invocation,
     token: TokenArgument = None,
     record_id: IdOption = None,
-    kind: Annotated[
-        AnyKind | None,
-        typer.Option("--kind", "-k", help="The token's kind, if not in the store.", case_sensitive=False),
-    ] = None,
+    kind: StoredKindOption = None,
 ) -> None:
     """Ask LINE whether a token is valid, for which channel, and for how long."""
     value, chosen, record, _ = _pick(inv, token, record_id, kind)
@@ -267,10 +268,7 @@ def revoke(
     inv: Invocation,
     token: RevokedTokenArgument = None,
     record_id: IdOption = None,
-    kind: Annotated[
-        AnyKind | None,
-        typer.Option("--kind", "-k", help="The token's kind, if not in the store.", case_sensitive=False),
-    ] = None,
+    kind: StoredKindOption = None,
 ) -> None:
     """Revoke a token at LINE (v2.1 needs the channel secret; v3 tokens cannot be revoked)."""
     if token is None and record_id is None:
