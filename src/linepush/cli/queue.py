@@ -20,7 +20,7 @@ from linepush.cli.invocation import Exit, Invocation, command, fail
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
-from linepush.outbox import Outbox
+from linepush.outbox import Outbox, paused_channels, resume_channel
 from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
@@ -194,6 +194,12 @@ def send_with_outbox(
             else ""
         )
     )
+    if result.stats.paused_until is not None:
+        say(
+            f"channel {box.channel_id} reached its monthly message limit: its messages stay queued until "
+            f"{_when(result.stats.paused_until)} (`linepush queue resume` sends again sooner)"
+        )
+        data["paused_until"] = result.stats.paused_until
     data["counts"] = dict(counts)
     return result.exit_code, data
 
@@ -335,9 +341,43 @@ def add_command(
 
 @command(queue_app, "status")
 def status_command(inv: Invocation, all_channels: AllChannels = False) -> None:
-    """How many messages are queued, sending, delivered and failed."""
-    counts = inv.store().counts(_scope(inv, all_channels))
-    inv.emit(dict(counts), lambda: inv.table(None, ["state", "messages"], counts.items()))
+    """How many messages are queued, sending, delivered and failed, and which channel's sends are paused
+    (its monthly message limit reached) until when."""
+    store = inv.store()
+    scope = _scope(inv, all_channels)
+    counts = store.counts(scope)
+    paused = {
+        channel: until
+        for channel, until in paused_channels(store, time.time()).items()
+        if scope is None or channel == scope
+    }
+    data: dict[str, Any] = {state: n for state, n in counts.items()}
+    if paused:
+        data["paused"] = paused
+
+    def render() -> None:
+        inv.table(None, ["state", "messages"], counts.items())
+        for channel, until in sorted(paused.items()):
+            inv.out.print(
+                f"paused until {_when(until)}: channel {channel} reached its monthly message limit; its "
+                "messages stay queued (`linepush queue resume` sends again sooner)"
+            )
+
+    inv.emit(data, render)
+
+
+@command(queue_app, "resume")
+def resume_command(inv: Invocation) -> None:
+    """Lift the pause of the channel's sends (its monthly message limit reached) before the new month: when
+    more messages were bought, or the plan changed. Workers send again within their poll interval."""
+    channel = inv.settings.channel.require_id()
+    was = resume_channel(inv.store(), channel, time.time())
+    inv.emit(
+        {"channel_id": channel, "resumed": was},
+        lambda: inv.out.print(
+            f"channel {channel}: sends resumed" if was else f"channel {channel} is not paused: nothing to do"
+        ),
+    )
 
 
 @command(queue_app, "list")
