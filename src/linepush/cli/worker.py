@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from linepush.api.messaging import DEFAULT_QUOTA_WARNING
 from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
-from linepush.errors import TokenUnavailableError
+from linepush.errors import LinePushError, TokenUnavailableError
 from linepush.outbox import MonthlyReset, RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
@@ -33,6 +34,21 @@ def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
     return Exit.OK
 
 
+async def _mention_quota(
+    client: AsyncLineClient, channel_id: str, threshold: float, announce: Callable[[str], None]
+) -> None:
+    from linepush.cli.quota import quota_warning
+
+    try:
+        usage = await client.monthly_usage()
+    except LinePushError as exc:  # the sends will say what is wrong; this was only a look
+        announce(f"the month's message quota could not be read: {exc}")
+        return
+    warning = quota_warning(channel_id, usage, threshold)
+    if warning is not None:
+        announce(f"warning: {warning}")
+
+
 def run_worker(
     store: Store,
     channel: Channel,
@@ -41,10 +57,12 @@ def run_worker(
     config: WorkerConfig,
     api_base: str | None = None,
     announce: Callable[[str], None] | None = None,
+    quota_threshold: float = DEFAULT_QUOTA_WARNING,
 ) -> WorkerStats:
     """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
 
-    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address."""
+    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address,
+    and a warning when the channel has used ``quota_threshold`` of its monthly message limit."""
     channel_id = channel.require_id()
 
     async def main() -> WorkerStats:
@@ -57,6 +75,8 @@ def run_worker(
                     f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
                     f"through {client.api_base}" + (" (once)" if once else "")
                 )
+                # Said at start-up, with the rest; a quiet `--once` from cron does not ask LINE each time.
+                await _mention_quota(client, channel_id, quota_threshold, announce)
             stop = asyncio.Event()
             stop_on_signals(stop)
             if once:
@@ -154,7 +174,13 @@ def worker_command(
     store = inv.store()
     try:
         stats = run_worker(
-            store, channel, once=once, config=config, api_base=settings.api_base, announce=announce
+            store,
+            channel,
+            once=once,
+            config=config,
+            api_base=settings.api_base,
+            announce=announce,
+            quota_threshold=settings.quota_warning_share,
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
