@@ -360,6 +360,10 @@ class LineClient(_ClientBase):
         """The month's limit and what was used of it (two calls: quota, then consumption)."""
         return MonthlyUsage.of(self.quota(), self.quota_consumption())
 
+    def member_count(self, chat_id: str) -> int:
+        """The members of a group or room: what one push to it costs."""
+        return self.run(messaging.member_count(chat_id))
+
     # Channel access tokens
     def issue_short_lived_token(
         self, channel_id: str | None = None, channel_secret: str | Secret | None = None
@@ -576,6 +580,10 @@ class AsyncLineClient(_ClientBase):
     async def monthly_usage(self) -> MonthlyUsage:
         """The month's limit and what was used of it (two calls: quota, then consumption)."""
         return MonthlyUsage.of(await self.quota(), await self.quota_consumption())
+
+    async def member_count(self, chat_id: str) -> int:
+        """The members of a group or room: what one push to it costs."""
+        return await self.run(messaging.member_count(chat_id))
 
     # Channel access tokens
     async def issue_short_lived_token(

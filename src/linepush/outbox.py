@@ -52,6 +52,7 @@ __all__ = [
     "MonthlyReset",
     "Outbox",
     "RetryWindow",
+    "SendCost",
     "Settlement",
     "broadcast_item",
     "error_record",
@@ -64,6 +65,7 @@ __all__ = [
     "result_record",
     "resume_channel",
     "retry_reason",
+    "send_cost",
     "send_items",
     "window_expired_error",
 ]
@@ -429,6 +431,33 @@ def window_expired_error(message: OutboxMessage, window: RetryWindow, now: float
 def settle_many(store: Store, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
     """Write back many rows in one transaction (see :meth:`Store.settle`)."""
     return store.settle(worker_id, now, items)
+
+
+@dataclass(frozen=True, slots=True)
+class SendCost:
+    """What a send costs against the monthly limit: one message per user, and per member of a group or room
+    (FACTS §3.8), whatever the number of message objects."""
+
+    units: int
+    #: Groups and rooms whose member count could not be had: each is counted as 1.
+    unknown: tuple[str, ...] = ()
+
+
+def send_cost(recipients: Iterable[str], members: Mapping[str, int | None]) -> SendCost:
+    """The cost of sending once to each of ``recipients``; ``members`` gives the member count of the groups
+    and rooms among them (None, or missing: not known)."""
+    units = 0
+    unknown: list[str] = []
+    for recipient in recipients:
+        if recipient[:1] in ("C", "R"):
+            count = members.get(recipient)
+            if count is None:
+                unknown.append(recipient)
+                count = 1
+            units += count
+        else:
+            units += 1
+    return SendCost(units, tuple(unknown))
 
 
 # -- the library face --------------------------------------------------------------------------------------

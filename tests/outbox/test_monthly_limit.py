@@ -134,3 +134,12 @@ async def test_a_pause_reaches_its_end_by_itself(
 def test_resume_without_a_pause_says_so(outbox: Outbox) -> None:
     assert outbox.paused_until() is None
     assert outbox.resume() is False
+
+
+def test_a_send_costs_one_message_per_user_and_per_member_of_a_group_or_room() -> None:
+    from linepush.outbox import SendCost, send_cost
+
+    group, room, lost = "C" + "1" * 32, "R" + "2" * 32, "C" + "3" * 32
+    members = {group: 7, room: 3, lost: None}
+    assert send_cost([user(1), user(2), group, room, lost], members) == SendCost(1 + 1 + 7 + 3 + 1, (lost,))
+    assert send_cost([], {}) == SendCost(0)

@@ -516,7 +516,7 @@ def test_send_to_file_stops_at_the_monthly_limit_and_keeps_the_rows(
         "LINEPUSH_API_BASE": str(live_emulator.url),
     }
     db = str(tmp_path / "send.db")
-    result = run(db, "send", "--to-file", str(ids), "news", env=env)
+    result = run(db, "send", "--to-file", str(ids), "news", "--yes", env=env)  # past what is left
     assert result.exit_code == Exit.TRANSIENT, result.output
     assert "monthly message limit" in result.output and "2 still queued" in result.output
     assert [(r.state, r.attempts) for r in stored(db)] == [("queued", 0)] * 2

@@ -44,6 +44,7 @@ __all__ = [
     "broadcast",
     "check_retry_key",
     "chunk_retry_key",
+    "member_count",
     "multicast_chunks",
     "narrowcast",
     "new_retry_key",
@@ -456,6 +457,27 @@ def validate(kind: ValidateKind, messages: MessageLike | Sequence[MessageLike]) 
 
 def _get(path: str) -> ApiRequest:
     return ApiRequest("GET", path, f"GET {path}", needs_token=True, idempotent=True)
+
+
+def member_count(chat_id: str) -> Operation[int]:
+    """How many members a group (``C…``) or room (``R…``) has: what a push to it costs (FACTS §3.8)."""
+    kind = {"C": "group", "R": "room"}.get(chat_id[:1])
+    if kind is None:
+        raise ValidationError("a member count is for a group (C…) or room (R…) id", property="chatId")
+    validate_to(chat_id)
+
+    def parse(response: ApiResponse) -> int:
+        count = expect_json_object(response).get("count")
+        return count if isinstance(count, int) else 0
+
+    request = ApiRequest(
+        "GET",
+        f"/v2/bot/{kind}/{chat_id}/members/count",
+        f"GET /v2/bot/{kind}/{{{kind}Id}}/members/count",
+        needs_token=True,
+        idempotent=True,
+    )
+    return Operation(request, parse)
 
 
 def quota() -> Operation[Quota]:

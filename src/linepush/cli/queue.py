@@ -17,6 +17,7 @@ import typer
 from linepush.cli import app
 from linepush.cli.inputs import ToOption, parse_at, read_messages, read_recipients, scheduled_time
 from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.quota import YesOption
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
@@ -24,7 +25,7 @@ from linepush.outbox import Outbox, paused_channels, resume_channel
 from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
-__all__ = ["DrainResult", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
+__all__ = ["DrainResult", "bulk_recipients", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
 
 queue_app = typer.Typer(
     name="queue",
@@ -48,10 +49,7 @@ def enqueue_from_cli(
     notification_disabled: bool = False,
 ) -> list[OutboxMessage]:
     """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
-    recipients = [validate_to(r) for r in to]
-    if to_file is not None:
-        given = set(recipients)
-        recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    recipients = bulk_recipients(to, to_file)
     # Said in the command line's words before the outbox would say it in the library's.
     if broadcast and recipients:
         raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
@@ -66,6 +64,25 @@ def enqueue_from_cli(
         retry_key=retry_key,
         notification_disabled=notification_disabled,
     )
+
+
+def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
+    """The ids of ``--to`` and of ``--to-file`` (checked; repeats dropped), in that order."""
+    recipients = [validate_to(r) for r in to]
+    if to_file is not None:
+        given = set(recipients)
+        recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    return recipients
+
+
+def cost_checked(inv: Invocation, to: Sequence[str], to_file: Path | None, *, yes: bool) -> list[str]:
+    """For a send to a file of ids: every recipient, once its cost was said (and accepted past what is
+    left this month: see :func:`linepush.cli.quota.check_cost`)."""
+    from linepush.cli.quota import check_cost
+
+    recipients = bulk_recipients(to, to_file)
+    check_cost(inv, recipients, yes=yes, reads_stdin=str(to_file) == "-")
+    return recipients
 
 
 @dataclass(frozen=True)
@@ -315,10 +332,15 @@ def add_command(
     notification_disabled: Annotated[
         bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
     ] = False,
+    yes: YesOption = False,
 ) -> None:
-    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
+    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it). With
+    --to-file, says how many of this month's messages it uses, and asks (or stops, off a terminal) before
+    using more than are left, unless --yes."""
     messages = read_messages(text, json_file)
     recipients = inv.recipients(to, default=to_file is None and not broadcast)
+    if to_file is not None:
+        recipients, to_file = cost_checked(inv, recipients, to_file, yes=yes), None
     box = Outbox(inv.store(), inv.settings.channel.require_id())
     rows = enqueue_from_cli(
         box,
