@@ -29,6 +29,7 @@ from linepush.api import messaging
 from linepush.api import tokens as token_api
 from linepush.api._base import Operation
 from linepush.api.messaging import (
+    MonthlyUsage,
     MulticastChunk,
     MulticastResult,
     PushResult,
@@ -355,6 +356,14 @@ class LineClient(_ClientBase):
     def quota_consumption(self) -> QuotaConsumption:
         return self.run(messaging.quota_consumption())
 
+    def monthly_usage(self) -> MonthlyUsage:
+        """The month's limit and what was used of it (two calls: quota, then consumption)."""
+        return MonthlyUsage.of(self.quota(), self.quota_consumption())
+
+    def member_count(self, chat_id: str) -> int:
+        """The members of a group or room: what one push to it costs."""
+        return self.run(messaging.member_count(chat_id))
+
     # Channel access tokens
     def issue_short_lived_token(
         self, channel_id: str | None = None, channel_secret: str | Secret | None = None
@@ -567,6 +576,14 @@ class AsyncLineClient(_ClientBase):
 
     async def quota_consumption(self) -> QuotaConsumption:
         return await self.run(messaging.quota_consumption())
+
+    async def monthly_usage(self) -> MonthlyUsage:
+        """The month's limit and what was used of it (two calls: quota, then consumption)."""
+        return MonthlyUsage.of(await self.quota(), await self.quota_consumption())
+
+    async def member_count(self, chat_id: str) -> int:
+        """The members of a group or room: what one push to it costs."""
+        return await self.run(messaging.member_count(chat_id))
 
     # Channel access tokens
     async def issue_short_lived_token(

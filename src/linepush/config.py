@@ -148,6 +148,7 @@ SETTINGS_ENV_VARS: Mapping[str, str] = {
     "to": "LINEPUSH_TO",
     "store": "LINEPUSH_STORE",
     "api_base": "LINEPUSH_API_BASE",
+    "quota_warning": "LINEPUSH_QUOTA_WARNING",
 }
 #: Names the profile (``[channels.NAME]``) when ``--channel`` is not given.
 PROFILE_ENV = "LINEPUSH_CHANNEL"
@@ -156,7 +157,7 @@ CONFIG_ENV = "LINEPUSH_CONFIG"
 CONFIG_FILE_NAME = "linepush.toml"
 
 #: Every setting, in the order `linepush config show` lists them.
-SETTING_NAMES: tuple[str, ...] = (*ENV_VARS, "to", "store", "api_base")
+SETTING_NAMES: tuple[str, ...] = (*ENV_VARS, "to", "store", "api_base", "quota_warning")
 SECRET_SETTINGS: frozenset[str] = frozenset({"channel_secret", "access_token"})
 _FILE_ONLY_KEYS = frozenset({"default_channel", "channels", "recipients", "alerts"})
 
@@ -175,6 +176,8 @@ class Settings:
     to: tuple[str, ...] = ()
     store: str | None = None
     api_base: str | None = None
+    #: Warn when this much of the month's message limit is used: a percentage ("80", "80%"); default 80.
+    quota_warning: str | None = None
     config_file: Path | None = None
     #: The files looked for when none was named, in order (for "no configuration file found" messages).
     searched: tuple[Path, ...] = ()
@@ -191,6 +194,26 @@ class Settings:
         if name in ENV_VARS:
             return getattr(self.channel, name)
         return getattr(self, name)
+
+    @property
+    def quota_warning_share(self) -> float:
+        """The quota warning threshold as a share of the limit (0.8 for "80")."""
+        if self.quota_warning is None:
+            from linepush.api.messaging import DEFAULT_QUOTA_WARNING
+
+            return DEFAULT_QUOTA_WARNING
+        text = self.quota_warning.strip().removesuffix("%").strip()
+        try:
+            percent = float(text)
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent <= 100:
+            source = self.sources.get("quota_warning", "quota_warning")
+            raise ConfigurationError(
+                f"quota_warning ({source}) must be a percentage from 0 to 100, like 80, not "
+                f"{self.quota_warning!r}"
+            )
+        return percent / 100
 
     def require_to(self) -> tuple[str, ...]:
         if not self.to:
@@ -392,6 +415,7 @@ def resolve_settings(
         to=recipients,
         store=values.get("store"),
         api_base=values.get("api_base"),
+        quota_warning=None if values.get("quota_warning") is None else str(values["quota_warning"]),
         config_file=path,
         searched=searched,
         profiles=tuple(sorted(tables)),

@@ -13,6 +13,7 @@ answer is recognised by LINE (409 "already accepted") instead of delivered twice
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -45,18 +46,26 @@ from linepush.store.base import (
 
 __all__ = [
     "DEFAULT_BACKOFF",
+    "DEFAULT_MONTHLY_RESET",
     "DEFAULT_RETRY_WINDOW",
     "Backoff",
+    "MonthlyReset",
     "Outbox",
     "RetryWindow",
+    "SendCost",
     "Settlement",
     "broadcast_item",
     "error_record",
     "multicast_items",
     "narrowcast_item",
+    "pause_channel",
+    "paused_channels",
+    "paused_until",
     "push_item",
     "result_record",
+    "resume_channel",
     "retry_reason",
+    "send_cost",
     "send_items",
     "window_expired_error",
 ]
@@ -97,6 +106,78 @@ DEFAULT_RETRY_WINDOW: Final = RetryWindow()
 
 
 DEFAULT_BACKOFF: Final = Backoff()
+
+
+# -- the monthly message limit: a pause of the channel, not a failure of its rows ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyReset:
+    """When a channel's monthly message count starts again.
+
+    LINE counts messages per calendar month (FACTS §3.8) but does not document the moment the count starts
+    again. The plausible one is midnight on the 1st in Japan time (LINE's plans and prices are Japanese; Japan
+    has no daylight saving time, so a fixed offset is exact), and that is the default; ``utc_offset_hours``
+    moves it (``0`` for UTC) should LINE's reset prove to be another.
+    """
+
+    utc_offset_hours: float = 9.0
+
+    def __post_init__(self) -> None:
+        if not -14 <= self.utc_offset_hours <= 14:
+            raise ConfigurationError("the monthly reset's UTC offset must be between -14 and 14 hours")
+
+    @property
+    def timezone(self) -> dt.timezone:
+        return dt.timezone(dt.timedelta(hours=self.utc_offset_hours))
+
+    def next_after(self, now: float) -> float:
+        """The first reset after ``now``: the 1st of the next month, 00:00 at the offset."""
+        local = dt.datetime.fromtimestamp(now, self.timezone)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        return dt.datetime(year, month, 1, tzinfo=self.timezone).timestamp()
+
+    def describe(self, moment: float) -> str:
+        """``moment`` as the reset's local time, e.g. ``2027-02-01 00:00 +0900``."""
+        return dt.datetime.fromtimestamp(moment, self.timezone).strftime("%Y-%m-%d %H:%M %z")
+
+
+DEFAULT_MONTHLY_RESET: Final = MonthlyReset()
+
+#: A paused channel is a lease in the store's ``locks`` (held by this name until the reset), so the pause
+#: outlives the worker that found the limit and is seen by every worker and host on the store.
+_PAUSE_PREFIX: Final = "paused:monthly-limit:"
+_PAUSE_OWNER: Final = "monthly-limit"
+
+
+def paused_channels(store: Store, now: float) -> dict[str, float]:
+    """The channels whose sends are paused at ``now`` (their monthly limit reached): id → paused until."""
+    return {
+        name.removeprefix(_PAUSE_PREFIX): until
+        for name, until in store.live_locks(_PAUSE_PREFIX, now).items()
+    }
+
+
+def paused_until(store: Store, channel_id: str, now: float) -> float | None:
+    """Until when the channel's sends are paused, or None when they are not."""
+    name = _PAUSE_PREFIX + channel_id
+    return store.live_locks(name, now).get(name)
+
+
+def pause_channel(store: Store, channel_id: str, until: float, now: float) -> float:
+    """Pause the channel's sends until ``until`` (kept if already paused until later); returns until when."""
+    held = paused_until(store, channel_id, now)
+    if held is not None and held >= until:
+        return held
+    store.try_lock(_PAUSE_PREFIX + channel_id, _PAUSE_OWNER, until - now, now)
+    return until
+
+
+def resume_channel(store: Store, channel_id: str, now: float) -> bool:
+    """Lift the channel's pause; False when it was not paused."""
+    was = paused_until(store, channel_id, now) is not None
+    store.unlock(_PAUSE_PREFIX + channel_id, _PAUSE_OWNER)
+    return was
 
 
 # -- building rows (validated before anything is stored) -------------------------------------------------
@@ -352,6 +433,33 @@ def settle_many(store: Store, worker_id: str, now: float, items: Sequence[Settle
     return store.settle(worker_id, now, items)
 
 
+@dataclass(frozen=True, slots=True)
+class SendCost:
+    """What a send costs against the monthly limit: one message per user, and per member of a group or room
+    (FACTS §3.8), whatever the number of message objects."""
+
+    units: int
+    #: Groups and rooms whose member count could not be had: each is counted as 1.
+    unknown: tuple[str, ...] = ()
+
+
+def send_cost(recipients: Iterable[str], members: Mapping[str, int | None]) -> SendCost:
+    """The cost of sending once to each of ``recipients``; ``members`` gives the member count of the groups
+    and rooms among them (None, or missing: not known)."""
+    units = 0
+    unknown: list[str] = []
+    for recipient in recipients:
+        if recipient[:1] in ("C", "R"):
+            count = members.get(recipient)
+            if count is None:
+                unknown.append(recipient)
+                count = 1
+            units += count
+        else:
+            units += 1
+    return SendCost(units, tuple(unknown))
+
+
 # -- the library face --------------------------------------------------------------------------------------
 
 
@@ -534,6 +642,14 @@ class Outbox:
     def purge(self, states: Collection[MessageState], older_than: float = 0.0) -> int:
         """Delete rows in ``states`` older than ``older_than`` seconds, of every channel in the store."""
         return self.store.purge(states, older_than, self.clock())
+
+    def paused_until(self) -> float | None:
+        """Until when the channel's sends are paused (its monthly message limit reached), or None."""
+        return paused_until(self.store, self.channel_id, self.clock())
+
+    def resume(self) -> bool:
+        """Lift the channel's pause now (more messages were bought, say); False when it was not paused."""
+        return resume_channel(self.store, self.channel_id, self.clock())
 
     def _all(self, state: MessageState) -> list[OutboxMessage]:
         out: list[OutboxMessage] = []

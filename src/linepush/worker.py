@@ -30,15 +30,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from linepush.api.messaging import SendResult
-from linepush.errors import ConfigurationError, LinePushError, TokenUnavailableError
+from linepush.errors import ConfigurationError, LinePushError, MonthlyLimitError, TokenUnavailableError
 from linepush.outbox import (
     DEFAULT_BACKOFF,
+    DEFAULT_MONTHLY_RESET,
     DEFAULT_RETRY_WINDOW,
     Backoff,
+    MonthlyReset,
     RetryWindow,
     Settlement,
     classify,
     error_record,
+    pause_channel,
+    paused_until,
     result_record,
     retry_reason,
     send_operation,
@@ -87,6 +91,8 @@ class WorkerConfig:
     store_patience: float = 60.0
     retry_window: RetryWindow = field(default=DEFAULT_RETRY_WINDOW)
     backoff: Backoff = field(default=DEFAULT_BACKOFF)
+    #: When a channel that reached its monthly message limit may send again.
+    monthly_reset: MonthlyReset = field(default=DEFAULT_MONTHLY_RESET)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1 or self.settle_batch < 1:
@@ -111,6 +117,8 @@ class WorkerStats:
     lost: int = 0
     #: The run ended because it was told to stop (not because the queue ran dry).
     stopped: bool = False
+    #: Set when the run ended with the channel's sends paused (its monthly limit reached): until when.
+    paused_until: float | None = None
 
     @property
     def settled(self) -> int:
@@ -237,7 +245,8 @@ class Worker:
         try:
             watcher = asyncio.create_task(watch())
             try:
-                stats = await self.run(stop)
+                # A paused channel (its monthly limit reached) ends the run: the rows would wait for weeks.
+                stats = await self._run(stop, until_idle=False, wait_for_leases=False, stop_on_pause=True)
             finally:
                 stop.set()
                 await watcher
@@ -255,7 +264,12 @@ class Worker:
         return await loop.run_in_executor(self._executor, func, *args)
 
     async def _run(
-        self, stop: asyncio.Event | None, *, until_idle: bool, wait_for_leases: bool
+        self,
+        stop: asyncio.Event | None,
+        *,
+        until_idle: bool,
+        wait_for_leases: bool,
+        stop_on_pause: bool | None = None,
     ) -> WorkerStats:
         if self._executor is not None:
             raise RuntimeError("this worker is already running")
@@ -274,6 +288,11 @@ class Worker:
         # While no token can be had (LINE's token endpoint failing): rows are given back unsent until then.
         self._token_pause: float | None = None
         self._token_failures = 0
+        # While the channel's monthly limit is reached: until when its sends are paused (read from the store
+        # at the start, since another worker may have found the limit), and whether that ends the run.
+        self._quota_pause: float | None = None
+        self._quota_checked = False
+        self._stop_on_pause = until_idle if stop_on_pause is None else stop_on_pause
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
         renewer = asyncio.create_task(self._renew_loop())
         writing_done = asyncio.Event()
@@ -295,6 +314,7 @@ class Worker:
         if self._store_failure is not None:
             raise self._store_failure
         self.stats.stopped = stop.is_set()
+        self.stats.paused_until = self._quota_pause
         return self.stats
 
     async def _claim_loop(self, stop: asyncio.Event, until_idle: bool, wait_for_leases: bool) -> None:
@@ -305,6 +325,14 @@ class Worker:
                 return
             if self._token_pause is not None:
                 await self._wait_for_token(stop)
+                continue
+            if not self._quota_checked:
+                self._quota_checked = True
+                await self._look_for_pause()
+            if self._quota_pause is not None:
+                if self._stop_on_pause:
+                    return  # the shutdown gives back what was claimed and not sent
+                await self._wait_for_quota(stop)
                 continue
             waiting = self._ready.qsize()
             if waiting < config.batch_size and not self._unwritten:
@@ -369,8 +397,8 @@ class Worker:
         assert self._ready is not None
         while True:
             row = await self._ready.get()
-            if self._stop.is_set() or self._token_pause is not None:
-                self._unsent.append(row.id)  # stopping, or no token: not started, so given back
+            if self._held_back():
+                self._unsent.append(row.id)  # stopping, no token or paused: not started, so given back
                 continue
             self._busy += 1
             chat, previous, turn = self._take_turn(row)
@@ -381,10 +409,14 @@ class Worker:
                     except asyncio.CancelledError:
                         self._unsent.append(row.id)  # abandoned before it was sent: given back
                         raise
-                    if self._stop.is_set() or self._token_pause is not None:
+                    if self._held_back():
                         self._unsent.append(row.id)
                         continue
                 self._record(await self._deliver(row))
+            except MonthlyLimitError as exc:
+                # LINE sent nothing: the row goes back as it was (its attempt undone) to wait for the reset.
+                self._unsent.append(row.id)
+                await self._limit_reached(row, exc)
             except ConfigurationError as exc:
                 # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
                 # the worker stops and gives this one back unsent, and the error is raised to the caller.
@@ -402,6 +434,75 @@ class Worker:
                 self._busy -= 1
                 if self._busy == 0 and self._changed is not None:
                     self._changed.set()
+
+    def _held_back(self) -> bool:
+        return self._stop.is_set() or self._token_pause is not None or self._quota_pause is not None
+
+    # -- the monthly limit: the channel pauses, its rows wait queued -----------------------------------------
+
+    def _pause_key(self, row: OutboxMessage | None = None) -> str | None:
+        # A worker without a channel id sends through one client, hence one channel: that of its rows.
+        return self.channel_id if self.channel_id is not None else (row.channel_id if row else None)
+
+    async def _look_for_pause(self) -> None:
+        """Whether the channel is paused already (another worker, or an earlier run, found the limit)."""
+        channel = self._pause_key()
+        if channel is None:
+            return
+        try:
+            self._quota_pause = await self._store(paused_until, self.store, channel, self.clock())
+        except StoreError as exc:
+            log.warning("could not read whether channel %s is paused: %s", channel, exc)
+            return
+        if self._quota_pause is not None:
+            log.warning(
+                "channel %s: sends are paused until %s (its monthly message limit was reached); "
+                "the messages stay queued, and `linepush queue resume` sends again sooner",
+                channel,
+                self.config.monthly_reset.describe(self._quota_pause),
+            )
+
+    async def _limit_reached(self, row: OutboxMessage, error: MonthlyLimitError) -> None:
+        if self._quota_pause is not None:
+            return  # the sends that were in flight with the first one
+        now = self.clock()
+        until = self.config.monthly_reset.next_after(now)
+        self._quota_pause = until  # first, so the senders in flight now hold back (they await below)
+        try:
+            until = await self._store(pause_channel, self.store, row.channel_id, until, now)
+        except StoreError as exc:  # this worker still pauses; another one will find the limit for itself
+            log.warning("could not record the pause of channel %s in the store: %s", row.channel_id, exc)
+        self._quota_pause = until
+        log.warning(
+            "channel %s reached its monthly message limit (LINE: %s): sends are paused until %s, when "
+            "LINE's month starts again; the messages stay queued, and `linepush queue resume` sends again "
+            "sooner",
+            row.channel_id,
+            error.message,
+            self.config.monthly_reset.describe(until),
+        )
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _wait_for_quota(self, stop: asyncio.Event) -> None:
+        """Give back what was claimed, then wait until the pause runs out or is lifted (`queue resume`,
+        from any process): the store is looked at every poll interval, the rows are not touched."""
+        await self._hand_back_claimed(stop)
+        channel = self._pause_key()
+        while not stop.is_set() and self._quota_pause is not None:
+            left = self._quota_pause - self.clock()
+            await self._pause(stop, max(0.0, min(self.config.poll_interval, left)))
+            if channel is None:
+                held = self._quota_pause if self._quota_pause > self.clock() else None
+            else:
+                try:
+                    held = await self._store(paused_until, self.store, channel, self.clock())
+                except StoreError as exc:
+                    log.warning("could not read whether channel %s is still paused: %s", channel, exc)
+                    continue
+            if held is None:
+                log.warning("channel %s: the pause is over, sends resume", channel)
+            self._quota_pause = held
 
     def _stop_with(self, error: ConfigurationError | TokenUnavailableError) -> None:
         if self._fatal is None:
@@ -426,6 +527,14 @@ class Worker:
 
     async def _wait_for_token(self, stop: asyncio.Event) -> None:
         """Give back what was claimed, wait out the pause, then claim again."""
+        await self._hand_back_claimed(stop)
+        pause = self._token_pause
+        if pause is not None:
+            await self._pause(stop, max(0.0, pause - self.clock()))
+        self._token_pause = None
+
+    async def _hand_back_claimed(self, stop: asyncio.Event) -> None:
+        """Let the sends in flight finish, then give back every row claimed and not sent."""
         assert self._ready is not None and self._changed is not None
         while self._busy and not stop.is_set():
             self._changed.clear()
@@ -433,10 +542,6 @@ class Worker:
         while not self._ready.empty():
             self._unsent.append(self._ready.get_nowait().id)
         await self._give_back()
-        pause = self._token_pause
-        if pause is not None:
-            await self._pause(stop, max(0.0, pause - self.clock()))
-        self._token_pause = None
 
     async def _give_back(self) -> None:
         """Rows claimed but never sent go back as if never claimed (the attempt and the window's start are
@@ -479,7 +584,7 @@ class Worker:
             note = {"type": "Interrupted", "message": "the worker stopped while this send was in flight"}
             self._record(Settlement(row.id, "retry", error=note, not_before=later))
             raise
-        except (ConfigurationError, TokenUnavailableError):
+        except (ConfigurationError, TokenUnavailableError, MonthlyLimitError):
             raise
         except LinePushError as exc:
             self._token_failures = 0

@@ -248,6 +248,21 @@ def test_unlock_frees_the_lock_only_for_its_owner(store: Store) -> None:
     store.unlock("never-locked", "a")
 
 
+def test_live_locks_are_read_by_prefix_until_they_run_out(store: Store) -> None:
+    assert store.try_lock("pause:1000", "monthly-limit", ttl=50.0, now=100.0)
+    assert store.try_lock("pause:1000_2", "monthly-limit", ttl=10.0, now=100.0)
+    assert store.try_lock("pause%", "x", ttl=10.0, now=100.0)
+    assert store.try_lock("refresh:1000", "a", ttl=10.0, now=100.0)
+    assert store.live_locks("pause:1000", now=105.0) == {"pause:1000": 150.0, "pause:1000_2": 110.0}
+    assert store.live_locks("pause:1000", now=110.0) == {"pause:1000": 150.0}
+    assert store.live_locks("pause%", now=105.0) == {"pause%": 110.0}  # not a LIKE pattern
+    assert store.live_locks("pause:1000", now=150.0) == {}
+    store.unlock("refresh:1000", "a")
+    assert store.live_locks("refresh", now=101.0) == {}
+    with pytest.raises(ValidationError):
+        store.live_locks("", now=100.0)
+
+
 def test_lock_contended_by_many_threads_goes_to_exactly_one(store: Store) -> None:
     barrier = threading.Barrier(8)
     won: list[str] = []

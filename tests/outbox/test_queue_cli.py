@@ -448,3 +448,81 @@ def test_send_to_file_delivers_through_the_outbox(live_emulator: Emulator, tmp_p
     assert result.exit_code == 0, result.output
     assert sorted(len(d["to"]) for d in admin.deliveries(channel_id)) == [100, 500, 500]
     assert [r.state for r in stored(db)] == ["delivered"] * 3
+
+
+# -- the monthly limit ---------------------------------------------------------------------------------------
+
+
+def _emulator_to_next_month(emulator: Emulator) -> None:
+    """Move the emulator's clock into its next month (Japan time), whatever today is."""
+    japan = dt.timezone(dt.timedelta(hours=9))
+    now = dt.datetime.fromtimestamp(emulator.now(), japan)
+    first = dt.datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=japan)
+    emulator.admin.advance(first.timestamp() - now.timestamp() + 60)
+
+
+@pytest.mark.e2e
+def test_the_monthly_limit_pauses_the_channel_until_resumed(live_emulator: Emulator, tmp_path: Path) -> None:
+    admin = live_emulator.admin
+    channel_id, _ = admin.create_channel(monthly_quota=2)
+    env = {
+        "LINE_CHANNEL_ID": channel_id,
+        "LINE_CHANNEL_ACCESS_TOKEN": admin.long_lived_token(channel_id),
+        "LINEPUSH_API_BASE": str(live_emulator.url),
+    }
+    db = str(tmp_path / "m.db")
+    for i in range(4):
+        assert run(db, "send", "--queue", "--to", user(i), f"alert {i}", env=env).exit_code == Exit.OK
+    result = run(db, "worker", "--once", "--concurrency", "1", env=env)
+    assert result.exit_code == Exit.TRANSIENT, result.output
+    assert "monthly message limit" in result.output and "paused until" in result.output
+    rows = stored(db)
+    assert [r.state for r in rows] == ["delivered", "delivered", "queued", "queued"]
+    assert [r.attempts for r in rows[2:]] == [0, 0]
+    status = run(db, "queue", "status", env=env)
+    assert "paused until" in status.output and "monthly message limit" in status.output
+    paused = json.loads(run(db, "queue", "status", "--json", env=env).output)
+    assert paused["queued"] == 2 and paused["paused"][channel_id] > live_emulator.now()
+
+    pushes = admin.count("/v2/bot/message/push")
+    again = run(db, "worker", "--once", env=env)
+    assert again.exit_code == Exit.TRANSIENT and "paused until" in again.output
+    assert admin.count("/v2/bot/message/push") == pushes  # a paused channel sends nothing at all
+
+    _emulator_to_next_month(live_emulator)
+    resumed = run(db, "queue", "resume", env=env)
+    assert resumed.exit_code == Exit.OK and "resumed" in resumed.output
+    assert "paused" not in json.loads(run(db, "queue", "status", "--json", env=env).output)
+    assert "not paused" in run(db, "queue", "resume", env=env).output
+    done = run(db, "worker", "--once", "--json", env=env)
+    assert done.exit_code == Exit.OK, done.output
+    assert json.loads(done.output)["delivered"] == 2
+    assert [r.state for r in stored(db)] == ["delivered"] * 4
+    keys = [d["retry_key"] for d in admin.deliveries(channel_id)]
+    assert len(keys) == len(set(keys)) == 4
+
+
+@pytest.mark.e2e
+def test_send_to_file_stops_at_the_monthly_limit_and_keeps_the_rows(
+    live_emulator: Emulator, tmp_path: Path
+) -> None:
+    admin = live_emulator.admin
+    channel_id, _ = admin.create_channel(monthly_quota=0)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(user(i) for i in range(600)))
+    env = {
+        "LINE_CHANNEL_ID": channel_id,
+        "LINE_CHANNEL_ACCESS_TOKEN": admin.long_lived_token(channel_id),
+        "LINEPUSH_API_BASE": str(live_emulator.url),
+    }
+    db = str(tmp_path / "send.db")
+    result = run(db, "send", "--to-file", str(ids), "news", "--yes", env=env)  # past what is left
+    assert result.exit_code == Exit.TRANSIENT, result.output
+    assert "monthly message limit" in result.output and "2 still queued" in result.output
+    assert [(r.state, r.attempts) for r in stored(db)] == [("queued", 0)] * 2
+    assert admin.deliveries(channel_id) == []
+
+
+def test_worker_takes_the_reset_offset(db: str) -> None:
+    bad = run(db, "worker", "--once", "--quota-reset-utc-offset", "20")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from linepush.api._base import (
     ApiRequest,
@@ -31,6 +31,8 @@ from linepush.messages import (
 from linepush.retry_key import check_retry_key, chunk_retry_key, new_retry_key
 
 __all__ = [
+    "DEFAULT_QUOTA_WARNING",
+    "MonthlyUsage",
     "MulticastChunk",
     "MulticastResult",
     "PushResult",
@@ -42,6 +44,7 @@ __all__ = [
     "broadcast",
     "check_retry_key",
     "chunk_retry_key",
+    "member_count",
     "multicast_chunks",
     "narrowcast",
     "new_retry_key",
@@ -165,6 +168,46 @@ class Quota:
 @dataclass(frozen=True, slots=True)
 class QuotaConsumption:
     total_usage: int
+
+
+#: The share of the month's limit past which linepush warns (`linepush quota`, `config show`, `worker`).
+DEFAULT_QUOTA_WARNING: Final = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyUsage:
+    """This month's messages against the limit, from LINE's quota and consumption endpoints (FACTS §3.8;
+    the consumption is approximate and includes messages sent from LINE Official Account Manager)."""
+
+    #: The month's limit; None when the channel has none.
+    limit: int | None
+    used: int
+
+    @classmethod
+    def of(cls, quota: Quota, consumption: QuotaConsumption) -> MonthlyUsage:
+        limit = quota.value if quota.type == "limited" else None
+        return cls(limit, consumption.total_usage)
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+    @property
+    def share(self) -> float | None:
+        """The share of the limit used (1.0 and more: reached); None without a limit."""
+        if self.limit is None:
+            return None
+        return 1.0 if self.limit == 0 else self.used / self.limit
+
+    def past(self, threshold: float) -> bool:
+        return self.share is not None and self.share >= threshold
+
+    def describe(self) -> str:
+        if self.limit is None:
+            return f"{self.used} messages sent this month, of no limit"
+        return (
+            f"{self.used} of {self.limit} messages used this month ({self.share:.0%}), {self.remaining} left"
+        )
 
 
 def _key(retry_key: str | None) -> str:
@@ -414,6 +457,27 @@ def validate(kind: ValidateKind, messages: MessageLike | Sequence[MessageLike]) 
 
 def _get(path: str) -> ApiRequest:
     return ApiRequest("GET", path, f"GET {path}", needs_token=True, idempotent=True)
+
+
+def member_count(chat_id: str) -> Operation[int]:
+    """How many members a group (``C…``) or room (``R…``) has: what a push to it costs (FACTS §3.8)."""
+    kind = {"C": "group", "R": "room"}.get(chat_id[:1])
+    if kind is None:
+        raise ValidationError("a member count is for a group (C…) or room (R…) id", property="chatId")
+    validate_to(chat_id)
+
+    def parse(response: ApiResponse) -> int:
+        count = expect_json_object(response).get("count")
+        return count if isinstance(count, int) else 0
+
+    request = ApiRequest(
+        "GET",
+        f"/v2/bot/{kind}/{chat_id}/members/count",
+        f"GET /v2/bot/{kind}/{{{kind}Id}}/members/count",
+        needs_token=True,
+        idempotent=True,
+    )
+    return Operation(request, parse)
 
 
 def quota() -> Operation[Quota]:

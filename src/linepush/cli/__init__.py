@@ -62,7 +62,7 @@ def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
     from linepush.cli import config, demo, emulator, gateway, keys, queue, send, serve, token, worker  # noqa: F401
 
-    for module in ("alerts", "recipients"):  # the alert receivers' commands
+    for module in ("alerts", "recipients", "quota"):  # the alert receivers' commands, and quota
         __import__(f"linepush.cli.{module}")
 
 

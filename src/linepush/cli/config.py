@@ -10,7 +10,14 @@ from rich.markup import escape
 from linepush._secret import Secret
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command
-from linepush.config import ENV_VARS, SETTING_NAMES, SETTINGS_ENV_VARS, Settings, masked_store_url
+from linepush.config import (
+    ENV_VARS,
+    SETTING_NAMES,
+    SETTINGS_ENV_VARS,
+    Settings,
+    exposed_key_file,
+    masked_store_url,
+)
 
 config_app = typer.Typer(name="config", help="The configuration linepush resolved.", no_args_is_help=True)
 app.add_typer(config_app)
@@ -30,6 +37,28 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+def _quota(inv: Invocation) -> tuple[dict[str, Any] | None, str | None]:
+    """The month's quota of a channel that can get a token (one quick try: `config show` must not hang
+    when LINE cannot be reached), and the warning when it is past the threshold."""
+    from linepush.cli.quota import quota_warning, usage_record
+    from linepush.errors import LinePushError
+    from linepush.retry import RetryPolicy
+
+    channel = inv.settings.channel
+    if not channel.channel_id or not (
+        channel.access_token or channel.channel_secret or channel.assertion_key_file
+    ):
+        return None, None
+    if exposed_key_file(channel.assertion_key_file):
+        return None, None  # the warnings say why this key is not used
+    try:
+        threshold = inv.settings.quota_warning_share
+        usage = inv.client(retry=RetryPolicy(max_attempts=1, deadline=5.0)).monthly_usage()
+    except LinePushError as exc:
+        return {"error": str(exc)}, None
+    return usage_record(usage, threshold), quota_warning(channel.channel_id, usage, threshold)
 
 
 def _row(settings: Settings, name: str) -> dict[str, Any]:
@@ -52,6 +81,9 @@ def show(inv: Invocation) -> None:
     settings = inv.settings
     rows = [_row(settings, name) for name in SETTING_NAMES]
     warnings = [*settings.warnings, *exposed_store_files(settings.store)]
+    quota, over = _quota(inv)
+    if over is not None:
+        warnings.append(over)
     data = {
         "config_file": str(settings.config_file) if settings.config_file else None,
         "searched": [str(p) for p in settings.searched],
@@ -60,6 +92,7 @@ def show(inv: Invocation) -> None:
         "profiles": list(settings.profiles),
         "settings": rows,
         "warnings": warnings,
+        "quota": quota,
     }
 
     def render() -> None:
@@ -77,6 +110,8 @@ def show(inv: Invocation) -> None:
             ["setting", "value", "from"],
             [[r["setting"], _cell(r["value"]), r["source"] or f"not set ({r['env']})"] for r in rows],
         )
+        if quota is not None and "error" in quota:
+            inv.note(f"the month's message quota could not be read: {escape(quota['error'])}")
         for warning in warnings:
             inv.note(f"[yellow]warning:[/] {escape(warning)}")
 

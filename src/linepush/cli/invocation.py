@@ -398,7 +398,10 @@ def _hint(error: BaseException) -> str | None:
             "`linepush token revoke --id N` frees one, and v3 tokens (--kind v3) have no cap"
         )
     if isinstance(error, MonthlyLimitError):
-        return "the channel has used this month's message allowance; sends fail until next month"
+        return (
+            "the channel has used this month's message allowance: sends fail until next month, while queued "
+            "messages (`send --queue`) wait for it"
+        )
     if isinstance(error, LineApiError) and error.message == "Failed to send messages":
         return (
             "LINE could not send to that id: user ids differ per provider (use one this channel has seen), "

@@ -17,14 +17,15 @@ import typer
 from linepush.cli import app
 from linepush.cli.inputs import ToOption, parse_at, read_messages, read_recipients, scheduled_time
 from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.quota import YesOption
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
-from linepush.outbox import Outbox
+from linepush.outbox import Outbox, paused_channels, resume_channel
 from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
-__all__ = ["DrainResult", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
+__all__ = ["DrainResult", "bulk_recipients", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
 
 queue_app = typer.Typer(
     name="queue",
@@ -48,10 +49,7 @@ def enqueue_from_cli(
     notification_disabled: bool = False,
 ) -> list[OutboxMessage]:
     """Validate and store one CLI send in one transaction; nothing is stored if any part is refused."""
-    recipients = [validate_to(r) for r in to]
-    if to_file is not None:
-        given = set(recipients)
-        recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    recipients = bulk_recipients(to, to_file)
     # Said in the command line's words before the outbox would say it in the library's.
     if broadcast and recipients:
         raise ValidationError("--broadcast sends to every friend: give no --to or --to-file with it")
@@ -66,6 +64,25 @@ def enqueue_from_cli(
         retry_key=retry_key,
         notification_disabled=notification_disabled,
     )
+
+
+def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
+    """The ids of ``--to`` and of ``--to-file`` (checked; repeats dropped), in that order."""
+    recipients = [validate_to(r) for r in to]
+    if to_file is not None:
+        given = set(recipients)
+        recipients.extend(r for r in read_recipients(to_file) if r not in given)
+    return recipients
+
+
+def cost_checked(inv: Invocation, to: Sequence[str], to_file: Path | None, *, yes: bool) -> list[str]:
+    """For a send to a file of ids: every recipient, once its cost was said (and accepted past what is
+    left this month: see :func:`linepush.cli.quota.check_cost`)."""
+    from linepush.cli.quota import check_cost
+
+    recipients = bulk_recipients(to, to_file)
+    check_cost(inv, recipients, yes=yes, reads_stdin=str(to_file) == "-")
+    return recipients
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,12 @@ def send_with_outbox(
             else ""
         )
     )
+    if result.stats.paused_until is not None:
+        say(
+            f"channel {box.channel_id} reached its monthly message limit: its messages stay queued until "
+            f"{_when(result.stats.paused_until)} (`linepush queue resume` sends again sooner)"
+        )
+        data["paused_until"] = result.stats.paused_until
     data["counts"] = dict(counts)
     return result.exit_code, data
 
@@ -309,10 +332,15 @@ def add_command(
     notification_disabled: Annotated[
         bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
     ] = False,
+    yes: YesOption = False,
 ) -> None:
-    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it)."""
+    """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it). With
+    --to-file, says how many of this month's messages it uses, and asks (or stops, off a terminal) before
+    using more than are left, unless --yes."""
     messages = read_messages(text, json_file)
     recipients = inv.recipients(to, default=to_file is None and not broadcast)
+    if to_file is not None:
+        recipients, to_file = cost_checked(inv, recipients, to_file, yes=yes), None
     box = Outbox(inv.store(), inv.settings.channel.require_id())
     rows = enqueue_from_cli(
         box,
@@ -335,9 +363,43 @@ def add_command(
 
 @command(queue_app, "status")
 def status_command(inv: Invocation, all_channels: AllChannels = False) -> None:
-    """How many messages are queued, sending, delivered and failed."""
-    counts = inv.store().counts(_scope(inv, all_channels))
-    inv.emit(dict(counts), lambda: inv.table(None, ["state", "messages"], counts.items()))
+    """How many messages are queued, sending, delivered and failed, and which channel's sends are paused
+    (its monthly message limit reached) until when."""
+    store = inv.store()
+    scope = _scope(inv, all_channels)
+    counts = store.counts(scope)
+    paused = {
+        channel: until
+        for channel, until in paused_channels(store, time.time()).items()
+        if scope is None or channel == scope
+    }
+    data: dict[str, Any] = {state: n for state, n in counts.items()}
+    if paused:
+        data["paused"] = paused
+
+    def render() -> None:
+        inv.table(None, ["state", "messages"], counts.items())
+        for channel, until in sorted(paused.items()):
+            inv.out.print(
+                f"paused until {_when(until)}: channel {channel} reached its monthly message limit; its "
+                "messages stay queued (`linepush queue resume` sends again sooner)"
+            )
+
+    inv.emit(data, render)
+
+
+@command(queue_app, "resume")
+def resume_command(inv: Invocation) -> None:
+    """Lift the pause of the channel's sends (its monthly message limit reached) before the new month: when
+    more messages were bought, or the plan changed. Workers send again within their poll interval."""
+    channel = inv.settings.channel.require_id()
+    was = resume_channel(inv.store(), channel, time.time())
+    inv.emit(
+        {"channel_id": channel, "resumed": was},
+        lambda: inv.out.print(
+            f"channel {channel}: sends resumed" if was else f"channel {channel} is not paused: nothing to do"
+        ),
+    )
 
 
 @command(queue_app, "list")

@@ -19,6 +19,7 @@ from linepush.api.messaging import MulticastResult, PushResult
 from linepush.cli import app
 from linepush.cli.inputs import ToOption, read_messages
 from linepush.cli.invocation import Invocation, command
+from linepush.cli.quota import YesOption
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
 from linepush.messages import validate_to, validate_user_ids
@@ -226,6 +227,7 @@ def send_command(
             rich_help_panel="Outbox",
         ),
     ] = False,
+    yes: YesOption = False,
 ) -> None:
     """Send a message now: to a user, group or room (push), several users (multicast), or all friends."""
     if queue or at is not None or to_file is not None or broadcast:
@@ -233,6 +235,10 @@ def send_command(
 
         messages = read_messages(text, json_file)
         recipients = inv.recipients(to, default=to_file is None and not broadcast)
+        if to_file is not None:
+            from linepush.cli.queue import cost_checked
+
+            recipients, to_file = cost_checked(inv, recipients, to_file, yes=yes), None
         code, data = send_with_outbox(
             inv.store(),
             inv.channel(),

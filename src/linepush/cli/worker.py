@@ -10,12 +10,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from linepush.api.messaging import DEFAULT_QUOTA_WARNING
 from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
-from linepush.errors import TokenUnavailableError
-from linepush.outbox import RetryWindow
+from linepush.errors import LinePushError, TokenUnavailableError
+from linepush.outbox import MonthlyReset, RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
 
@@ -23,13 +24,29 @@ __all__ = ["exit_code_after_once", "run_worker"]
 
 
 def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
-    """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff or the
-    run was stopped (a signal) with messages still queued."""
+    """0 when everything due was delivered, 1 when LINE refused some, 3 when some wait out a backoff, the
+    channel is paused (its monthly limit reached) or the run was stopped (a signal) with messages still
+    queued."""
     if stats.failed:
         return Exit.REFUSED
-    if queued and (stats.retried or stats.stopped):
+    if queued and (stats.retried or stats.stopped or stats.paused_until is not None):
         return Exit.TRANSIENT
     return Exit.OK
+
+
+async def _mention_quota(
+    client: AsyncLineClient, channel_id: str, threshold: float, announce: Callable[[str], None]
+) -> None:
+    from linepush.cli.quota import quota_warning
+
+    try:
+        usage = await client.monthly_usage()
+    except LinePushError as exc:  # the sends will say what is wrong; this was only a look
+        announce(f"the month's message quota could not be read: {exc}")
+        return
+    warning = quota_warning(channel_id, usage, threshold)
+    if warning is not None:
+        announce(f"warning: {warning}")
 
 
 def run_worker(
@@ -40,10 +57,12 @@ def run_worker(
     config: WorkerConfig,
     api_base: str | None = None,
     announce: Callable[[str], None] | None = None,
+    quota_threshold: float = DEFAULT_QUOTA_WARNING,
 ) -> WorkerStats:
     """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
 
-    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address."""
+    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address,
+    and a warning when the channel has used ``quota_threshold`` of its monthly message limit."""
     channel_id = channel.require_id()
 
     async def main() -> WorkerStats:
@@ -56,6 +75,8 @@ def run_worker(
                     f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
                     f"through {client.api_base}" + (" (once)" if once else "")
                 )
+                # Said at start-up, with the rest; a quiet `--once` from cron does not ask LINE each time.
+                await _mention_quota(client, channel_id, quota_threshold, announce)
             stop = asyncio.Event()
             stop_on_signals(stop)
             if once:
@@ -106,6 +127,18 @@ def worker_command(
             help="With --once: give up (exit 3) when the store has failed this many seconds (a full disk).",
         ),
     ] = 60.0,
+    quota_reset_utc_offset: Annotated[
+        float,
+        typer.Option(
+            "--quota-reset-utc-offset",
+            min=-14.0,
+            max=14.0,
+            metavar="HOURS",
+            envvar="LINEPUSH_QUOTA_RESET_UTC_OFFSET",
+            help="A channel at its monthly message limit pauses until the 1st of next month, 00:00 at this "
+            "UTC offset (LINE's month, taken as Japan time).",
+        ),
+    ] = 9.0,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -117,7 +150,9 @@ def worker_command(
 
     Runs until SIGTERM or Ctrl-C (sends in flight finish, the rest goes back to the queue), or with --once
     until nothing is due. Exit codes with --once: 0 all due delivered, 1 LINE refused some, 3 some wait to
-    be retried or the store kept failing (a full disk: what was sent is recorded once there is room).
+    be retried, the channel is paused (its monthly message limit reached: the messages stay queued until
+    next month or `linepush queue resume`) or the store kept failing (a full disk: what was sent is recorded
+    once there is room).
     """
     if verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -131,6 +166,7 @@ def worker_command(
         poll_interval=poll_interval,
         retry_window=RetryWindow(retry_window, window_margin),
         store_patience=store_patience,
+        monthly_reset=MonthlyReset(quota_reset_utc_offset),
     )
     settings = inv.settings
     channel = inv.channel()
@@ -138,7 +174,13 @@ def worker_command(
     store = inv.store()
     try:
         stats = run_worker(
-            store, channel, once=once, config=config, api_base=settings.api_base, announce=announce
+            store,
+            channel,
+            once=once,
+            config=config,
+            api_base=settings.api_base,
+            announce=announce,
+            quota_threshold=settings.quota_warning_share,
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
@@ -154,6 +196,7 @@ def worker_command(
         "released": stats.released,
         "lost": stats.lost,
         "queued": queued,
+        "paused_until": stats.paused_until,
     }
     inv.emit(
         summary,
@@ -162,4 +205,10 @@ def worker_command(
             f"to retry {stats.retried}, given back {stats.released}; {queued} queued"
         ),
     )
+    if stats.paused_until is not None:
+        inv.note(
+            f"channel {channel.channel_id} reached its monthly message limit: sends are paused until "
+            f"{config.monthly_reset.describe(stats.paused_until)} and its {queued} queued messages wait "
+            "(`linepush queue resume` sends again sooner)"
+        )
     raise typer.Exit(exit_code_after_once(stats, queued) if once else Exit.OK)

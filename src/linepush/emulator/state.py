@@ -29,6 +29,9 @@ RECIPIENT_STATES: tuple[str, ...] = ("friend", "blocked", "unknown")
 RECIPIENT_ID = re.compile(r"[UCR][0-9a-f]{32}")
 MIN_KEY_BITS = 2048
 
+#: Japan time, in seconds east of UTC (the month of the monthly message quota).
+_JAPAN_OFFSET = 9 * 3600
+
 
 class AdminError(ValueError):
     """Bad input to an admin operation; ``status`` is 400, or 404 for an unknown channel."""
@@ -508,7 +511,9 @@ class EmulatorState:
             return True
 
     def _month(self) -> tuple[int, int]:
-        t = time.gmtime(self.now())
+        # LINE does not document when its monthly count starts again; its plans are Japanese, so the month
+        # is taken in Japan time (UTC+9, no daylight saving), as the library's default reset expects.
+        t = time.gmtime(self.now() + _JAPAN_OFFSET)
         return (t.tm_year, t.tm_mon)
 
     def usage(self, channel: Channel) -> int:

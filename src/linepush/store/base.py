@@ -166,6 +166,11 @@ class Store(abc.ABC):
         """Forget the leases whose name starts with ``prefix`` and whose time ran out at or before ``now``
         (what short-lived marks leave behind); returns how many."""
 
+    @abc.abstractmethod
+    def live_locks(self, prefix: str, now: float) -> dict[str, float]:
+        """The leases whose name starts with ``prefix`` and that are still live at ``now``: name → the time
+        they run out. (Marks that outlive a process, such as a channel's paused sends, are read this way.)"""
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -280,6 +280,15 @@ class SQLStore(Store):
             (prefix, prefix, moment),
         )
 
+    def live_locks(self, prefix: str, now: float) -> dict[str, float]:
+        check_name(prefix, "prefix")
+        moment = check_time(now, "now")
+        rows = self.select(
+            f"SELECT name, expires_at FROM locks WHERE {self.name_starts_with_sql} AND expires_at > ?",
+            (prefix, prefix, moment),
+        )
+        return {str(name): float(expires_at) for name, expires_at in rows}
+
     # -- shared rate limits ----------------------------------------------------------------------------------
 
     def reserve_rate(self, key: str, interval: float, tolerance: float, now: float) -> float:
