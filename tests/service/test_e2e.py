@@ -135,6 +135,8 @@ def test_linepush_serve_worker_queues_and_delivers(
         while not received(live_emulator, line_channel, USER):
             assert time.monotonic() < deadline, "the worker did not deliver"
             time.sleep(0.05)
+        status, _, body = curl(f"{served.url}/readyz")
+        assert (status, body["checks"]) == (200, {"store": "ok", "migrations": "ok", "worker": "ok"})
     assert served.process.returncode == 0, served.stderr
     assert received(live_emulator, line_channel, USER) == [[{"type": "text", "text": "via serve"}]]
     with SQLiteStore(db) as store:
@@ -142,4 +144,7 @@ def test_linepush_serve_worker_queues_and_delivers(
     assert token.reveal() not in served.stderr
     assert line_channel.require_secret().reveal() not in served.stderr
     access = [json.loads(line) for line in served.stderr.splitlines() if line.startswith("{")]
-    assert [(a["method"], a["path"], a["status"]) for a in access] == [("POST", "/api/notify", 200)]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("POST", "/api/notify", 200),
+        ("GET", "/readyz", 200),
+    ]

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ from linepush.config import Channel
 from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from linepush.service.health import WorkerWatch
     from linepush.service.server import ConnectionLimits, WorkerLoop
     from linepush.store import Store
 
@@ -26,8 +28,11 @@ __all__ = ["serve_command"]
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerLoop:
-    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
+def make_worker(
+    channel: Channel, store: Store, api_base: str | None, watch: WorkerWatch | None = None
+) -> WorkerLoop:
+    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop; ``watch``
+    (readiness) sees its claims."""
     if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
         # Checked now: otherwise the first delivery would find out, and every message would wait on it.
         raise ConfigurationError(
@@ -39,7 +44,10 @@ def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerL
 
     async def deliver(stop: asyncio.Event) -> WorkerStats:
         async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
-            return await Worker(store, client, channel_id=channel.channel_id).run(stop)
+            worker = Worker(store, client, channel_id=channel.channel_id)
+            if watch is not None:
+                watch.last_claim = lambda: worker.last_claim_at
+            return await worker.run(stop)
 
     return deliver
 
@@ -210,8 +218,11 @@ def serve_command(
     from linepush.cli.alerts import alerts_config
 
     alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
-    gateway = create_gateway_app(store, channel, config, alerts=alerts)
-    loop = make_worker(channel, store, settings.api_base) if worker else None
+    from linepush.service.health import WorkerWatch
+
+    watch = WorkerWatch(time.time(), channel.channel_id) if worker else None
+    gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch)
+    loop = make_worker(channel, store, settings.api_base, watch) if worker else None
     configure_logging(log_level, access_log)
     sock = listen(host, port)
     inv.on_close(sock.close)
@@ -258,7 +269,8 @@ def default_image_dir(store: Store) -> Path:
 def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:
     shown = f"[{host}]" if ":" in host else host
     lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
-    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
+    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook")
+    lines.append("  GET /healthz (the process runs), GET /readyz (store, migrations, worker)")
     lines.append("  POST /alertmanager, POST /grafana, POST /hooks/NAME (alerts to LINE)")
     if channel.channel_secret is None:
         lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")
