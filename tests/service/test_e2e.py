@@ -27,6 +27,7 @@ from tests.conftest import Emulator, make_channel
 from tests.service.conftest import GROUP, PUBLIC_URL, USER
 from tests.service.serve_process import linepush_serve, worker_env
 from tests.service.test_curl import curl
+from tests.service.test_metrics_e2e import scrape
 from tests.service.test_notify import PNG
 
 pytestmark = pytest.mark.e2e
@@ -137,6 +138,17 @@ def test_linepush_serve_worker_queues_and_delivers(
             time.sleep(0.05)
         status, _, body = curl(f"{served.url}/readyz")
         assert (status, body["checks"]) == (200, {"store": "ok", "migrations": "ok", "worker": "ok"})
+        text, found = scrape(f"{served.url}/metrics")
+    channel = (("channel", line_channel.channel_id),)
+    assert found[("linepush_deliveries_total", channel)] == 1
+    assert found[("linepush_send_duration_seconds_count", channel)] == 1
+    assert found[("linepush_outbox_messages", (*channel, ("state", "delivered")))] == 1
+    assert found[("linepush_outbox_messages", (*channel, ("state", "queued")))] == 0
+    assert found[("linepush_http_requests_total", (("endpoint", "/api/notify"), ("status", "200")))] == 1
+    assert found[("linepush_http_request_duration_seconds_count", (("endpoint", "/api/notify"),))] == 1
+    assert found[("linepush_store_up", ())] == 1
+    for secret in (token.reveal(), line_channel.require_secret().reveal(), "via serve", USER):
+        assert secret not in text
     assert served.process.returncode == 0, served.stderr
     assert received(live_emulator, line_channel, USER) == [[{"type": "text", "text": "via serve"}]]
     with SQLiteStore(db) as store:
@@ -147,4 +159,5 @@ def test_linepush_serve_worker_queues_and_delivers(
     assert [(a["method"], a["path"], a["status"]) for a in access] == [
         ("POST", "/api/notify", 200),
         ("GET", "/readyz", 200),
+        ("GET", "/metrics", 200),
     ]

@@ -20,6 +20,7 @@ from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from linepush.service.health import WorkerWatch
+    from linepush.service.metrics import Metrics
     from linepush.service.server import ConnectionLimits, WorkerLoop
     from linepush.store import Store
 
@@ -29,10 +30,14 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def make_worker(
-    channel: Channel, store: Store, api_base: str | None, watch: WorkerWatch | None = None
+    channel: Channel,
+    store: Store,
+    api_base: str | None,
+    watch: WorkerWatch | None = None,
+    metrics: Metrics | None = None,
 ) -> WorkerLoop:
     """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop; ``watch``
-    (readiness) sees its claims."""
+    (readiness) sees its claims, ``metrics`` count its sends."""
     if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
         # Checked now: otherwise the first delivery would find out, and every message would wait on it.
         raise ConfigurationError(
@@ -44,7 +49,12 @@ def make_worker(
 
     async def deliver(stop: asyncio.Event) -> WorkerStats:
         async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
-            worker = Worker(store, client, channel_id=channel.channel_id)
+            sender, settled = (
+                (metrics.timed(client, channel.channel_id), metrics.on_settled(channel.channel_id))
+                if metrics is not None
+                else (client, None)
+            )
+            worker = Worker(store, sender, channel_id=channel.channel_id, on_settled=settled)
             if watch is not None:
                 watch.last_claim = lambda: worker.last_claim_at
             return await worker.run(stop)
@@ -219,10 +229,12 @@ def serve_command(
 
     alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
     from linepush.service.health import WorkerWatch
+    from linepush.service.metrics import Metrics
 
     watch = WorkerWatch(time.time(), channel.channel_id) if worker else None
-    gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch)
-    loop = make_worker(channel, store, settings.api_base, watch) if worker else None
+    metrics = Metrics(store)
+    gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch, metrics=metrics)
+    loop = make_worker(channel, store, settings.api_base, watch, metrics) if worker else None
     configure_logging(log_level, access_log)
     sock = listen(host, port)
     inv.on_close(sock.close)
@@ -270,7 +282,7 @@ def startup_lines(host: str, port: int, channel: Channel, public_url: str | None
     shown = f"[{host}]" if ":" in host else host
     lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
     lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook")
-    lines.append("  GET /healthz (the process runs), GET /readyz (store, migrations, worker)")
+    lines.append("  GET /healthz (the process runs), GET /readyz (store, migrations, worker), GET /metrics")
     lines.append("  POST /alertmanager, POST /grafana, POST /hooks/NAME (alerts to LINE)")
     if channel.channel_secret is None:
         lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command
+from linepush.cli.invocation import Exit, Invocation, command, fail
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
 from linepush.errors import TokenUnavailableError
 from linepush.outbox import RetryWindow
 from linepush.store import Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
+
+if TYPE_CHECKING:
+    from linepush.service.metrics import Metrics
 
 __all__ = ["exit_code_after_once", "run_worker"]
 
@@ -40,17 +43,24 @@ def run_worker(
     config: WorkerConfig,
     api_base: str | None = None,
     announce: Callable[[str], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> WorkerStats:
     """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
 
-    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address."""
+    ``announce`` is given the start line: the channel, the store (never its password) and LINE's address;
+    ``metrics`` count what the worker does."""
     channel_id = channel.require_id()
 
     async def main() -> WorkerStats:
         async with AsyncLineClient(
             channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
         ) as client:
-            worker = Worker(store, client, channel_id=channel_id, config=config)
+            sender, settled = (
+                (metrics.timed(client, channel_id), metrics.on_settled(channel_id))
+                if metrics is not None
+                else (client, None)
+            )
+            worker = Worker(store, sender, channel_id=channel_id, config=config, on_settled=settled)
             if announce is not None:
                 announce(
                     f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
@@ -63,6 +73,22 @@ def run_worker(
             return await worker.run(stop)
 
     return asyncio.run(main())
+
+
+def serve_metrics(inv: Invocation, store: Store, host: str, port: int) -> Metrics:
+    """Metrics of this worker, served on ``host:port`` from a thread of prometheus_client's own."""
+    from prometheus_client import start_http_server
+
+    from linepush.service.metrics import Metrics
+
+    metrics = Metrics(store)
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose another --metrics-port")
+    inv.on_close(server.shutdown)
+    inv.note(f"metrics on http://{host}:{server.server_port}/metrics")
+    return metrics
 
 
 @command(app, "worker")
@@ -112,6 +138,20 @@ def worker_command(
             "--verbose", "-v", help="Say what it works on, and log each retry (with why) and stored batch."
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: none).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", metavar="HOST", help="Address of the metrics port.")
+    ] = "127.0.0.1",
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -136,9 +176,16 @@ def worker_command(
     channel = inv.channel()
     channel.require_id()
     store = inv.store()
+    metrics = serve_metrics(inv, store, metrics_host, metrics_port) if metrics_port is not None else None
     try:
         stats = run_worker(
-            store, channel, once=once, config=config, api_base=settings.api_base, announce=announce
+            store,
+            channel,
+            once=once,
+            config=config,
+            api_base=settings.api_base,
+            announce=announce,
+            metrics=metrics,
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]

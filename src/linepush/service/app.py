@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,6 +23,7 @@ from linepush.config import Channel
 from linepush.service.alerts import AlertReceivers, AlertsConfig
 from linepush.service.gateway import GatewayConfig, NotifyApi, guard
 from linepush.service.health import Readiness, WorkerWatch
+from linepush.service.metrics import Metrics
 from linepush.service.notify_form import notify_response
 from linepush.service.webhook import WebhookReceiver
 from linepush.store import Store
@@ -46,9 +48,12 @@ class AccessLog:
     answered, and its access line says 499.
     """
 
-    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, logger: logging.Logger | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.logger = logger or logging.getLogger(ACCESS_LOG)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +82,8 @@ class AccessLog:
             self._log(scope, status, time.perf_counter() - started)
 
     def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_request(str(scope.get("path", "")), status, seconds)
         if not self.logger.isEnabledFor(logging.INFO):
             return
         line = {
@@ -109,12 +116,14 @@ def create_gateway_app(
     clock: Callable[[], float] = time.time,
     alerts: AlertsConfig | None = None,
     worker: WorkerWatch | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The gateway for ``channel``: its tokens' notifications go to ``store``'s outbox.
 
     The webhook needs the channel secret; without it ``/webhook`` answers 404 and says why. ``clock`` gives
     UNIX seconds (rate-limit windows, timestamps); tests pass their own. ``worker`` watches the delivery
-    worker of this process, for ``/readyz``.
+    worker of this process, for ``/readyz``; ``metrics`` are served at ``/metrics`` (new ones, reading
+    ``store``, unless given).
     """
     config = config or GatewayConfig()
     channel_id = channel.require_id()
@@ -132,6 +141,11 @@ def create_gateway_app(
     receivers = AlertReceivers(store, channel_id, alerts, clock)
 
     readiness = Readiness(store, worker)
+    metrics = metrics or Metrics(store, clock=clock)
+
+    async def exposition(request: Request) -> Response:
+        body = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -165,6 +179,7 @@ def create_gateway_app(
         Route("/webhook", guard(webhook), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", exposition, methods=["GET"]),
         Route("/images/{name}", image, methods=["GET"]),
         Route("/alertmanager", guard(receivers.alertmanager), methods=["POST"]),
         Route("/grafana", guard(receivers.grafana), methods=["POST"]),
@@ -172,10 +187,11 @@ def create_gateway_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog, metrics=metrics)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.notify_api = api
     app.state.webhook = webhook
     app.state.alerts = receivers
+    app.state.metrics = metrics
     return app
