@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.smoke else args.rounds
     smoke = ["--smoke"] if args.smoke else []
 
-    from bench import bulk, cap, libraries, startup, to_file, tokens
+    from bench import bulk, cap, libraries, scrape, startup, to_file, tokens
 
     results: dict[str, Any] = {"smoke": args.smoke}
     results["push_nginx"] = push_rounds("nginx", rounds, args.smoke, args.duration)
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     results["bulk"] = quiet(bulk.main, smoke)
     results["send --to-file"] = quiet(to_file.main, smoke)
     results["start-up"] = quiet(startup.main, smoke)
+    pg_url = os.environ.get("LINEPUSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
+    results["/metrics"] = quiet(scrape.main, [*smoke, "--pg", pg_url])
     outbox_path = ROOT / "outbox.py"
     if outbox_path.exists():
         from bench import outbox
@@ -185,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{s['linepush --version s']:.3f} s",
         s["linepush --version s"] <= 0.06,
     )
+    m = results["/metrics"]
+    scrapes = [m.get("scrape ms SQLite"), m.get("scrape ms PostgreSQL")]
+    target(
+        "/metrics scrape ≤ 10 ms with 100,000 outbox rows (SQLite, PostgreSQL)",
+        " / ".join(f"{v:.1f} ms" if isinstance(v, float) else str(v) for v in scrapes),
+        all(isinstance(v, float) and v <= 10 for v in scrapes),
+    )
     if "outbox" in results:
         o = results["outbox"]
         batched = o.get("enqueue batched msgs/s") or o.get("enqueue_batched") or 0
@@ -222,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{lib.get('install MB (with its dependencies)')} | {lib.get('import ms')} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    for section in ("cap", "tokens", "bulk", "send --to-file", "start-up", "outbox", "outbox PostgreSQL"):
+    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "/metrics"]
+    sections += ["outbox", "outbox PostgreSQL"]
+    for section in sections:
         for name, value in (results.get(section) or {}).items():
             shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
             print(f"| {section}: {name} | {shown} |")

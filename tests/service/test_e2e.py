@@ -128,7 +128,8 @@ def test_linepush_serve_worker_queues_and_delivers(
     with SQLiteStore(db) as store:
         token, _ = create_gateway_token(store, line_channel.channel_id, USER, None, 0.0)
     env = worker_env(db, line_channel)
-    with linepush_serve(tmp_path, env, "--worker", "--api-base", live_emulator.url) as served:
+    args = ("--worker", "--api-base", live_emulator.url, "--log-format", "json")
+    with linepush_serve(tmp_path, env, *args) as served:
         auth = f"Authorization: Bearer {token.reveal()}"
         status, _, body = curl("-H", auth, "-d", "message=via serve", f"{served.url}/api/notify")
         assert (status, body) == (200, {"status": 200, "message": "ok"})
@@ -155,7 +156,15 @@ def test_linepush_serve_worker_queues_and_delivers(
         assert store.counts() == {"queued": 0, "sending": 0, "delivered": 1, "failed": 0}
     assert token.reveal() not in served.stderr
     assert line_channel.require_secret().reveal() not in served.stderr
-    access = [json.loads(line) for line in served.stderr.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in served.stderr.splitlines()]  # one format: every line is JSON
+    (start,) = [line for line in lines if line.get("event") == "start"]
+    assert (start["channel"], start["runs"], start["api_base"]) == (
+        line_channel.channel_id,
+        "gateway+worker",
+        live_emulator.url,
+    )
+    assert str(db) in start["store"]
+    access = [line for line in lines if line.get("event") == "request"]
     assert [(a["method"], a["path"], a["status"]) for a in access] == [
         ("POST", "/api/notify", 200),
         ("GET", "/readyz", 200),

@@ -3,6 +3,7 @@ parser (`linepush serve --worker`'s /metrics: tests/service/test_e2e.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +69,16 @@ def test_worker_metrics_port_after_sends(
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "LINEPUSH_API_BASE": live_emulator.url,
     }
-    command = [sys.executable, "-m", "linepush", "worker", "--metrics-port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "linepush",
+        "worker",
+        "--metrics-port",
+        str(port),
+        "--log-format",
+        "json",
+    ]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: delivered(db, channel_id) == 3, "the worker did not deliver")
@@ -77,7 +87,11 @@ def test_worker_metrics_port_after_sends(
         process.terminate()
         _, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
-    assert f"metrics on http://127.0.0.1:{port}/metrics" in err
+    lines = [json.loads(line) for line in err.splitlines()]  # one format: every line is JSON
+    messages = [line["message"] for line in lines]
+    assert f"metrics on http://127.0.0.1:{port}/metrics" in messages
+    assert any(m.startswith("worker ") and f"delivering channel {channel_id}" in m for m in messages)
+    assert any(m.startswith("delivered 3") for m in messages)
     channel = (("channel", channel_id),)
     assert found[("linepush_deliveries_total", channel)] == 3
     assert found[("linepush_outbox_messages", (*channel, ("state", "delivered")))] == 3

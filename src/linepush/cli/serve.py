@@ -15,6 +15,7 @@ import typer
 
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from linepush.store import Store
 
 __all__ = ["serve_command"]
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def make_worker(
@@ -60,20 +59,6 @@ def make_worker(
             return await worker.run(stop)
 
     return deliver
-
-
-def configure_logging(level: str, access_log: bool) -> None:
-    from linepush.service.app import ACCESS_LOG
-
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The access lines are JSON already: they are printed as they are, on their own handler.
-    access = logging.getLogger(ACCESS_LOG)
-    access.setLevel(logging.INFO if access_log else logging.WARNING)
-    access.propagate = False
-    if not access.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
 
 
 @command(app, "serve", data=False)
@@ -156,8 +141,11 @@ def serve_command(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Log lines as text (for people) or json (one object a line).")
+    ] = "text",
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
+        bool, typer.Option("--access-log/--no-access-log", help="One log line per request on stderr.")
     ] = True,
     webhook_max_age: Annotated[
         float,
@@ -203,6 +191,8 @@ def serve_command(
     """
     if log_level.lower() not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
     # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
     from linepush.service import GatewayConfig, RateLimits, create_gateway_app
     from linepush.service.server import ConnectionLimits
@@ -235,11 +225,14 @@ def serve_command(
     metrics = Metrics(store)
     gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch, metrics=metrics)
     loop = make_worker(channel, store, settings.api_base, watch, metrics) if worker else None
-    configure_logging(log_level, access_log)
+    configure_logging(log_level, log_format, access_log)
     sock = listen(host, port)
     inv.on_close(sock.close)
-    for line in startup_lines(host, sock.getsockname()[1], channel, public_url, worker):
-        inv.note(line)
+    bound = sock.getsockname()[1]
+    if log_format == "text":
+        for line in startup_lines(host, bound, channel, public_url, worker):
+            inv.note(line)
+    log_start(host, bound, channel, store, settings.api_base, worker)
     run_server(gateway, sock, worker=loop, log_level=log_level.lower(), limits=limits)
 
 
@@ -276,6 +269,32 @@ def default_image_dir(store: Store) -> Path:
     if isinstance(path, str):
         return Path(path).parent / "gateway-images"
     fail("--public-url needs --image-dir with this store (it has no directory of its own)")
+
+
+def log_start(
+    host: str, port: int, channel: Channel, store: Store, api_base: str | None, worker: bool
+) -> None:
+    """The start line, in the process's log format: what runs, for which channel, on which store (never its
+    password) and which LINE."""
+    from linepush.transport import DEFAULT_API_BASE
+
+    shown = f"[{host}]" if ":" in host else host
+    runs = ["gateway", "worker"] if worker else ["gateway"]
+    fields = {
+        "event": "start",
+        "channel": channel.channel_id,
+        "store": repr(store),
+        "api_base": api_base or DEFAULT_API_BASE,
+        "listen": f"http://{shown}:{port}",
+        "runs": "+".join(runs),
+    }
+    logging.getLogger("linepush.service").info(
+        "linepush serve started: %s for channel %s on %s",
+        " and ".join(runs),
+        channel.channel_id,
+        fields["listen"],
+        extra={"fields": fields},
+    )
 
 
 def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from linepush.cli import app
 from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.logs import LOG_FORMATS, configure_logging
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
 from linepush.errors import TokenUnavailableError
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from linepush.service.metrics import Metrics
 
 __all__ = ["exit_code_after_once", "run_worker"]
+
+log = logging.getLogger("linepush.worker")
 
 
 def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
@@ -75,7 +78,7 @@ def run_worker(
     return asyncio.run(main())
 
 
-def serve_metrics(inv: Invocation, store: Store, host: str, port: int) -> Metrics:
+def serve_metrics(store: Store, host: str, port: int, say: Callable[[str], None]) -> Metrics:
     """Metrics of this worker, served on ``host:port`` from a thread of prometheus_client's own."""
     from prometheus_client import start_http_server
 
@@ -86,8 +89,7 @@ def serve_metrics(inv: Invocation, store: Store, host: str, port: int) -> Metric
         server, _ = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
         fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose another --metrics-port")
-    inv.on_close(server.shutdown)
-    inv.note(f"metrics on http://{host}:{server.server_port}/metrics")
+    say(f"metrics on http://{host}:{server.server_port}/metrics")
     return metrics
 
 
@@ -152,6 +154,12 @@ def worker_command(
     metrics_host: Annotated[
         str, typer.Option("--metrics-host", metavar="HOST", help="Address of the metrics port.")
     ] = "127.0.0.1",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="text, or json: every line one JSON object (the start line and retries too)."
+        ),
+    ] = "text",
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -159,11 +167,19 @@ def worker_command(
     until nothing is due. Exit codes with --once: 0 all due delivered, 1 LINE refused some, 3 some wait to
     be retried or the store kept failing (a full disk: what was sent is recorded once there is room).
     """
-    if verbose and not inv.debug:
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
+    talks = verbose or inv.debug or not once
+    # With JSON logs, what the worker says goes to the log too: every line of the process is one object.
+    say: Callable[[str], None] = lambda line: inv.note(escape(line))  # noqa: E731
+    if log_format == "json":
+        configure_logging("debug" if inv.debug else "info" if talks else "warning", "json")
+        say = log.warning if once and not talks else log.info
+    elif verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         logging.getLogger("linepush.worker").setLevel(logging.INFO)
-    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
-    announce = (lambda line: inv.note(escape(line))) if verbose or inv.debug or not once else None
+    announce = say if talks else None
     config = WorkerConfig(
         concurrency=concurrency,
         batch_size=batch_size,
@@ -176,7 +192,7 @@ def worker_command(
     channel = inv.channel()
     channel.require_id()
     store = inv.store()
-    metrics = serve_metrics(inv, store, metrics_host, metrics_port) if metrics_port is not None else None
+    metrics = serve_metrics(store, metrics_host, metrics_port, say) if metrics_port is not None else None
     try:
         stats = run_worker(
             store,
@@ -189,7 +205,7 @@ def worker_command(
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
-        inv.note(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
+        say(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
         raise
     queued = store.counts(channel.channel_id)["queued"]
     summary = {
@@ -204,7 +220,7 @@ def worker_command(
     }
     inv.emit(
         summary,
-        lambda: inv.note(
+        lambda: say(
             f"delivered {stats.delivered} ({stats.duplicates} already at LINE), failed {stats.failed}, "
             f"to retry {stats.retried}, given back {stats.released}; {queued} queued"
         ),
