@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ def delivered(store_path: Path, channel_id: str) -> int:
         return store.counts(channel_id)["delivered"]
 
 
-def test_worker_metrics_port_after_sends(
+def test_worker_metrics_port_json_logs_and_shared_rate_limit(
     live_emulator: Emulator, line_channel: Channel, tmp_path: Path
 ) -> None:
     db = tmp_path / "worker.db"
@@ -78,6 +79,7 @@ def test_worker_metrics_port_after_sends(
         str(port),
         "--log-format",
         "json",
+        "--shared-rate-limit",
     ]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
@@ -96,3 +98,7 @@ def test_worker_metrics_port_after_sends(
     assert found[("linepush_deliveries_total", channel)] == 3
     assert found[("linepush_outbox_messages", (*channel, ("state", "delivered")))] == 3
     assert line_channel.require_secret().reveal() not in text and USER not in text
+    # --shared-rate-limit: the sends were paced in the store, where every worker on it shares the limit
+    with sqlite3.connect(db) as conn:
+        keys = [key for (key,) in conn.execute("SELECT key FROM rate_limits")]
+    assert keys and all(key.startswith(f"{channel_id}:") for key in keys)

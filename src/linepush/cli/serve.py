@@ -34,9 +34,11 @@ def make_worker(
     api_base: str | None,
     watch: WorkerWatch | None = None,
     metrics: Metrics | None = None,
+    shared_rate_limit: bool = False,
 ) -> WorkerLoop:
     """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop; ``watch``
-    (readiness) sees its claims, ``metrics`` count its sends."""
+    (readiness) sees its claims, ``metrics`` count its sends; ``shared_rate_limit`` paces LINE's rate limits
+    in the store (shared with every other worker on it)."""
     if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
         # Checked now: otherwise the first delivery would find out, and every message would wait on it.
         raise ConfigurationError(
@@ -44,10 +46,12 @@ def make_worker(
             "LINE_ASSERTION_KID, or LINE_CHANNEL_SECRET, or LINE_CHANNEL_ACCESS_TOKEN"
         )
     from linepush.client import AsyncLineClient
+    from linepush.store import SharedRateLimiter
     from linepush.worker import Worker, WorkerStats
 
     async def deliver(stop: asyncio.Event) -> WorkerStats:
-        async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
+        limiter = SharedRateLimiter(store, channel.require_id()) if shared_rate_limit else None
+        async with AsyncLineClient(channel, store=store, api_base=api_base, rate_limiter=limiter) as client:
             sender, settled = (
                 (metrics.timed(client, channel.channel_id), metrics.on_settled(channel.channel_id))
                 if metrics is not None
@@ -68,6 +72,13 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
     worker: Annotated[
         bool, typer.Option("--worker", help="Also deliver the outbox in this process (no separate worker).")
+    ] = False,
+    shared_rate_limit: Annotated[
+        bool,
+        typer.Option(
+            "--shared-rate-limit",
+            help="With --worker: pace LINE's rate limits in the store, shared by every worker on it.",
+        ),
     ] = False,
     public_url: Annotated[
         str | None,
@@ -224,7 +235,9 @@ def serve_command(
     watch = WorkerWatch(time.time(), channel.channel_id) if worker else None
     metrics = Metrics(store)
     gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch, metrics=metrics)
-    loop = make_worker(channel, store, settings.api_base, watch, metrics) if worker else None
+    loop = (
+        make_worker(channel, store, settings.api_base, watch, metrics, shared_rate_limit) if worker else None
+    )
     configure_logging(log_level, log_format, access_log)
     sock = listen(host, port)
     inv.on_close(sock.close)

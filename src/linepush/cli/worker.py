@@ -17,7 +17,7 @@ from linepush.client import AsyncLineClient
 from linepush.config import Channel
 from linepush.errors import TokenUnavailableError
 from linepush.outbox import RetryWindow
-from linepush.store import Store
+from linepush.store import SharedRateLimiter, Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
 
 if TYPE_CHECKING:
@@ -47,16 +47,19 @@ def run_worker(
     api_base: str | None = None,
     announce: Callable[[str], None] | None = None,
     metrics: Metrics | None = None,
+    shared_rate_limit: bool = False,
 ) -> WorkerStats:
     """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
 
     ``announce`` is given the start line: the channel, the store (never its password) and LINE's address;
-    ``metrics`` count what the worker does."""
+    ``metrics`` count what the worker does. With ``shared_rate_limit`` LINE's rate limits are paced in the
+    store, shared by every worker (and ``serve --worker``) on it, wherever they run."""
     channel_id = channel.require_id()
+    limiter = SharedRateLimiter(store, channel_id) if shared_rate_limit else None
 
     async def main() -> WorkerStats:
         async with AsyncLineClient(
-            channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
+            channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY, rate_limiter=limiter
         ) as client:
             sender, settled = (
                 (metrics.timed(client, channel_id), metrics.on_settled(channel_id))
@@ -160,6 +163,13 @@ def worker_command(
             "--log-format", help="text, or json: every line one JSON object (the start line and retries too)."
         ),
     ] = "text",
+    shared_rate_limit: Annotated[
+        bool,
+        typer.Option(
+            "--shared-rate-limit",
+            help="Pace LINE's rate limits in the store, shared by every worker on it (several hosts).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -202,6 +212,7 @@ def worker_command(
             api_base=settings.api_base,
             announce=announce,
             metrics=metrics,
+            shared_rate_limit=shared_rate_limit,
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
