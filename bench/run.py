@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.smoke else args.rounds
     smoke = ["--smoke"] if args.smoke else []
 
-    from bench import bulk, cap, libraries, to_file, tokens
+    from bench import bulk, cap, libraries, scrape, startup, to_file, tokens
 
     results: dict[str, Any] = {"smoke": args.smoke}
     results["push_nginx"] = push_rounds("nginx", rounds, args.smoke, args.duration)
@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     results["tokens"] = quiet(tokens.main, smoke)
     results["bulk"] = quiet(bulk.main, smoke)
     results["send --to-file"] = quiet(to_file.main, smoke)
+    results["start-up"] = quiet(startup.main, smoke)
+    pg_url = os.environ.get("LINEPUSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
+    results["/metrics"] = quiet(scrape.main, [*smoke, "--pg", pg_url])
     outbox_path = ROOT / "outbox.py"
     if outbox_path.exists():
         from bench import outbox
@@ -172,6 +175,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{f['ids']:,} ids, {f['rows']} rows, {f['wall s']:.2f} s",
         f["ids"] == 100_000 and f["rows"] == 200 and f["wall s"] <= 3,
     )
+    s = results["start-up"]
+    send_s, sdk_s = s["linepush send (warm store) s"], s["official SDK script s"]
+    target(
+        "linepush send (warm store) ≤ 0.2× the official SDK in a script, ≤ 0.15 s (whole process)",
+        f"{send_s / sdk_s:.2f}×, {send_s:.3f} s (python -c pass: {s['python -c pass s']:.3f} s)",
+        send_s <= 0.2 * sdk_s and send_s <= 0.15,
+    )
+    target(
+        "linepush --version ≤ 0.06 s (whole process)",
+        f"{s['linepush --version s']:.3f} s",
+        s["linepush --version s"] <= 0.06,
+    )
+    m = results["/metrics"]
+    scrapes = [m.get("scrape ms SQLite"), m.get("scrape ms PostgreSQL")]
+    target(
+        "/metrics scrape ≤ 10 ms with 100,000 outbox rows (SQLite, PostgreSQL)",
+        " / ".join(f"{v:.1f} ms" if isinstance(v, float) else str(v) for v in scrapes),
+        all(isinstance(v, float) and v <= 10 for v in scrapes),
+    )
     if "outbox" in results:
         o = results["outbox"]
         batched = o.get("enqueue batched msgs/s") or o.get("enqueue_batched") or 0
@@ -209,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{lib.get('install MB (with its dependencies)')} | {lib.get('import ms')} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    for section in ("cap", "tokens", "bulk", "send --to-file", "outbox", "outbox PostgreSQL"):
+    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "/metrics"]
+    sections += ["outbox", "outbox PostgreSQL"]
+    for section in sections:
         for name, value in (results.get(section) or {}).items():
             shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
             print(f"| {section}: {name} | {shown} |")

@@ -19,7 +19,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from linepush import Channel
 
 PUSH_RESPONSE = json.dumps({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b"}]})
 
@@ -142,6 +145,18 @@ def emulator_server(rate_limits: bool = False) -> Iterator[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def emulator_channel(url: str, directory: Path) -> Channel:
+    """A new channel at the emulator at ``url`` with a registered assertion key, written to ``directory``."""
+    from linepush import Channel, generate_key_pair
+
+    created: Any = admin(url, "POST", "/_emulator/channels", {"name": "bench"})
+    key = generate_key_pair()
+    kid: Any = admin(url, "POST", f"/_emulator/channels/{created['channel_id']}/keys", key.public_jwk())
+    key_file = directory / "key.json"
+    key.write_private_jwk(key_file)
+    return Channel(created["channel_id"], created["channel_secret"], key_file, kid["kid"])
 
 
 def emulator_token(url: str) -> str:

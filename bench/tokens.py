@@ -40,8 +40,8 @@ def per_call_ns(func: Any, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    from bench.stubs import admin, emulator_server
-    from linepush import Channel, LineClient, TokenManager, generate_key_pair, load_private_key
+    from bench.stubs import emulator_channel, emulator_server
+    from linepush import LineClient, TokenManager, load_private_key
     from linepush.keys import AssertionSigner
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -51,19 +51,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     n = 1_000 if args.smoke else 1_000_000
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, emulator_server() as url:
-        created: Any = admin(url, "POST", "/_emulator/channels", {"name": "bench"})
-        key = generate_key_pair()
-        kid: Any = admin(url, "POST", f"/_emulator/channels/{created['channel_id']}/keys", key.public_jwk())
-        key_file = Path(tmp) / "key.json"
-        key.write_private_jwk(key_file)
-        channel = Channel(created["channel_id"], created["channel_secret"], key_file, kid["kid"])
+        channel = emulator_channel(url, Path(tmp))
+        key_file = channel.assertion_key_file
+        assert key_file is not None and channel.assertion_kid is not None
         store_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
 
         # A cold v2.1 issue, in its parts: load the key, sign the assertion, make the request.
         start = time.perf_counter()
         loaded = load_private_key(key_file, cache=False)
         figures["key load ms"] = (time.perf_counter() - start) * 1e3
-        signer = AssertionSigner(channel.require_id(), kid["kid"], loaded)
+        signer = AssertionSigner(channel.require_id(), channel.assertion_kid, loaded)
         start = time.perf_counter()
         signer.assertion(time.time(), token_exp=86_400)
         figures["assertion signing ms"] = (time.perf_counter() - start) * 1e3
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             "LINE_CHANNEL_ID": channel.require_id(),
             "LINE_CHANNEL_SECRET": channel.require_secret().reveal(),
             "LINE_ASSERTION_KEY_FILE": str(key_file),
-            "LINE_ASSERTION_KID": kid["kid"],
+            "LINE_ASSERTION_KID": channel.assertion_kid,
             "LINEPUSH_API_BASE": url,
             "LINEPUSH_STORE": store_url,
         }

@@ -25,3 +25,4 @@ def test_make_bench_runs_every_benchmark_in_smoke_mode() -> None:
     for client in ("linepush AsyncLineClient", "raw aiohttp", "official SDK async", "linepush LineClient"):
         assert client in done.stdout
     assert "cached token get" in done.stdout
+    assert "linepush send (warm store)" in done.stdout

@@ -164,6 +164,8 @@ class Worker:
         self._rand = rand
         self.worker_id = worker_id or default_worker_id()
         self.stats = WorkerStats()
+        #: When (``clock``) the store last answered a claim, rows or none; readiness checks watch it.
+        self.last_claim_at: float | None = None
         self._on_settled = on_settled
         self._offload = offload
         # SQLite wants one writer; one thread also keeps the event loop free while the store syncs to disk.
@@ -354,6 +356,7 @@ class Worker:
                     await self._pause(stop, config.poll_interval)
                     continue
                 self._store_failing_since = None
+                self.last_claim_at = self.clock()
                 if rows:
                     self.stats.claimed += len(rows)
                     for row in rows:

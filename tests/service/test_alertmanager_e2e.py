@@ -80,7 +80,7 @@ def test_alerts_from_a_real_alertmanager_are_delivered_once_each(
         README_TOKEN_FILE, str(token_file)
     )
     env = worker_env(db, channel)
-    serve_args = ("--worker", "--api-base", str(live_emulator.url))
+    serve_args = ("--worker", "--api-base", str(live_emulator.url), "--log-format", "json")
 
     def pushes() -> list[str]:
         found = live_emulator.admin.deliveries(channel_id=channel.channel_id, to=GROUP)

@@ -24,7 +24,7 @@ _register()
 @pytest.fixture(autouse=True)
 def host_logging_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     # `serve` sets up the process's logging, which would outlive the test and hide records from caplog.
-    monkeypatch.setattr(serve_module, "configure_logging", lambda level, access_log: None)
+    monkeypatch.setattr(serve_module, "configure_logging", lambda *args: None)
 
 
 @pytest.fixture

@@ -337,3 +337,7 @@ def test_linepush_serve_process_queues_and_stops_cleanly(tmp_path: Path) -> None
     )
     assert "queueing only" in served.stderr
     assert token.reveal() not in served.stderr and SECRET not in served.stderr
+    # text lines for a person, the access lines too: nothing in another format
+    assert not [line for line in served.stderr.splitlines() if line.startswith("{")]
+    assert "INFO linepush.service: linepush serve started: gateway for channel" in served.stderr
+    assert "INFO linepush.service.access: POST /api/notify 200" in served.stderr

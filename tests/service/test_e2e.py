@@ -27,6 +27,7 @@ from tests.conftest import Emulator, make_channel
 from tests.service.conftest import GROUP, PUBLIC_URL, USER
 from tests.service.serve_process import linepush_serve, worker_env
 from tests.service.test_curl import curl
+from tests.service.test_metrics_e2e import scrape
 from tests.service.test_notify import PNG
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +128,8 @@ def test_linepush_serve_worker_queues_and_delivers(
     with SQLiteStore(db) as store:
         token, _ = create_gateway_token(store, line_channel.channel_id, USER, None, 0.0)
     env = worker_env(db, line_channel)
-    with linepush_serve(tmp_path, env, "--worker", "--api-base", live_emulator.url) as served:
+    args = ("--worker", "--api-base", live_emulator.url, "--log-format", "json")
+    with linepush_serve(tmp_path, env, *args) as served:
         auth = f"Authorization: Bearer {token.reveal()}"
         status, _, body = curl("-H", auth, "-d", "message=via serve", f"{served.url}/api/notify")
         assert (status, body) == (200, {"status": 200, "message": "ok"})
@@ -135,11 +137,36 @@ def test_linepush_serve_worker_queues_and_delivers(
         while not received(live_emulator, line_channel, USER):
             assert time.monotonic() < deadline, "the worker did not deliver"
             time.sleep(0.05)
+        status, _, body = curl(f"{served.url}/readyz")
+        assert (status, body["checks"]) == (200, {"store": "ok", "migrations": "ok", "worker": "ok"})
+        text, found = scrape(f"{served.url}/metrics")
+    channel = (("channel", line_channel.channel_id),)
+    assert found[("linepush_deliveries_total", channel)] == 1
+    assert found[("linepush_send_duration_seconds_count", channel)] == 1
+    assert found[("linepush_outbox_messages", (*channel, ("state", "delivered")))] == 1
+    assert found[("linepush_outbox_messages", (*channel, ("state", "queued")))] == 0
+    assert found[("linepush_http_requests_total", (("endpoint", "/api/notify"), ("status", "200")))] == 1
+    assert found[("linepush_http_request_duration_seconds_count", (("endpoint", "/api/notify"),))] == 1
+    assert found[("linepush_store_up", ())] == 1
+    for secret in (token.reveal(), line_channel.require_secret().reveal(), "via serve", USER):
+        assert secret not in text
     assert served.process.returncode == 0, served.stderr
     assert received(live_emulator, line_channel, USER) == [[{"type": "text", "text": "via serve"}]]
     with SQLiteStore(db) as store:
         assert store.counts() == {"queued": 0, "sending": 0, "delivered": 1, "failed": 0}
     assert token.reveal() not in served.stderr
     assert line_channel.require_secret().reveal() not in served.stderr
-    access = [json.loads(line) for line in served.stderr.splitlines() if line.startswith("{")]
-    assert [(a["method"], a["path"], a["status"]) for a in access] == [("POST", "/api/notify", 200)]
+    lines = [json.loads(line) for line in served.stderr.splitlines()]  # one format: every line is JSON
+    (start,) = [line for line in lines if line.get("event") == "start"]
+    assert (start["channel"], start["runs"], start["api_base"]) == (
+        line_channel.channel_id,
+        "gateway+worker",
+        live_emulator.url,
+    )
+    assert str(db) in start["store"]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("POST", "/api/notify", 200),
+        ("GET", "/readyz", 200),
+        ("GET", "/metrics", 200),
+    ]

@@ -148,7 +148,7 @@ def test_a_client_that_goes_away_mid_body_is_one_quiet_line(tmp_path: Path) -> N
         f"POST /webhook HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n"
         f"X-Line-Signature: {signature(SECRET, body)}\r\n\r\n"
     ).encode()
-    with linepush_serve(tmp_path, env(tmp_path)) as served:
+    with linepush_serve(tmp_path, env(tmp_path), "--log-format", "json") as served:
         for _ in range(20):
             with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
                 sock.sendall(head + body[:500])

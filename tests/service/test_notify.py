@@ -459,7 +459,8 @@ def test_a_failing_store_gets_503_not_a_traceback(gateway: Gateway, monkeypatch:
     from linepush.service.store import SQLGatewayStore
 
     monkeypatch.setattr(SQLGatewayStore, "find_gateway_token", broken)
-    assert gateway.client.get("/healthz").status_code == 503
+    assert gateway.client.get("/readyz").status_code == 503
+    assert gateway.client.get("/healthz").status_code == 200  # the process runs: not a reason to restart it
     assert notify(gateway, token, message="m").status_code == 503
 
 
@@ -544,7 +545,7 @@ def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
     assert limiter.quota(0, HOUR + 3600).remaining == 2
 
 
-def test_health_says_so_when_the_store_cannot_be_written(channel: Channel, clock: Clock) -> None:
+def test_readiness_says_so_when_the_store_cannot_be_written(channel: Channel, clock: Clock) -> None:
     from linepush.store import SQLiteStore
     from tests.support.disk import fill, small_disk
 
@@ -552,16 +553,18 @@ def test_health_says_so_when_the_store_cannot_be_written(channel: Channel, clock
         made = make_gateway(store, channel, clock)
         with made.client:
             token = made.token()
-            assert made.client.get("/healthz").status_code == 200
+            assert made.client.get("/readyz").status_code == 200
             store._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             filler = fill(disk)
             # Reads still work on a full disk; a notification cannot be stored, and health must say so.
             assert notify(made, token, message="m").status_code == 503
-            assert made.client.get("/healthz").status_code == 200  # one probe a second: the last one stands
+            assert made.client.get("/readyz").status_code == 200  # one probe a second: the last one stands
             clock.advance(1.5)
-            answer = made.client.get("/healthz")
-            assert (answer.status_code, answer.json()["store"]) == (503, "failing")
+            answer = made.client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["failed"] == ["store"]
+            assert answer.json()["checks"]["store"].startswith("failing")
             filler.unlink()
             clock.advance(1.5)
-            assert made.client.get("/healthz").status_code == 200
+            assert made.client.get("/readyz").status_code == 200
             assert notify(made, token, message="m").status_code == 200

@@ -2,70 +2,73 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import typer
-import typer.core
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from linepush._version import __version__
 
-#: typer's Python type names, as click-based commands name what an option takes.
-_PLAIN_LABELS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "file": "FILE"}
+if TYPE_CHECKING:
+    from linepush.cli._app import app
+
+__all__ = ["COMMANDS", "app", "main"]
 
 
-def _value_label(param: Any, ctx: Any) -> str | None:
-    """What help shows after an option: its metavar (FILE, URL…), else the plain name of what it takes
-    (TEXT, INTEGER) or its choices, and nothing for a flag or an argument (its name is shown already).
+def __getattr__(name: str) -> Any:
+    # The typer application is built on first use, so that `linepush --version` starts without it.
+    if name == "app":
+        from linepush.cli._app import app
 
-    typer labels every option and argument with its Python type instead (``--json <bool>``, ``TOKEN <str>``),
-    which tells a user of the command line nothing."""
-    if isinstance(param, typer.core.TyperArgument):
-        return None
-    if param.metavar is not None:
-        return str(param.metavar)
-    if param.is_flag:
-        return None
-    label = str(param.display_type(ctx)).strip("<>")
-    kind = label.split()[0] if label.endswith(" range") else label
-    shown = _PLAIN_LABELS.get(kind.lower(), f"<{label}>")
-    return shown + ("..." if param.nargs != 1 else "")
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-typer.core.TyperOption.display_type_rich = _value_label  # type: ignore[method-assign,assignment]
-typer.core.TyperArgument.display_type_rich = _value_label  # type: ignore[method-assign,assignment]
-
-app = typer.Typer(
-    name="linepush",
-    help="Send LINE messages without thinking about channel access tokens, and without losing a message.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"linepush {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """linepush: LINE Messaging API tokens, sends, a durable outbox and a local emulator."""
+#: Each command (or command group) and the modules that add it to `app`, in the order help lists them. A
+#: command's modules are imported only when it runs: cron jobs and shell loops start linepush every time.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "config": ("config",),
+    "demo": ("demo",),
+    "emulator": ("emulator",),
+    "gateway": ("gateway",),
+    "keys": ("keys",),
+    "queue": ("queue",),
+    "send": ("send",),
+    "serve": ("serve",),
+    "token": ("token",),
+    "worker": ("worker",),
+    "alerts": ("alerts",),
+    "recipients": ("gateway", "recipients"),
+    "quota": ("quota",),
+}
 
 
-def _register() -> None:
-    # Each command group lives in its own module and adds itself to `app`.
-    from linepush.cli import config, demo, emulator, gateway, keys, queue, send, serve, token, worker  # noqa: F401
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command a command line names (its first word that is not an option), if any."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
 
-    for module in ("alerts", "recipients", "quota"):  # the alert receivers' commands, and quota
-        __import__(f"linepush.cli.{module}")
+
+def _register(argv: Sequence[str] = ()) -> None:
+    """Import the modules of the command `argv` runs; all of them when it names none (help, a typo)."""
+    name = _command_name(argv)
+    wanted = COMMANDS.get(name, ()) if name is not None else ()
+    if not wanted:
+        wanted = tuple(dict.fromkeys(module for modules in COMMANDS.values() for module in modules))
+    for module in wanted:
+        importlib.import_module(f"linepush.cli.{module}")
 
 
 def main() -> None:
-    _register()
+    argv = sys.argv[1:]
+    if argv == ["--version"]:
+        print(f"linepush {__version__}")
+        return
+    _register(argv)
+    from linepush.cli._app import app
+
     app()

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,20 +15,30 @@ import typer
 
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from linepush.service.health import WorkerWatch
+    from linepush.service.metrics import Metrics
     from linepush.service.server import ConnectionLimits, WorkerLoop
     from linepush.store import Store
 
 __all__ = ["serve_command"]
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
-
-def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerLoop:
-    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop."""
+def make_worker(
+    channel: Channel,
+    store: Store,
+    api_base: str | None,
+    watch: WorkerWatch | None = None,
+    metrics: Metrics | None = None,
+    shared_rate_limit: bool = False,
+) -> WorkerLoop:
+    """The delivery worker's loop for ``channel``, sharing the gateway's store and event loop; ``watch``
+    (readiness) sees its claims, ``metrics`` count its sends; ``shared_rate_limit`` paces LINE's rate limits
+    in the store (shared with every other worker on it)."""
     if not (channel.has_assertion_key or channel.channel_secret or channel.access_token):
         # Checked now: otherwise the first delivery would find out, and every message would wait on it.
         raise ConfigurationError(
@@ -35,27 +46,23 @@ def make_worker(channel: Channel, store: Store, api_base: str | None) -> WorkerL
             "LINE_ASSERTION_KID, or LINE_CHANNEL_SECRET, or LINE_CHANNEL_ACCESS_TOKEN"
         )
     from linepush.client import AsyncLineClient
+    from linepush.store import SharedRateLimiter
     from linepush.worker import Worker, WorkerStats
 
     async def deliver(stop: asyncio.Event) -> WorkerStats:
-        async with AsyncLineClient(channel, store=store, api_base=api_base) as client:
-            return await Worker(store, client, channel_id=channel.channel_id).run(stop)
+        limiter = SharedRateLimiter(store, channel.require_id()) if shared_rate_limit else None
+        async with AsyncLineClient(channel, store=store, api_base=api_base, rate_limiter=limiter) as client:
+            sender, settled = (
+                (metrics.timed(client, channel.channel_id), metrics.on_settled(channel.channel_id))
+                if metrics is not None
+                else (client, None)
+            )
+            worker = Worker(store, sender, channel_id=channel.channel_id, on_settled=settled)
+            if watch is not None:
+                watch.last_claim = lambda: worker.last_claim_at
+            return await worker.run(stop)
 
     return deliver
-
-
-def configure_logging(level: str, access_log: bool) -> None:
-    from linepush.service.app import ACCESS_LOG
-
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The access lines are JSON already: they are printed as they are, on their own handler.
-    access = logging.getLogger(ACCESS_LOG)
-    access.setLevel(logging.INFO if access_log else logging.WARNING)
-    access.propagate = False
-    if not access.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
 
 
 @command(app, "serve", data=False)
@@ -65,6 +72,13 @@ def serve_command(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
     worker: Annotated[
         bool, typer.Option("--worker", help="Also deliver the outbox in this process (no separate worker).")
+    ] = False,
+    shared_rate_limit: Annotated[
+        bool,
+        typer.Option(
+            "--shared-rate-limit",
+            help="With --worker: pace LINE's rate limits in the store, shared by every worker on it.",
+        ),
     ] = False,
     public_url: Annotated[
         str | None,
@@ -138,8 +152,11 @@ def serve_command(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Log lines as text (for people) or json (one object a line).")
+    ] = "text",
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="One JSON line per request on stderr.")
+        bool, typer.Option("--access-log/--no-access-log", help="One log line per request on stderr.")
     ] = True,
     webhook_max_age: Annotated[
         float,
@@ -185,6 +202,8 @@ def serve_command(
     """
     if log_level.lower() not in LOG_LEVELS:
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
     # Imported here, not at the top: every other command would pay for starlette's and uvicorn's import.
     from linepush.service import GatewayConfig, RateLimits, create_gateway_app
     from linepush.service.server import ConnectionLimits
@@ -210,13 +229,23 @@ def serve_command(
     from linepush.cli.alerts import alerts_config
 
     alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
-    gateway = create_gateway_app(store, channel, config, alerts=alerts)
-    loop = make_worker(channel, store, settings.api_base) if worker else None
-    configure_logging(log_level, access_log)
+    from linepush.service.health import WorkerWatch
+    from linepush.service.metrics import Metrics
+
+    watch = WorkerWatch(time.time(), channel.channel_id) if worker else None
+    metrics = Metrics(store)
+    gateway = create_gateway_app(store, channel, config, alerts=alerts, worker=watch, metrics=metrics)
+    loop = (
+        make_worker(channel, store, settings.api_base, watch, metrics, shared_rate_limit) if worker else None
+    )
+    configure_logging(log_level, log_format, access_log)
     sock = listen(host, port)
     inv.on_close(sock.close)
-    for line in startup_lines(host, sock.getsockname()[1], channel, public_url, worker):
-        inv.note(line)
+    bound = sock.getsockname()[1]
+    if log_format == "text":
+        for line in startup_lines(host, bound, channel, public_url, worker):
+            inv.note(line)
+    log_start(host, bound, channel, store, settings.api_base, worker)
     run_server(gateway, sock, worker=loop, log_level=log_level.lower(), limits=limits)
 
 
@@ -255,10 +284,37 @@ def default_image_dir(store: Store) -> Path:
     fail("--public-url needs --image-dir with this store (it has no directory of its own)")
 
 
+def log_start(
+    host: str, port: int, channel: Channel, store: Store, api_base: str | None, worker: bool
+) -> None:
+    """The start line, in the process's log format: what runs, for which channel, on which store (never its
+    password) and which LINE."""
+    from linepush.transport import DEFAULT_API_BASE
+
+    shown = f"[{host}]" if ":" in host else host
+    runs = ["gateway", "worker"] if worker else ["gateway"]
+    fields = {
+        "event": "start",
+        "channel": channel.channel_id,
+        "store": repr(store),
+        "api_base": api_base or DEFAULT_API_BASE,
+        "listen": f"http://{shown}:{port}",
+        "runs": "+".join(runs),
+    }
+    logging.getLogger("linepush.service").info(
+        "linepush serve started: %s for channel %s on %s",
+        " and ".join(runs),
+        channel.channel_id,
+        fields["listen"],
+        extra={"fields": fields},
+    )
+
+
 def startup_lines(host: str, port: int, channel: Channel, public_url: str | None, worker: bool) -> list[str]:
     shown = f"[{host}]" if ":" in host else host
     lines = [f"LINE Notify–compatible gateway for channel {channel.channel_id} on http://{shown}:{port}"]
-    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook, GET /healthz")
+    lines.append("  POST /api/notify, GET /api/status, POST /api/revoke, POST /webhook")
+    lines.append("  GET /healthz (the process runs), GET /readyz (store, migrations, worker), GET /metrics")
     lines.append("  POST /alertmanager, POST /grafana, POST /hooks/NAME (alerts to LINE)")
     if channel.channel_secret is None:
         lines.append("  webhook off: set LINE_CHANNEL_SECRET so that /webhook can check LINE's signatures")

@@ -5,22 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from linepush.api.messaging import DEFAULT_QUOTA_WARNING
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command
+from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.logs import LOG_FORMATS, configure_logging
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
 from linepush.errors import LinePushError, TokenUnavailableError
 from linepush.outbox import MonthlyReset, RetryWindow
-from linepush.store import Store
+from linepush.store import SharedRateLimiter, Store
 from linepush.worker import WORKER_CALL_RETRY, Worker, WorkerConfig, WorkerStats, stop_on_signals
 
+if TYPE_CHECKING:
+    from linepush.service.metrics import Metrics
+
 __all__ = ["exit_code_after_once", "run_worker"]
+
+log = logging.getLogger("linepush.worker")
 
 
 def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
@@ -58,18 +64,28 @@ def run_worker(
     api_base: str | None = None,
     announce: Callable[[str], None] | None = None,
     quota_threshold: float = DEFAULT_QUOTA_WARNING,
+    metrics: Metrics | None = None,
+    shared_rate_limit: bool = False,
 ) -> WorkerStats:
     """Run a worker for ``channel`` on ``store``: until idle with ``once``, else until SIGTERM/SIGINT.
 
     ``announce`` is given the start line: the channel, the store (never its password) and LINE's address,
-    and a warning when the channel has used ``quota_threshold`` of its monthly message limit."""
+    and a warning when the channel has used ``quota_threshold`` of its monthly message limit; ``metrics``
+    count what the worker does. With ``shared_rate_limit`` LINE's rate limits are paced in the store, shared
+    by every worker (and ``serve --worker``) on it, wherever they run."""
     channel_id = channel.require_id()
+    limiter = SharedRateLimiter(store, channel_id) if shared_rate_limit else None
 
     async def main() -> WorkerStats:
         async with AsyncLineClient(
-            channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY
+            channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY, rate_limiter=limiter
         ) as client:
-            worker = Worker(store, client, channel_id=channel_id, config=config)
+            sender, settled = (
+                (metrics.timed(client, channel_id), metrics.on_settled(channel_id))
+                if metrics is not None
+                else (client, None)
+            )
+            worker = Worker(store, sender, channel_id=channel_id, config=config, on_settled=settled)
             if announce is not None:
                 announce(
                     f"worker {worker.worker_id}: delivering channel {channel_id} from {store!r} "
@@ -84,6 +100,21 @@ def run_worker(
             return await worker.run(stop)
 
     return asyncio.run(main())
+
+
+def serve_metrics(store: Store, host: str, port: int, say: Callable[[str], None]) -> Metrics:
+    """Metrics of this worker, served on ``host:port`` from a thread of prometheus_client's own."""
+    from prometheus_client import start_http_server
+
+    from linepush.service.metrics import Metrics
+
+    metrics = Metrics(store)
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose another --metrics-port")
+    say(f"metrics on http://{host}:{server.server_port}/metrics")
+    return metrics
 
 
 @command(app, "worker")
@@ -145,6 +176,33 @@ def worker_command(
             "--verbose", "-v", help="Say what it works on, and log each retry (with why) and stored batch."
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: none).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", metavar="HOST", help="Address of the metrics port.")
+    ] = "127.0.0.1",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="text, or json: every line one JSON object (the start line and retries too)."
+        ),
+    ] = "text",
+    shared_rate_limit: Annotated[
+        bool,
+        typer.Option(
+            "--shared-rate-limit",
+            help="Pace LINE's rate limits in the store, shared by every worker on it (several hosts).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver the outbox: claim due messages, send them with retries, record what LINE answered.
 
@@ -154,11 +212,19 @@ def worker_command(
     next month or `linepush queue resume`) or the store kept failing (a full disk: what was sent is recorded
     once there is room).
     """
-    if verbose and not inv.debug:
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
+    talks = verbose or inv.debug or not once
+    # With JSON logs, what the worker says goes to the log too: every line of the process is one object.
+    say: Callable[[str], None] = lambda line: inv.note(escape(line))  # noqa: E731
+    if log_format == "json":
+        configure_logging("debug" if inv.debug else "info" if talks else "warning", "json")
+        say = log.warning if once and not talks else log.info
+    elif verbose and not inv.debug:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         logging.getLogger("linepush.worker").setLevel(logging.INFO)
-    # A worker that runs on says what it works on; a --once run (from cron, say) stays quiet unless asked.
-    announce = (lambda line: inv.note(escape(line))) if verbose or inv.debug or not once else None
+    announce = say if talks else None
     config = WorkerConfig(
         concurrency=concurrency,
         batch_size=batch_size,
@@ -172,6 +238,7 @@ def worker_command(
     channel = inv.channel()
     channel.require_id()
     store = inv.store()
+    metrics = serve_metrics(store, metrics_host, metrics_port, say) if metrics_port is not None else None
     try:
         stats = run_worker(
             store,
@@ -181,10 +248,12 @@ def worker_command(
             api_base=settings.api_base,
             announce=announce,
             quota_threshold=settings.quota_warning_share,
+            metrics=metrics,
+            shared_rate_limit=shared_rate_limit,
         )
     except TokenUnavailableError:
         queued = store.counts(channel.channel_id)["queued"]
-        inv.note(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
+        say(f"the worker stopped without a token: nothing was sent, {queued} messages stay queued")
         raise
     queued = store.counts(channel.channel_id)["queued"]
     summary = {
@@ -200,7 +269,7 @@ def worker_command(
     }
     inv.emit(
         summary,
-        lambda: inv.note(
+        lambda: say(
             f"delivered {stats.delivered} ({stats.duplicates} already at LINE), failed {stats.failed}, "
             f"to retry {stats.retried}, given back {stats.released}; {queued} queued"
         ),

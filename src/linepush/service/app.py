@@ -1,16 +1,15 @@
-"""The gateway as one ASGI app: the LINE Notify–compatible API, the webhook, uploaded images, a health check,
-and one structured access-log line per request."""
+"""The gateway as one ASGI app: the LINE Notify–compatible API, the webhook, uploaded images, liveness and
+readiness checks, and one structured access-log line per request."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import secrets
 import time
 from collections.abc import Callable
 from typing import Final
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -23,19 +22,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from linepush.config import Channel
 from linepush.service.alerts import AlertReceivers, AlertsConfig
 from linepush.service.gateway import GatewayConfig, NotifyApi, guard
+from linepush.service.health import Readiness, WorkerWatch
+from linepush.service.metrics import Metrics
 from linepush.service.notify_form import notify_response
-from linepush.service.store import gateway_store
 from linepush.service.webhook import WebhookReceiver
-from linepush.store import Store, StoreError
+from linepush.store import Store
 
 __all__ = ["ACCESS_LOG", "AccessLog", "create_gateway_app"]
 
 #: The logger of the access lines (one JSON object per request, at INFO).
 ACCESS_LOG: Final = "linepush.service.access"
 _MAX_LOGGED_PATH: Final = 200
-_NO_HASH: Final = "0" * 64
-#: Seconds a health probe's answer stands for.
-_PROBE_EVERY: Final = 1.0
 #: The status logged for a request whose client went away before it was answered (nginx's number for it).
 CLIENT_GONE: Final = 499
 
@@ -51,9 +48,12 @@ class AccessLog:
     answered, and its access line says 499.
     """
 
-    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, logger: logging.Logger | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.logger = logger or logging.getLogger(ACCESS_LOG)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +82,8 @@ class AccessLog:
             self._log(scope, status, time.perf_counter() - started)
 
     def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_request(str(scope.get("path", "")), status, seconds)
         if not self.logger.isEnabledFor(logging.INFO):
             return
         line = {
@@ -113,11 +115,15 @@ def create_gateway_app(
     *,
     clock: Callable[[], float] = time.time,
     alerts: AlertsConfig | None = None,
+    worker: WorkerWatch | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The gateway for ``channel``: its tokens' notifications go to ``store``'s outbox.
 
     The webhook needs the channel secret; without it ``/webhook`` answers 404 and says why. ``clock`` gives
-    UNIX seconds (rate-limit windows, timestamps); tests pass their own.
+    UNIX seconds (rate-limit windows, timestamps); tests pass their own. ``worker`` watches the delivery
+    worker of this process, for ``/readyz``; ``metrics`` are served at ``/metrics`` (new ones, reading
+    ``store``, unless given).
     """
     config = config or GatewayConfig()
     channel_id = channel.require_id()
@@ -134,12 +140,23 @@ def create_gateway_app(
     images = api.images
     receivers = AlertReceivers(store, channel_id, alerts, clock)
 
-    probe = _StoreProbe(store)
+    readiness = Readiness(store, worker)
+    metrics = metrics or Metrics(store, clock=clock)
+
+    async def exposition(request: Request) -> Response:
+        body = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
-        if not await probe.writable(clock()):
-            return JSONResponse({"status": "unavailable", "store": "failing"}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks = await run_in_threadpool(readiness.checks, clock())
+        failed = [name for name, answer in checks.items() if answer != "ok"]
+        if failed:
+            body = {"status": "not ready", "failed": failed, "checks": checks}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", "checks": checks})
 
     async def image(request: Request) -> Response:
         found = images.path(request.path_params["name"]) if images is not None else None
@@ -161,6 +178,8 @@ def create_gateway_app(
         Route("/api/revoke", guard(api.revoke), methods=["POST"]),
         Route("/webhook", guard(webhook), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", exposition, methods=["GET"]),
         Route("/images/{name}", image, methods=["GET"]),
         Route("/alertmanager", guard(receivers.alertmanager), methods=["POST"]),
         Route("/grafana", guard(receivers.grafana), methods=["POST"]),
@@ -168,40 +187,11 @@ def create_gateway_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog, metrics=metrics)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.notify_api = api
     app.state.webhook = webhook
     app.state.alerts = receivers
+    app.state.metrics = metrics
     return app
-
-
-class _StoreProbe:
-    """Whether the store can be read and written as a notification would: a full disk fails here too.
-
-    The write is a lock of the probe's own, taken and let go: two small transactions, no lasting row, each
-    synced to disk. Anyone may call /healthz, so one probe a second at most answers every caller.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._at = -math.inf
-        self._ok = False
-
-    async def writable(self, now: float) -> bool:
-        if not 0 <= now - self._at < _PROBE_EVERY:
-            try:
-                await run_in_threadpool(self._probe, now)
-                self._ok = True
-            except StoreError:
-                self._ok = False
-            self._at = now
-        return self._ok
-
-    def _probe(self, now: float) -> None:
-        gateway_store(self._store).find_gateway_token(_NO_HASH)
-        owner = secrets.token_hex(8)
-        name = f"healthz:{owner}"
-        self._store.try_lock(name, owner, 5.0, now)
-        self._store.unlock(name, owner)

@@ -88,6 +88,11 @@ class Store(abc.ABC):
         """The version of the schema in the database (after the migrations this code knows were applied)."""
 
     @abc.abstractmethod
+    def stored_schema_version(self) -> int:
+        """The schema version the database holds now, read from it (another process may have migrated it
+        since this store was opened: then it differs from :attr:`schema_version`)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the connections. The store must not be used afterwards; closing twice is harmless."""
 
@@ -288,6 +293,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def counts(self, channel_id: str | None = None) -> dict[MessageState, int]:
         """How many rows are in each state (every state is present, zero included)."""
+
+    @abc.abstractmethod
+    def counts_by_channel(self) -> dict[tuple[str, MessageState], int]:
+        """How many rows each (channel, state) has; pairs without rows are left out."""
+
+    @abc.abstractmethod
+    def oldest_due(self, now: float, channel_id: str | None = None) -> float | None:
+        """When the longest-waiting queued row due at ``now`` became due (its ``not_before``), or None."""
 
     @abc.abstractmethod
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:

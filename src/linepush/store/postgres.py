@@ -446,6 +446,7 @@ class PostgresStore(SQLStore):
     byte_order_sql = ' COLLATE "C"'  # as SQLite sorts text, whatever the database's collation
     claim_sql = CLAIM_SQL
     claim_by_channel_sql = CLAIM_BY_CHANNEL_SQL
+    stored_schema_version_sql = f"SELECT coalesce(max(version), 0) FROM {_VERSIONS_TABLE}"
 
     def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._read(_percent_marks(sql), params)

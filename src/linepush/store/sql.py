@@ -118,6 +118,8 @@ class SQLStore(Store):
     #: The claim statement (see :meth:`claim`), with the named values worker, until, now, limit (and channel).
     claim_sql: ClassVar[str]
     claim_by_channel_sql: ClassVar[str]
+    #: The schema version the database holds now (one value).
+    stored_schema_version_sql: ClassVar[str]
 
     # -- what each backend supplies --------------------------------------------------------------------------
 
@@ -455,6 +457,23 @@ class SQLStore(Store):
         )
         found = {state: int(n) for state, n in rows}
         return {state: found.get(state, 0) for state in _MESSAGE_STATES}
+
+    def counts_by_channel(self) -> dict[tuple[str, MessageState], int]:
+        rows = self.select("SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state")
+        return {(channel_id, state): int(n) for channel_id, state, n in rows}
+
+    def oldest_due(self, now: float, channel_id: str | None = None) -> float | None:
+        # Served by the outbox_due index: the first queued row in not_before order.
+        where = "" if channel_id is None else " AND channel_id = ?"
+        rows = self.select(
+            f"SELECT min(not_before) FROM outbox WHERE state = 'queued' AND not_before <= ?{where}",
+            (check_time(now, "now"),) if channel_id is None else (check_time(now, "now"), channel_id),
+        )
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    def stored_schema_version(self) -> int:
+        rows = self.select(self.stored_schema_version_sql)
+        return int(rows[0][0]) if rows else 0
 
     def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
         chosen = check_message_states(states)

@@ -271,6 +271,7 @@ class SQLiteStore(SQLStore):
     byte_order_sql = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
     claim_sql = _CLAIM
     claim_by_channel_sql = _CLAIM_BY_CHANNEL
+    stored_schema_version_sql = "PRAGMA user_version"
 
     def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._read(sql, params)

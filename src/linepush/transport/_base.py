@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
@@ -154,6 +153,8 @@ def path_prefix(base_url: str) -> str:
 
 def proxy_for(base_url: str) -> str | None:
     """The proxy from the environment (HTTPS_PROXY, NO_PROXY, …) for ``base_url``, read once."""
+    import urllib.request  # here, not at the top: it takes a tenth of a one-shot command's start-up
+
     parts = parse_base_url(base_url)
     if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
