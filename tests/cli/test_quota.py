@@ -135,9 +135,9 @@ def test_a_bulk_send_within_what_is_left_says_its_cost(
 def test_a_terminal_is_asked_before_exceeding(
     channel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import linepush.cli.quota as quota
+    import linepush.cli.cost as cost
 
-    monkeypatch.setattr(quota, "_interactive", lambda: True)
+    monkeypatch.setattr(cost, "_interactive", lambda: True)
     ids = _ids(tmp_path, *(_user(10 + i) for i in range(3)))
     stored = _stored(tmp_path)
     declined = CliRunner().invoke(app, ["queue", "add", "--to-file", ids, "news"], input="n\n")

@@ -42,7 +42,7 @@ def _cell(value: Any) -> str:
 def _quota(inv: Invocation) -> tuple[dict[str, Any] | None, str | None]:
     """The month's quota of a channel that can get a token (one quick try: `config show` must not hang
     when LINE cannot be reached), and the warning when it is past the threshold."""
-    from linepush.cli.quota import quota_warning, usage_record
+    from linepush.cli.cost import quota_warning, usage_record
     from linepush.errors import LinePushError
     from linepush.retry import RetryPolicy
 

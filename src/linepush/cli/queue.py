@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
+from linepush.cli.cost import YesOption
 from linepush.cli.inputs import ToOption, parse_at, read_messages, read_recipients, scheduled_time
 from linepush.cli.invocation import Exit, Invocation, command, fail
-from linepush.cli.quota import YesOption
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
@@ -78,7 +78,7 @@ def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
 def cost_checked(inv: Invocation, to: Sequence[str], to_file: Path | None, *, yes: bool) -> list[str]:
     """For a send to a file of ids: every recipient, once its cost was said (and accepted past what is
     left this month: see :func:`linepush.cli.quota.check_cost`)."""
-    from linepush.cli.quota import check_cost
+    from linepush.cli.cost import check_cost
 
     recipients = bulk_recipients(to, to_file)
     check_cost(inv, recipients, yes=yes, reads_stdin=str(to_file) == "-")

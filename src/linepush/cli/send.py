@@ -17,9 +17,9 @@ import typer
 
 from linepush.api.messaging import MulticastResult, PushResult
 from linepush.cli import app
+from linepush.cli.cost import YesOption
 from linepush.cli.inputs import ToOption, read_messages
 from linepush.cli.invocation import Invocation, command
-from linepush.cli.quota import YesOption
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
 from linepush.messages import validate_to, validate_user_ids

@@ -43,7 +43,7 @@ def exit_code_after_once(stats: WorkerStats, queued: int) -> Exit:
 async def _mention_quota(
     client: AsyncLineClient, channel_id: str, threshold: float, announce: Callable[[str], None]
 ) -> None:
-    from linepush.cli.quota import quota_warning
+    from linepush.cli.cost import quota_warning
 
     try:
         usage = await client.monthly_usage()
