@@ -95,7 +95,8 @@ async def test_delivery_statistics_count_a_finished_day(
     assert reply.json() == {"status": "ready", "success": 0}
     old = await client.get("/v2/bot/message/delivery/broadcast", params={"date": "20180330"}, headers=auth)
     assert old.json() == {"status": "out_of_service"}
-    for bad in ({}, {"date": "2027-01-15"}, {"date": "20271345"}):
+    # Malformed dates (the wrong form, a month 13), refused whatever day it is.
+    for bad in ({}, {"date": "2027-01-15"}, {"date": "20271345"}):  # fixed date ok
         response = await client.get("/v2/bot/message/delivery/multicast", params=bad, headers=auth)
         assert response.status_code == 400, bad
 
