@@ -78,7 +78,7 @@ async def test_rows_stay_queued_and_the_channel_pauses_until_the_reset(
     assert [r.state for r in rows if r] == ["delivered"] * 2 + ["queued"] * 2
     assert all(r.attempts == 0 and r.first_attempt_at is None for r in rows[2:] if r)  # no attempt burnt
     said = [r.getMessage() for r in caplog.records if "monthly" in r.getMessage()]
-    assert len(said) == 1 and "2027-02-01 00:00" in said[0]
+    assert len(said) == 1 and "2027-02-01 00:00" in said[0]  # fixed date ok: injected clock
     assert outbox.paused_until() == FEBRUARY
 
     # Paused: another run (another worker, say) sends nothing at all, however often it looks.
