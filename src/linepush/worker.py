@@ -93,6 +93,10 @@ class WorkerConfig:
     backoff: Backoff = field(default=DEFAULT_BACKOFF)
     #: When a channel that reached its monthly message limit may send again.
     monthly_reset: MonthlyReset = field(default=DEFAULT_MONTHLY_RESET)
+    #: A worker that runs until stopped, refused a token by LINE (a wrong key id, a key not registered yet):
+    #: at least this long between tries, since only a person mends that. LINE documents no figure; a
+    #: minute keeps the token endpoint quiet and the repair quick to show.
+    token_refusal_retry: float = 60.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1 or self.settle_batch < 1:
@@ -101,6 +105,8 @@ class WorkerConfig:
             raise ConfigurationError("lease and poll interval must be positive, shutdown grace not negative")
         if self.store_patience < 0:
             raise ConfigurationError("store patience must not be negative")
+        if self.token_refusal_retry <= 0:
+            raise ConfigurationError("the retry interval after a refused token must be positive")
 
 
 @dataclass
@@ -184,9 +190,21 @@ class Worker:
         self._last_store_error: StoreError | None = None
         # Outcomes of sent rows wait to be written again: no new claim until they are.
         self._unwritten = False
+        # Why no token could be had, until a send gets one again.
+        self._token_problem: str | None = None
+        self._quota_pause: float | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, channel_id={self.channel_id!r})"
+
+    @property
+    def blocked(self) -> str | None:
+        """Why this worker is not sending now (no token can be had, the monthly limit), or None."""
+        if self._token_problem is not None:
+            return f"no channel access token: {self._token_problem}"
+        if self._quota_pause is not None:
+            return "paused: the channel's monthly message limit is reached"
+        return None
 
     # -- entry points ----------------------------------------------------------------------------------------
 
@@ -290,9 +308,10 @@ class Worker:
         # While no token can be had (LINE's token endpoint failing): rows are given back unsent until then.
         self._token_pause: float | None = None
         self._token_failures = 0
+        self._token_problem = None
         # While the channel's monthly limit is reached: until when its sends are paused (read from the store
         # at the start, since another worker may have found the limit), and whether that ends the run.
-        self._quota_pause: float | None = None
+        self._quota_pause = None
         self._quota_checked = False
         self._stop_on_pause = until_idle if stop_on_pause is None else stop_on_pause
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.config.concurrency)]
@@ -513,18 +532,26 @@ class Worker:
         self._stop.set()
 
     def _no_token(self, error: TokenUnavailableError) -> None:
-        """No token could be had. A refusal (a wrong kid, a key not registered, a clock far off LINE's) will
-        not mend itself: stop, as for a configuration error. A transient failure stops a run until idle too
-        (the rows wait for the next run); a long run gives the rows back and pauses, then tries again."""
-        if not error.retryable or self._until_idle:
+        """No token could be had. A run until idle stops (the rows wait for the next run). A long run gives
+        the rows back and pauses, then tries again: soon for a transient failure, after
+        :attr:`WorkerConfig.token_refusal_retry` for a refusal (a wrong kid, a key not registered, a clock far
+        off LINE's), which only a person mends."""
+        if self._until_idle:
             self._stop_with(error)
             return
         if self._token_pause is not None:
             return  # the senders that were already sending when it started failing
         self._token_failures += 1
+        self._token_problem = str(error)
         delay = self.config.backoff.delay(self._token_failures, self._rand)
+        if not error.retryable:
+            # A long run (a gateway's worker) keeps going: the process still takes notifications, and the
+            # key may be registered meanwhile. Readiness says why nothing is sent.
+            delay = max(delay, self.config.token_refusal_retry)
+            log.error("%s; the messages stay queued, next try in %s", error, _seconds(delay))
+        else:
+            log.warning("%s; the messages stay queued, next try in %s", error, _seconds(delay))
         self._token_pause = self.clock() + delay
-        log.warning("%s; the messages stay queued, next try in %s", error, _seconds(delay))
         if self._changed is not None:
             self._changed.set()
 
@@ -591,11 +618,13 @@ class Worker:
             raise
         except LinePushError as exc:
             self._token_failures = 0
+            self._token_problem = None
             return self._after_error(row, exc)
         except Exception as exc:  # a bug or an unexpected failure: keep the row, do not lose the worker
             log.exception("unexpected error sending outbox message %s", row.id)
             return self._after_error(row, exc)
         self._token_failures = 0
+        self._token_problem = None
         request_id, body = result_record(result)
         return Settlement(row.id, "delivered", request_id=request_id, result=body)
 

@@ -694,3 +694,40 @@ async def test_run_until_settled_gives_up_at_its_deadline(
     assert stats.delivered == 0 and stats.retried >= 1
     row = outbox.get(row_id)
     assert row is not None and row.state == "queued"
+
+
+async def test_a_refused_token_pauses_a_running_worker_which_tries_again_later(
+    outbox: Outbox, store: Store, fake_time: FakeTime, line: Line, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A long run (a gateway's worker) does not stop for a refusal: the key may be registered meanwhile,
+    and the process keeps taking notifications. It says why it does not send, and tries again later."""
+    import logging
+
+    ids = _fill(outbox, 10)
+    line.emulator.admin.fault(path="/oauth2/v3/token", mode="status", status=400, count=2)
+    client = _managed_client(line, store)
+    stop = asyncio.Event()
+    worker = _worker(store, client, fake_time, line, concurrency=2)
+    try:
+        with caplog.at_level(logging.WARNING, "linepush.worker"):
+            task = asyncio.create_task(worker.run(stop))
+            await until(lambda: worker.stats.released > 0 and fake_time.sleepers > 0)
+            assert worker.blocked is not None and "channel access token" in worker.blocked
+            assert not task.done()
+            assert store.counts(line.channel_id)["queued"] == 10
+            assert line.deliveries() == []
+            for _ in range(2_000):  # two refusals a minute apart, then the sends: well within 2,000 s
+                if worker.stats.delivered == 10:
+                    break
+                await fake_time.advance(1.0)
+                await asyncio.sleep(0.001)  # the store's thread runs too
+            assert worker.stats.delivered == 10
+            assert worker.blocked is None
+            stop.set()
+            await until(task.done)
+    finally:
+        await client.aclose()
+    assert task.result().failed == 0
+    assert all((r := store.get_message(i)) is not None and r.state == "delivered" for i in ids)
+    _one_delivery_per_key(line)
+    assert "the messages stay queued, next try in" in caplog.text

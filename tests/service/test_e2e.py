@@ -170,3 +170,33 @@ def test_linepush_serve_worker_queues_and_delivers(
         ("GET", "/readyz", 200),
         ("GET", "/metrics", 200),
     ]
+
+
+@needs_curl
+def test_serve_worker_refused_a_token_keeps_taking_notifications(
+    live_emulator: Emulator, line_channel: Channel, tmp_path: Path
+) -> None:
+    """A key id LINE does not know: the worker cannot get a token, and `linepush serve --worker` goes on
+    queueing what it is sent (a Notify script does not retry) while /readyz says why nothing goes out."""
+    assert line_channel.channel_id is not None
+    db = tmp_path / "serve.db"
+    with SQLiteStore(db) as store:
+        token, _ = create_gateway_token(store, line_channel.channel_id, USER, None, 0.0)
+    env = {**worker_env(db, line_channel), "LINE_ASSERTION_KID": "00000000-0000-0000-0000-000000000000"}
+    env.pop("LINE_CHANNEL_SECRET")
+    with linepush_serve(tmp_path, env, "--worker", "--api-base", live_emulator.url) as served:
+        auth = f"Authorization: Bearer {token.reveal()}"
+        assert curl("-H", auth, "-d", "message=first", f"{served.url}/api/notify")[0] == 200
+        deadline = time.monotonic() + 20
+        while (answer := curl(f"{served.url}/readyz"))[0] != 503:
+            assert time.monotonic() < deadline, "readiness never said the worker cannot send"
+            time.sleep(0.05)
+        assert answer[2]["failed"] == ["worker"]
+        assert "no channel access token" in answer[2]["checks"]["worker"]
+        assert served.process.poll() is None, served.stderr
+        assert curl("-H", auth, "-d", "message=second", f"{served.url}/api/notify")[0] == 200
+    assert served.process.returncode == 0, served.stderr
+    assert received(live_emulator, line_channel, USER) == []
+    with SQLiteStore(db) as store:
+        assert store.counts()["queued"] == 2
+    assert "next try in 1 min" in served.stderr or "next try in 60 s" in served.stderr

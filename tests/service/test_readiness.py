@@ -64,3 +64,17 @@ def test_a_worker_that_stopped_claiming_while_rows_are_due_is_stuck(
     assert http.get("/readyz").status_code == 200
     clock.advance(STUCK_AFTER)
     assert http.get("/readyz").json()["failed"] == ["worker"]
+
+
+def test_a_worker_that_knows_why_it_cannot_send_is_not_ready_at_once(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    reason: list[str] = ["no channel access token: LINE refused the key id"]
+    watch = WorkerWatch(START, channel.channel_id, blocked=lambda: reason[0] if reason else None)
+    http = client(store, channel, clock, watch)
+    answer = http.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["worker"] == "no channel access token: LINE refused the key id"
+    reason.clear()
+    clock.advance(1.5)
+    assert http.get("/readyz").status_code == 200

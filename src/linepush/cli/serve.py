@@ -60,6 +60,7 @@ def make_worker(
             worker = Worker(store, sender, channel_id=channel.channel_id, on_settled=settled)
             if watch is not None:
                 watch.last_claim = lambda: worker.last_claim_at
+                watch.blocked = lambda: worker.blocked
             return await worker.run(stop)
 
     return deliver

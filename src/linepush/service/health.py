@@ -27,7 +27,8 @@ _NO_HASH: Final = "0" * 64
 
 @dataclass
 class WorkerWatch:
-    """What readiness sees of the delivery worker in this process: when the store last answered its claim.
+    """What readiness sees of the delivery worker in this process: when the store last answered its claim,
+    and why it does not send when it knows (no token can be had, the monthly limit).
 
     ``last_claim`` is set by whoever runs the worker (it reads :attr:`linepush.worker.Worker.last_claim_at`);
     ``started_at`` counts as a claim, so a worker that just started is not stuck yet."""
@@ -36,8 +37,13 @@ class WorkerWatch:
     channel_id: str | None = None
     stuck_after: float = STUCK_AFTER
     last_claim: Callable[[], float | None] = field(default=lambda: None)
+    #: Why the worker is not sending, when it knows (:attr:`linepush.worker.Worker.blocked`).
+    blocked: Callable[[], str | None] = field(default=lambda: None)
 
     def problem(self, store: Store, now: float) -> str | None:
+        reason = self.blocked()
+        if reason is not None:
+            return reason
         due = store.oldest_due(now, self.channel_id)
         if due is None or now - due < self.stuck_after:
             return None
