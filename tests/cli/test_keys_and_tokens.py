@@ -213,6 +213,13 @@ def test_an_unexpected_error_is_one_line_without_debug(cli: Cli, monkeypatch: py
     assert "unexpected RuntimeError: something broke (run with --debug" in result.stderr
     assert "Traceback" not in result.output
     assert "Traceback" in cli("token", "list", "--debug").stderr
+    as_json = cli("token", "list", "--json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stderr) == {
+        "error": "RuntimeError",
+        "message": "unexpected RuntimeError: something broke (run with --debug for the traceback)",
+        "exit_code": 1,
+    }
 
 
 def test_debug_logs_do_not_carry_tokens(cli: Cli) -> None:

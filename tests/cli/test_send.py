@@ -273,3 +273,40 @@ def test_send_broadcast_sends_to_every_friend(cli: Cli) -> None:
     assert cli.emulator.admin.count("/v2/bot/message/broadcast") == before + 1
     refused = cli("send", "--broadcast", "--to", ALICE, "x")
     assert refused.exit_code == 2 and "--broadcast sends to every friend" in refused.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("send", "--to", ALICE, "-"),
+        ("send", "--queue", "--to", ALICE, "-"),
+        ("queue", "add", "--to", ALICE, "-"),
+        ("send", "--to", ALICE, "--json", "-"),
+    ],
+)
+def test_bytes_on_stdin_that_are_not_utf8_are_a_usage_error(args: tuple[str, ...], tmp_path: Path) -> None:
+    """Read by the real program from a real pipe: a clear error and exit 2, nothing sent or queued."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "LINE_CHANNEL_ID": "1234567890",
+        "LINE_CHANNEL_ACCESS_TOKEN": "not-used-token",
+        "LINEPUSH_API_BASE": "http://127.0.0.1:9",
+        "LINEPUSH_STORE": str(tmp_path / "store.db"),
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", *args],
+        input=b"\xff\xfe disk full",
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert "stdin is not UTF-8 text" in err
+    assert "Traceback" not in err and "unexpected" not in err

@@ -461,3 +461,28 @@ def test_bad_routes_are_refused_with_the_reason(table: Any, message: str) -> Non
 
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         parse_routes(table, {}, ())
+
+
+@pytest.mark.parametrize("path", ["/alertmanager", "/grafana"])
+def test_a_lone_surrogate_in_the_json_is_replaced_not_a_500(gw: AlertGateway, path: str) -> None:
+    """JSON may spell a lone UTF-16 surrogate ("\\ud800"), which is no character at all: the alert still
+    goes out, with U+FFFD where the broken character was."""
+    payload = alertmanager_payload() if path == "/alertmanager" else grafana_payload()
+    payload["alerts"][0]["labels"]["alertname"] = "Disk\ud800Full"
+    payload["commonLabels"]["alertname"] = "Disk\ud800Full"
+    answer = post(gw, path, json.dumps(payload).encode(), gw.token())
+    assert answer.status_code == 200, answer.text
+    [[text]] = gw.texts()
+    assert "Disk\ufffdFull" in text
+    text.encode("utf-8")  # valid text
+
+
+def test_a_surrogate_spelt_in_raw_bytes_is_replaced_too(gw: AlertGateway) -> None:
+    payload = alertmanager_payload()
+    payload["alerts"][0]["labels"]["alertname"] = "DiskXFull"
+    body = json.dumps(payload, ensure_ascii=False).encode().replace(b"DiskXFull", b"Disk\xed\xa0\x80Full")
+    answer = post(gw, "/alertmanager", body, gw.token())
+    assert answer.status_code == 200, answer.text
+    [[text]] = gw.texts()
+    assert "Disk\ufffd" in text
+    text.encode("utf-8")

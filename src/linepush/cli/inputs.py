@@ -46,7 +46,7 @@ def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[di
     if not texts:
         fail('nothing to send: give the text (linepush send "disk full"), - to read stdin, or --json FILE')
     if texts == ["-"]:
-        text = sys.stdin.read()
+        text = read_stdin()
         # One trailing newline is how `echo` and most programs end their output; it is not part of the text.
         text = text[:-1] if text.endswith("\n") else text
         if not text.strip():
@@ -55,6 +55,8 @@ def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[di
         fail("- (read stdin) cannot be mixed with TEXT arguments")
     else:
         text = " ".join(texts)
+        if not _is_unicode(text):  # bytes the terminal's encoding could not read (kept as surrogates)
+            fail("TEXT is not UTF-8 text", hint="nothing was sent; check the terminal's encoding (locale)")
     length = utf16_len(text)
     if length > MAX_TEXT_UTF16:
         fail(
@@ -66,10 +68,39 @@ def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[di
     return normalize_messages(text)
 
 
+def read_stdin(what: str = "stdin") -> str:
+    """All of standard input as UTF-8 text; bytes that are not UTF-8 are a usage error (exit 2), not text
+    with holes in it."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream put in place of stdin (a test runner, an embedding program)
+        text = sys.stdin.read()
+        if not _is_unicode(text):
+            fail(f"{what} is not UTF-8 text", hint="nothing was sent; convert it first (iconv -t UTF-8)")
+        return text
+    try:
+        return bytes(stream.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(
+            f"{what} is not UTF-8 text (byte {exc.start + 1} cannot be read)",
+            hint="nothing was sent; convert it first (iconv -t UTF-8)",
+        )
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` holds no lone surrogate (what Python keeps of bytes it could not decode)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _messages_from_json(name: str) -> list[dict[str, Any]]:
     label = "stdin" if name == "-" else name
     if name == "-":
-        raw = sys.stdin.read()
+        raw = read_stdin()
     else:
         try:
             raw = Path(name).read_text(encoding="utf-8")
@@ -111,7 +142,10 @@ def read_recipients(path: Path | str) -> list[str]:
     """
     source = Path(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else source.read_text(encoding="utf-8")
+        if str(path) == "-":
+            text = read_stdin("the recipients on stdin")
+        else:
+            text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

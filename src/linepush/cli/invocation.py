@@ -523,10 +523,18 @@ def command(
                 if debug:
                     traceback.print_exc()
                 if not isinstance(error, LinePushError | CommandError):
-                    inv.err.print(
-                        f"[red bold]error:[/] unexpected {type(error).__name__}: {_esc(str(error))}"
-                        + ("" if debug else " (run with --debug for the traceback)")
+                    message = f"unexpected {type(error).__name__}: {error}" + (
+                        "" if debug else " (run with --debug for the traceback)"
                     )
+                    if inv.json:
+                        info = {
+                            "error": type(error).__name__,
+                            "message": message,
+                            "exit_code": int(Exit.REFUSED),
+                        }
+                        inv.err.file.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+                    else:
+                        inv.err.print(f"[red bold]error:[/] {_esc(message)}")
                     raise typer.Exit(Exit.REFUSED) from None
                 print_error(inv, error)
                 raise typer.Exit(exit_code(error)) from None

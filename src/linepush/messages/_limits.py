@@ -115,10 +115,11 @@ _WORD_RE = re.compile(r"[A-Za-z0-9_]+")
 
 
 def utf16_len(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units, the unit LINE counts text in (🍎 counts 2)."""
+    """Length of ``text`` in UTF-16 code units, the unit LINE counts text in (🍎 counts 2). A lone surrogate
+    (not valid text; whoever sends it says so) counts as the one unit it is."""
     if text.isascii():
         return len(text)
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def grapheme_len(text: str) -> int:

@@ -294,7 +294,7 @@ def _check_text(m: Mapping[str, Any], p: str) -> None:
 
 def _check_emojis(text: str, emojis: Sequence[Any], prop: str) -> None:
     # LINE's emoji index is a UTF-16 position; an ASCII text can be indexed directly.
-    encoded = None if text.isascii() else text.encode("utf-16-le")
+    encoded = None if text.isascii() else text.encode("utf-16-le", "surrogatepass")
     units = len(text) if encoded is None else len(encoded) // 2
     for emoji, ep in _items(emojis, prop):
         index = _int(emoji, "index", ep)

@@ -104,11 +104,29 @@ def _labels_key(labels: Mapping[str, str]) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or a 400."""
+    """The body as JSON, or a 400. A lone surrogate that JSON spells as an escape ("\\ud800": no character
+    at all, and text LINE cannot take) becomes U+FFFD, so the alert still goes out."""
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise NotifyError(400, "the body is not JSON") from None
+    # Only an escape, or the bytes UTF-8 would spell a surrogate with (ED A0-BF, which the json module
+    # reads), can bring one in.
+    return _mend(payload) if b"\\u" in body or b"\xed" in body else payload
+
+
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _mend(value: Any) -> Any:
+    # A pair of escapes is joined into one character by the parser, so any surrogate left is a lone one.
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_mend(item) for item in value]
+    if isinstance(value, dict):
+        return {_mend(key): _mend(item) for key, item in value.items()}
+    return value
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
