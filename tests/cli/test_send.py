@@ -117,7 +117,7 @@ def test_bad_recipient_id_is_refused_locally(cli: Cli) -> None:
     before = cli.api_requests()
     result = cli("send", "--to", "alice", "hi")
     assert result.exit_code == 2
-    assert "to: Must be a user ID" in result.stderr
+    assert "no recipient named 'alice'; an id must be a user ID" in result.stderr
     assert cli.api_requests() == before
 
 
@@ -310,3 +310,12 @@ def test_bytes_on_stdin_that_are_not_utf8_are_a_usage_error(args: tuple[str, ...
     assert done.returncode == 2, err
     assert "stdin is not UTF-8 text" in err
     assert "Traceback" not in err and "unexpected" not in err
+
+
+def test_an_unknown_name_is_named_in_the_error(cli: Cli) -> None:
+    result = cli("send", "--to", "nosuchname", "hi")
+    assert result.exit_code == 2
+    assert "no recipient named 'nosuchname'" in result.stderr
+    assert "recipients list" in result.stderr
+    # What is meant as an id is still explained by the id check.
+    assert "32" in cli("send", "--to", "U1234", "hi").stderr

@@ -99,7 +99,10 @@ def test_token_revoke_and_list(env: Path) -> None:
     code, _, err = run("gateway", "token", "revoke", "1")
     assert (code, err.strip()) == (0, "gateway token 1 revoked")
     assert run("gateway", "token", "revoke", "1")[2].strip() == "gateway token 1 already revoked"
-    assert run("gateway", "token", "revoke", "99")[0] == 1
+    code, _, err = run("gateway", "token", "revoke", "99")
+    assert code == 2 and "there is no gateway token with id 99" in err and "gateway token list" in err
+    error = json.loads(run("gateway", "token", "revoke", "99", "--json")[2])
+    assert (error["error"], error["exit_code"]) == ("UsageError", 2)
     listed = json.loads(run("gateway", "token", "list", "--json")[1])
     assert [(t["id"], t["state"]) for t in listed] == [(1, "revoked"), (2, "active")]
     assert listed[0]["revoked_at"] is not None

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail, when
+from linepush.cli.invocation import Invocation, command, fail, when
 from linepush.errors import ValidationError
 from linepush.service.gateway_tokens import create_gateway_token, target_type
 from linepush.service.store import GatewayToken, WebhookRecipient, gateway_store
@@ -130,7 +130,7 @@ def token_revoke(
     try:
         changed = gateway_store(inv.store()).revoke_gateway_token(token_id, time.time())
     except LookupError:
-        fail(f"there is no gateway token with id {token_id}", Exit.REFUSED)
+        fail(f"there is no gateway token with id {token_id}", hint="`linepush gateway token list` shows them")
     state = "revoked" if changed else "already revoked"
     inv.emit(
         {"id": token_id, "revoked": True, "changed": changed},

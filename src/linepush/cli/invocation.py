@@ -11,13 +11,14 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -54,6 +55,10 @@ class Exit(IntEnum):
     USAGE = 2
     #: A transient failure that outlasted the retries (no answer, 429, 5xx): running again later may work.
     TRANSIENT = 3
+
+
+#: What is meant as an id (U, C or R and hex digits) is explained by the id check; anything else is a name.
+_ID_LIKE: Final = re.compile(r"[UCRucr][0-9a-fA-F]*")
 
 
 class CommandError(Exception):
@@ -283,7 +288,16 @@ class Invocation:
         channel_id = self.settings.channel.channel_id
         if channel_id is not None and any(value not in names for value in given):
             names = {**gateway_store(self.store()).recipient_names(channel_id), **names}
-        return [resolve_recipient(value, names) for value in given]
+        resolved = [resolve_recipient(value, names) for value in given]
+        for value, meant in zip(given, resolved, strict=True):
+            if not is_recipient_id(meant) and not _ID_LIKE.fullmatch(value):
+                fail(
+                    f"--to: no recipient named {value!r}; an id must be a user ID (U...), group ID (C...) or "
+                    "room ID (R...): the letter followed by 32 hex digits",
+                    hint="`linepush recipients list` shows the names; `linepush recipients name ID NAME` adds "
+                    "one",
+                )
+        return resolved
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call ``closer`` when the command ends (last registered, first called)."""

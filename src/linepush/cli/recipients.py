@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from linepush.cli.gateway import recipients_app
-from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.invocation import Invocation, command, fail
 from linepush.errors import ValidationError
 from linepush.service.store import gateway_store
 
@@ -45,5 +45,8 @@ def recipients_unname(
     """Forget a name given with `linepush recipients name`."""
     channel_id = inv.settings.channel.require_id()
     if not gateway_store(inv.store()).unname_recipient(channel_id, name):
-        fail(f"there is no recipient named {name!r} in the store", Exit.REFUSED)
+        fail(
+            f"there is no recipient named {name!r} in the store",
+            hint="`linepush recipients list` shows the names",
+        )
     inv.emit({"name": name, "forgotten": True}, lambda: inv.note(f"{name} forgotten"))
