@@ -294,8 +294,8 @@ class Invocation:
                 fail(
                     f"--to: no recipient named {value!r}; an id must be a user ID (U...), group ID (C...) or "
                     "room ID (R...): the letter followed by 32 hex digits",
-                    hint="`linepush recipients list` shows the names; `linepush recipients name ID NAME` adds "
-                    "one",
+                    hint="`linepush recipients list` shows the names; "
+                    "`linepush recipients name ID NAME` adds one",
                 )
         return resolved
 
