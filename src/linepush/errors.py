@@ -22,7 +22,9 @@
     ├── RetryWindowExpiredError     the retry key's 24 h window has passed: resending could deliver twice
     └── StoreError                  the store could not do its job (locked too long, an I/O error); retryable
         ├── StoreFullError          the disk holding the store is full: free space (retryable)
-        └── StoreCorruptError       the store file is damaged: restore it (not retryable)
+        ├── StoreCorruptError       the store file is damaged: restore it (not retryable)
+        └── StoreSettingsError      the store's settings are wrong (a database or role that does not
+                                    exist, a refused password): also a ConfigurationError (not retryable)
 
 Error texts never contain access tokens, channel secrets or keys.
 """
@@ -55,6 +57,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StoreSettingsError",
     "TokenLimitError",
     "TokenUnavailableError",
     "TransportError",
@@ -363,6 +366,14 @@ class StoreFullError(StoreError):
 
 class StoreCorruptError(StoreError):
     """The store file is damaged. Retrying cannot help: the text says how to check and restore it."""
+
+    retryable = False
+
+
+class StoreSettingsError(StoreError, ConfigurationError):
+    """The store refused its settings (a database or role that does not exist, a refused password, an
+    option it cannot read): only changing them mends it. A store error to those who serve requests (503,
+    so senders retry), a configuration error to a command line (exit 2)."""
 
     retryable = False
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -444,3 +446,45 @@ def test_server_failures_are_named_for_what_they_are(
         store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
     assert caught.value.retryable is retryable
     assert store.counts()["queued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"path": "/linepush_no_such_database"}, 'database "linepush_no_such_database" does not exist'),
+        ({"netloc_user": "linepush_no_such_role"}, 'role "linepush_no_such_role" does not exist'),
+        ({"query": "sslmode=bogus"}, "sslmode"),
+    ],
+)
+def test_a_wrong_setting_is_a_configuration_error_not_a_transient_one(
+    change: dict[str, str], says: str
+) -> None:
+    """What only a change of settings mends is not worth retrying (exit 2), unlike a server that is down."""
+    parts = urlsplit(PG_URL)
+    netloc = parts.netloc
+    if "netloc_user" in change:
+        netloc = change["netloc_user"] + "@" + netloc.rsplit("@", 1)[-1]
+    url = parts._replace(
+        netloc=netloc, path=change.get("path", parts.path), query=change.get("query", parts.query)
+    ).geturl()
+    with pytest.raises(ConfigurationError, match="cannot connect to the PostgreSQL store") as caught:
+        PostgresStore(url, connect_timeout=5)
+    assert says in str(caught.value)
+    assert isinstance(caught.value, StoreError) and not caught.value.retryable
+
+
+def test_the_command_line_calls_a_missing_database_a_usage_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = urlsplit(PG_URL)._replace(path="/linepush_no_such_database").geturl()
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", "queue", "status", "--store", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert 'database "linepush_no_such_database" does not exist' in done.stderr
+    assert "transient" not in done.stderr

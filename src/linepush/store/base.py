@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from linepush._secret import Secret
-from linepush.errors import StoreCorruptError, StoreError, StoreFullError, ValidationError
+from linepush.errors import StoreCorruptError, StoreError, StoreFullError, StoreSettingsError, ValidationError
 from linepush.store.checks import (
     MAX_RECIPIENT_NAME,
     RECIPIENT_TYPES,
@@ -61,6 +61,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StoreSettingsError",
     "TokenKind",
     "TokenRecord",
     "TokenState",

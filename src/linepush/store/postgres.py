@@ -25,7 +25,13 @@ import psycopg
 import psycopg.conninfo
 import psycopg.errors
 
-from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
+from linepush.errors import (
+    ConfigurationError,
+    StoreCorruptError,
+    StoreFullError,
+    StoreSettingsError,
+    ValidationError,
+)
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
@@ -145,6 +151,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"
+# What a refused connection says when its settings are wrong (libpq gives no SQLSTATE before a session
+# exists, so its text is all there is): a database or role that does not exist, a refused password or
+# host entry, an option libpq does not know or a value it cannot read.
+_WRONG_SETTING: Final = re.compile(
+    r'(database|role) "[^"]*" does not exist|password authentication failed|no pg_hba\.conf entry'
+    r"|invalid \w+ value|invalid connection option|invalid URI|missing \"=\" after|invalid percent-encoded"
+)
 _FORM: Final = (
     "the form is postgresql://user:password@host:port/dbname?schema=name (percent-encode @ : / in parts)"
 )
@@ -261,9 +274,14 @@ class PostgresStore(SQLStore):
                 self._conninfo, autocommit=False, connect_timeout=self._connect_timeout, **self._extra
             )
         except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to the PostgreSQL store at {self._where}: {self._text(exc)}"
-            ) from None
+            text = self._text(exc)
+            if _WRONG_SETTING.search(text):
+                # Only a change of settings mends this: not worth retrying (a server that is down is).
+                raise StoreSettingsError(
+                    f"cannot connect to the PostgreSQL store at {self._where}: {text}; check the store URL "
+                    "(database, user, password, options)"
+                ) from None
+            raise StoreError(f"cannot connect to the PostgreSQL store at {self._where}: {text}") from None
         try:
             if self._schema is not None:
                 # A schema that does not exist yet is accepted here; the migration creates it.
