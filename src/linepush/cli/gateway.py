@@ -151,19 +151,61 @@ def recipient_json(recipient: WebhookRecipient) -> dict[str, Any]:
 
 
 @command(recipients_app, "list")
-def recipients_list(inv: Invocation) -> None:
-    """List the ids the webhook has seen (of the configured channel, or of all), most recent first; send to
-    one with `linepush send --to ID` or bind a gateway token to it."""
-    channel_id = inv.settings.channel.channel_id
+def recipients_list(
+    inv: Invocation,
+    no_lookup: Annotated[
+        bool,
+        typer.Option(
+            "--no-lookup", help="Do not ask LINE for display and group names (offline; no API calls)."
+        ),
+    ] = False,
+    lookup_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lookup-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            max=120.0,
+            help="How long all the name lookups may take together (default 10).",
+        ),
+    ] = 10.0,
+) -> None:
+    """List the ids the webhook has seen (of the configured channel, or of all), most recent first, and
+    the names given to ids; beside each, the name LINE knows (a user's display name, a group's name; rooms
+    have none). Send to one with `linepush send --to ID` or bind a gateway token to it."""
+    from linepush.cli.recipient_lookup import look_up_names, not_looked_up
+
+    settings = inv.settings
+    channel_id = settings.channel.channel_id
     store = gateway_store(inv.store())
     recipients = store.list_recipients(channel_id)
     names = recipient_names_by_id(
-        inv.settings.recipients, store.recipient_names(channel_id) if channel_id else {}
+        settings.recipients, store.recipient_names(channel_id) if channel_id else {}
     )
+    ids = [*(r.recipient_id for r in recipients), *names]
+    if no_lookup:
+        line_names = not_looked_up(ids, "not looked up (--no-lookup)")
+    elif channel_id is None:
+        line_names = not_looked_up(ids, "no channel configured")
+    else:
+        line_names = look_up_names(
+            settings.channel, ids, api_base=settings.api_base, store=settings.store, timeout=lookup_timeout
+        )
+
+    def line_name(rid: str) -> list[str]:
+        return [] if no_lookup else [line_names[rid].shown()]
 
     def render() -> None:
+        extra = [] if no_lookup else ["LINE NAME"]
+        unknown = sum(1 for rid in dict.fromkeys(ids) if line_names[rid].name is None and rid[:1] != "R")
+        if unknown and not no_lookup:
+            inv.note(f"LINE's name of {unknown} recipients is unknown: the LINE NAME column says why")
         if names:
-            inv.table(None, ["NAME", "ID"], [[", ".join(n), rid] for rid, n in names.items()])
+            inv.table(
+                None,
+                ["NAME", "ID", *extra],
+                [[", ".join(n), rid, *line_name(rid)] for rid, n in names.items()],
+            )
         if not recipients:
             inv.note(
                 "no ids seen yet: set the channel's webhook URL to `linepush serve`'s /webhook (with "
@@ -172,11 +214,12 @@ def recipients_list(inv: Invocation) -> None:
             return
         inv.table(
             None,
-            ["ID", "TYPE", "LAST EVENT", "LAST SEEN", "FIRST SEEN", "CHANNEL"],
+            ["ID", "TYPE", *extra, "LAST EVENT", "LAST SEEN", "FIRST SEEN", "CHANNEL"],
             [
                 [
                     r.recipient_id,
                     r.type,
+                    *line_name(r.recipient_id),
                     r.last_event_type,
                     when(r.last_seen_at),
                     when(r.first_seen_at),
@@ -186,9 +229,16 @@ def recipients_list(inv: Invocation) -> None:
             ],
         )
 
-    listed = [{**recipient_json(r), "names": names.get(r.recipient_id, [])} for r in recipients]
+    def looked_up(rid: str) -> dict[str, Any]:
+        found = line_names[rid]
+        return {"line_name": found.name, "line_name_unknown": found.unknown}
+
+    listed = [
+        {**recipient_json(r), "names": names.get(r.recipient_id, []), **looked_up(r.recipient_id)}
+        for r in recipients
+    ]
     seen = {r.recipient_id for r in recipients}
-    listed += [{"id": rid, "names": n} for rid, n in names.items() if rid not in seen]
+    listed += [{"id": rid, "names": n, **looked_up(rid)} for rid, n in names.items() if rid not in seen]
     inv.emit(listed, render)
 
 
