@@ -11,7 +11,7 @@ import secrets
 from typing import Final, Literal
 
 from linepush._secret import Secret
-from linepush.service.store import GatewayStore, GatewayToken, check_gateway_token, gateway_store
+from linepush.service.store import GatewayStore, GatewayToken, check_token_binding, gateway_store
 from linepush.store import Store
 from linepush.store.base import recipient_type
 
@@ -56,8 +56,7 @@ def create_gateway_token(
     """Make a token for ``recipient_id`` of ``channel_id`` (or, with ``route_table`` and no recipient, for
     that route table), store its hash, and return the token (the only time it exists outside its holder's
     hands) with the stored record."""
-    # Refuse a bad binding before a token is made.
-    check_gateway_token("0" * 64, recipient_id, name, route_table)
+    check_token_binding(recipient_id, route_table)  # refuse a bad binding before a token is made
     token = secrets.token_urlsafe(TOKEN_BYTES)
     tokens = gateway_store(store)
     record = tokens.create_gateway_token(

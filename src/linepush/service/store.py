@@ -24,6 +24,7 @@ from linepush.store.sql import SQLStore
 __all__ = [
     "MAX_EVENT_TYPE",
     "MAX_GATEWAY_TOKEN_NAME",
+    "MAX_ROUTE_TABLE_NAME",
     "GatewayStore",
     "GatewayToken",
     "RecipientSighting",
@@ -32,6 +33,7 @@ __all__ = [
     "check_gateway_token",
     "check_route_table_name",
     "check_sightings",
+    "check_token_binding",
     "gateway_store",
     "is_token_hash",
 ]
@@ -332,11 +334,8 @@ def check_route_table_name(name: object) -> str:
     return name
 
 
-def check_gateway_token(
-    token_hash: object, recipient_id: object, name: object, route_table: object = None
-) -> None:
-    if not is_token_hash(token_hash):
-        raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
+def check_token_binding(recipient_id: object, route_table: object) -> None:
+    """A token is bound to one recipient (a well-formed id) or to one route table (a well-formed name)."""
     if (recipient_id is None) == (route_table is None):
         raise ValidationError(
             "a gateway token is bound to one recipient or to one route table: give exactly one",
@@ -346,6 +345,14 @@ def check_gateway_token(
         check_route_table_name(route_table)
     else:
         recipient_type(recipient_id)  # type: ignore[arg-type]
+
+
+def check_gateway_token(
+    token_hash: object, recipient_id: object, name: object, route_table: object = None
+) -> None:
+    if not is_token_hash(token_hash):
+        raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
+    check_token_binding(recipient_id, route_table)
     if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME):
         raise ValidationError(
             f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} characters", property="name"
