@@ -159,7 +159,7 @@ def alerts_render(
     ],
     template: Annotated[
         str | None,
-        typer.Option("--template", metavar="NAME", help="Render with this [alerts.templates] template."),
+        typer.Option("--template", metavar="NAME", help="Render with this \\[alerts.templates] template."),
     ] = None,
     hook: Annotated[
         str | None,
@@ -174,7 +174,7 @@ def alerts_render(
         typer.Option(
             "--routes",
             metavar="TABLE",
-            help="Route as a token bound to [alerts.route_tables.TABLE] would (instead of --to).",
+            help="Route as a token bound to \\[alerts.route_tables.TABLE] would (instead of --to).",
         ),
     ] = None,
 ) -> None:

@@ -72,7 +72,7 @@ def token_create(
         typer.Option(
             "--routes",
             metavar="TABLE",
-            help="Instead of --to: route the token's alerts by [alerts.route_tables.TABLE] of linepush.toml.",
+            help="Instead of --to: route the token's alerts by \\[alerts.route_tables.TABLE].",
         ),
     ] = None,
     name: Annotated[

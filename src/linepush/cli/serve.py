@@ -129,7 +129,7 @@ def serve_command(
             min=0,
             metavar="SECONDS",
             help="An alert notification received again within this many seconds is not queued twice "
-            "(0: off; default 600, or [alerts] dedupe_window).",
+            "(0: off; default 600, or \\[alerts] dedupe_window).",
             show_default=False,
         ),
     ] = None,
@@ -138,7 +138,7 @@ def serve_command(
         typer.Option(
             "--alerts-time-zone",
             metavar="ZONE",
-            help="Time zone of the times in alerts (default UTC, or [alerts] time_zone).",
+            help="Time zone of the times in alerts (default UTC, or \\[alerts] time_zone).",
             show_default=False,
         ),
     ] = None,
