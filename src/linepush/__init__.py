@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         SendResult,
         SentMessage,
     )
+    from linepush.api.profiles import GroupSummary, UserProfile
     from linepush.api.tokens import IssuedToken, TokenInfo, TokenKind
     from linepush.client import AsyncLineClient, LineClient, MulticastError
     from linepush.config import Channel
@@ -89,6 +90,8 @@ _WHERE: dict[str, str] = {
     "QuotaConsumption": "linepush.api.messaging",
     "SendResult": "linepush.api.messaging",
     "SentMessage": "linepush.api.messaging",
+    "GroupSummary": "linepush.api.profiles",
+    "UserProfile": "linepush.api.profiles",
     "IssuedToken": "linepush.api.tokens",
     "TokenInfo": "linepush.api.tokens",
     "TokenKind": "linepush.api.tokens",
@@ -166,6 +169,7 @@ __all__ = [
     "FlexMessage",
     "Freshness",
     "GoneError",
+    "GroupSummary",
     "ImageMessage",
     "ImagemapMessage",
     "IssuedToken",
@@ -210,6 +214,7 @@ __all__ = [
     "TransportError",
     "UnsupportedMediaTypeError",
     "Urllib3Transport",
+    "UserProfile",
     "ValidationError",
     "VideoMessage",
     "Worker",

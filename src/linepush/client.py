@@ -25,7 +25,7 @@ from linepush._call import (
     call_flow,
 )
 from linepush._secret import Secret
-from linepush.api import messaging
+from linepush.api import messaging, profiles
 from linepush.api import tokens as token_api
 from linepush.api._base import Operation
 from linepush.api.messaging import (
@@ -38,6 +38,7 @@ from linepush.api.messaging import (
     SendResult,
     ValidateKind,
 )
+from linepush.api.profiles import GroupSummary, UserProfile
 from linepush.api.tokens import IssuedToken, TokenInfo
 from linepush.config import Channel
 from linepush.errors import (
@@ -364,6 +365,16 @@ class LineClient(_ClientBase):
         """The members of a group or room: what one push to it costs."""
         return self.run(messaging.member_count(chat_id))
 
+    # Profiles
+    def get_profile(self, user_id: str) -> UserProfile:
+        """A user's display name and profile; :class:`~linepush.errors.NotFoundError` when the user is not a
+        friend of the account (or blocked it, or does not exist)."""
+        return self.run(profiles.profile(user_id))
+
+    def get_group_summary(self, group_id: str) -> GroupSummary:
+        """A group's name and icon; :class:`~linepush.errors.NotFoundError` when the bot is not in it."""
+        return self.run(profiles.group_summary(group_id))
+
     # Channel access tokens
     def issue_short_lived_token(
         self, channel_id: str | None = None, channel_secret: str | Secret | None = None
@@ -584,6 +595,16 @@ class AsyncLineClient(_ClientBase):
     async def member_count(self, chat_id: str) -> int:
         """The members of a group or room: what one push to it costs."""
         return await self.run(messaging.member_count(chat_id))
+
+    # Profiles
+    async def get_profile(self, user_id: str) -> UserProfile:
+        """A user's display name and profile; :class:`~linepush.errors.NotFoundError` when the user is not a
+        friend of the account (or blocked it, or does not exist)."""
+        return await self.run(profiles.profile(user_id))
+
+    async def get_group_summary(self, group_id: str) -> GroupSummary:
+        """A group's name and icon; :class:`~linepush.errors.NotFoundError` when the bot is not in it."""
+        return await self.run(profiles.group_summary(group_id))
 
     # Channel access tokens
     async def issue_short_lived_token(

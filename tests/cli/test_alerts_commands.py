@@ -115,3 +115,28 @@ def test_the_readme_configuration_works_as_written(cli: Cli) -> None:
     assert "instance=db1" in planned[0][1] and "16:10 JST" in planned[0][1]
     assert planned[1][1] == planned[2][1] == "firing: db2"
     assert "web1" in planned[3][1]
+
+
+def test_the_readme_route_tables_work_as_written(cli: Cli) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- tested: alerts-route-tables -->\n```toml\n(.*?)```", readme, re.S)
+    assert found is not None
+    write("linepush.toml", found.group(1))
+    made = cli("gateway", "token", "create", "--routes", "db-team", "--name", "db-alertmanager", "--json")
+    assert made.exit_code == 0, made.stderr
+    assert json.loads(made.stdout)["routes"] == "db-team"
+    payload = alertmanager_payload(
+        am_alert(instance="db1", fingerprint="a" * 16),
+        am_alert(instance="db2", severity="warning", fingerprint="b" * 16),
+    )
+    write("am.json", json.dumps(payload))
+    db_room, dba = "C0123456789abcdef0123456789abcdef", "U0123456789abcdef0123456789abcdef"
+    result = cli("alerts", "render", "--payload", "am.json", "--routes", "db-team", "--json")
+    assert result.exit_code == 0, result.stderr
+    planned = [(p["to"], p["messages"][0]["text"]) for p in json.loads(result.stdout)]
+    assert [to for to, _ in planned] == [dba, db_room, db_room]
+    assert "db1" in planned[0][1] and "db2" not in planned[0][1] and "db2" in planned[2][1]
+    web = cli("alerts", "render", "--payload", "am.json", "--routes", "web-team", "--json")
+    assert [p["to"] for p in json.loads(web.stdout)] == ["Cfedcba9876543210fedcba9876543210"]

@@ -29,6 +29,27 @@ def every_command() -> list[list[str]]:
     return found
 
 
+def test_help_keeps_the_configurations_table_names() -> None:
+    """Help is rich markup: a table name such as [alerts] must be escaped, or it vanishes from the help."""
+    import re
+
+    checked = 0
+    for path in every_command():
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        helps = [getattr(p, "help", None) or "" for p in command.params]
+        # The table and the word after it: the same table may be named in another option's help.
+        tables = [t for h in helps for t in re.findall(r"\\?(\[[a-z][\w.-]*\] ?[\w-]*)", h)]
+        if not tables:
+            continue
+        shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300"}).output
+        for table in tables:
+            checked += 1
+            assert table in shown, (path, table)
+    assert checked >= 4
+
+
 def test_help_shows_no_python_type_names() -> None:
     commands = every_command()
     assert len(commands) > 20

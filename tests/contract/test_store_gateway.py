@@ -41,6 +41,38 @@ def test_gateway_token_name_is_optional(gateway: GatewayStore) -> None:
     assert gateway.find_gateway_token(digest("t1")) == created
 
 
+def test_a_token_bound_to_a_route_table_comes_back_whole(gateway: GatewayStore) -> None:
+    created = gateway.create_gateway_token("1000", digest("t1"), None, "db", 100.0, route_table="db-team")
+    assert (created.recipient_id, created.route_table, created.name) == (None, "db-team", "db")
+    assert gateway.find_gateway_token(digest("t1")) == created
+    plain = gateway.create_gateway_token("1000", digest("t2"), USER, None, 101.0)
+    assert plain.route_table is None
+    assert [(t.recipient_id, t.route_table) for t in gateway.list_gateway_tokens("1000")] == [
+        (None, "db-team"),
+        (USER, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("recipient_id", "route_table", "prop"),
+    [
+        (USER, "db-team", "recipient_id"),  # both
+        (None, None, "recipient_id"),  # neither
+        (None, "db team", "route_table"),
+        (None, "", "route_table"),
+        (None, "x" * 65, "route_table"),
+        (None, "-db", "route_table"),
+    ],
+)
+def test_a_token_is_bound_to_one_recipient_or_one_route_table(
+    gateway: GatewayStore, recipient_id: str | None, route_table: str | None, prop: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        gateway.create_gateway_token("1000", digest("t1"), recipient_id, None, 100.0, route_table=route_table)
+    assert caught.value.property == prop
+    assert gateway.list_gateway_tokens() == []
+
+
 def test_find_gateway_token_of_an_unknown_or_malformed_hash_is_none(gateway: GatewayStore) -> None:
     gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
     assert gateway.find_gateway_token(digest("t2")) is None

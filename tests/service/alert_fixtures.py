@@ -135,6 +135,13 @@ class AlertGateway:
         secret, _ = create_gateway_token(self.store, CHANNEL_ID, to, "alerts", self.clock())
         return secret.reveal()
 
+    def routes_token(self, table: str) -> str:
+        """A token bound to the route table ``table`` instead of a recipient."""
+        secret, _ = create_gateway_token(
+            self.store, CHANNEL_ID, None, f"alerts {table}", self.clock(), route_table=table
+        )
+        return secret.reveal()
+
     def queued(self) -> list[OutboxMessage]:
         return self.store.list_messages(state="queued")
 

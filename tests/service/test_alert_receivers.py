@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -486,3 +487,150 @@ def test_a_surrogate_spelt_in_raw_bytes_is_replaced_too(gw: AlertGateway) -> Non
     [[text]] = gw.texts()
     assert "Disk\ufffd" in text
     text.encode("utf-8")
+
+
+# -- route tables of tokens ----------------------------------------------------------------------------------
+
+DB_USER = "U" + "d" * 32
+WEB_GROUP = "C" + "e" * 32
+TABLES: dict[str, Any] = {
+    "db-team": {
+        "routes": [
+            {"match": {"severity": "critical"}, "to": ["dba", "ops-room"]},
+            {"match": {"service": "postgres"}, "to": "dba"},
+        ],
+        "default": "ops-room",
+    },
+    "web-team": {"routes": [{"match": {"team": "web"}, "to": WEB_GROUP}], "default": {"to": ROOM}},
+}
+
+
+@pytest.fixture
+def tabled(store: Store, channel: Channel, clock: Clock) -> Iterator[AlertGateway]:
+    from linepush.service.alert_routes import parse_route_tables, parse_routes
+
+    routes = parse_routes([{"match": {"severity": "critical"}, "to": "ops-room"}], {"ops-room": GROUP}, ())
+    tables = parse_route_tables(TABLES, {"ops-room": GROUP, "dba": DB_USER}, ())
+    with alert_gateway(store, channel, clock, routes=routes, route_tables=tables) as made:
+        yield made
+
+
+def _by_to(gw: AlertGateway) -> dict[str, list[str]]:
+    by_to: dict[str, list[str]] = {}
+    for row in gw.queued():
+        by_to.setdefault(row.payload["to"], []).append(row.payload["messages"][0]["text"])
+    return by_to
+
+
+def test_a_token_bound_to_a_route_table_routes_by_that_table(tabled: AlertGateway) -> None:
+    payload = alertmanager_payload(
+        am_alert(instance="a", fingerprint="a" * 16),  # critical: dba and ops-room (first match)
+        am_alert(instance="b", fingerprint="b" * 16, severity="warning", service="postgres"),  # dba
+        am_alert(instance="c", fingerprint="c" * 16, severity="warning"),  # no route: the table's default
+    )
+    answer = post(tabled, "/alertmanager", payload, tabled.routes_token("db-team"))
+    assert (answer.status_code, answer.json()["queued"]) == (200, 4)
+    by_to = _by_to(tabled)
+    assert sorted(by_to) == sorted([DB_USER, GROUP])
+    [critical, postgres] = by_to[DB_USER]
+    assert "instance=a" in critical and "instance=b" not in critical
+    assert "instance=b" in postgres and "instance=a" not in postgres
+    [critical_for_ops, rest] = by_to[GROUP]
+    assert "instance=a" in critical_for_ops
+    assert "instance=c" in rest and "(1 firing)" in rest.splitlines()[0]
+    assert USER not in by_to  # the global routes and no token recipient play any part
+
+
+def test_the_same_payload_goes_where_each_tokens_table_says(tabled: AlertGateway) -> None:
+    payload = alertmanager_payload(am_alert(severity="warning", team="web"))
+    for token in (tabled.routes_token("db-team"), tabled.routes_token("web-team"), tabled.token(USER)):
+        assert post(tabled, "/alertmanager", payload, token).json()["queued"] == 1
+    # db-team: no route takes it, its default; web-team: its route; a recipient's token: global routes, then
+    # its recipient.
+    assert [row.payload["to"] for row in tabled.queued()] == [GROUP, WEB_GROUP, USER]
+
+
+def test_grafana_and_hooks_use_the_tokens_table(store: Store, channel: Channel, clock: Clock) -> None:
+    from linepush.service.alert_routes import parse_route_tables
+    from linepush.service.alert_templates import AlertTemplates
+    from linepush.service.alerts import Hook
+
+    tables = parse_route_tables(TABLES, {"ops-room": GROUP, "dba": DB_USER}, ())
+    templates = AlertTemplates({"raw": ("raw.j2", "{{ body.text }}")}, ZoneInfo("UTC"))
+    hooks = {"deploy": Hook("raw"), "pinned": Hook("raw", (USER,))}
+    with alert_gateway(store, channel, clock, route_tables=tables, templates=templates, hooks=hooks) as gw:
+        token = gw.routes_token("web-team")
+        assert post(gw, "/grafana", grafana_payload(), token).status_code == 200
+        assert post(gw, "/hooks/deploy", {"text": "deployed"}, token).status_code == 200
+        assert post(gw, "/hooks/pinned", {"text": "pinned"}, token).status_code == 200
+        # Grafana's alert has no team label: web-team's default; a hook without `to`: the same default.
+        assert [row.payload["to"] for row in gw.queued()] == [ROOM, ROOM, USER]
+
+
+def test_a_table_the_server_does_not_have_is_503_and_loses_nothing(
+    tabled: AlertGateway, channel: Channel
+) -> None:
+    token = tabled.routes_token("gone-team")  # made after the server read its configuration
+    payload = alertmanager_payload()
+    for path, body in (("/alertmanager", payload), ("/grafana", grafana_payload())):
+        answer = post(tabled, path, body, token)
+        assert answer.status_code == 503
+        assert "route table 'gone-team' is not in the gateway's configuration" in answer.json()["message"]
+    assert tabled.queued() == []
+    # No dedupe mark was left: once the server has the table, the sender's retry is queued.
+    restarted = make_alert_gateway(
+        tabled.store, channel, tabled.clock, route_tables={"gone-team": _table("gone-team", ROOM)}
+    )
+    with restarted.client:
+        assert post(restarted, "/alertmanager", payload, token).json()["queued"] == 1
+    assert [row.payload["to"] for row in tabled.queued()] == [ROOM]
+
+
+def _table(name: str, to: str) -> Any:
+    from linepush.service.alert_routes import AlertRoute, RouteTable
+
+    return RouteTable(name, (), AlertRoute({}, (to,)))
+
+
+def test_notify_and_status_with_a_route_table_token(tabled: AlertGateway) -> None:
+    token = tabled.routes_token("db-team")
+    answer = tabled.client.post(
+        "/api/notify", data={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 400
+    assert "routes alerts by the route table 'db-team'" in answer.json()["message"]
+    assert "--to ID" in answer.json()["message"]
+    assert tabled.queued() == []
+    status = tabled.client.get("/api/status", headers={"Authorization": f"Bearer {token}"}).json()
+    assert (status["targetType"], status["target"]) == ("ROUTES", "alerts db-team")
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ({"db": {"routes": []}}, "route_tables.db: needs default = recipients"),
+        ({"db": {"default": "nobody"}}, "route_tables.db default: 'nobody' is neither a recipient id"),
+        ({"db": {"default": GROUP, "match": {}}}, "unknown keys ['match']; known: routes, default"),
+        ({"db": {"default": {"to": GROUP, "template": "x"}}}, "default: no template named 'x'"),
+        ({"db": {"default": {"to": GROUP, "where": 1}}}, "default must be recipients, or a table"),
+        ({"db team": {"default": GROUP}}, "route_tables.db team: the name must be 1 to 64 letters"),
+        ({"db": {"default": GROUP, "routes": [{"to": "x"}]}}, "route_tables.db routes[0]: 'x' is neither"),
+        ({"db": GROUP}, "route_tables must be tables"),
+    ],
+)
+def test_bad_route_tables_are_refused_with_the_reason(tables: Any, message: str) -> None:
+    from linepush.errors import ConfigurationError
+    from linepush.service.alert_routes import parse_route_tables
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        parse_route_tables(tables, {}, ())
+
+
+def test_a_route_tables_template_must_exist() -> None:
+    from linepush.errors import ConfigurationError
+    from linepush.service.alert_routes import AlertRoute, RouteTable
+    from linepush.service.alerts import AlertsConfig
+
+    table = RouteTable("db", (AlertRoute({}, (GROUP,), "short"),), AlertRoute({}, (GROUP,)))
+    with pytest.raises(ConfigurationError, match="no template named 'short'"):
+        AlertsConfig(route_tables={"db": table})

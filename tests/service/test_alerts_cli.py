@@ -21,6 +21,8 @@ def test_serve_passes_the_alert_settings(env: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LINEPUSH_GRAFANA_HMAC_SECRET", GRAFANA_SECRET)
     code, out, err = run(
         "serve",
+        "--port",
+        "0",  # any free port: another program may hold the default
         "--alerts-dedupe-window",
         "60",
         "--alerts-time-zone",
@@ -80,7 +82,7 @@ def test_serve_reads_routes_and_settings_from_the_file(env: Path, monkeypatch: p
     Path("linepush.toml").write_text(ROUTES, encoding="utf-8")
     served: dict[str, object] = {}
     monkeypatch.setattr(serve_module, "run_server", lambda app, *a, **k: served.update(app=app))
-    code, _, err = run("serve", "--alerts-dedupe-window", "30")
+    code, _, err = run("serve", "--port", "0", "--alerts-dedupe-window", "30")
     assert code == 0, err
     config = served["app"].state.alerts.config  # type: ignore[attr-defined]
     assert (config.time_zone, config.dedupe_window) == ("Asia/Tokyo", 30.0)

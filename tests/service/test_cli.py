@@ -116,11 +116,16 @@ def test_recipients_list(env: Path) -> None:
     with SQLiteStore(env) as store:
         gateway_store(store).record_recipients(CHANNEL_ID, [RecipientSighting(USER, "follow")], 100.0)
         gateway_store(store).record_recipients(CHANNEL_ID, [RecipientSighting(GROUP, "join")], 200.0)
-    code, out, _ = run("recipients", "list")
+    code, out, _ = run("recipients", "list", "--no-lookup")
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["ID", "TYPE", "LAST"]
     assert lines[1].split()[:3] == [GROUP, "group", "join"]
     assert lines[2].split()[:3] == [USER, "user", "follow"]
+    # Without channel credentials, the names LINE knows are unknown, and the list says why.
+    code, out, err = run("recipients", "list")
+    assert code == 0
+    assert out.splitlines()[0].split()[:4] == ["ID", "TYPE", "LINE", "NAME"]
+    assert "unknown (no channel access token or credentials configured)" in out.splitlines()[1]
     listed = json.loads(run("recipients", "list", "--json")[1])
     assert [(r["id"], r["type"], r["last_event"], r["last_seen_at"]) for r in listed] == [
         (GROUP, "group", "join", "1970-01-01T00:03:20Z"),
@@ -162,8 +167,8 @@ def test_token_list_table(env: Path) -> None:
     code, out, _ = run("gateway", "token", "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:4] == ["ID", "CHANNEL", "TO", "TYPE"]
-    assert row.split()[:6] == ["1", CHANNEL_ID, GROUP, "GROUP", "ops", "room"]
+    assert header.split()[:5] == ["ID", "CHANNEL", "TO", "ROUTES", "TYPE"]
+    assert row.split()[:7] == ["1", CHANNEL_ID, GROUP, "-", "GROUP", "ops", "room"]
 
 
 def test_serve_builds_the_gateway_and_serves_it(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,6 +81,7 @@ def _check_rows_survive(store: Store, tables: set[str]) -> None:
     if "gateway_tokens" in tables:
         found = gateway.find_gateway_token(TOKEN_HASH)
         assert found is not None and (found.recipient_id, found.name) == (USER, "ops")
+        assert found.route_table is None  # bound to its recipient, as it was
     if "webhook_recipients" in tables:
         gateway.record_recipients("1000", [RecipientSighting(USER, "message")], 50.0)
         (seen,) = gateway.list_recipients("1000")

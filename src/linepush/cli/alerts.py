@@ -28,6 +28,7 @@ _KEYS: Final = (
     "time_zone",
     "grafana_timestamp_header",
     "routes",
+    "route_tables",
     "templates",
     "template",
     "hooks",
@@ -51,7 +52,7 @@ def alerts_config(
 ) -> AlertsConfig:
     """The receivers' configuration: each flag given, else the file's ``[alerts]`` value, else the default.
     Route recipients may be names (``[recipients]`` of the file, then the store's)."""
-    from linepush.service.alert_routes import parse_routes
+    from linepush.service.alert_routes import parse_route_tables, parse_routes
     from linepush.service.alerts import DEFAULT_DEDUPE_WINDOW, AlertsConfig
 
     settings = inv.settings
@@ -61,7 +62,8 @@ def alerts_config(
     if unknown:
         raise ConfigurationError(f"{where}: unknown settings {sorted(unknown)}; known: {', '.join(_KEYS)}")
     names = dict(settings.recipients)
-    if (table.get("routes") or table.get("hooks")) and settings.channel.channel_id is not None:
+    wants_names = table.get("routes") or table.get("route_tables") or table.get("hooks")
+    if wants_names and settings.channel.channel_id is not None:
         names = {**gateway_store(inv.store()).recipient_names(settings.channel.channel_id), **names}
     window = _setting(table, "dedupe_window", dedupe_window, (int, float), where)
     zone_name = _setting(table, "time_zone", time_zone, str, where) or "UTC"
@@ -75,6 +77,7 @@ def alerts_config(
         grafana_secret=Secret(secret) if secret else None,
         grafana_timestamp_header=header or None,
         routes=parse_routes(table.get("routes"), names, known, where),
+        route_tables=parse_route_tables(table.get("route_tables"), names, known, where),
         templates=templates,
         template=_setting(table, "template", None, str, where),
         hooks=_hooks(table.get("hooks"), names, known, where),
@@ -135,7 +138,15 @@ def _receivers(inv: Invocation, template: str | None) -> AlertReceivers:
     if template is not None:
         # Every route renders with the template asked for.
         routes = tuple(replace(route, template=None) for route in config.routes)
-        config = replace(config, template=template, routes=routes)
+        tables = {
+            name: replace(
+                table,
+                routes=tuple(replace(route, template=None) for route in table.routes),
+                default=replace(table.default, template=None),
+            )
+            for name, table in config.route_tables.items()
+        }
+        config = replace(config, template=template, routes=routes, route_tables=tables)
     return AlertReceivers(inv.store(), inv.settings.channel.channel_id or "", config)
 
 
@@ -148,7 +159,7 @@ def alerts_render(
     ],
     template: Annotated[
         str | None,
-        typer.Option("--template", metavar="NAME", help="Render with this [alerts.templates] template."),
+        typer.Option("--template", metavar="NAME", help="Render with this \\[alerts.templates] template."),
     ] = None,
     hook: Annotated[
         str | None,
@@ -157,6 +168,14 @@ def alerts_render(
     to: Annotated[
         str | None,
         typer.Option("--to", metavar="ID", help="The gateway token's recipient (where unrouted alerts go)."),
+    ] = None,
+    routes: Annotated[
+        str | None,
+        typer.Option(
+            "--routes",
+            metavar="TABLE",
+            help="Route as a token bound to \\[alerts.route_tables.TABLE] would (instead of --to).",
+        ),
     ] = None,
 ) -> None:
     """Print what `linepush serve` would send for a payload: each recipient and its messages."""
@@ -177,7 +196,7 @@ def alerts_render(
             hooked = receivers.config.hooks[hook]
             planned = [(t, receivers.render_hook(hook, parse_json(body))) for t in hooked.to or (default_to,)]
         else:
-            planned = receivers.plan(parse_alert_payload(parse_json_body(body)), default_to)
+            planned = receivers.plan(parse_alert_payload(parse_json_body(body)), default_to, routes)
     except NotifyError as exc:
         fail(f"--payload {payload}: {exc.message}")
 

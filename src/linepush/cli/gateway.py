@@ -11,8 +11,8 @@ import typer
 
 from linepush.cli import app
 from linepush.cli.invocation import Invocation, command, fail, when
-from linepush.errors import ValidationError
-from linepush.service.gateway_tokens import create_gateway_token, target_type
+from linepush.errors import ConfigurationError, ValidationError
+from linepush.service.gateway_tokens import create_gateway_token, token_target_type
 from linepush.service.store import GatewayToken, WebhookRecipient, gateway_store
 from linepush.store.base import recipient_type
 
@@ -41,7 +41,8 @@ def token_json(token: GatewayToken) -> dict[str, Any]:
         "id": token.id,
         "channel_id": token.channel_id,
         "to": token.recipient_id,
-        "target_type": target_type(token.recipient_id),
+        "routes": token.route_table,
+        "target_type": token_target_type(token),
         "name": token.name,
         "created_at": when(token.created_at),
         "revoked_at": when(token.revoked_at),
@@ -49,15 +50,31 @@ def token_json(token: GatewayToken) -> dict[str, Any]:
     }
 
 
+def configured_route_tables(inv: Invocation) -> tuple[str, ...]:
+    """The names of ``[alerts.route_tables]`` in the configuration, checked as `linepush serve` checks
+    them (a ConfigurationError says what is wrong)."""
+    from linepush.cli.alerts import alerts_config
+
+    return tuple(alerts_config(inv, None, None, None).route_tables)
+
+
 @command(token_app, "create")
 def token_create(
     inv: Invocation,
     to: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--to", metavar="ID", help="The user (U…), group (C…) or room (R…) id to send to, or its name."
         ),
-    ],
+    ] = None,
+    routes: Annotated[
+        str | None,
+        typer.Option(
+            "--routes",
+            metavar="TABLE",
+            help="Instead of --to: route the token's alerts by \\[alerts.route_tables.TABLE].",
+        ),
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -65,22 +82,41 @@ def token_create(
         ),
     ] = None,
 ) -> None:
-    """Make a gateway token bound to one recipient. It is printed once and stored only as a hash."""
-    [to] = inv.resolve([to])
-    try:
-        recipient_type(to)
-    except ValidationError as exc:
+    """Make a gateway token bound to one recipient (--to), or for alerts to a route table of the
+    configuration (--routes). It is printed once and stored only as a hash."""
+    if (to is None) == (routes is None):
         fail(
-            f"--to {to!r}: {exc.reason}", hint="`linepush recipients list` shows the ids the webhook has seen"
+            "give --to ID (a token for one recipient) or --routes TABLE (alerts routed by a route table), "
+            "not both or neither"
         )
+    if to is not None:
+        [to] = inv.resolve([to])
+        try:
+            recipient_type(to)
+        except ValidationError as exc:
+            fail(
+                f"--to {to!r}: {exc.reason}",
+                hint="`linepush recipients list` shows the ids the webhook has seen",
+            )
+    if routes is not None:
+        known = configured_route_tables(inv)
+        if routes not in known:
+            where = inv.settings.config_file or "linepush.toml"
+            fail(
+                f"--routes {routes!r}: {where} defines no [alerts.route_tables.{routes}] "
+                f"(route tables: {', '.join(known) or 'none'})",
+                hint="add the table (routes = […] and default = …) first: `linepush serve` refuses to start "
+                "with a token bound to a table it does not have",
+            )
     channel_id = inv.settings.channel.require_id()
-    secret, record = create_gateway_token(inv.store(), channel_id, to, name, time.time())
+    secret, record = create_gateway_token(inv.store(), channel_id, to, name, time.time(), route_table=routes)
     inv.emit(
         {"token": secret.reveal(), **token_json(record)}, lambda: inv.out.print(secret.reveal(), markup=False)
     )
     if not inv.json:
+        bound = record.recipient_id or f"route table {record.route_table}"
         inv.note(
-            f"gateway token {record.id} for {record.recipient_id} created. It is shown only this once: "
+            f"gateway token {record.id} for {bound} created. It is shown only this once: "
             "scripts send it as LINE Notify's Bearer token"
         )
 
@@ -101,13 +137,14 @@ def token_list(
             return
         inv.table(
             None,
-            ["ID", "CHANNEL", "TO", "TYPE", "NAME", "CREATED", "REVOKED"],
+            ["ID", "CHANNEL", "TO", "ROUTES", "TYPE", "NAME", "CREATED", "REVOKED"],
             [
                 [
                     t.id,
                     t.channel_id,
-                    t.recipient_id,
-                    target_type(t.recipient_id),
+                    t.recipient_id or "-",
+                    t.route_table or "-",
+                    token_target_type(t),
                     t.name or "-",
                     when(t.created_at),
                     when(t.revoked_at) or "-",
@@ -117,6 +154,21 @@ def token_list(
         )
 
     inv.emit([token_json(t) for t in tokens], render)
+    bound = sorted({t.route_table for t in tokens if t.route_table is not None and not t.revoked})
+    if bound:
+        try:
+            known = configured_route_tables(inv)
+        except ConfigurationError as exc:
+            inv.note(f"warning: the route tables could not be checked: {exc}")
+            return
+        for table in bound:
+            if table not in known:
+                ids = ", ".join(str(t.id) for t in tokens if t.route_table == table and not t.revoked)
+                inv.note(
+                    f"warning: gateway token {ids} is bound to route table {table!r}, which the "
+                    "configuration does not define: `linepush serve` will not start until it does (or the "
+                    "token is revoked)"
+                )
 
 
 @command(token_app, "revoke")
@@ -151,19 +203,61 @@ def recipient_json(recipient: WebhookRecipient) -> dict[str, Any]:
 
 
 @command(recipients_app, "list")
-def recipients_list(inv: Invocation) -> None:
-    """List the ids the webhook has seen (of the configured channel, or of all), most recent first; send to
-    one with `linepush send --to ID` or bind a gateway token to it."""
-    channel_id = inv.settings.channel.channel_id
+def recipients_list(
+    inv: Invocation,
+    no_lookup: Annotated[
+        bool,
+        typer.Option(
+            "--no-lookup", help="Do not ask LINE for display and group names (offline; no API calls)."
+        ),
+    ] = False,
+    lookup_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lookup-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            max=120.0,
+            help="How long all the name lookups may take together (default 10).",
+        ),
+    ] = 10.0,
+) -> None:
+    """List the ids the webhook has seen (of the configured channel, or of all), most recent first, and
+    the names given to ids; beside each, the name LINE knows (a user's display name, a group's name; rooms
+    have none). Send to one with `linepush send --to ID` or bind a gateway token to it."""
+    from linepush.cli.recipient_lookup import look_up_names, not_looked_up
+
+    settings = inv.settings
+    channel_id = settings.channel.channel_id
     store = gateway_store(inv.store())
     recipients = store.list_recipients(channel_id)
     names = recipient_names_by_id(
-        inv.settings.recipients, store.recipient_names(channel_id) if channel_id else {}
+        settings.recipients, store.recipient_names(channel_id) if channel_id else {}
     )
+    ids = [*(r.recipient_id for r in recipients), *names]
+    if no_lookup:
+        line_names = not_looked_up(ids, "not looked up (--no-lookup)")
+    elif channel_id is None:
+        line_names = not_looked_up(ids, "no channel configured")
+    else:
+        line_names = look_up_names(
+            settings.channel, ids, api_base=settings.api_base, store=settings.store, timeout=lookup_timeout
+        )
+
+    def line_name(rid: str) -> list[str]:
+        return [] if no_lookup else [line_names[rid].shown()]
 
     def render() -> None:
+        extra = [] if no_lookup else ["LINE NAME"]
+        unknown = sum(1 for rid in dict.fromkeys(ids) if line_names[rid].name is None and rid[:1] != "R")
+        if unknown and not no_lookup:
+            inv.note(f"LINE's name of {unknown} recipients is unknown: the LINE NAME column says why")
         if names:
-            inv.table(None, ["NAME", "ID"], [[", ".join(n), rid] for rid, n in names.items()])
+            inv.table(
+                None,
+                ["NAME", "ID", *extra],
+                [[", ".join(n), rid, *line_name(rid)] for rid, n in names.items()],
+            )
         if not recipients:
             inv.note(
                 "no ids seen yet: set the channel's webhook URL to `linepush serve`'s /webhook (with "
@@ -172,11 +266,12 @@ def recipients_list(inv: Invocation) -> None:
             return
         inv.table(
             None,
-            ["ID", "TYPE", "LAST EVENT", "LAST SEEN", "FIRST SEEN", "CHANNEL"],
+            ["ID", "TYPE", *extra, "LAST EVENT", "LAST SEEN", "FIRST SEEN", "CHANNEL"],
             [
                 [
                     r.recipient_id,
                     r.type,
+                    *line_name(r.recipient_id),
                     r.last_event_type,
                     when(r.last_seen_at),
                     when(r.first_seen_at),
@@ -186,9 +281,16 @@ def recipients_list(inv: Invocation) -> None:
             ],
         )
 
-    listed = [{**recipient_json(r), "names": names.get(r.recipient_id, [])} for r in recipients]
+    def looked_up(rid: str) -> dict[str, Any]:
+        found = line_names[rid]
+        return {"line_name": found.name, "line_name_unknown": found.unknown}
+
+    listed = [
+        {**recipient_json(r), "names": names.get(r.recipient_id, []), **looked_up(r.recipient_id)}
+        for r in recipients
+    ]
     seen = {r.recipient_id for r in recipients}
-    listed += [{"id": rid, "names": n} for rid, n in names.items() if rid not in seen]
+    listed += [{"id": rid, "names": n, **looked_up(rid)} for rid, n in names.items() if rid not in seen]
     inv.emit(listed, render)
 
 

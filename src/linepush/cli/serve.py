@@ -20,6 +20,7 @@ from linepush.config import Channel
 from linepush.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from linepush.service.alerts import AlertsConfig
     from linepush.service.health import WorkerWatch
     from linepush.service.metrics import Metrics
     from linepush.service.server import ConnectionLimits, WorkerLoop
@@ -129,7 +130,7 @@ def serve_command(
             min=0,
             metavar="SECONDS",
             help="An alert notification received again within this many seconds is not queued twice "
-            "(0: off; default 600, or [alerts] dedupe_window).",
+            "(0: off; default 600, or \\[alerts] dedupe_window).",
             show_default=False,
         ),
     ] = None,
@@ -138,7 +139,7 @@ def serve_command(
         typer.Option(
             "--alerts-time-zone",
             metavar="ZONE",
-            help="Time zone of the times in alerts (default UTC, or [alerts] time_zone).",
+            help="Time zone of the times in alerts (default UTC, or \\[alerts] time_zone).",
             show_default=False,
         ),
     ] = None,
@@ -230,6 +231,7 @@ def serve_command(
     from linepush.cli.alerts import alerts_config
 
     alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
+    refuse_unknown_route_tables(inv, store, alerts)
     from linepush.service.health import WorkerWatch
     from linepush.service.metrics import Metrics
 
@@ -248,6 +250,29 @@ def serve_command(
             inv.note(line)
     log_start(host, bound, channel, store, settings.api_base, worker)
     run_server(gateway, sock, worker=loop, log_level=log_level.lower(), limits=limits)
+
+
+def refuse_unknown_route_tables(inv: Invocation, store: Store, alerts: AlertsConfig) -> None:
+    """Refuse to start while a working gateway token is bound to a route table the configuration lacks: its
+    alerts would have nowhere to go. The configuration is read once, here; a later change to it (or a token
+    made for a table added to the file since) takes effect at the next start, and until then the receivers
+    answer such a token's notifications with 503, which senders retry."""
+    from linepush.service.store import gateway_store
+
+    tokens = gateway_store(store).list_gateway_tokens(inv.settings.channel.channel_id, include_revoked=False)
+    missing = alerts.unknown_route_tables(tokens)
+    if missing:
+        where = inv.settings.config_file or "the configuration (no linepush.toml was found)"
+        said = "; ".join(
+            f"gateway token {t.id}{f' ({t.name})' if t.name else ''} is bound to route table "
+            f"{t.route_table!r}"
+            for t in missing
+        )
+        tables = ", ".join(sorted({f"[alerts.route_tables.{t.route_table}]" for t in missing}))
+        fail(
+            f"{said}, which {where} does not define",
+            hint=f"add {tables} to the configuration, or revoke the token (`linepush gateway token revoke`)",
+        )
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -1,5 +1,7 @@
 """Routes of alerts to recipients by their labels: the first route whose labels all match an alert takes
-it; an alert no route takes goes to the default (the gateway token's recipient). No I/O here."""
+it; an alert no route takes goes to the default. For a gateway token bound to one recipient the routes are
+``[[alerts.routes]]`` and the default is that recipient; a token bound to a route table
+(``[alerts.route_tables.NAME]``) has that table's routes and default. No I/O here."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from linepush.errors import ConfigurationError
+from linepush.errors import ConfigurationError, ValidationError
 from linepush.service.alert_payloads import Alert
+from linepush.service.store import check_route_table_name
 from linepush.store.base import is_recipient_id
 
-__all__ = ["AlertRoute", "parse_routes", "route_alerts"]
+__all__ = ["AlertRoute", "RouteTable", "parse_route_tables", "parse_routes", "route_alerts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,20 @@ class AlertRoute:
 
     def takes(self, alert: Alert) -> bool:
         return all(alert.labels.get(key) == value for key, value in self.match.items())
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """A named route table: ``routes`` tried in order (the first whose labels match takes an alert), and
+    ``default`` for alerts none takes."""
+
+    name: str
+    routes: tuple[AlertRoute, ...]
+    default: AlertRoute
+
+    @property
+    def templates(self) -> tuple[str | None, ...]:
+        return (*(r.template for r in self.routes), self.default.template)
 
 
 def _ids(value: object, names: Mapping[str, str], where: str) -> tuple[str, ...]:
@@ -41,6 +58,15 @@ def _ids(value: object, names: Mapping[str, str], where: str) -> tuple[str, ...]
             )
         ids.append(found)
     return tuple(dict.fromkeys(ids))
+
+
+def _template(template: object, templates: Sequence[str], where: str) -> str | None:
+    if template is None:
+        return None
+    if not isinstance(template, str) or template not in templates:
+        known = ", ".join(templates) or "none"
+        raise ConfigurationError(f"{where}: no template named {template!r} (templates: {known})")
+    return template
 
 
 def parse_routes(
@@ -61,12 +87,49 @@ def parse_routes(
         match: Any = entry.get("match", {})
         if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()):
             raise ConfigurationError(f"{here}: 'match' must be a table of label = \"value\"")
-        template = entry.get("template")
-        if template is not None and template not in templates:
-            known = ", ".join(templates) or "none"
-            raise ConfigurationError(f"{here}: no template named {template!r} (templates: {known})")
+        template = _template(entry.get("template"), templates, here)
         routes.append(AlertRoute(dict(match), _ids(entry.get("to"), names, here), template))
     return tuple(routes)
+
+
+def parse_route_tables(
+    table: object, names: Mapping[str, str], templates: Sequence[str], where: str = "[alerts]"
+) -> dict[str, RouteTable]:
+    """``[alerts.route_tables.NAME]`` of linepush.toml: each with ``routes`` (as ``[[alerts.routes]]``) and
+    ``default``: the recipients of alerts no route takes (a name or an id, or a list of them), or a table
+    ``{to = …, template = …}``. A table without a default would lose alerts, so it is refused."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ConfigurationError(
+            f"{where} route_tables must be tables: [alerts.route_tables.NAME] with routes = […] and "
+            "default = …"
+        )
+    tables = {}
+    for name, entry in table.items():
+        here = f"{where} route_tables.{name}"
+        try:
+            check_route_table_name(name)
+        except ValidationError as exc:
+            raise ConfigurationError(f"{here}: the name {exc.reason}") from None
+        unknown = set(entry) - {"routes", "default"}
+        if unknown:
+            raise ConfigurationError(f"{here}: unknown keys {sorted(unknown)}; known: routes, default")
+        if "default" not in entry:
+            raise ConfigurationError(
+                f"{here}: needs default = recipients (a name, an id or a list): where the alerts that no "
+                "route takes go"
+            )
+        default: Any = entry["default"]
+        if not isinstance(default, dict):
+            default = {"to": default}
+        if set(default) - {"to", "template"}:
+            raise ConfigurationError(f"{here}: default must be recipients, or a table of to and template")
+        template = _template(default.get("template"), templates, f"{here} default")
+        fallback = AlertRoute({}, _ids(default.get("to"), names, f"{here} default"), template)
+        routes = parse_routes(entry.get("routes", []), names, templates, here)
+        tables[name] = RouteTable(name, routes, fallback)
+    return tables
 
 
 def route_alerts(

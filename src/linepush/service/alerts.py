@@ -15,7 +15,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +35,7 @@ from linepush.service.alert_payloads import (
     parse_json,
     parse_json_body,
 )
-from linepush.service.alert_routes import AlertRoute, route_alerts
+from linepush.service.alert_routes import AlertRoute, RouteTable, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
 from linepush.service.gateway import caller_token
 from linepush.service.notify_form import NotifyError, read_body, read_fields
@@ -80,6 +80,9 @@ class AlertsConfig:
     grafana_timestamp_header: str | None = None
     #: Where alerts go by their labels; an alert no route takes goes to the token's recipient.
     routes: tuple[AlertRoute, ...] = ()
+    #: ``[alerts.route_tables.NAME]``: the routes and default of the tokens bound to NAME, instead of the
+    #: above and the token's recipient.
+    route_tables: Mapping[str, RouteTable] = field(default_factory=dict)
     templates: AlertTemplates | None = None
     #: The template of alerts whose route names none (None: the default rendering).
     template: str | None = None
@@ -95,6 +98,7 @@ class AlertsConfig:
         wanted = [
             self.template,
             *(r.template for r in self.routes),
+            *(t for table in self.route_tables.values() for t in table.templates),
             *(h.template for h in self.hooks.values()),
         ]
         for name in wanted:
@@ -105,6 +109,14 @@ class AlertsConfig:
         if self.grafana_timestamp_header is not None and self.grafana_secret is None:
             raise ConfigurationError("a Grafana timestamp header needs Grafana's HMAC secret as well")
         self.zone()
+
+    def unknown_route_tables(self, tokens: Iterable[GatewayToken]) -> list[GatewayToken]:
+        """The working tokens bound to a route table this configuration does not define."""
+        return [
+            t
+            for t in tokens
+            if not t.revoked and t.route_table is not None and t.route_table not in self.route_tables
+        ]
 
     def zone(self) -> ZoneInfo:
         try:
@@ -133,7 +145,8 @@ def grafana_signature(secret: str | Secret, body: bytes, timestamp: str | None =
 
 
 class AlertReceivers:
-    """The alert endpoints for one channel's gateway tokens; a notification goes to the token's recipient."""
+    """The alert endpoints for one channel's gateway tokens; a notification goes where the token's route
+    table, or ``[[alerts.routes]]`` and the token's recipient, send it."""
 
     def __init__(
         self,
@@ -207,7 +220,7 @@ class AlertReceivers:
         messages = await run_in_threadpool(self.render_hook, name, body)
         now = self.clock()
         try:
-            items = [push_item(self.channel_id, to, messages) for to in hook.to or (token.recipient_id,)]
+            items = [push_item(self.channel_id, to, messages) for to in hook.to or self.routing(token)[1].to]
         except ValidationError as exc:
             raise NotifyError(400, f"the hook's message cannot be sent: {exc}") from None
         rows = await run_in_threadpool(self.store.enqueue, items, now)
@@ -230,14 +243,52 @@ class AlertReceivers:
             texts = fit_texts(f"🔔 {name}", [shown])
         return _texts(texts)
 
+    def routing(self, token: GatewayToken) -> tuple[Sequence[AlertRoute], AlertRoute]:
+        """The routes and the default route of a token's notifications: its route table's, else
+        ``[[alerts.routes]]`` and its recipient.
+
+        A table the configuration lacks (a token made, or the file changed, after this server started) is a
+        503: the sender keeps the notification and retries, and the error log says what to fix.
+        """
+        if token.route_table is None:
+            assert token.recipient_id is not None  # the store keeps one or the other
+            return self.config.routes, AlertRoute({}, (token.recipient_id,))
+        table = self.config.route_tables.get(token.route_table)
+        if table is None:
+            log.error(
+                "gateway token %d is bound to route table %r, which this server's configuration does not "
+                "define: its notifications are refused (503, the sender retries) until linepush serve is "
+                "restarted with [alerts.route_tables.%s]",
+                token.id,
+                token.route_table,
+                token.route_table,
+            )
+            raise NotifyError(
+                503,
+                f"this gateway token's route table {token.route_table!r} is not in the gateway's "
+                "configuration yet; try again later",
+            )
+        return table.routes, table.default
+
     def plan(
-        self, notification: AlertNotification, default_to: str
+        self, notification: AlertNotification, default_to: str, route_table: str | None = None
     ) -> list[tuple[str, list[dict[str, Any]]]]:
         """What a notification becomes: (recipient, messages) for each recipient of each route its alerts
-        take, in the routes' order; alerts no route takes go to ``default_to``."""
+        take, in the routes' order; alerts no route takes go to ``default_to``. With ``route_table``, that
+        table's routes and default are used instead (a table not configured is a ConfigurationError)."""
+        if route_table is None:
+            return self._plan(notification, self.config.routes, AlertRoute({}, (default_to,)))
+        table = self.config.route_tables.get(route_table)
+        if table is None:
+            known = ", ".join(self.config.route_tables) or "none"
+            raise ConfigurationError(f"no route table named {route_table!r} (route tables: {known})")
+        return self._plan(notification, table.routes, table.default)
+
+    def _plan(
+        self, notification: AlertNotification, routes: Sequence[AlertRoute], default: AlertRoute
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
         planned = []
-        default = AlertRoute({}, (default_to,))
-        for route, alerts in route_alerts(notification.alerts, self.config.routes, default):
+        for route, alerts in route_alerts(notification.alerts, routes, default):
             whole = len(alerts) == len(notification.alerts)
             messages = self.render(
                 notification if whole else replace(notification, alerts=tuple(alerts)), route.template
@@ -245,11 +296,13 @@ class AlertReceivers:
             planned += [(to, messages) for to in route.to]
         return planned
 
-    def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
+    def _items(
+        self, notification: AlertNotification, routes: Sequence[AlertRoute], default: AlertRoute
+    ) -> list[NewMessage]:
         try:
             return [
                 push_item(self.channel_id, to, messages)
-                for to, messages in self.plan(notification, default_to)
+                for to, messages in self._plan(notification, routes, default)
             ]
         except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
             log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
@@ -257,7 +310,8 @@ class AlertReceivers:
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
         # Off the event loop: a user template may take a while.
-        items = await run_in_threadpool(self._items, notification, token.recipient_id)
+        routes, default = self.routing(token)
+        items = await run_in_threadpool(self._items, notification, routes, default)
         now = self.clock()
         window = self.config.dedupe_window
         if window <= 0:

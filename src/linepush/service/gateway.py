@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.outbox import push_item
-from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, target_type
+from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, token_target_type
 from linepush.service.group_commit import GroupCommit
 from linepush.service.images import DEFAULT_MAX_IMAGE_BYTES, ImageStore, UploadRefused
 from linepush.service.notify_form import (
@@ -210,6 +210,13 @@ class NotifyApi:
 
     def _item(self, form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> NewMessage:
         """The outbox row of a notification: one push to the token's recipient."""
+        if token.recipient_id is None:
+            raise NotifyError(
+                400,
+                f"this gateway token routes alerts by the route table {token.route_table!r} (POST "
+                "/alertmanager, /grafana, /hooks/NAME); a notification needs a token bound to one recipient "
+                "(`linepush gateway token create --to ID`)",
+            )
         try:
             return push_item(
                 self.channel_id,
@@ -229,7 +236,7 @@ class NotifyApi:
         body = {
             "status": 200,
             "message": "ok",
-            "targetType": target_type(token.recipient_id),
+            "targetType": token_target_type(token),
             "target": token.name,
         }
         return JSONResponse(body, headers=self.limiter.quota(token.id, now).headers())

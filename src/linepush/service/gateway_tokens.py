@@ -11,7 +11,7 @@ import secrets
 from typing import Final, Literal
 
 from linepush._secret import Secret
-from linepush.service.store import GatewayStore, GatewayToken, gateway_store
+from linepush.service.store import GatewayStore, GatewayToken, check_token_binding, gateway_store
 from linepush.store import Store
 from linepush.store.base import recipient_type
 
@@ -22,13 +22,15 @@ __all__ = [
     "create_gateway_token",
     "hash_gateway_token",
     "target_type",
+    "token_target_type",
 ]
 
 TOKEN_BYTES: Final = 32
 #: Longer values are not gateway tokens; hashing them would only cost time.
 MAX_TOKEN_LENGTH: Final = 256
 
-TargetType = Literal["USER", "GROUP", "ROOM"]
+#: ROUTES: a token bound to a route table, not to one recipient (LINE Notify has no such target).
+TargetType = Literal["USER", "GROUP", "ROOM", "ROUTES"]
 _TARGET_TYPES: Final[dict[str, TargetType]] = {"user": "USER", "group": "GROUP", "room": "ROOM"}
 
 
@@ -43,17 +45,31 @@ def hash_gateway_token(token: str | Secret) -> str:
 
 
 def create_gateway_token(
-    store: Store | GatewayStore, channel_id: str, recipient_id: str, name: str | None, now: float
+    store: Store | GatewayStore,
+    channel_id: str,
+    recipient_id: str | None,
+    name: str | None,
+    now: float,
+    *,
+    route_table: str | None = None,
 ) -> tuple[Secret, GatewayToken]:
-    """Make a token for ``recipient_id`` of ``channel_id``, store its hash, and return the token (the only
-    time it exists outside its holder's hands) with the stored record."""
-    recipient_type(recipient_id)  # refuse a bad id before a token is made
+    """Make a token for ``recipient_id`` of ``channel_id`` (or, with ``route_table`` and no recipient, for
+    that route table), store its hash, and return the token (the only time it exists outside its holder's
+    hands) with the stored record."""
+    check_token_binding(recipient_id, route_table)  # refuse a bad binding before a token is made
     token = secrets.token_urlsafe(TOKEN_BYTES)
     tokens = gateway_store(store)
-    record = tokens.create_gateway_token(channel_id, hash_gateway_token(token), recipient_id, name, now)
+    record = tokens.create_gateway_token(
+        channel_id, hash_gateway_token(token), recipient_id, name, now, route_table=route_table
+    )
     return Secret(token), record
 
 
 def target_type(recipient_id: str) -> TargetType:
     """LINE Notify's ``targetType`` for a recipient: USER, GROUP or ROOM."""
     return _TARGET_TYPES[recipient_type(recipient_id)]
+
+
+def token_target_type(token: GatewayToken) -> TargetType:
+    """What ``/api/status`` and the CLI call a token's target: its recipient's type, or ROUTES."""
+    return "ROUTES" if token.recipient_id is None else target_type(token.recipient_id)

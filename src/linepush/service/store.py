@@ -24,13 +24,16 @@ from linepush.store.sql import SQLStore
 __all__ = [
     "MAX_EVENT_TYPE",
     "MAX_GATEWAY_TOKEN_NAME",
+    "MAX_ROUTE_TABLE_NAME",
     "GatewayStore",
     "GatewayToken",
     "RecipientSighting",
     "SQLGatewayStore",
     "WebhookRecipient",
     "check_gateway_token",
+    "check_route_table_name",
     "check_sightings",
+    "check_token_binding",
     "gateway_store",
     "is_token_hash",
 ]
@@ -38,12 +41,17 @@ __all__ = [
 #: Longest gateway token name and webhook event type a store keeps.
 MAX_GATEWAY_TOKEN_NAME: Final = 100
 MAX_EVENT_TYPE: Final = 64
+#: Longest name of a route table ([alerts.route_tables.NAME]) that a token may be bound to.
+MAX_ROUTE_TABLE_NAME: Final = 64
 _TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+_ROUTE_TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayToken:
-    """A token of the LINE Notify–compatible gateway, bound to one recipient of one channel.
+    """A token of the LINE Notify–compatible gateway of one channel, bound either to one recipient
+    (``recipient_id``) or to a route table of the configuration (``route_table``, ``[alerts.route_tables]``),
+    never to both.
 
     Only ``token_hash`` is kept: the SHA-256 of the token, as 64 lowercase hex digits. The token itself is
     shown once, when created, and stored nowhere. ``revoked_at`` is None while the token works.
@@ -52,10 +60,11 @@ class GatewayToken:
     id: int
     channel_id: str
     token_hash: str
-    recipient_id: str
+    recipient_id: str | None
     name: str | None
     created_at: float
     revoked_at: float | None
+    route_table: str | None = None
 
     @property
     def revoked(self) -> bool:
@@ -92,13 +101,24 @@ class GatewayStore(abc.ABC):
 
     @abc.abstractmethod
     def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+        self,
+        channel_id: str,
+        token_hash: str,
+        recipient_id: str | None,
+        name: str | None,
+        now: float,
+        *,
+        route_table: str | None = None,
     ) -> GatewayToken:
-        """Keep a new gateway token (created at ``now``, not revoked).
+        """Keep a new gateway token (created at ``now``, not revoked), bound to ``recipient_id`` or, when that
+        is None, to the route table ``route_table``.
 
         Raises :class:`ValidationError` and stores nothing when ``token_hash`` is not 64 lowercase hex digits
         or is already stored, ``recipient_id`` is not a user, group or room id (``[UCR]`` + 32 lowercase hex
-        digits), or ``name`` is neither None nor a string of 1 to :data:`MAX_GATEWAY_TOKEN_NAME` characters.
+        digits), not exactly one of ``recipient_id`` and ``route_table`` is given, ``route_table`` is not 1 to
+        :data:`MAX_ROUTE_TABLE_NAME` letters, digits, ``-``, ``_`` or ``.``, or ``name`` is neither None nor a
+        string of 1 to :data:`MAX_GATEWAY_TOKEN_NAME` characters. Whether the configuration has the route
+        table is not the store's to know.
         """
 
     @abc.abstractmethod
@@ -165,7 +185,9 @@ def gateway_store(store: Store | GatewayStore) -> GatewayStore:
     raise ConfigurationError(f"the gateway cannot keep its tables in {type(store).__name__}")
 
 
-_GATEWAY_TOKEN_COLUMNS: Final = "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at"
+_GATEWAY_TOKEN_COLUMNS: Final = (
+    "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at, route_table"
+)
 _RECIPIENT_COLUMNS: Final = (
     "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
 )
@@ -181,16 +203,23 @@ class SQLGatewayStore(GatewayStore):
         return f"SQLGatewayStore({self._store!r})"
 
     def create_gateway_token(
-        self, channel_id: str, token_hash: str, recipient_id: str, name: str | None, now: float
+        self,
+        channel_id: str,
+        token_hash: str,
+        recipient_id: str | None,
+        name: str | None,
+        now: float,
+        *,
+        route_table: str | None = None,
     ) -> GatewayToken:
         check_name(channel_id, "channel_id")
-        check_gateway_token(token_hash, recipient_id, name)
+        check_gateway_token(token_hash, recipient_id, name, route_table)
         moment = check_time(now, "now")
         rows = self._store.change_returning(
-            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (token_hash) DO NOTHING"
+            "INSERT INTO gateway_tokens (channel_id, token_hash, recipient_id, name, created_at, route_table)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (token_hash) DO NOTHING"
             f" RETURNING {_GATEWAY_TOKEN_COLUMNS}",
-            (channel_id, token_hash, recipient_id, name, moment),
+            (channel_id, token_hash, recipient_id or "", name, moment, route_table),
         )
         if not rows:
             raise ValidationError("this token hash is already stored", property="token_hash")
@@ -295,10 +324,35 @@ def is_token_hash(value: object) -> bool:
     return isinstance(value, str) and _TOKEN_HASH.fullmatch(value) is not None
 
 
-def check_gateway_token(token_hash: object, recipient_id: object, name: object) -> None:
+def check_route_table_name(name: object) -> str:
+    if not isinstance(name, str) or _ROUTE_TABLE_NAME.fullmatch(name) is None:
+        raise ValidationError(
+            f"must be 1 to {MAX_ROUTE_TABLE_NAME} letters, digits, '-', '_' or '.', starting with a letter "
+            "or digit",
+            property="route_table",
+        )
+    return name
+
+
+def check_token_binding(recipient_id: object, route_table: object) -> None:
+    """A token is bound to one recipient (a well-formed id) or to one route table (a well-formed name)."""
+    if (recipient_id is None) == (route_table is None):
+        raise ValidationError(
+            "a gateway token is bound to one recipient or to one route table: give exactly one",
+            property="recipient_id",
+        )
+    if route_table is not None:
+        check_route_table_name(route_table)
+    else:
+        recipient_type(recipient_id)  # type: ignore[arg-type]
+
+
+def check_gateway_token(
+    token_hash: object, recipient_id: object, name: object, route_table: object = None
+) -> None:
     if not is_token_hash(token_hash):
         raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
-    recipient_type(recipient_id)  # type: ignore[arg-type]
+    check_token_binding(recipient_id, route_table)
     if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME):
         raise ValidationError(
             f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} characters", property="name"
@@ -330,10 +384,11 @@ def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
         id=row[0],
         channel_id=row[1],
         token_hash=row[2],
-        recipient_id=row[3],
+        recipient_id=row[3] or None,  # '' for a token bound to a route table
         name=row[4],
         created_at=float(row[5]),
         revoked_at=None if row[6] is None else float(row[6]),
+        route_table=row[7],
     )
 
 

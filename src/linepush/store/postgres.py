@@ -148,6 +148,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # A gateway token bound to a route table of the configuration instead of one recipient. Its
+    # recipient_id is '', as in SQLite, where making the column nullable would mean rebuilding the table.
+    (
+        "ALTER TABLE gateway_tokens ADD COLUMN route_table text"
+        " CHECK ((route_table IS NULL) = (recipient_id <> ''))",
+    ),
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"

@@ -132,6 +132,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID
         """,
     ),
+    # A gateway token bound to a route table of the configuration instead of one recipient. Its
+    # recipient_id is '' (not NULL: making the column nullable would mean rebuilding the table in SQLite).
+    (
+        "ALTER TABLE gateway_tokens ADD COLUMN route_table TEXT"
+        " CHECK ((route_table IS NULL) = (recipient_id <> ''))",
+    ),
 )
 
 # Bound parameters per statement, well under SQLite's limit.
