@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,7 +37,7 @@ from linepush.service.alert_payloads import (
 )
 from linepush.service.alert_routes import AlertRoute, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
-from linepush.service.gateway import caller_token
+from linepush.service.gateway import caller_token, named_zone
 from linepush.service.notify_form import NotifyError, read_body, read_fields
 from linepush.service.store import GatewayToken
 from linepush.store import NewMessage, OutboxMessage, Store, StoreError
@@ -107,12 +107,7 @@ class AlertsConfig:
         self.zone()
 
     def zone(self) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(
-                f"unknown time zone {self.time_zone!r}: give an IANA name such as UTC or Asia/Tokyo"
-            ) from None
+        return named_zone(self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)
