@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from linepush.errors import ConfigurationError
+from linepush.digest import parse_window
+from linepush.errors import ConfigurationError, ValidationError
 from linepush.service.alert_payloads import Alert
 from linepush.store.base import is_recipient_id
 
@@ -17,11 +18,13 @@ __all__ = ["AlertRoute", "parse_routes", "route_alerts"]
 @dataclass(frozen=True, slots=True)
 class AlertRoute:
     """Alerts whose labels include every pair of ``match`` go to ``to`` (ids), rendered with ``template``
-    (a configured template's name; None: the default)."""
+    (a configured template's name; None: the default). With ``digest`` (seconds), the notifications that
+    come to each of ``to`` within that window merge into one push."""
 
     match: Mapping[str, str]
     to: tuple[str, ...]
     template: str | None = None
+    digest: float | None = None
 
     def takes(self, alert: Alert) -> bool:
         return all(alert.labels.get(key) == value for key, value in self.match.items())
@@ -47,7 +50,8 @@ def parse_routes(
     table: object, names: Mapping[str, str], templates: Sequence[str], where: str = "[alerts]"
 ) -> tuple[AlertRoute, ...]:
     """``[[alerts.routes]]`` of linepush.toml: each with ``match`` (a table of label = value; none: every
-    alert), ``to`` and an optional ``template``. Names in ``to`` become ids through ``names``."""
+    alert), ``to``, an optional ``template`` and an optional ``digest`` window ("30s", or seconds). Names in
+    ``to`` become ids through ``names``."""
     if table is None:
         return ()
     if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
@@ -55,9 +59,11 @@ def parse_routes(
     routes = []
     for index, entry in enumerate(table):
         here = f"{where} routes[{index}]"
-        unknown = set(entry) - {"match", "to", "template"}
+        unknown = set(entry) - {"match", "to", "template", "digest"}
         if unknown:
-            raise ConfigurationError(f"{here}: unknown keys {sorted(unknown)}; known: match, to, template")
+            raise ConfigurationError(
+                f"{here}: unknown keys {sorted(unknown)}; known: match, to, template, digest"
+            )
         match: Any = entry.get("match", {})
         if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()):
             raise ConfigurationError(f"{here}: 'match' must be a table of label = \"value\"")
@@ -65,7 +71,13 @@ def parse_routes(
         if template is not None and template not in templates:
             known = ", ".join(templates) or "none"
             raise ConfigurationError(f"{here}: no template named {template!r} (templates: {known})")
-        routes.append(AlertRoute(dict(match), _ids(entry.get("to"), names, here), template))
+        digest = entry.get("digest")
+        if digest is not None:
+            try:
+                digest = parse_window(digest, f"{here} digest")
+            except ValidationError as exc:
+                raise ConfigurationError(str(exc)) from None
+        routes.append(AlertRoute(dict(match), _ids(entry.get("to"), names, here), template, digest))
     return tuple(routes)
 
 

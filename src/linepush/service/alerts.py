@@ -15,7 +15,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linepush._secret import Secret
+from linepush.digest import append_to_digest
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.outbox import push_item
 from linepush.service.alert_format import fit_texts, render_default
@@ -39,8 +40,8 @@ from linepush.service.alert_routes import AlertRoute, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
 from linepush.service.gateway import caller_token, named_zone
 from linepush.service.notify_form import NotifyError, read_body, read_fields
-from linepush.service.store import GatewayToken
-from linepush.store import NewMessage, OutboxMessage, Store, StoreError
+from linepush.service.store import GatewayToken, gateway_store
+from linepush.store import NewMessage, Store, StoreError
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
@@ -230,35 +231,69 @@ class AlertReceivers:
     ) -> list[tuple[str, list[dict[str, Any]]]]:
         """What a notification becomes: (recipient, messages) for each recipient of each route its alerts
         take, in the routes' order; alerts no route takes go to ``default_to``."""
+        return [(to, messages) for to, messages, _ in self._routed(notification, default_to, None)]
+
+    def _routed(
+        self, notification: AlertNotification, default_to: str, default_digest: float | None
+    ) -> list[tuple[str, list[dict[str, Any]], float | None]]:
+        """:meth:`plan`, with each recipient's digest window (the route's; the token's for the default)."""
         planned = []
-        default = AlertRoute({}, (default_to,))
+        default = AlertRoute({}, (default_to,), digest=default_digest)
         for route, alerts in route_alerts(notification.alerts, self.config.routes, default):
             whole = len(alerts) == len(notification.alerts)
             messages = self.render(
                 notification if whole else replace(notification, alerts=tuple(alerts)), route.template
             )
-            planned += [(to, messages) for to in route.to]
+            planned += [(to, messages, route.digest) for to in route.to]
         return planned
 
-    def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
+    def _items(
+        self, notification: AlertNotification, token: GatewayToken
+    ) -> tuple[list[NewMessage], list[tuple[str, list[dict[str, Any]], float]]]:
+        """The pushes of a notification, and what goes into digests instead: (to, messages, window)."""
+        default_digest = gateway_store(self.store).gateway_token_digest(token.id)
+        items: list[NewMessage] = []
+        digests: list[tuple[str, list[dict[str, Any]], float]] = []
         try:
-            return [
-                push_item(self.channel_id, to, messages)
-                for to, messages in self.plan(notification, default_to)
-            ]
+            for to, messages, window in self._routed(notification, token.recipient_id, default_digest):
+                item = push_item(self.channel_id, to, messages)  # checked even when it goes to a digest
+                if window is None:
+                    items.append(item)
+                else:
+                    digests.append((to, messages, window))
         except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
             log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
             raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
+        return items, digests
+
+    def _queue(
+        self,
+        items: Sequence[NewMessage],
+        digests: Sequence[tuple[str, list[dict[str, Any]], float]],
+        now: float,
+    ) -> list[int]:
+        """Store the pushes (one transaction) and merge the rest into their digests; the rows' ids.
+
+        Each digest is a transaction of its own: a failure part way is a 503 and the sender's retry queues
+        the notification again (a duplicate, never a loss)."""
+        ids = [row.id for row in self.store.enqueue(items, now)] if items else []
+        for to, messages, window in digests:
+            merged = append_to_digest(
+                self.store, self.channel_id, to, messages, window=window, now=now, zone=self.zone
+            )
+            ids.append(merged.message.id)
+        return ids
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
         # Off the event loop: a user template may take a while.
-        items = await run_in_threadpool(self._items, notification, token.recipient_id)
+        items, digests = await run_in_threadpool(self._items, notification, token)
         now = self.clock()
         window = self.config.dedupe_window
         if window <= 0:
-            rows = await run_in_threadpool(self.store.enqueue, items, now)
+            rows = await run_in_threadpool(self._queue, items, digests, now)
         else:
-            queued = await self._enqueue_once(f"{token.id}:{notification.identity()}", items, window, now)
+            key = f"{token.id}:{notification.identity()}"
+            queued = await self._enqueue_once(key, lambda: self._queue(items, digests, now), window, now)
             if queued is None:
                 log.info(
                     "%s notification for gateway token %d already queued (a retry): not queued again",
@@ -273,7 +308,7 @@ class AlertReceivers:
             len(notification.alerts),
             notification.status,
             token.id,
-            ", ".join(str(row.id) for row in rows),
+            ", ".join(str(row) for row in rows),
         )
         return _answer(len(rows))
 
@@ -286,9 +321,10 @@ class AlertReceivers:
             await _quietly(self.store.delete_expired_locks, prefix, now)
 
     async def _enqueue_once(
-        self, key: str, items: list[NewMessage], window: float, now: float
-    ) -> list[OutboxMessage] | None:
-        """Queue ``items`` unless the notification ``key`` was queued within ``window``; None when it was.
+        self, key: str, queue: Callable[[], list[int]], window: float, now: float
+    ) -> list[int] | None:
+        """Run ``queue`` (it stores the rows and gives their ids) unless the notification ``key`` was queued
+        within ``window``; None when it was.
 
         Two store leases named after the notification, shared by every process and host on the store: a
         short "pending" one while it is being queued (a retry meanwhile gets a 503 and comes back), and
@@ -306,7 +342,7 @@ class AlertReceivers:
             if not await run_in_threadpool(store.try_lock, queued, owner, _GLANCE, now):
                 return None
             try:
-                rows = await run_in_threadpool(store.enqueue, items, now)
+                rows = await run_in_threadpool(queue)
             except BaseException:
                 await _quietly(store.unlock, queued, owner)
                 raise
