@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.smoke else args.rounds
     smoke = ["--smoke"] if args.smoke else []
 
-    from bench import bulk, cap, libraries, scrape, startup, to_file, tokens
+    from bench import bulk, cap, digest, libraries, scrape, startup, to_file, tokens
 
     results: dict[str, Any] = {"smoke": args.smoke}
     results["push_nginx"] = push_rounds("nginx", rounds, args.smoke, args.duration)
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     results["bulk"] = quiet(bulk.main, smoke)
     results["send --to-file"] = quiet(to_file.main, smoke)
     results["start-up"] = quiet(startup.main, smoke)
+    results["digest"] = quiet(digest.main, smoke)
     pg_url = os.environ.get("LINEPUSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
     results["/metrics"] = quiet(scrape.main, [*smoke, "--pg", pg_url])
     outbox_path = ROOT / "outbox.py"
@@ -187,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{s['linepush --version s']:.3f} s",
         s["linepush --version s"] <= 0.06,
     )
+    d = results["digest"]
+    target(
+        f"{d['calls']:,} notify calls to one chat, {d['window s']:g} s digest: ≤ 20 pushes, every "
+        "text arrives",
+        f"{d['pushes with digest']} pushes ({d['pushes ratio to baseline']:.3f}× the "
+        f"{d['pushes without (baseline)']} without); every text: {d['every text arrived once, in order']}",
+        d["pushes with digest"] <= 20 and d["every text arrived once, in order"] is True,
+    )
     m = results["/metrics"]
     scrapes = [m.get("scrape ms SQLite"), m.get("scrape ms PostgreSQL")]
     target(
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{lib.get('install MB (with its dependencies)')} | {lib.get('import ms')} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "/metrics"]
+    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "digest", "/metrics"]
     sections += ["outbox", "outbox PostgreSQL"]
     for section in sections:
         for name, value in (results.get(section) or {}).items():

@@ -762,3 +762,142 @@ def test_purge_and_token_lists_bind_lists_of_every_length(store: Store) -> None:
         "revoked",
     ]
     assert store.purge(["delivered", "failed", "queued"], older_than=0.0, now=1.0) == 0
+
+
+# -- digests: notifications to one chat merged into one queued push at enqueue time
+
+DIGEST_TO = "U" + "0" * 32
+
+
+def merged_texts(parts: Any) -> dict[str, Any] | None:
+    """A stand-in renderer: the parts' texts joined, None past 3 parts (a push that is full)."""
+    if len(parts) > 3:
+        return None
+    return {"to": DIGEST_TO, "messages": [{"type": "text", "text": "|".join(p.text for p in parts)}]}
+
+
+def append(store: Store, text: str, now: float, **kw: Any) -> Any:
+    from linepush.store.base import DigestPart
+
+    args: dict[str, Any] = {"window": 30.0, "render": merged_texts} | kw
+    return store.append_digest("1000", DIGEST_TO, DigestPart(now, text), now=now, **args)
+
+
+def test_appends_within_the_window_merge_into_one_queued_row_due_when_it_closes(store: Store) -> None:
+    first = append(store, "a", 100.0)
+    assert (first.opened, first.parts) == (True, 1)
+    assert (first.message.state, first.message.kind, first.message.not_before) == ("queued", "push", 130.0)
+    second = append(store, "b", 110.0)
+    third = append(store, "c", 129.9)
+    assert second.message.id == third.message.id == first.message.id
+    assert (second.opened, third.parts) == (False, 3)
+    [row] = store.list_messages("queued")
+    assert row.payload["messages"] == [{"type": "text", "text": "a|b|c"}]
+    assert row.not_before == 130.0 and row.retry_key == first.message.retry_key
+    assert store.claim("w", 10, 60.0, now=129.0) == []
+    assert [m.id for m in store.claim("w", 10, 60.0, now=130.0)] == [row.id]
+
+
+def test_a_closed_window_opens_a_new_digest(store: Store) -> None:
+    first = append(store, "a", 100.0)
+    later = append(store, "b", 130.0)
+    assert later.opened and later.message.id != first.message.id
+    assert texts(store.list_messages("queued")) == ["a", "b"]
+
+
+def test_a_full_digest_is_due_at_once_and_the_next_part_opens_another(store: Store) -> None:
+    rows = [append(store, text, 100.0 + i) for i, text in enumerate("abcd")]
+    assert [r.opened for r in rows] == [True, False, False, True]
+    full, fresh = store.list_messages("queued")
+    assert texts([full, fresh]) == ["a|b|c", "d"]
+    assert full.not_before == 103.0 and fresh.not_before == 133.0
+    assert [m.id for m in store.claim("w", 10, 60.0, now=103.0)] == [full.id]
+
+
+def test_a_claimed_digest_is_never_changed(store: Store) -> None:
+    first = append(store, "a", 100.0)
+    [claimed] = store.claim("w", 10, 60.0, now=130.0)
+    # A clock behind the worker's still sees the window open: the claim is what counts.
+    late = append(store, "b", 120.0)
+    assert late.opened and late.message.id != first.message.id
+    assert store.get_message(claimed.id).payload == claimed.payload  # type: ignore[union-attr]
+    # Sent once and back in the queue for a retry: its retry key names what LINE may have, so it stays.
+    assert store.mark_retry(claimed.id, "w", 131.0, 131.0, None)
+    assert append(store, "c", 125.0).message.id == late.message.id
+
+
+def test_digests_are_kept_apart_by_chat_channel_and_silence(store: Store) -> None:
+    from linepush.store.base import DigestPart
+
+    other = "U" + "1" * 32
+    append(store, "a", 100.0)
+    append(store, "b", 100.0, notification_disabled=True)
+    for channel, to, text in (("1000", other, "c"), ("2000", DIGEST_TO, "d")):
+        store.append_digest(channel, to, DigestPart(100.0, text), window=30.0, now=100.0, render=merged_texts)
+    assert len(store.list_messages("queued")) == 4
+    assert append(store, "e", 101.0).parts == 2
+
+
+def test_a_part_that_renders_alone_to_nothing_stores_nothing(store: Store) -> None:
+    append(store, "a", 100.0)
+    with pytest.raises(ValidationError):
+        append(store, "b", 101.0, render=lambda parts: None)
+    [row] = store.list_messages("queued")
+    assert texts([row]) == ["a"]
+
+    def refuses_merging(parts: Any) -> dict[str, Any] | None:
+        if len(parts) > 1:
+            raise ValidationError("LINE would refuse it")
+        return merged_texts(parts)
+
+    with pytest.raises(ValidationError):
+        append(store, "c", 101.0, render=refuses_merging)
+    assert texts(store.list_messages("queued")) == ["a"]
+
+
+@pytest.mark.parametrize("window", [0.0, -1.0, float("nan"), float("inf"), 86_401.0])
+def test_a_digest_window_must_be_more_than_zero_and_at_most_a_day(store: Store, window: float) -> None:
+    with pytest.raises(ValidationError):
+        append(store, "a", 100.0, window=window)
+    assert store.list_messages() == []
+
+
+def test_a_purged_digest_takes_its_parts_with_it(store: Store) -> None:
+    row = append(store, "a", 100.0).message
+    [claimed] = store.claim("w", 10, 60.0, now=130.0)
+    assert store.mark_delivered(claimed.id, "w", 131.0, "req", None)
+    assert store.purge(["delivered"], 0.0, 200.0) == 1
+    assert store.get_message(row.id) is None
+    assert append(store, "b", 200.0).opened
+
+
+def test_threads_appending_to_one_chat_lose_no_part(store: Store) -> None:
+    from linepush.store.base import DigestPart
+
+    def every_text(parts: Any) -> dict[str, Any]:
+        return {"to": DIGEST_TO, "messages": [{"type": "text", "text": "|".join(p.text for p in parts)}]}
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def appender(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(15):
+                part = DigestPart(100.0, f"{n}.{i}")
+                store.append_digest("1000", DIGEST_TO, part, window=30.0, now=100.0, render=every_text)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    [row] = store.list_messages("queued")
+    got = row.payload["messages"][0]["text"].split("|")
+    assert sorted(got) == sorted(f"{n}.{i}" for n in range(6) for i in range(15))
+    for n in range(6):  # each appender's parts in the order it appended them
+        mine = [t for t in got if t.startswith(f"{n}.")]
+        assert mine == [f"{n}.{i}" for i in range(15)]

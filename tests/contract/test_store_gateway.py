@@ -253,3 +253,35 @@ def test_a_store_without_sql_has_no_place_for_the_gateway_tables() -> None:
     Elsewhere.__abstractmethods__ = frozenset()
     with pytest.raises(ConfigurationError, match="Elsewhere"):
         gateway_store(Elsewhere())
+
+
+# -- digest windows of gateway tokens
+
+
+def test_a_token_digest_window_is_set_changed_and_turned_off(gateway: GatewayStore) -> None:
+    first = gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
+    other = gateway.create_gateway_token("2000", digest("t2"), USER, None, 100.0)
+    assert gateway.gateway_token_digest(first.id) is None
+    gateway.set_gateway_token_digest(first.id, 30)
+    gateway.set_gateway_token_digest(other.id, 5.5)
+    assert gateway.gateway_token_digest(first.id) == 30.0
+    assert gateway.gateway_token_digests("1000") == {first.id: 30.0}
+    assert gateway.gateway_token_digests() == {first.id: 30.0, other.id: 5.5}
+    gateway.set_gateway_token_digest(first.id, 120.0)
+    assert gateway.gateway_token_digest(first.id) == 120.0
+    gateway.set_gateway_token_digest(first.id, None)
+    assert gateway.gateway_token_digest(first.id) is None
+    assert gateway.gateway_token_digests() == {other.id: 5.5}
+
+
+@pytest.mark.parametrize("window", [0, -1.0, float("nan"), float("inf"), 86_401.0, True, "30s"])
+def test_a_bad_token_digest_window_is_refused(gateway: GatewayStore, window: Any) -> None:
+    token = gateway.create_gateway_token("1000", digest("t1"), USER, None, 100.0)
+    with pytest.raises(ValidationError, match="window"):
+        gateway.set_gateway_token_digest(token.id, window)
+    assert gateway.gateway_token_digest(token.id) is None
+
+
+def test_the_digest_window_of_an_unknown_token_is_a_lookup_error(gateway: GatewayStore) -> None:
+    with pytest.raises(LookupError):
+        gateway.set_gateway_token_digest(12345, 30.0)

@@ -454,6 +454,8 @@ def test_a_retry_of_a_routed_notification_is_not_queued_again(routed: AlertGatew
         ([{"to": GROUP, "where": "x"}], "unknown keys ['where']"),
         ([{"to": GROUP, "template": "ops"}], "no template named 'ops'"),
         ({"to": GROUP}, "routes must be an array of tables"),
+        ([{"to": GROUP, "digest": "soon"}], "routes[0] digest: 'soon' is not a window"),
+        ([{"to": GROUP, "digest": 0}], "the window must be more than 0 seconds"),
     ],
 )
 def test_bad_routes_are_refused_with_the_reason(table: Any, message: str) -> None:
@@ -634,3 +636,29 @@ def test_a_route_tables_template_must_exist() -> None:
     table = RouteTable("db", (AlertRoute({}, (GROUP,), "short"),), AlertRoute({}, (GROUP,)))
     with pytest.raises(ConfigurationError, match="no template named 'short'"):
         AlertsConfig(route_tables={"db": table})
+
+
+def test_a_route_with_a_digest_merges_its_notifications_and_the_token_window_takes_the_rest(
+    store: Store, channel: Channel, clock: Clock
+) -> None:
+    from linepush.service.alert_routes import parse_routes
+
+    routes = parse_routes([{"match": {"team": "db"}, "to": GROUP, "digest": "1m"}], {}, ())
+    with alert_gateway(store, channel, clock, routes=routes, time_zone="Asia/Tokyo") as gw:
+        token = gw.token(USER)
+        [record] = gateway_store(store).list_gateway_tokens()
+        gateway_store(store).set_gateway_token_digest(record.id, 30.0)
+        for n in range(3):
+            payload = alertmanager_payload(
+                am_alert(instance=f"db{n}", fingerprint=f"{n}" * 16, team="db"),
+                am_alert(instance=f"web{n}", fingerprint=f"{n + 5}" * 16, severity="warning"),
+            )
+            assert post(gw, "/alertmanager", payload, token).status_code == 200
+            clock.advance(10)
+        rows = gw.queued()
+    assert [(r.payload["to"], r.not_before - r.created_at) for r in rows] == [(GROUP, 60.0), (USER, 30.0)]
+    for row, name in zip(rows, ("db", "web"), strict=True):
+        [text] = [m["text"] for m in row.payload["messages"]]
+        assert text.startswith("🔔 3 notifications, 2026-11-27 17:20:00 – 17:20:20 JST")
+        assert [f"instance={name}{n}" in text for n in range(3)] == [True] * 3
+        assert text.index(f"{name}0") < text.index(f"{name}1") < text.index(f"{name}2")

@@ -208,3 +208,23 @@ def test_the_commands_do_not_import_the_web_stack() -> None:
         env={**os.environ, "PYTHONPATH": src},
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_token_create_with_a_digest_and_changing_it(env: Path) -> None:
+    code, out, err = run("gateway", "token", "create", "--to", USER, "--digest", "45s")
+    assert code == 0, err
+    assert "its notifications within 45s merge into one push" in err
+    code, out, _ = run("gateway", "token", "list", "-o", "json")
+    [listed] = json.loads(out)
+    assert listed["digest"] == 45.0
+    assert run("gateway", "token", "digest", str(listed["id"]), "2m")[0] == 0
+    with SQLiteStore(env) as store:
+        assert gateway_store(store).gateway_token_digest(listed["id"]) == 120.0
+    code, _, err = run("gateway", "token", "digest", str(listed["id"]), "off")
+    assert code == 0 and "digest off" in err
+    code, out, _ = run("gateway", "token", "list")
+    assert "DIGEST" in out
+    code, _, err = run("gateway", "token", "digest", "999", "30s")
+    assert code != 0 and "no gateway token with id 999" in err
+    code, _, err = run("gateway", "token", "create", "--to", USER, "--digest", "25h")
+    assert code == 2 and "at most a day" in err

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
+from linepush.cli.inputs import DigestOption, digest_window
 from linepush.cli.invocation import Invocation, command, fail, when
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.service.gateway_tokens import create_gateway_token, token_target_type
@@ -36,7 +37,7 @@ app.add_typer(gateway_app)
 app.add_typer(recipients_app)
 
 
-def token_json(token: GatewayToken) -> dict[str, Any]:
+def token_json(token: GatewayToken, digest: float | None = None) -> dict[str, Any]:
     return {
         "id": token.id,
         "channel_id": token.channel_id,
@@ -47,6 +48,7 @@ def token_json(token: GatewayToken) -> dict[str, Any]:
         "created_at": when(token.created_at),
         "revoked_at": when(token.revoked_at),
         "state": "revoked" if token.revoked else "active",
+        "digest": digest,
     }
 
 
@@ -56,6 +58,10 @@ def configured_route_tables(inv: Invocation) -> tuple[str, ...]:
     from linepush.cli.alerts import alerts_config
 
     return tuple(alerts_config(inv, None, None, None).route_tables)
+
+
+def shown_window(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:g}s"
 
 
 @command(token_app, "create")
@@ -81,9 +87,11 @@ def token_create(
             "--name", metavar="NAME", help="A name for the token; /api/status shows it as the target."
         ),
     ] = None,
+    digest: DigestOption = None,
 ) -> None:
     """Make a gateway token bound to one recipient (--to), or for alerts to a route table of the
     configuration (--routes). It is printed once and stored only as a hash."""
+    window = digest_window(digest)
     if (to is None) == (routes is None):
         fail(
             "give --to ID (a token for one recipient) or --routes TABLE (alerts routed by a route table), "
@@ -110,15 +118,47 @@ def token_create(
             )
     channel_id = inv.settings.channel.require_id()
     secret, record = create_gateway_token(inv.store(), channel_id, to, name, time.time(), route_table=routes)
+    if window is not None:
+        gateway_store(inv.store()).set_gateway_token_digest(record.id, window)
     inv.emit(
-        {"token": secret.reveal(), **token_json(record)}, lambda: inv.out.print(secret.reveal(), markup=False)
+        {"token": secret.reveal(), **token_json(record, window)},
+        lambda: inv.out.print(secret.reveal(), markup=False),
     )
     if not inv.json:
         bound = record.recipient_id or f"route table {record.route_table}"
+        merged = f"; its notifications within {window:g}s merge into one push" if window is not None else ""
         inv.note(
-            f"gateway token {record.id} for {bound} created. It is shown only this once: "
+            f"gateway token {record.id} for {bound} created{merged}. It is shown only this once: "
             "scripts send it as LINE Notify's Bearer token"
         )
+
+
+@command(token_app, "digest")
+def token_digest(
+    inv: Invocation,
+    token_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The token's id (`linepush gateway token list`).")
+    ],
+    window: Annotated[
+        str,
+        typer.Argument(
+            metavar="WINDOW", help="30s, 2m, 1h: merge notifications within it into one push; off: stop."
+        ),
+    ],
+) -> None:
+    """Merge a gateway token's notifications that come within a window into one push (a digest), or stop
+    (off). Digests already open are sent when their window closes."""
+    seconds = None if window.strip().lower() == "off" else digest_window(window, "WINDOW")
+    store = gateway_store(inv.store())
+    try:
+        store.set_gateway_token_digest(token_id, seconds)
+    except LookupError:
+        fail(f"there is no gateway token with id {token_id}", hint="`linepush gateway token list` shows them")
+    said = "off" if seconds is None else f"{seconds:g}s"
+    inv.emit(
+        {"id": token_id, "digest": seconds},
+        lambda: inv.note(f"gateway token {token_id}: digest {said}"),
+    )
 
 
 @command(token_app, "list")
@@ -129,7 +169,9 @@ def token_list(
     """List gateway tokens of the configured channel (or of all, with none configured). Only their hashes
     are stored, so the tokens themselves cannot be shown."""
     channel_id = inv.settings.channel.channel_id
-    tokens = gateway_store(inv.store()).list_gateway_tokens(channel_id, include_revoked=not active)
+    store = gateway_store(inv.store())
+    tokens = store.list_gateway_tokens(channel_id, include_revoked=not active)
+    digests = store.gateway_token_digests(channel_id)
 
     def render() -> None:
         if not tokens:
@@ -137,7 +179,7 @@ def token_list(
             return
         inv.table(
             None,
-            ["ID", "CHANNEL", "TO", "ROUTES", "TYPE", "NAME", "CREATED", "REVOKED"],
+            ["ID", "CHANNEL", "TO", "ROUTES", "TYPE", "NAME", "DIGEST", "CREATED", "REVOKED"],
             [
                 [
                     t.id,
@@ -146,6 +188,7 @@ def token_list(
                     t.route_table or "-",
                     token_target_type(t),
                     t.name or "-",
+                    shown_window(digests.get(t.id)),
                     when(t.created_at),
                     when(t.revoked_at) or "-",
                 ]
@@ -153,7 +196,7 @@ def token_list(
             ],
         )
 
-    inv.emit([token_json(t) for t in tokens], render)
+    inv.emit([token_json(t, digests.get(t.id)) for t in tokens], render)
     bound = sorted({t.route_table for t in tokens if t.route_table is not None and not t.revoked})
     if bound:
         try:

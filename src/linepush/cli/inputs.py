@@ -14,10 +14,20 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli.invocation import fail, when
+from linepush.digest import parse_window
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to
 
-__all__ = ["PAST_TOLERANCE", "ToOption", "parse_at", "read_messages", "read_recipients", "scheduled_time"]
+__all__ = [
+    "PAST_TOLERANCE",
+    "DigestOption",
+    "ToOption",
+    "digest_window",
+    "parse_at",
+    "read_messages",
+    "read_recipients",
+    "scheduled_time",
+]
 
 _JSON_SHAPES = 'a list of LINE message objects, one message object, or {"messages": [...]}'
 
@@ -33,6 +43,28 @@ ToOption = Annotated[
         metavar="ID",
     ),
 ]
+
+
+DigestOption = Annotated[
+    str | None,
+    typer.Option(
+        "--digest",
+        metavar="WINDOW",
+        help="Merge what comes for one recipient within this window (30s, 2m, 1h) into one push, a digest "
+        "sent when the window closes: it spares the monthly quota.",
+        show_default=False,
+    ),
+]
+
+
+def digest_window(value: str | None, option: str = "--digest") -> float | None:
+    """A digest window given on the command line, in seconds (None when not given)."""
+    if value is None:
+        return None
+    try:
+        return parse_window(value, option)
+    except ValidationError as exc:
+        fail(str(exc))
 
 
 def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[dict[str, Any]]:

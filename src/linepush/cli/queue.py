@@ -16,16 +16,32 @@ import typer
 
 from linepush.cli import app
 from linepush.cli.cost import YesOption
-from linepush.cli.inputs import ToOption, parse_at, read_messages, read_recipients, scheduled_time
+from linepush.cli.inputs import (
+    DigestOption,
+    ToOption,
+    digest_window,
+    parse_at,
+    read_messages,
+    read_recipients,
+    scheduled_time,
+)
 from linepush.cli.invocation import Exit, Invocation, command, fail
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
 from linepush.outbox import Outbox, paused_channels, resume_channel
 from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
+from linepush.store.base import DigestAppend
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
-__all__ = ["DrainResult", "bulk_recipients", "drain_with_progress", "enqueue_from_cli", "send_with_outbox"]
+__all__ = [
+    "DrainResult",
+    "bulk_recipients",
+    "digest_from_cli",
+    "drain_with_progress",
+    "enqueue_from_cli",
+    "send_with_outbox",
+]
 
 queue_app = typer.Typer(
     name="queue",
@@ -64,6 +80,75 @@ def enqueue_from_cli(
         retry_key=retry_key,
         notification_disabled=notification_disabled,
     )
+
+
+def digest_from_cli(
+    outbox: Outbox,
+    messages: Sequence[dict[str, Any]],
+    *,
+    to: Sequence[str],
+    window: float,
+    at: str | None = None,
+    retry_key: str | None = None,
+    broadcast: bool = False,
+    to_file: Path | str | None = None,
+    notification_disabled: bool = False,
+) -> list[DigestAppend]:
+    """Merge one CLI send into the open digest of each recipient (a digest per chat, sent when its window
+    closes). What a digest cannot be (a broadcast, a file of ids, a time, a retry key of one's own) is
+    refused before anything is stored."""
+    from linepush.digest import append_to_digest
+
+    for given, option in ((broadcast, "--broadcast"), (to_file, "--to-file"), (at, "--at")):
+        if given:
+            raise ValidationError(
+                f"--digest merges sends to one chat, sent when its window closes: not with {option}"
+            )
+    if retry_key is not None:
+        raise ValidationError(
+            "--digest: a digest's retry key is its own (it carries many sends); drop --retry-key"
+        )
+    recipients = bulk_recipients(to, None)
+    if not recipients:
+        raise ValidationError("say who gets it: --to ID")
+    zone = dt.datetime.now().astimezone().tzinfo or dt.UTC
+    now = outbox.clock()
+    return [
+        append_to_digest(
+            outbox.store,
+            outbox.channel_id,
+            recipient,
+            messages,
+            window=window,
+            now=now,
+            zone=zone,
+            notification_disabled=notification_disabled,
+        )
+        for recipient in recipients
+    ]
+
+
+def digest_note(merged: Sequence[DigestAppend]) -> str:
+    """What a digested send says: which digest each went into, and when it goes."""
+    shown = ", ".join(
+        f"{m.message.id} ({m.parts} notification{'s' if m.parts != 1 else ''})" for m in merged[:10]
+    )
+    due = max(m.message.not_before for m in merged)
+    return f"merged into digest message(s) {shown}, sent from {_when(due)}; `linepush worker` delivers them"
+
+
+def digest_json(merged: Sequence[DigestAppend]) -> dict[str, Any]:
+    return {
+        "digests": [
+            {
+                "id": m.message.id,
+                "notifications": m.parts,
+                "opened": m.opened,
+                "not_before": m.message.not_before,
+            }
+            for m in merged
+        ]
+    }
 
 
 def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
@@ -161,6 +246,7 @@ def send_with_outbox(
     client: Any = None,
     api_base: str | None = None,
     echo: Callable[[str], None] | None = None,
+    digest: float | None = None,
 ) -> tuple[Exit, dict[str, Any]]:
     """What `linepush send` does with ``--queue``, ``--at`` or ``--to-file``: the exit code, and what to
     print with ``-o json``.
@@ -168,9 +254,24 @@ def send_with_outbox(
     The send is validated and stored first (one transaction, nothing stored if any part is refused). With
     ``queue_only`` or a time (``at``) it stays for a worker (`linepush worker`); otherwise it is delivered
     now, with a progress bar on a terminal, and the exit code says how that went (0, 1 refused, 3 later).
+    With ``digest`` (seconds) it is merged into each recipient's digest instead, for a worker to send.
     """
     say = echo or (lambda text: typer.echo(text, err=True))
     box = Outbox(store, channel.require_id())
+    if digest is not None:
+        merged = digest_from_cli(
+            box,
+            messages,
+            to=to,
+            window=digest,
+            at=at,
+            retry_key=retry_key,
+            broadcast=broadcast,
+            to_file=to_file,
+            notification_disabled=notification_disabled,
+        )
+        say(digest_note(merged))
+        return Exit.OK, digest_json(merged)
     rows = enqueue_from_cli(
         box,
         messages,
@@ -332,6 +433,7 @@ def add_command(
     notification_disabled: Annotated[
         bool, typer.Option("--notification-disabled", help="Deliver silently (no push notification).")
     ] = False,
+    digest: DigestOption = None,
     yes: YesOption = False,
 ) -> None:
     """Put a message in the outbox (checked first: nothing is stored if LINE would refuse it). With
@@ -342,6 +444,21 @@ def add_command(
     if to_file is not None:
         recipients, to_file = cost_checked(inv, recipients, to_file, yes=yes), None
     box = Outbox(inv.store(), inv.settings.channel.require_id())
+    window = digest_window(digest)
+    if window is not None:
+        merged = digest_from_cli(
+            box,
+            messages,
+            to=recipients,
+            window=window,
+            at=at,
+            retry_key=retry_key,
+            broadcast=broadcast,
+            to_file=to_file,
+            notification_disabled=notification_disabled,
+        )
+        inv.emit(digest_json(merged), lambda: inv.out.print(digest_note(merged)))
+        return
     rows = enqueue_from_cli(
         box,
         messages,

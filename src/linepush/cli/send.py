@@ -18,7 +18,7 @@ import typer
 from linepush.api.messaging import MulticastResult, PushResult
 from linepush.cli import app
 from linepush.cli.cost import YesOption
-from linepush.cli.inputs import ToOption, read_messages
+from linepush.cli.inputs import DigestOption, ToOption, digest_window, read_messages
 from linepush.cli.invocation import Invocation, command
 from linepush.client import LineClient, MulticastError
 from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailableError, ValidationError
@@ -227,10 +227,13 @@ def send_command(
             rich_help_panel="Outbox",
         ),
     ] = False,
+    digest: DigestOption = None,
     yes: YesOption = False,
 ) -> None:
-    """Send a message now: to a user, group or room (push), several users (multicast), or all friends."""
-    if queue or at is not None or to_file is not None or broadcast:
+    """Send a message now: to a user, group or room (push), several users (multicast), or all friends.
+    With --digest it is merged with the others to the same recipient within the window, and queued."""
+    window = digest_window(digest)
+    if queue or at is not None or to_file is not None or broadcast or window is not None:
         from linepush.cli.queue import send_with_outbox
 
         messages = read_messages(text, json_file)
@@ -253,6 +256,7 @@ def send_command(
             deadline=deadline,
             api_base=inv.settings.api_base,
             echo=inv.note,
+            digest=window,
         )
         if inv.json:
             inv.emit(data)

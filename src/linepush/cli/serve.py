@@ -139,7 +139,7 @@ def serve_command(
         typer.Option(
             "--alerts-time-zone",
             metavar="ZONE",
-            help="Time zone of the times in alerts (default UTC, or \\[alerts] time_zone).",
+            help="Time zone of the times in alerts and digests (default UTC, or \\[alerts] time_zone).",
             show_default=False,
         ),
     ] = None,
@@ -217,6 +217,9 @@ def serve_command(
     store = inv.store()
     if public_url is not None and image_dir is None:
         image_dir = default_image_dir(store)
+    from linepush.cli.alerts import alerts_config
+
+    alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
     config = GatewayConfig(
         rate_limits=RateLimits(calls=rate_limit, images=image_rate_limit),
         public_url=public_url,
@@ -224,13 +227,12 @@ def serve_command(
         max_image_bytes=max_image_bytes,
         image_retention=None if image_retention_days is None else image_retention_days * 86_400,
         webhook_max_age=webhook_max_age,
+        # One zone for every time the gateway writes: alerts' and digests' headers.
+        time_zone=alerts.time_zone,
     )
     limits = ConnectionLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
-    from linepush.cli.alerts import alerts_config
-
-    alerts = alerts_config(inv, alerts_dedupe_window, alerts_time_zone, grafana_timestamp_header)
     refuse_unknown_route_tables(inv, store, alerts)
     from linepush.service.health import WorkerWatch
     from linepush.service.metrics import Metrics

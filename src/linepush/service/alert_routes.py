@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from linepush.digest import parse_window
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.service.alert_payloads import Alert
 from linepush.service.store import check_route_table_name
@@ -20,11 +21,13 @@ __all__ = ["AlertRoute", "RouteTable", "parse_route_tables", "parse_routes", "ro
 @dataclass(frozen=True, slots=True)
 class AlertRoute:
     """Alerts whose labels include every pair of ``match`` go to ``to`` (ids), rendered with ``template``
-    (a configured template's name; None: the default)."""
+    (a configured template's name; None: the default). With ``digest`` (seconds), the notifications that
+    come to each of ``to`` within that window merge into one push."""
 
     match: Mapping[str, str]
     to: tuple[str, ...]
     template: str | None = None
+    digest: float | None = None
 
     def takes(self, alert: Alert) -> bool:
         return all(alert.labels.get(key) == value for key, value in self.match.items())
@@ -69,11 +72,21 @@ def _template(template: object, templates: Sequence[str], where: str) -> str | N
     return template
 
 
+def _digest(window: object, where: str) -> float | None:
+    if window is None:
+        return None
+    try:
+        return parse_window(window, f"{where} digest")
+    except ValidationError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
 def parse_routes(
     table: object, names: Mapping[str, str], templates: Sequence[str], where: str = "[alerts]"
 ) -> tuple[AlertRoute, ...]:
     """``[[alerts.routes]]`` of linepush.toml: each with ``match`` (a table of label = value; none: every
-    alert), ``to`` and an optional ``template``. Names in ``to`` become ids through ``names``."""
+    alert), ``to``, an optional ``template`` and an optional ``digest`` window ("30s", or seconds). Names in
+    ``to`` become ids through ``names``."""
     if table is None:
         return ()
     if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
@@ -81,14 +94,17 @@ def parse_routes(
     routes = []
     for index, entry in enumerate(table):
         here = f"{where} routes[{index}]"
-        unknown = set(entry) - {"match", "to", "template"}
+        unknown = set(entry) - {"match", "to", "template", "digest"}
         if unknown:
-            raise ConfigurationError(f"{here}: unknown keys {sorted(unknown)}; known: match, to, template")
+            raise ConfigurationError(
+                f"{here}: unknown keys {sorted(unknown)}; known: match, to, template, digest"
+            )
         match: Any = entry.get("match", {})
         if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()):
             raise ConfigurationError(f"{here}: 'match' must be a table of label = \"value\"")
         template = _template(entry.get("template"), templates, here)
-        routes.append(AlertRoute(dict(match), _ids(entry.get("to"), names, here), template))
+        digest = _digest(entry.get("digest"), here)
+        routes.append(AlertRoute(dict(match), _ids(entry.get("to"), names, here), template, digest))
     return tuple(routes)
 
 
@@ -123,10 +139,13 @@ def parse_route_tables(
         default: Any = entry["default"]
         if not isinstance(default, dict):
             default = {"to": default}
-        if set(default) - {"to", "template"}:
-            raise ConfigurationError(f"{here}: default must be recipients, or a table of to and template")
+        if set(default) - {"to", "template", "digest"}:
+            raise ConfigurationError(
+                f"{here}: default must be recipients, or a table of to, template and digest"
+            )
         template = _template(default.get("template"), templates, f"{here} default")
-        fallback = AlertRoute({}, _ids(default.get("to"), names, f"{here} default"), template)
+        digest = _digest(default.get("digest"), f"{here} default")
+        fallback = AlertRoute({}, _ids(default.get("to"), names, f"{here} default"), template, digest)
         routes = parse_routes(entry.get("routes", []), names, templates, here)
         tables[name] = RouteTable(name, routes, fallback)
     return tables

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linepush._secret import Secret
+from linepush.digest import append_to_digest
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.outbox import push_item
 from linepush.service.alert_format import fit_texts, render_default
@@ -37,10 +38,10 @@ from linepush.service.alert_payloads import (
 )
 from linepush.service.alert_routes import AlertRoute, RouteTable, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
-from linepush.service.gateway import caller_token
+from linepush.service.gateway import caller_token, named_zone
 from linepush.service.notify_form import NotifyError, read_body, read_fields
-from linepush.service.store import GatewayToken
-from linepush.store import NewMessage, OutboxMessage, Store, StoreError
+from linepush.service.store import GatewayToken, gateway_store
+from linepush.store import NewMessage, Store, StoreError
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
@@ -119,12 +120,7 @@ class AlertsConfig:
         ]
 
     def zone(self) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(
-                f"unknown time zone {self.time_zone!r}: give an IANA name such as UTC or Asia/Tokyo"
-            ) from None
+        return named_zone(self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,47 +273,79 @@ class AlertReceivers:
         take, in the routes' order; alerts no route takes go to ``default_to``. With ``route_table``, that
         table's routes and default are used instead (a table not configured is a ConfigurationError)."""
         if route_table is None:
-            return self._plan(notification, self.config.routes, AlertRoute({}, (default_to,)))
-        table = self.config.route_tables.get(route_table)
-        if table is None:
-            known = ", ".join(self.config.route_tables) or "none"
-            raise ConfigurationError(f"no route table named {route_table!r} (route tables: {known})")
-        return self._plan(notification, table.routes, table.default)
+            routes, default = self.config.routes, AlertRoute({}, (default_to,))
+        else:
+            table = self.config.route_tables.get(route_table)
+            if table is None:
+                known = ", ".join(self.config.route_tables) or "none"
+                raise ConfigurationError(f"no route table named {route_table!r} (route tables: {known})")
+            routes, default = table.routes, table.default
+        return [(to, messages) for to, messages, _ in self._routed(notification, routes, default)]
 
-    def _plan(
+    def _routed(
         self, notification: AlertNotification, routes: Sequence[AlertRoute], default: AlertRoute
-    ) -> list[tuple[str, list[dict[str, Any]]]]:
+    ) -> list[tuple[str, list[dict[str, Any]], float | None]]:
+        """:meth:`plan`, with each recipient's digest window (its route's)."""
         planned = []
         for route, alerts in route_alerts(notification.alerts, routes, default):
             whole = len(alerts) == len(notification.alerts)
             messages = self.render(
                 notification if whole else replace(notification, alerts=tuple(alerts)), route.template
             )
-            planned += [(to, messages) for to in route.to]
+            planned += [(to, messages, route.digest) for to in route.to]
         return planned
 
     def _items(
-        self, notification: AlertNotification, routes: Sequence[AlertRoute], default: AlertRoute
-    ) -> list[NewMessage]:
+        self, notification: AlertNotification, token: GatewayToken
+    ) -> tuple[list[NewMessage], list[tuple[str, list[dict[str, Any]], float]]]:
+        """The pushes of a notification, and what goes into digests instead: (to, messages, window). The
+        default route takes the token's digest window unless it has one of its own."""
+        routes, default = self.routing(token)
+        if default.digest is None:
+            token_digest = gateway_store(self.store).gateway_token_digest(token.id)
+            default = replace(default, digest=token_digest)
+        items: list[NewMessage] = []
+        digests: list[tuple[str, list[dict[str, Any]], float]] = []
         try:
-            return [
-                push_item(self.channel_id, to, messages)
-                for to, messages in self._plan(notification, routes, default)
-            ]
+            for to, messages, window in self._routed(notification, routes, default):
+                item = push_item(self.channel_id, to, messages)  # checked even when it goes to a digest
+                if window is None:
+                    items.append(item)
+                else:
+                    digests.append((to, messages, window))
         except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug
             log.error("an alert notification rendered to messages LINE would refuse: %s", exc)
             raise NotifyError(400, f"the notification cannot be sent: {exc}") from None
+        return items, digests
+
+    def _queue(
+        self,
+        items: Sequence[NewMessage],
+        digests: Sequence[tuple[str, list[dict[str, Any]], float]],
+        now: float,
+    ) -> list[int]:
+        """Store the pushes (one transaction) and merge the rest into their digests; the rows' ids.
+
+        Each digest is a transaction of its own: a failure part way is a 503 and the sender's retry queues
+        the notification again (a duplicate, never a loss)."""
+        ids = [row.id for row in self.store.enqueue(items, now)] if items else []
+        for to, messages, window in digests:
+            merged = append_to_digest(
+                self.store, self.channel_id, to, messages, window=window, now=now, zone=self.zone
+            )
+            ids.append(merged.message.id)
+        return ids
 
     async def _receive(self, token: GatewayToken, notification: AlertNotification) -> Response:
         # Off the event loop: a user template may take a while.
-        routes, default = self.routing(token)
-        items = await run_in_threadpool(self._items, notification, routes, default)
+        items, digests = await run_in_threadpool(self._items, notification, token)
         now = self.clock()
         window = self.config.dedupe_window
         if window <= 0:
-            rows = await run_in_threadpool(self.store.enqueue, items, now)
+            rows = await run_in_threadpool(self._queue, items, digests, now)
         else:
-            queued = await self._enqueue_once(f"{token.id}:{notification.identity()}", items, window, now)
+            key = f"{token.id}:{notification.identity()}"
+            queued = await self._enqueue_once(key, lambda: self._queue(items, digests, now), window, now)
             if queued is None:
                 log.info(
                     "%s notification for gateway token %d already queued (a retry): not queued again",
@@ -332,7 +360,7 @@ class AlertReceivers:
             len(notification.alerts),
             notification.status,
             token.id,
-            ", ".join(str(row.id) for row in rows),
+            ", ".join(str(row) for row in rows),
         )
         return _answer(len(rows))
 
@@ -345,9 +373,10 @@ class AlertReceivers:
             await _quietly(self.store.delete_expired_locks, prefix, now)
 
     async def _enqueue_once(
-        self, key: str, items: list[NewMessage], window: float, now: float
-    ) -> list[OutboxMessage] | None:
-        """Queue ``items`` unless the notification ``key`` was queued within ``window``; None when it was.
+        self, key: str, queue: Callable[[], list[int]], window: float, now: float
+    ) -> list[int] | None:
+        """Run ``queue`` (it stores the rows and gives their ids) unless the notification ``key`` was queued
+        within ``window``; None when it was.
 
         Two store leases named after the notification, shared by every process and host on the store: a
         short "pending" one while it is being queued (a retry meanwhile gets a 503 and comes back), and
@@ -365,7 +394,7 @@ class AlertReceivers:
             if not await run_in_threadpool(store.try_lock, queued, owner, _GLANCE, now):
                 return None
             try:
-                rows = await run_in_threadpool(store.enqueue, items, now)
+                rows = await run_in_threadpool(queue)
             except BaseException:
                 await _quietly(store.unlock, queued, owner)
                 raise

@@ -5,7 +5,9 @@ limits in :mod:`~linepush.service.notify_limits`.
 Requests look and are answered as LINE Notify's were (FACTS §7.1): a Bearer gateway token, form fields,
 ``{"status": …, "message": …}`` bodies whose ``status`` is the HTTP status, and the ``X-RateLimit-*``
 headers. A notification becomes ONE push (text, then sticker, then image) to the recipient bound to the
-token, put in the outbox before the answer; the delivery worker sends it.
+token, put in the outbox before the answer; the delivery worker sends it. A token with a digest window
+has its notifications merged into one push per window instead (:mod:`linepush.digest`), stored before the
+answer too.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from linepush.digest import append_to_digest
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.outbox import push_item
 from linepush.service.gateway_tokens import MAX_TOKEN_LENGTH, hash_gateway_token, token_target_type
@@ -40,7 +44,7 @@ from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, NotifyRateLimite
 from linepush.service.store import GatewayToken, gateway_store
 from linepush.store import NewMessage, Store, StoreError
 
-__all__ = ["GatewayConfig", "NotifyApi", "caller_token", "guard"]
+__all__ = ["GatewayConfig", "NotifyApi", "caller_token", "guard", "named_zone"]
 
 log = logging.getLogger("linepush.service.gateway")
 
@@ -66,6 +70,8 @@ class GatewayConfig:
     max_webhook_held: int = 8 * 1024 * 1024
     #: Seconds an event's timestamp may be off the clock before the event is ignored as a replay.
     webhook_max_age: float = 86_400.0
+    #: The time zone of the times in digests' headers (an IANA name).
+    time_zone: str = "UTC"
 
     def __post_init__(self) -> None:
         if (self.public_url is None) != (self.image_dir is None):
@@ -80,6 +86,10 @@ class GatewayConfig:
             )
         if not (self.webhook_max_age > 0 and math.isfinite(self.webhook_max_age)):
             raise ConfigurationError("the webhook event window must be a positive number of seconds")
+        self.zone()
+
+    def zone(self) -> ZoneInfo:
+        return named_zone(self.time_zone)
 
     def image_store(self) -> ImageStore | None:
         if self.public_url is None or self.image_dir is None:
@@ -89,6 +99,16 @@ class GatewayConfig:
     @property
     def max_body(self) -> int:
         return self.max_image_bytes + _FORM_SLACK
+
+
+def named_zone(name: str) -> ZoneInfo:
+    """The time zone of an IANA name (UTC, Asia/Tokyo), or a :class:`ConfigurationError` that says so."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"unknown time zone {name!r}: give an IANA name such as UTC or Asia/Tokyo"
+        ) from None
 
 
 # -- the endpoints -------------------------------------------------------------------------------------------
@@ -134,6 +154,7 @@ class NotifyApi:
         self.limiter = NotifyRateLimiter(config.rate_limits)
         self.images = config.image_store()
         self.commits = GroupCommit(store, clock)
+        self.zone = config.zone()
         self._last_purge = float("-inf")
 
     async def _token(self, request: Request) -> GatewayToken:
@@ -205,8 +226,35 @@ class NotifyApi:
             log.info("deleted %d uploaded images older than the retention", removed)
 
     async def _enqueue(self, item: NewMessage, token: GatewayToken) -> None:
+        window = await run_in_threadpool(gateway_store(self.store).gateway_token_digest, token.id)
+        if window is not None:
+            await run_in_threadpool(self._digest, item, token, window)
+            return
         row = await self.commits.enqueue(item)
         log.info("queued outbox message %d for gateway token %d", row.id, token.id)
+
+    def _digest(self, item: NewMessage, token: GatewayToken, window: float) -> None:
+        """Merge the notification into the open digest of the token's recipient (stored on return)."""
+        payload = item.payload
+        try:
+            merged = append_to_digest(
+                self.store,
+                self.channel_id,
+                payload["to"],
+                payload["messages"],
+                window=window,
+                now=self.clock(),
+                zone=self.zone,
+                notification_disabled=bool(payload.get("notificationDisabled", False)),
+            )
+        except ValidationError as exc:
+            raise NotifyError(400, str(exc)) from None
+        log.info(
+            "merged into digest outbox message %d (%d notifications) for gateway token %d",
+            merged.message.id,
+            merged.parts,
+            token.id,
+        )
 
     def _item(self, form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> NewMessage:
         """The outbox row of a notification: one push to the token's recipient."""

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.store import Store
+from linepush.store.base import MAX_DIGEST_WINDOW
 from linepush.store.checks import RecipientType, check_name, check_recipient_name, check_time, recipient_type
 from linepush.store.sql import SQLStore
 
@@ -136,6 +137,23 @@ class GatewayStore(abc.ABC):
     def revoke_gateway_token(self, token_id: int, now: float) -> bool:
         """Revoke a gateway token: ``revoked_at`` becomes ``now``. True when it was working until now, False
         when it was already revoked (its ``revoked_at`` is kept). Raises LookupError for an unknown id."""
+
+    # -- digests of gateway tokens ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def set_gateway_token_digest(self, token_id: int, window: float | None) -> None:
+        """Merge the token's notifications that come within ``window`` seconds into one push (None: each is
+        its own push again). Raises :class:`ValidationError` for a window that is not more than 0 seconds and
+        at most a day, LookupError for an unknown token."""
+
+    @abc.abstractmethod
+    def gateway_token_digests(self, channel_id: str | None = None) -> dict[int, float]:
+        """The digest windows of the gateway tokens that have one (of one channel, or of all): id →
+        seconds."""
+
+    def gateway_token_digest(self, token_id: int) -> float | None:
+        """The token's digest window in seconds, or None when its notifications are pushed one by one."""
+        return self.gateway_token_digests().get(token_id)
 
     # -- recipients learnt from webhooks ---------------------------------------------------------------------
 
@@ -257,6 +275,36 @@ class SQLGatewayStore(GatewayStore):
             raise LookupError(f"no gateway token has id {token_id!r}")
         return False
 
+    def set_gateway_token_digest(self, token_id: int, window: float | None) -> None:
+        token = self._store.row_id(token_id)
+        if window is not None:
+            window = _check_window(window)
+        if not self._store.select("SELECT 1 FROM gateway_tokens WHERE id = ?", (token,)):
+            raise LookupError(f"no gateway token has id {token_id!r}")
+        if window is None:
+            self._store.change("DELETE FROM gateway_token_digests WHERE token_id = ?", (token,))
+            return
+        self._store.change(
+            "INSERT INTO gateway_token_digests (token_id, window_seconds) VALUES (?, ?)"
+            " ON CONFLICT (token_id) DO UPDATE SET window_seconds = excluded.window_seconds",
+            (token, window),
+        )
+
+    def gateway_token_digests(self, channel_id: str | None = None) -> dict[int, float]:
+        sql = "SELECT d.token_id, d.window_seconds FROM gateway_token_digests AS d"
+        params: tuple[Any, ...] = ()
+        if channel_id is not None:
+            sql += " JOIN gateway_tokens AS t ON t.id = d.token_id WHERE t.channel_id = ?"
+            params = (channel_id,)
+        return {int(token): float(window) for token, window in self._store.select(sql, params)}
+
+    def gateway_token_digest(self, token_id: int) -> float | None:
+        rows = self._store.select(
+            "SELECT window_seconds FROM gateway_token_digests WHERE token_id = ?",
+            (self._store.row_id(token_id),),
+        )
+        return float(rows[0][0]) if rows else None
+
     def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
         check_name(channel_id, "channel_id")
         checked = check_sightings(sightings)
@@ -377,6 +425,16 @@ def check_sightings(sightings: Sequence[object]) -> list[tuple[str, RecipientTyp
             )
         checked.append((sighting.recipient_id, kind, event))
     return checked
+
+
+def _check_window(window: object) -> float:
+    if isinstance(window, bool) or not isinstance(window, int | float):
+        raise ValidationError("must be a number of seconds", property="window")
+    if not 0 < window <= MAX_DIGEST_WINDOW:
+        raise ValidationError(
+            f"must be more than 0 and at most {MAX_DIGEST_WINDOW:g} seconds (a day)", property="window"
+        )
+    return float(window)
 
 
 def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:

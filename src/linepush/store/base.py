@@ -9,7 +9,7 @@ records are in :mod:`linepush.store.records` (and named here too), the input che
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,11 +26,14 @@ from linepush.store.checks import (
     recipient_type,
 )
 from linepush.store.records import (
+    MAX_DIGEST_WINDOW,
     MESSAGE_KINDS,
     MESSAGE_STATES,
     REVOCABLE_KINDS,
     TOKEN_KINDS,
     TOKEN_STATES,
+    DigestAppend,
+    DigestPart,
     MessageKind,
     MessageState,
     NewMessage,
@@ -43,6 +46,7 @@ from linepush.store.records import (
 )
 
 __all__ = [
+    "MAX_DIGEST_WINDOW",
     "MAX_RECIPIENT_NAME",
     "MESSAGE_KINDS",
     "MESSAGE_STATES",
@@ -50,6 +54,9 @@ __all__ = [
     "REVOCABLE_KINDS",
     "TOKEN_KINDS",
     "TOKEN_STATES",
+    "DigestAppend",
+    "DigestPart",
+    "DigestRender",
     "MessageKind",
     "MessageState",
     "NewMessage",
@@ -71,6 +78,10 @@ __all__ = [
     "new_retry_key",
     "recipient_type",
 ]
+
+#: Renders a digest's notifications (oldest first) as the JSON body of its push, or None when they do not
+#: fit in one push (see :meth:`Store.append_digest`).
+DigestRender = Callable[[Sequence[DigestPart]], Mapping[str, Any] | None]
 
 
 class Store(abc.ABC):
@@ -197,6 +208,30 @@ class Store(abc.ABC):
 
         Raises :class:`ValidationError` naming the item (``items[3].payload``) and stores nothing when an item
         is malformed or its retry key is already in the outbox. Returns the rows in the order given.
+        """
+
+    @abc.abstractmethod
+    def append_digest(
+        self,
+        channel_id: str,
+        to: str,
+        part: DigestPart,
+        *,
+        window: float,
+        now: float,
+        render: DigestRender,
+        notification_disabled: bool = False,
+    ) -> DigestAppend:
+        """Merge a notification into the open digest of one chat, in one transaction.
+
+        The open digest of (``channel_id``, ``to``, ``notification_disabled``) is a queued push row whose
+        window has not closed at ``now``, never claimed since it was made (its payload was never sent
+        under its retry key). ``part`` is added to its notifications and ``render`` gives the row's new
+        payload. With no open digest, or when ``render`` says the notifications no longer fit in one push
+        (None), a new digest row holding ``part`` alone is opened, due at ``now + window`` (the full one is
+        closed and due at once). Concurrent appenders of one chat, in any process, never lose a part and
+        never hold two open digests. Raises :class:`ValidationError` (storing nothing) when ``part`` alone
+        does not render.
         """
 
     @abc.abstractmethod

@@ -35,7 +35,7 @@ from linepush.errors import (
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_FIELDS, Prepared, SQLStore, add_for_this_thread
+from linepush.store.sql import OUTBOX_FIELDS, Prepared, Run, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -148,11 +148,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
-    # A gateway token bound to a route table of the configuration instead of one recipient. Its
+    # 3 → 4: a gateway token bound to a route table of the configuration instead of one recipient. Its
     # recipient_id is '', as in SQLite, where making the column nullable would mean rebuilding the table.
     (
         "ALTER TABLE gateway_tokens ADD COLUMN route_table text"
         " CHECK ((route_table IS NULL) = (recipient_id <> ''))",
+    ),
+    # 4 → 5: digests (several notifications to one chat merged into one push), and gateway tokens' windows.
+    (
+        # One row per digest push: the notifications merged so far (JSON as text), and when its window
+        # closes. Deleted with its outbox row.
+        """
+        CREATE TABLE outbox_digests (
+            message_id   bigint PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+            channel_id   text NOT NULL,
+            recipient_id text NOT NULL,
+            silent       boolean NOT NULL,
+            closes_at    double precision NOT NULL,
+            parts        text NOT NULL
+        )
+        """,
+        # Finds a chat's open digest on every append.
+        "CREATE INDEX outbox_digests_open ON outbox_digests (channel_id, recipient_id, silent, closes_at)",
+        """
+        CREATE TABLE gateway_token_digests (
+            token_id       bigint PRIMARY KEY REFERENCES gateway_tokens (id) ON DELETE CASCADE,
+            window_seconds double precision NOT NULL
+        )
+        """,
     ),
 )
 
@@ -471,6 +494,21 @@ class PostgresStore(SQLStore):
     claim_sql = CLAIM_SQL
     claim_by_channel_sql = CLAIM_BY_CHANNEL_SQL
     stored_schema_version_sql = f"SELECT coalesce(max(version), 0) FROM {_VERSIONS_TABLE}"
+    json_value_sql = "?::json"
+    # Appenders of one chat take turns (a transaction-scoped lock, let go at commit), so two of them never
+    # both open a digest; the row lock keeps a claimer from taking the digest while it changes.
+    digest_lock_sql = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+    digest_row_lock_sql = " FOR UPDATE OF o"
+
+    def _transaction(self, work: Callable[[Run], T]) -> T:
+        def run_all(cur: psycopg.Cursor[Any]) -> T:
+            def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                cur.execute(_percent_marks(sql), params)
+                return cur.fetchall() if cur.description is not None else []
+
+            return work(run)
+
+        return self._run(run_all)
 
     def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._read(_percent_marks(sql), params)

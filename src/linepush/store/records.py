@@ -9,11 +9,14 @@ from typing import Any, Final, Literal, get_args
 from linepush._secret import Secret
 
 __all__ = [
+    "MAX_DIGEST_WINDOW",
     "MESSAGE_KINDS",
     "MESSAGE_STATES",
     "REVOCABLE_KINDS",
     "TOKEN_KINDS",
     "TOKEN_STATES",
+    "DigestAppend",
+    "DigestPart",
     "MessageKind",
     "MessageState",
     "NewMessage",
@@ -114,3 +117,35 @@ class Settlement:
     error: Mapping[str, Any] | None = None
     #: For ``retry``: when the row is due again (default: ``now``).
     not_before: float | None = None
+
+
+#: The longest digest window: a day (a digest row waits that long at most before it is sent).
+MAX_DIGEST_WINDOW: Final = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPart:
+    """One notification merged into a digest: when it came, its text (may be empty), and its message objects
+    that are not plain text (images, stickers, …), which the digest sends as objects of their own."""
+
+    at: float
+    text: str
+    extras: tuple[Mapping[str, Any], ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        """As kept in the store (JSON)."""
+        return {"at": self.at, "text": self.text, "extras": [dict(e) for e in self.extras]}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> DigestPart:
+        return cls(float(record["at"]), str(record["text"]), tuple(record.get("extras") or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class DigestAppend:
+    """Where :meth:`Store.append_digest` put a notification: the digest row as it is now (a queued push due
+    when its window closes), how many notifications it holds, and whether this one opened it."""
+
+    message: OutboxMessage
+    parts: int
+    opened: bool

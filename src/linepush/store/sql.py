@@ -16,12 +16,12 @@ from __future__ import annotations
 import abc
 import json
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
 
 from linepush._secret import Secret
 from linepush.errors import ValidationError
-from linepush.store.base import Store
+from linepush.store.base import DigestRender, Store
 from linepush.store.checks import (
     check_limit,
     check_message_states,
@@ -35,8 +35,11 @@ from linepush.store.checks import (
     new_retry_key,
 )
 from linepush.store.records import (
+    MAX_DIGEST_WINDOW,
     MESSAGE_KINDS,
     REVOCABLE_KINDS,
+    DigestAppend,
+    DigestPart,
     MessageState,
     NewMessage,
     OutboxMessage,
@@ -52,6 +55,7 @@ __all__ = [
     "OUTBOX_FIELDS",
     "CheckedSettlement",
     "Prepared",
+    "Run",
     "SQLStore",
     "add_for_this_thread",
 ]
@@ -92,6 +96,12 @@ class CheckedSettlement(NamedTuple):
     not_before: float
 
 
+#: Runs one statement inside a transaction (values marked ``?``) and returns its rows (none for a statement
+#: that returns none).
+Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+T = TypeVar("T")
+
 #: One checked item of an enqueue, as the columns channel_id, kind, payload, retry_key, not_before,
 #: retry_key_given.
 Prepared = tuple[str, str, str, str, float, int]
@@ -120,6 +130,13 @@ class SQLStore(Store):
     claim_by_channel_sql: ClassVar[str]
     #: The schema version the database holds now (one value).
     stored_schema_version_sql: ClassVar[str]
+    #: A bound value written to a JSON column (``?``, or ``?`` cast to json).
+    json_value_sql: ClassVar[str]
+    #: Taken first by an append to a digest (one value: the chat's key), so that appenders of one chat take
+    #: turns; None where every write transaction takes turns anyway (SQLite's one writer).
+    digest_lock_sql: ClassVar[str | None]
+    #: Put after the select of the open digest: lock its outbox row against a claim meanwhile.
+    digest_row_lock_sql: ClassVar[str]
 
     # -- what each backend supplies --------------------------------------------------------------------------
 
@@ -160,6 +177,11 @@ class SQLStore(Store):
 
         ``given`` maps each retry key the caller chose to its item's index; one already in the outbox raises
         :class:`ValidationError` naming that item, and nothing is stored."""
+
+    @abc.abstractmethod
+    def _transaction(self, work: Callable[[Run], T]) -> T:
+        """Run ``work`` as one write transaction and commit it; ``work`` runs its statements through the
+        :data:`Run` it is given."""
 
     def _outbox_message(self, row: tuple[Any, ...]) -> OutboxMessage:
         return _message(row, decode=self.json_as_text)
@@ -341,6 +363,80 @@ class SQLStore(Store):
                 ids, items, prepared, strict=True
             )
         ]
+
+    def append_digest(
+        self,
+        channel_id: str,
+        to: str,
+        part: DigestPart,
+        *,
+        window: float,
+        now: float,
+        render: DigestRender,
+        notification_disabled: bool = False,
+    ) -> DigestAppend:
+        check_name(channel_id, "channel_id")
+        check_name(to, "to")
+        moment = check_time(now, "now")
+        span = check_positive(window, "window")
+        if span > MAX_DIGEST_WINDOW:
+            raise ValidationError(f"a digest window is at most {MAX_DIGEST_WINDOW:g} seconds (a day)")
+        if not isinstance(part, DigestPart):
+            raise ValidationError("must be a DigestPart", property="part")
+        silent = bool(notification_disabled)
+
+        def work(run: Run) -> tuple[tuple[Any, ...], int, bool]:
+            if self.digest_lock_sql is not None:
+                run(self.digest_lock_sql, (f"linepush digest {channel_id} {to} {int(silent)}",))
+            # Never claimed (attempts = 0): its payload has never gone out under its retry key, so it may
+            # still change. A row claimed meanwhile is no longer queued and is left alone.
+            found = run(
+                "SELECT d.message_id, d.parts FROM outbox_digests AS d"
+                " JOIN outbox AS o ON o.id = d.message_id WHERE d.channel_id = ? AND d.recipient_id = ?"
+                " AND d.silent = ? AND d.closes_at > ?"
+                " AND o.state = 'queued' AND o.attempts = 0"
+                f" ORDER BY d.closes_at DESC LIMIT 1{self.digest_row_lock_sql}",
+                (channel_id, to, silent, moment),
+            )
+            if found:
+                message_id, stored = found[0]
+                parts = [*(DigestPart.from_record(r) for r in json.loads(stored)), part]
+                payload = render(parts)
+                if payload is not None:
+                    run(
+                        f"UPDATE outbox SET payload = {self.json_value_sql}, updated_at = ? WHERE id = ?",
+                        (_digest_payload(payload), moment, message_id),
+                    )
+                    run(
+                        "UPDATE outbox_digests SET parts = ? WHERE message_id = ?",
+                        (_digest_parts(parts), message_id),
+                    )
+                    return _read_row(run, message_id), len(parts), False
+                # Full: nothing more can join it, so it need not wait for the rest of its window.
+                run("UPDATE outbox_digests SET closes_at = ? WHERE message_id = ?", (moment, message_id))
+                run(
+                    "UPDATE outbox SET not_before = ?, updated_at = ? WHERE id = ?",
+                    (moment, moment, message_id),
+                )
+            payload = render([part])
+            if payload is None:
+                raise ValidationError("this notification alone does not fit in one push", property="part")
+            opened = run(
+                "INSERT INTO outbox (channel_id, kind, payload, retry_key, not_before, retry_key_given,"
+                f" state, attempts, created_at, updated_at) VALUES (?, 'push', {self.json_value_sql}, ?, ?,"
+                " ?, 'queued', 0, ?, ?) RETURNING id",
+                (channel_id, _digest_payload(payload), new_retry_key(), moment + span, False, moment, moment),
+            )
+            message_id = opened[0][0]
+            run(
+                "INSERT INTO outbox_digests (message_id, channel_id, recipient_id, silent, closes_at, parts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (message_id, channel_id, to, silent, moment + span, _digest_parts([part])),
+            )
+            return _read_row(run, message_id), 1, True
+
+        row, count, opened = self._transaction(work)
+        return DigestAppend(self._outbox_message(row), count, opened)
 
     def claim(
         self,
@@ -556,6 +652,24 @@ def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
         not_before,
         1,
     )
+
+
+def _digest_payload(payload: Mapping[str, Any]) -> str:
+    try:
+        return _JSON.encode(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"the digest's payload cannot be stored as JSON: {exc}") from None
+
+
+def _digest_parts(parts: Sequence[DigestPart]) -> str:
+    try:
+        return _JSON.encode([p.record() for p in parts])
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"a digest's notification cannot be stored as JSON: {exc}") from None
+
+
+def _read_row(run: Run, message_id: Any) -> tuple[Any, ...]:
+    return run(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,))[0]
 
 
 def _json_or_none(value: Mapping[str, Any] | None, name: str) -> str | None:

@@ -17,17 +17,19 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
 from linepush.store.base import StoreError
 from linepush.store.base import new_retry_key as fresh_retry_key
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_COLUMNS, Prepared, SQLStore, add_for_this_thread
+from linepush.store.sql import OUTBOX_COLUMNS, Prepared, Run, SQLStore, add_for_this_thread
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
+
+T = TypeVar("T")
 
 #: Seconds a write waits for another process's transaction before giving up with StoreError.
 DEFAULT_BUSY_TIMEOUT: Final = 30.0
@@ -132,11 +134,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID
         """,
     ),
-    # A gateway token bound to a route table of the configuration instead of one recipient. Its
+    # 4 → 5: a gateway token bound to a route table of the configuration instead of one recipient. Its
     # recipient_id is '' (not NULL: making the column nullable would mean rebuilding the table in SQLite).
     (
         "ALTER TABLE gateway_tokens ADD COLUMN route_table TEXT"
         " CHECK ((route_table IS NULL) = (recipient_id <> ''))",
+    ),
+    # 5 → 6: digests (several notifications to one chat merged into one push), and gateway tokens' windows.
+    (
+        # One row per digest push: the notifications merged so far, and when its window closes. Deleted with
+        # its outbox row.
+        """
+        CREATE TABLE outbox_digests (
+            message_id   INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+            channel_id   TEXT NOT NULL,
+            recipient_id TEXT NOT NULL,
+            silent       INTEGER NOT NULL CHECK (silent IN (0, 1)),
+            closes_at    REAL NOT NULL,
+            parts        TEXT NOT NULL
+        )
+        """,
+        # Finds a chat's open digest on every append.
+        "CREATE INDEX outbox_digests_open ON outbox_digests (channel_id, recipient_id, silent, closes_at)",
+        """
+        CREATE TABLE gateway_token_digests (
+            token_id       INTEGER PRIMARY KEY REFERENCES gateway_tokens (id) ON DELETE CASCADE,
+            window_seconds REAL NOT NULL
+        )
+        """,
     ),
 )
 
@@ -278,6 +303,13 @@ class SQLiteStore(SQLStore):
     claim_sql = _CLAIM
     claim_by_channel_sql = _CLAIM_BY_CHANNEL
     stored_schema_version_sql = "PRAGMA user_version"
+    json_value_sql = "?"
+    digest_lock_sql = None  # BEGIN IMMEDIATE: one writer at a time
+    digest_row_lock_sql = ""
+
+    def _transaction(self, work: Callable[[Run], T]) -> T:
+        with self._write() as conn, _store_errors(self._path):
+            return work(lambda sql, params: conn.execute(sql, params).fetchall())
 
     def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._read(sql, params)
