@@ -30,7 +30,7 @@ from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to
 from linepush.outbox import Outbox, paused_channels, resume_channel
-from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store
+from linepush.store import MESSAGE_STATES, MessageState, OutboxMessage, Store, StoreError
 from linepush.store.base import DigestAppend
 from linepush.worker import Worker, WorkerConfig, WorkerStats
 
@@ -295,9 +295,21 @@ def send_with_outbox(
         from linepush.worker import WORKER_CALL_RETRY
 
         client = AsyncLineClient(channel, store=store, api_base=api_base, retry=WORKER_CALL_RETRY)
-    result = drain_with_progress(
-        store, client, ids, channel_id=box.channel_id, progress=progress, deadline=deadline
-    )
+    try:
+        result = drain_with_progress(
+            store, client, ids, channel_id=box.channel_id, progress=progress, deadline=deadline
+        )
+    except KeyboardInterrupt:
+        # The worker gave back what it held: what is not delivered stays queued, and running the command
+        # again would queue (and send) it a second time.
+        left = _undelivered(store, ids)
+        say(
+            f"interrupted: {left} of {len(ids)} request(s) stay queued and `linepush worker` delivers them "
+            "(with their retry keys, so nothing goes twice); do not run this command again"
+            if left
+            else f"interrupted: all {len(ids)} request(s) were delivered"
+        )
+        raise
     counts = result.counts
     say(
         f"delivered {counts['delivered']} of {len(ids)} request(s)"
@@ -320,6 +332,14 @@ def send_with_outbox(
         data["paused_until"] = result.stats.paused_until
     data["counts"] = dict(counts)
     return result.exit_code, data
+
+
+def _undelivered(store: Store, ids: Sequence[int]) -> int:
+    try:
+        rows = [store.get_message(i) for i in ids]
+    except StoreError:
+        return len(ids)
+    return sum(1 for r in rows if r is None or r.state in ("queued", "sending"))
 
 
 async def _with_client(client: Any, work: Any) -> Any:

@@ -270,6 +270,12 @@ def send_command(
     except MulticastError as exc:
         show_result(inv, request, exc.result)
         raise
+    except KeyboardInterrupt:
+        inv.note(
+            "interrupted: the message may have reached LINE already; to send it again without risking a "
+            f"duplicate, run the same command with --retry-key {request.retry_key}"
+        )
+        raise
     except LinePushError as exc:
         # Without a token nothing was sent: there is no attempt a retry key would protect.
         if (exc.retryable or isinstance(exc, OutcomeUnknownError)) and not isinstance(
