@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from tests.outbox.kit import user
 
 import linepush
 from linepush.store import open_store
+from tests.outbox.kit import user
 
 CHANNEL_ID = "1234567890"
 
