@@ -14,7 +14,6 @@ so it depends only on what lies below it (the store, :mod:`linepush.api.tokens`,
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import math
@@ -41,6 +40,8 @@ from linepush.errors import (
 from linepush.store import Store, TokenRecord, open_store
 
 if TYPE_CHECKING:
+    import asyncio
+
     from linepush.api.tokens import IssuedToken
     from linepush.keys import AssertionSigner
 
@@ -367,6 +368,8 @@ class TokenManager:
         token = self._from_memory()
         if token is not None:
             return token
+        import asyncio  # here: a sync caller (a one-shot command) never needs asyncio
+
         loop = asyncio.get_running_loop()
         future = self._inflight
         if future is None or future.done() or future.get_loop() is not loop:

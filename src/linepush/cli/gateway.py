@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail, when
+from linepush.cli._command import command
+from linepush.cli.invocation import Exit, Invocation, fail, when
 from linepush.errors import ValidationError
 from linepush.service.gateway_tokens import create_gateway_token, target_type
 from linepush.service.store import GatewayToken, WebhookRecipient, gateway_store

@@ -9,30 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from linepush.cli.invocation import fail, when
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to
 
-__all__ = ["PAST_TOLERANCE", "ToOption", "parse_at", "read_messages", "read_recipients", "scheduled_time"]
+__all__ = ["PAST_TOLERANCE", "parse_at", "read_messages", "read_recipients", "scheduled_time"]
 
 _JSON_SHAPES = 'a list of LINE message objects, one message object, or {"messages": [...]}'
-
-
-ToOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--to",
-        "-t",
-        help="Recipient: a user (U…), group (C…) or room (R…) id. Repeat it (or separate ids by commas) to "
-        "multicast to users. Default: `to` of the configuration.",
-        show_default=False,
-        metavar="ID",
-    ),
-]
 
 
 def read_messages(texts: Sequence[str] | None, json_file: str | None) -> list[dict[str, Any]]:

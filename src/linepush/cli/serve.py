@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, fail
 from linepush.cli.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from linepush.config import Channel
 from linepush.errors import ConfigurationError

@@ -12,7 +12,8 @@ from rich.markup import escape
 
 from linepush.api.messaging import DEFAULT_QUOTA_WARNING
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Exit, Invocation, fail
 from linepush.cli.logs import LOG_FORMATS, configure_logging
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
