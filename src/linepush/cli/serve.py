@@ -61,7 +61,13 @@ def make_worker(
             worker = Worker(store, sender, channel_id=channel.channel_id, on_settled=settled)
             if watch is not None:
                 watch.last_claim = lambda: worker.last_claim_at
-            return await worker.run(stop)
+            if metrics is None:
+                return await worker.run(stop)
+            watching = asyncio.create_task(metrics.watch_quota(client, channel.require_id()))
+            try:
+                return await worker.run(stop)
+            finally:
+                watching.cancel()
 
     return deliver
 

@@ -96,9 +96,16 @@ def run_worker(
                 await _mention_quota(client, channel_id, quota_threshold, announce)
             stop = asyncio.Event()
             stop_on_signals(stop)
-            if once:
-                return await worker.run_until_idle(stop)
-            return await worker.run(stop)
+            watching = (
+                asyncio.create_task(metrics.watch_quota(client, channel_id)) if metrics is not None else None
+            )
+            try:
+                if once:
+                    return await worker.run_until_idle(stop)
+                return await worker.run(stop)
+            finally:
+                if watching is not None:
+                    watching.cancel()
 
     return asyncio.run(main())
 
