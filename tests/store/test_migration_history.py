@@ -32,12 +32,14 @@ SHIPPED = {
         "8b47207b6cbb8a2d",
         "31867138a23c3aad",
         "3e6d1cba3c335886",
+        "67a41aea59300565",
     ],
     "postgresql": [
         "c4d320a39d80b486",
         "bdfbd2d1026e306f",
         "e353583ca0c6eedd",
         "e407c912f158433d",
+        "23e1dfeb92ed873c",
     ],
 }
 MIGRATIONS = {"sqlite": sqlite_backend.MIGRATIONS, "postgresql": pg_backend.MIGRATIONS}

@@ -202,6 +202,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "INSERT INTO outbox_counts (channel_id, state, n)"
         " SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state",
     ),
+    # → +1: the Notify API's per-token counts of the current window, shared by every gateway process.
+    (
+        """
+        CREATE TABLE notify_usage (
+            token_id     bigint PRIMARY KEY,
+            window_start double precision NOT NULL,
+            calls        integer NOT NULL,
+            images       integer NOT NULL
+        )
+        """,
+    ),
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"

@@ -166,6 +166,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "INSERT INTO outbox_counts (channel_id, state, n)"
         " SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state",
     ),
+    # → +1: the Notify API's per-token counts of the current window, shared by every gateway process.
+    (
+        """
+        CREATE TABLE notify_usage (
+            token_id     INTEGER PRIMARY KEY,
+            window_start REAL NOT NULL,
+            calls        INTEGER NOT NULL,
+            images       INTEGER NOT NULL
+        )
+        """,
+    ),
 )
 
 # Bound parameters per statement, well under SQLite's limit.
