@@ -63,6 +63,7 @@ def make_worker(
                 watch.last_claim = lambda: worker.last_claim_at
             if metrics is None:
                 return await worker.run(stop)
+            await metrics.read_quota(client, channel.require_id())
             watching = asyncio.create_task(metrics.watch_quota(client, channel.require_id()))
             try:
                 return await worker.run(stop)

@@ -96,9 +96,11 @@ def run_worker(
                 await _mention_quota(client, channel_id, quota_threshold, announce)
             stop = asyncio.Event()
             stop_on_signals(stop)
-            watching = (
-                asyncio.create_task(metrics.watch_quota(client, channel_id)) if metrics is not None else None
-            )
+            watching = None
+            if metrics is not None:
+                # Read before the first send, so that the gauges start from LINE's figures of now.
+                await metrics.read_quota(client, channel_id)
+                watching = asyncio.create_task(metrics.watch_quota(client, channel_id))
             try:
                 if once:
                     return await worker.run_until_idle(stop)

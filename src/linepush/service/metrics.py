@@ -168,17 +168,21 @@ class Metrics:
                 self.quota_limit.remove(channel_id)
         self.quota_used.labels(channel_id).set(usage.used)
 
+    async def read_quota(self, client: Any, channel_id: str) -> None:
+        """Set the quota gauges from what LINE says now, through ``client`` (an AsyncLineClient). A failed
+        look keeps the last figures (the sends say what is wrong)."""
+        try:
+            self.observe_usage(channel_id, await client.monthly_usage())
+        except LinePushError:
+            pass
+
     async def watch_quota(self, client: Any, channel_id: str, every: float = QUOTA_WATCH_INTERVAL) -> None:
-        """Keep the quota gauges up to date from ``client`` (an AsyncLineClient): LINE's figures now, then
-        every ``every`` seconds, until cancelled. A failed look keeps the last figures (sends say why)."""
+        """:meth:`read_quota` every ``every`` seconds, until cancelled."""
         import asyncio
 
         while True:
-            try:
-                self.observe_usage(channel_id, await client.monthly_usage())
-            except LinePushError:
-                pass
             await asyncio.sleep(every)
+            await self.read_quota(client, channel_id)
 
     # -- the gateway ---------------------------------------------------------------------------------------
 
