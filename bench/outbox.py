@@ -42,7 +42,7 @@ def _drop_schemas(directory: str, store_url: str) -> None:
     import psycopg
 
     with psycopg.connect(store_url, autocommit=True) as conn:
-        for name in ("enqueue", "drain", "drain_nginx"):
+        for name in ("enqueue", "claim", "drain", "drain_nginx"):
             conn.execute(f'DROP SCHEMA IF EXISTS "{_schema(directory, name)}" CASCADE')
 
 
@@ -68,6 +68,33 @@ def bench_enqueue(
             )
         batched_rate = batched / (time.perf_counter() - start)
     return {"enqueue single msgs/s": single_rate, "enqueue batched msgs/s": batched_rate}
+
+
+def bench_claim_settle(
+    directory: str, messages: int, batch: int, store_url: str | None = None
+) -> dict[str, float]:
+    """The store's own claim and settle, as the worker calls them (``batch`` rows a call), with no sending
+    between: what each statement costs, the outbox's counts kept included."""
+    from linepush.outbox import push_item
+    from linepush.store import open_store
+    from linepush.store.records import Settlement
+
+    with open_store(_store_for(directory, "claim", store_url)) as store:
+        now = time.time()
+        for offset in range(0, messages, 5_000):
+            items = [push_item("1234567890", _user(i % 1000), "m") for i in range(offset, offset + 5_000)]
+            store.enqueue(items[: messages - offset], now - 60)
+        claimed = settled = 0.0
+        while True:
+            start = time.perf_counter()
+            rows = store.claim("bench", batch, 600.0, now)
+            claimed += time.perf_counter() - start
+            if not rows:
+                break
+            start = time.perf_counter()
+            store.settle("bench", now, [Settlement(row.id, "delivered", request_id="r") for row in rows])
+            settled += time.perf_counter() - start
+    return {"claim msgs/s": messages / claimed, "settle msgs/s": messages / settled}
 
 
 def emulator_channel(base: str) -> tuple[str, str]:
@@ -141,6 +168,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="a postgresql:// database to run on (in schemas of this run's own, dropped afterwards); "
         "default: SQLite files in a temporary directory",
     )
+    parser.add_argument(
+        "--store-steps-only",
+        action="store_true",
+        help="only the steps that time the store itself (enqueue, claim, settle): no HTTP server",
+    )
     args = parser.parse_args(argv)
     from bench.stubs import emulator_server, nginx_stub
 
@@ -148,6 +180,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="linepush-bench-outbox-") as directory:
         try:
             results = bench_enqueue(directory, single, batched, 100 if args.smoke else 1_000, args.store)
+            results |= bench_claim_settle(directory, drained, 100, args.store)
+            if args.store_steps_only:
+                print(json.dumps(results))
+                return results
             with nginx_stub(install=not args.smoke) as stub:
                 results |= bench_drain(
                     directory,
@@ -173,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"store: {'PostgreSQL' if args.store else 'SQLite'}")
         print(f"enqueue, one per transaction: {results['enqueue single msgs/s']:>10,.0f} messages/s")
         print(f"enqueue, batched:             {results['enqueue batched msgs/s']:>10,.0f} messages/s")
+        print(f"claim, 100 a call:            {results['claim msgs/s']:>10,.0f} messages/s")
+        print(f"settle, 100 a call:           {results['settle msgs/s']:>10,.0f} messages/s")
         print(
             f"drain to nginx:               {results['drain_nginx msgs/s']:>10,.0f} messages/s "
             f"({drained:,} in {results['drain_nginx s']:.2f} s, concurrency {args.concurrency})"

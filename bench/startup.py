@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "official SDK script": ([sys.executable, "-c", SDK_SCRIPT], env),
         }
         if args.before:
-            before = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
+            # A store of its own: the newer linepush may have migrated the other one past what it knows.
+            before = {
+                **env,
+                "PYTHONPATH": str(Path(args.before).resolve()),
+                "LINEPUSH_STORE": f"sqlite:///{Path(home) / 'before.db'}",
+            }
+            wall(send, before, home)
             commands["linepush --version (before)"] = ([*launcher, "--version"], before)
             commands["linepush send (warm store, before)"] = (send, before)
         wall(send, env, home)  # issues and stores the token: the store is warm from now on

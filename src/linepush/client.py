@@ -7,13 +7,12 @@ no token wires a :class:`~linepush.tokens.TokenManager` that runs its token call
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from linepush._call import (
     AsyncTokenProvider,
@@ -61,6 +60,9 @@ from linepush.transport import (
     Urllib3Transport,
     default_async_transport,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncLineClient", "LineClient", "MulticastError", "TokenSource"]
 
@@ -439,7 +441,7 @@ class AsyncLineClient(_ClientBase):
         pool_size: int = 100,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
         rand: Callable[[], float] = random.random,
         store: Store | str | None = None,
     ) -> None:
@@ -460,6 +462,11 @@ class AsyncLineClient(_ClientBase):
         self._transport: AsyncTransport = transport or default_async_transport(
             self.api_base, timeouts=timeouts, pool_size=pool_size
         )
+        if sleep is None:
+            # Imported here, not at the top: a one-shot command sending with LineClient never needs asyncio.
+            import asyncio
+
+            sleep = asyncio.sleep
         self._sleep = sleep
         self._on_loop = _OnLoop(self)
 
@@ -495,6 +502,8 @@ class AsyncLineClient(_ClientBase):
         if provider is None:
             provider = self._provider = self._managed_tokens(self._on_loop)
         if provider is self._owned_manager:
+            import asyncio
+
             # Its refreshes, in worker threads, send their requests on the loop this call runs on.
             self._on_loop.loop = asyncio.get_running_loop()
         try:
@@ -548,6 +557,8 @@ class AsyncLineClient(_ClientBase):
             notification_disabled=notification_disabled,
             custom_aggregation_units=custom_aggregation_units,
         )
+        import asyncio
+
         outcomes = await asyncio.gather(*(self.run(op) for _, op in pairs), return_exceptions=True)
         return _multicast_outcome([chunk for chunk, _ in pairs], outcomes)
 
@@ -643,6 +654,8 @@ class AsyncLineClient(_ClientBase):
 
     async def aclose(self) -> None:
         if self._owned_manager is not None:
+            import asyncio
+
             # A background refresh may be sending on this loop: let it finish while the loop runs.
             await asyncio.to_thread(self._owned_manager.join_background, 5)
         self._close_manager()
@@ -675,6 +688,8 @@ class _OnLoop:
             raise ConfigurationError(
                 "this AsyncLineClient's event loop is gone: no token can be had through it"
             )
+        import asyncio
+
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

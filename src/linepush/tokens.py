@@ -14,8 +14,8 @@ so it depends only on what lies below it (the store, :mod:`linepush.api.tokens`,
 
 from __future__ import annotations
 
-import asyncio
 import enum
+import inspect
 import logging
 import math
 import os
@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
@@ -41,6 +42,8 @@ from linepush.errors import (
 from linepush.store import Store, TokenRecord, open_store
 
 if TYPE_CHECKING:
+    import asyncio
+
     from linepush.api.tokens import IssuedToken
     from linepush.keys import AssertionSigner
 
@@ -49,8 +52,10 @@ __all__ = [
     "Freshness",
     "TokenClient",
     "TokenEndpoints",
+    "TokenEvent",
     "TokenManager",
     "TokenUnavailableError",
+    "add_token_listener",
 ]
 
 T = TypeVar("T")
@@ -70,6 +75,56 @@ MAX_V21_LIFETIME = 2_592_000
 _V21_RETRY_AFTER_CAP = 3600.0
 
 _TOKEN_KINDS: tuple[KindChoice, ...] = ("auto", "v2.1", "v3", "v2", "static")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """What a :class:`TokenManager` did with a token, for metrics and audits; never the token itself.
+
+    ``what`` is "issued" (LINE issued a token to this manager), "refreshed" (the token held was replaced by
+    a newer one before it ran out, issued here or found in the store) or "refused" (LINE answered 401 for
+    the token held: it is dropped and another one obtained). ``kind`` is the token's: v2.1, v3, v2 or
+    static.
+    """
+
+    what: Literal["issued", "refreshed", "refused"]
+    channel_id: str
+    kind: str
+
+
+TokenListener = Callable[[TokenEvent], None]
+# Weak references: a listener (a metrics registry's method, say) goes away with its owner.
+_listeners: list[weakref.ref[TokenListener]] = []
+_listeners_lock = threading.Lock()
+
+
+def add_token_listener(listener: TokenListener) -> Callable[[], None]:
+    """Call ``listener`` with every :class:`TokenEvent` of every TokenManager of this process (and a
+    LineClient's own), in the thread that caused it; returns the function that removes it. The listener is
+    held weakly (a bound method lives as long as its object): it must be quick and must not raise."""
+    ref: weakref.ref[TokenListener] = (
+        weakref.WeakMethod(listener) if inspect.ismethod(listener) else weakref.ref(listener)
+    )
+    with _listeners_lock:
+        _listeners.append(ref)
+
+    def remove() -> None:
+        with _listeners_lock:
+            if ref in _listeners:
+                _listeners.remove(ref)
+
+    return remove
+
+
+def _tell(event: TokenEvent) -> None:
+    with _listeners_lock:
+        alive = [listener for listener in (ref() for ref in _listeners) if listener is not None]
+        _listeners[:] = [ref for ref in _listeners if ref() is not None]
+    for listener in alive:
+        try:
+            listener(event)
+        except Exception:  # a listener must not break getting a token
+            log.exception("a token listener failed")
 
 
 def _kind_from_env() -> KindChoice:
@@ -367,6 +422,8 @@ class TokenManager:
         token = self._from_memory()
         if token is not None:
             return token
+        import asyncio  # here: a sync caller (a one-shot command) never needs asyncio
+
         loop = asyncio.get_running_loop()
         future = self._inflight
         if future is None or future.done() or future.get_loop() is not loop:
@@ -385,6 +442,7 @@ class TokenManager:
         held = self._held
         if held is None or held.value != token or self.kind == "static":
             return
+        self._tell("refused", self.kind)
         self._held = None
         self._next_check = -math.inf
         self._distrust_store = True
@@ -435,7 +493,13 @@ class TokenManager:
             self._start_background(now)
         return held.value
 
+    def _tell(self, what: Literal["issued", "refreshed", "refused"], kind: str) -> None:
+        if _listeners:
+            _tell(TokenEvent(what, self.channel.channel_id or "", kind))
+
     def _adopt(self, record: TokenRecord) -> str:
+        if self._held is not None and self._held.record_id != record.id:
+            self._tell("refreshed", record.kind)
         expires = record.expires_at if record.expires_at is not None else math.inf
         lifetime = expires - record.issued_at
         window = min(self.refresh_window, lifetime * 0.5)
@@ -489,6 +553,7 @@ class TokenManager:
                         now,
                         issued.expires_at,
                     )
+                    self._tell("issued", kind)
                     superseded = store.supersede_others(channel_id, record.kind, record.id, now)
                     if superseded and self._may_revoke():
                         self._revoke_at = min(self._revoke_at, now + self.revoke_grace)

@@ -117,7 +117,7 @@ def test_bad_recipient_id_is_refused_locally(cli: Cli) -> None:
     before = cli.api_requests()
     result = cli("send", "--to", "alice", "hi")
     assert result.exit_code == 2
-    assert "no recipient named 'alice'; an id must be a user ID" in result.stderr
+    assert "no recipient named 'alice', and as an id: Must be a user ID" in result.stderr
     assert cli.api_requests() == before
 
 

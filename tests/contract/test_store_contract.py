@@ -7,9 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from linepush.errors import ValidationError
 from linepush.store import NewMessage, OutboxMessage, Store, StoreError, TokenRecord
+from linepush.store.records import Settlement
+from linepush.store.sql import SQLStore
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-token-value-0123456789"
 PAYLOAD: dict[str, Any] = {"to": "U" + "4" * 32, "messages": [{"type": "text", "text": "Hello, world1"}]}
@@ -901,3 +906,111 @@ def test_threads_appending_to_one_chat_lose_no_part(store: Store) -> None:
     for n in range(6):  # each appender's parts in the order it appended them
         mine = [t for t in got if t.startswith(f"{n}.")]
         assert mine == [f"{n}.{i}" for i in range(15)]
+
+
+# -- the counts by channel and state ----------------------------------------------------------------------
+
+
+def counted_rows(store: Store) -> dict[tuple[str, str], int]:
+    """The outbox's rows by channel and state, counted from the rows themselves."""
+    assert isinstance(store, SQLStore)
+    rows = store.select("SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state")
+    return {(channel, state): int(n) for channel, state, n in rows}
+
+
+def assert_counts_exact(store: Store) -> None:
+    truth = counted_rows(store)
+    assert store.counts_by_channel() == truth
+    for channel in ("1000", "2000", None):
+        expected = {state: 0 for state in ("queued", "sending", "delivered", "failed")}
+        for (row_channel, state), n in truth.items():
+            if channel in (None, row_channel):
+                expected[state] += n
+        assert store.counts(channel) == expected
+
+
+class CountsMachine(RuleBasedStateMachine):
+    """Every write the outbox knows, in any order, on one store: its counts stay those of its rows."""
+
+    store: Store
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1_000.0 + 10_000.0 * CountsMachine.round
+        CountsMachine.round += 1
+
+    round = 0
+
+    def leased(self) -> list[OutboxMessage]:
+        return self.store.list_messages(state="sending", limit=1000)
+
+    @rule(n=st.integers(1, 4), channel=st.sampled_from(["1000", "2000"]), later=st.booleans())
+    def enqueue(self, n: int, channel: str, later: bool) -> None:
+        due = self.now + (30.0 if later else 0.0)
+        self.store.enqueue([push(f"m{i}", channel, not_before=due) for i in range(n)], now=self.now)
+
+    @rule(
+        worker=st.sampled_from(["w1", "w2"]),
+        limit=st.integers(1, 5),
+        channel=st.sampled_from([None, "1000", "2000"]),
+    )
+    def claim(self, worker: str, limit: int, channel: str | None) -> None:
+        # Rows whose lease ran out are taken over too: the lease expiry path.
+        self.store.claim(worker, limit, 20.0, self.now, channel)
+
+    @rule(outcome=st.sampled_from(["delivered", "retry", "failed"]), pick=st.integers(0, 3))
+    def settle(self, outcome: Any, pick: int) -> None:
+        leased = self.leased()[pick::4]
+        by_owner: dict[str, list[Settlement]] = {}
+        for message in leased:
+            due = self.now + 5.0 if outcome == "retry" else None
+            error = None if outcome == "delivered" else {"type": "Test"}
+            settlement = Settlement(message.id, outcome, not_before=due, error=error)
+            by_owner.setdefault(message.lease_owner or "", []).append(settlement)
+        for owner, items in by_owner.items():
+            self.store.settle(owner, self.now, items)
+
+    @rule()
+    def release(self) -> None:
+        for message in self.leased()[:2]:
+            self.store.release([message.id], message.lease_owner or "", self.now)
+
+    @rule()
+    def renew(self) -> None:
+        for message in self.leased()[:2]:
+            self.store.renew_leases([message.id], message.lease_owner or "", 20.0, self.now)
+
+    @rule(everything=st.booleans(), fresh_key=st.booleans())
+    def requeue(self, everything: bool, fresh_key: bool) -> None:
+        failed = self.store.list_messages(state="failed", limit=2)
+        ids = None if everything else [m.id for m in failed]
+        self.store.requeue(ids, now=self.now, new_retry_key=fresh_key)
+
+    @rule(states=st.sets(st.sampled_from(["queued", "delivered", "failed"]), min_size=1))
+    def purge(self, states: set[Any]) -> None:
+        self.store.purge(states, older_than=0.0, now=self.now + 0.5)
+
+    @rule(seconds=st.sampled_from([1.0, 25.0]))
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+
+    @invariant()
+    def counts_are_exact(self) -> None:
+        assert_counts_exact(self.store)
+
+
+def test_counts_stay_exact_through_every_write(store: Store) -> None:
+    CountsMachine.store = store
+    run_state_machine_as_test(
+        CountsMachine, settings=settings(max_examples=15, stateful_step_count=25, deadline=None)
+    )
+
+
+def test_counts_forget_a_purged_channel(store: Store) -> None:
+    store.enqueue([push("a", "2000")], now=1.0)
+    (leased,) = store.claim("w", 1, 10.0, 2.0)
+    store.mark_failed(leased.id, "w", 3.0, {"type": "Test"})
+    assert store.counts_by_channel() == {("2000", "failed"): 1}
+    assert store.purge(["failed"], older_than=0.0, now=4.0) == 1
+    assert store.counts_by_channel() == {}
+    assert store.counts("2000") == {"queued": 0, "sending": 0, "delivered": 0, "failed": 0}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from linepush.errors import ConfigurationError, ValidationError
-from linepush.service.store import GatewayStore, RecipientSighting, gateway_store
+from linepush.service.store import GatewayStore, NotifyUsage, RecipientSighting, gateway_store
 from linepush.store import Store
 
 USER = "U" + "4" * 32
@@ -285,3 +285,47 @@ def test_a_bad_token_digest_window_is_refused(gateway: GatewayStore, window: Any
 def test_the_digest_window_of_an_unknown_token_is_a_lookup_error(gateway: GatewayStore) -> None:
     with pytest.raises(LookupError):
         gateway.set_gateway_token_digest(12345, 30.0)
+
+
+# -- the Notify API's limits, shared through the store -------------------------------------------------------
+
+
+def test_notify_counts_go_up_to_the_limit_per_token_and_window(gateway: GatewayStore) -> None:
+    taken = [gateway.take_notify(1, 3600.0, "calls", 3) for _ in range(4)]
+    assert [t.calls if t else None for t in taken] == [1, 2, 3, None]
+    assert gateway.notify_usage(1, 3600.0) == NotifyUsage(3, 0)
+    assert gateway.take_notify(2, 3600.0, "calls", 3) == NotifyUsage(1, 0)  # another token, its own count
+    # Uploads have their own count in the same window; giving one back frees it.
+    assert gateway.take_notify(1, 3600.0, "images", 1) == NotifyUsage(3, 1)
+    assert gateway.take_notify(1, 3600.0, "images", 1) is None
+    gateway.give_back_notify(1, 3600.0, "images")
+    assert gateway.notify_usage(1, 3600.0) == NotifyUsage(3, 0)
+    gateway.give_back_notify(1, 3600.0, "images")  # never below nothing
+    assert gateway.notify_usage(1, 3600.0) == NotifyUsage(3, 0)
+    # The next window starts from nothing; the last one is forgotten.
+    assert gateway.notify_usage(1, 7200.0) == NotifyUsage(0, 0)
+    assert gateway.take_notify(1, 7200.0, "calls", 3) == NotifyUsage(1, 0)
+    assert gateway.notify_usage(1, 3600.0) == NotifyUsage(0, 0)
+    assert gateway.take_notify(1, 7200.0, "images", 0) is None  # uploads may be switched off
+
+
+def test_notify_counts_never_pass_the_limit_under_contention(gateway: GatewayStore) -> None:
+    import threading
+
+    granted: list[NotifyUsage] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        for _ in range(10):
+            used = gateway.take_notify(5, 0.0, "calls", 25)
+            if used is not None:
+                with lock:
+                    granted.append(used)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(u.calls for u in granted) == list(range(1, 26))
+    assert gateway.notify_usage(5, 0.0) == NotifyUsage(25, 0)

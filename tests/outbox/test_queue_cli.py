@@ -77,7 +77,7 @@ def test_add_prints_json(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["--to", "Uxyz", "hi"], "to: Must be a user ID"),
+        (["--to", "Uxyz", "hi"], "Must be a user ID (U...)"),
         (["--to", user(1), "x" * 5001], "messages[0].text"),
         (["--to", user(1)], "nothing to send"),
         (["hi"], "no recipient"),

@@ -55,6 +55,21 @@ def delivered(store_path: Path, channel_id: str) -> int:
         return store.counts(channel_id)["delivered"]
 
 
+def start_worker(
+    emulator: Emulator, channel: Channel, db: Path, home: Path, *args: str
+) -> subprocess.Popen[str]:
+    """`linepush worker ARGS` for ``channel`` on the store ``db``, sending to ``emulator``."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        **worker_env(db, channel),
+        "PYTHONPATH": str(SRC),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "LINEPUSH_API_BASE": str(emulator.url),
+    }
+    command = [sys.executable, "-m", "linepush", "worker", *args]
+    return subprocess.Popen(command, env=env, cwd=home, stderr=subprocess.PIPE, text=True)
+
+
 def test_worker_metrics_port_json_logs_and_shared_rate_limit(
     live_emulator: Emulator, line_channel: Channel, tmp_path: Path
 ) -> None:
@@ -63,25 +78,17 @@ def test_worker_metrics_port_json_logs_and_shared_rate_limit(
     with SQLiteStore(db) as store:
         Outbox(store, channel_id).enqueue([push_item(channel_id, USER, f"m{i}") for i in range(3)])
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
-        **worker_env(db, line_channel),
-        "PYTHONPATH": str(SRC),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "LINEPUSH_API_BASE": live_emulator.url,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "linepush",
-        "worker",
+    process = start_worker(
+        live_emulator,
+        line_channel,
+        db,
+        tmp_path,
         "--metrics-port",
         str(port),
         "--log-format",
         "json",
         "--shared-rate-limit",
-    ]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    )
     try:
         wait_for(lambda: delivered(db, channel_id) == 3, "the worker did not deliver")
         text, found = scrape(f"http://127.0.0.1:{port}/metrics")
@@ -102,3 +109,47 @@ def test_worker_metrics_port_json_logs_and_shared_rate_limit(
     with sqlite3.connect(db) as conn:
         keys = [key for (key,) in conn.execute("SELECT key FROM rate_limits")]
     assert keys and all(key.startswith(f"{channel_id}:") for key in keys)
+
+
+def test_worker_metrics_count_tokens_refusals_and_the_quota(
+    live_emulator: Emulator, assertion_key: PrivateKey, tmp_path: Path
+) -> None:
+    channel = make_channel(live_emulator, assertion_key, tmp_path, monthly_quota=1000)
+    channel_id = channel.require_id()
+    db = tmp_path / "worker.db"
+    from linepush.client import LineClient
+
+    # One message of the month used before the worker starts: its quota gauges say LINE's figures.
+    with LineClient(channel, api_base=live_emulator.url, store=f"sqlite:///{tmp_path / 'other.db'}") as line:
+        line.push(USER, "before")
+    with SQLiteStore(db) as store:
+        Outbox(store, channel_id).enqueue([push_item(channel_id, USER, f"m{i}") for i in range(2)])
+    port = free_port()
+    process = start_worker(live_emulator, channel, db, tmp_path, "--metrics-port", str(port))
+    try:
+        wait_for(lambda: delivered(db, channel_id) == 2, "the worker did not deliver")
+        # LINE refuses the token once: the worker drops it, gets another and the message still goes.
+        live_emulator.admin.call(
+            "POST",
+            "/_emulator/faults",
+            {"path": "/v2/bot/message/push", "mode": "status", "status": 401, "count": 1},
+        )
+        with SQLiteStore(db) as store:
+            Outbox(store, channel_id).enqueue([push_item(channel_id, USER, "after a refusal")])
+        wait_for(lambda: delivered(db, channel_id) == 3, "the worker did not deliver after the 401")
+        text, found = scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    labels = (("channel", channel_id), ("kind", "v2.1"))
+    assert found[("linepush_token_issues_total", labels)] == 2
+    assert found[("linepush_token_refusals_total", labels)] == 1
+    assert found.get(("linepush_token_refreshes_total", labels), 0) == 0
+    # The refused send was retried with the new token inside the client: no 401 reached the worker.
+    assert found.get(("linepush_line_unauthorized_total", (("channel", channel_id),)), 0) == 0
+    assert found[("linepush_quota_limit_messages", (("channel", channel_id),))] == 1000
+    assert found[("linepush_quota_used_messages", (("channel", channel_id),))] == 1
+    assert found[("linepush_deliveries_total", (("channel", channel_id),))] == 3
+    for secret in (channel.require_secret().reveal(), "after a refusal", USER):
+        assert secret not in text

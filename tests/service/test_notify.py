@@ -13,6 +13,7 @@ from linepush.service.gateway_tokens import TOKEN_BYTES, hash_gateway_token
 from linepush.service.notify_limits import RateLimits
 from linepush.service.store import gateway_store
 from linepush.store import Store
+from linepush.store.sql import SQLStore
 from tests.service.conftest import (
     CHANNEL_ID,
     GROUP,
@@ -532,17 +533,20 @@ def test_image_retention_must_be_positive() -> None:
         GatewayConfig(image_retention=0)
 
 
-def test_the_limiter_forgets_tokens_idle_since_an_earlier_window() -> None:
+def test_the_limits_keep_one_row_per_token_whatever_the_window(store: Store) -> None:
+    import asyncio
+
     from linepush.service.notify_limits import NotifyRateLimiter
 
-    limiter = NotifyRateLimiter(RateLimits(calls=2, window=3600.0))
-    for token_id in range(10_001):
-        assert limiter.take_call(token_id, HOUR)
-    assert limiter.take_call(0, HOUR + 10)
-    assert not limiter.take_call(0, HOUR + 20)
-    assert limiter.take_call(10_001, HOUR + 3600)  # a new window: the idle ones are dropped
-    assert len(limiter._used) == 1
-    assert limiter.quota(0, HOUR + 3600).remaining == 2
+    limiter = NotifyRateLimiter(store, RateLimits(calls=2, window=3600.0))
+    for hour in range(3):
+        now = HOUR + hour * 3600.0
+        assert asyncio.run(limiter.take_call(7, now)) is not None
+        assert asyncio.run(limiter.take_call(7, now + 10)) is not None
+        assert asyncio.run(limiter.take_call(7, now + 20)) is None
+    assert asyncio.run(limiter.quota(7, HOUR + 3 * 3600.0)).remaining == 2
+    assert isinstance(store, SQLStore)
+    assert store.select("SELECT count(*) FROM notify_usage") == [(1,)]
 
 
 def test_readiness_says_so_when_the_store_cannot_be_written(channel: Channel, clock: Clock) -> None:

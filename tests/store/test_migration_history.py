@@ -16,7 +16,7 @@ import pytest
 from tests.support.pg import PG_URL, admin_connect, fresh_schema
 
 from linepush.service.store import RecipientSighting, gateway_store
-from linepush.store import Store
+from linepush.store import NewMessage, Store
 from linepush.store import postgres as pg_backend
 from linepush.store import sqlite as sqlite_backend
 
@@ -26,8 +26,21 @@ TOKEN_HASH = "ab" * 32
 # The first 16 hex digits of the SHA-256 of each shipped migration's repr. Append a migration and its digest;
 # never change one of these: databases in the field were made by those statements.
 SHIPPED = {
-    "sqlite": ["8211f0e85f68b1be", "b21b553700d326da", "8b47207b6cbb8a2d", "31867138a23c3aad"],
-    "postgresql": ["c4d320a39d80b486", "bdfbd2d1026e306f", "e353583ca0c6eedd"],
+    "sqlite": [
+        "8211f0e85f68b1be",
+        "b21b553700d326da",
+        "8b47207b6cbb8a2d",
+        "31867138a23c3aad",
+        "3e6d1cba3c335886",
+        "67a41aea59300565",
+    ],
+    "postgresql": [
+        "c4d320a39d80b486",
+        "bdfbd2d1026e306f",
+        "e353583ca0c6eedd",
+        "e407c912f158433d",
+        "23e1dfeb92ed873c",
+    ],
 }
 MIGRATIONS = {"sqlite": sqlite_backend.MIGRATIONS, "postgresql": pg_backend.MIGRATIONS}
 
@@ -94,23 +107,45 @@ def _check_rows_survive(store: Store, tables: set[str]) -> None:
     assert store.counts()["queued"] == 0
 
 
-@pytest.mark.parametrize("version", range(1, len(sqlite_backend.MIGRATIONS)))
-def test_a_sqlite_file_of_an_earlier_version_opens_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
-    path = tmp_path / "old.db"
-    applied = sqlite_backend.MIGRATIONS[:version]
-    tables = _tables(applied)
+def _old_sqlite_file(path: Path, applied: tuple[tuple[str, ...], ...], rows: list[str]) -> None:
+    """An SQLite store as a linepush of ``len(applied)`` migrations left it, with ``rows`` written."""
     old = sqlite3.connect(path, isolation_level=None)
     try:
         old.execute("PRAGMA journal_mode = WAL")
         for statements in applied:
             for statement in statements:
                 old.execute(statement)
-        for table in tables:
-            old.execute(_ROWS[table])
-        old.execute(f"PRAGMA user_version = {version}")
+        for row in rows:
+            old.execute(row)
+        old.execute(f"PRAGMA user_version = {len(applied)}")
     finally:
         old.close()
     path.chmod(0o600)
+
+
+def _old_postgresql_schema(schema: str, applied: tuple[tuple[str, ...], ...], rows: list[str]) -> None:
+    """A PostgreSQL schema as a linepush of ``len(applied)`` migrations left it, with ``rows`` written."""
+    with admin_connect() as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(
+            "CREATE TABLE linepush_migrations"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for number, statements in enumerate(applied, start=1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO linepush_migrations (version) VALUES (%s)", (number,))
+        for row in rows:
+            conn.execute(row)
+
+
+@pytest.mark.parametrize("version", range(1, len(sqlite_backend.MIGRATIONS)))
+def test_a_sqlite_file_of_an_earlier_version_opens_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "old.db"
+    applied = sqlite_backend.MIGRATIONS[:version]
+    tables = _tables(applied)
+    _old_sqlite_file(path, applied, [_ROWS[table] for table in tables])
     with sqlite_backend.SQLiteStore(path) as store:
         assert store.schema_version == len(sqlite_backend.MIGRATIONS)
         _check_rows_survive(store, tables)
@@ -128,19 +163,54 @@ def test_a_postgresql_schema_of_an_earlier_version_opens_and_keeps_its_rows(
 ) -> None:
     applied = pg_backend.MIGRATIONS[:version]
     tables = _tables(applied)
-    with admin_connect() as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.execute(f'SET search_path TO "{schema}"')
-        conn.execute(
-            "CREATE TABLE linepush_migrations"
-            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for number, statements in enumerate(applied, start=1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO linepush_migrations (version) VALUES (%s)", (number,))
-        for table in tables:
-            conn.execute(_ROWS[table])
+    _old_postgresql_schema(schema, applied, [_ROWS[table] for table in tables])
     with pg_backend.PostgresStore(PG_URL, schema=schema) as store:
         assert store.schema_version == len(pg_backend.MIGRATIONS)
         _check_rows_survive(store, tables)
+
+
+# -- the outbox's counts, backfilled ---------------------------------------------------------------------
+
+_OUTBOX_ROWS = [("1000", "queued"), ("1000", "queued"), ("1000", "delivered"), ("2000", "failed")]
+
+
+def _before_counts(migrations: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """The migrations up to the one that adds outbox_counts (wherever others' land around it)."""
+    index = next(i for i, m in enumerate(migrations) if any("CREATE TABLE outbox_counts" in s for s in m))
+    return migrations[:index]
+
+
+def _outbox_row(channel: str, state: str, n: int, false: str = "0") -> str:
+    return (
+        "INSERT INTO outbox (channel_id, kind, payload, retry_key, retry_key_given, state, attempts,"
+        f" not_before, created_at, updated_at) VALUES ('{channel}', 'push', '{{}}', 'k{n}', {false},"
+        f" '{state}', 0, 1.0, 1.0, 1.0)"
+    )
+
+
+def test_a_sqlite_file_from_before_the_counts_gets_them_counted(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    applied = _before_counts(sqlite_backend.MIGRATIONS)
+    _old_sqlite_file(path, applied, [_outbox_row(c, state, n) for n, (c, state) in enumerate(_OUTBOX_ROWS)])
+    with sqlite_backend.SQLiteStore(path) as store:
+        assert store.counts_by_channel() == {
+            ("1000", "queued"): 2,
+            ("1000", "delivered"): 1,
+            ("2000", "failed"): 1,
+        }
+        store.enqueue([NewMessage("2000", "push", {"to": USER, "messages": []})], now=2.0)
+        assert store.counts("2000") == {"queued": 1, "sending": 0, "delivered": 0, "failed": 1}
+
+
+def test_a_postgresql_schema_from_before_the_counts_gets_them_counted(schema: str) -> None:
+    applied = _before_counts(pg_backend.MIGRATIONS)
+    rows = [_outbox_row(c, state, n, false="false") for n, (c, state) in enumerate(_OUTBOX_ROWS)]
+    _old_postgresql_schema(schema, applied, rows)
+    with pg_backend.PostgresStore(PG_URL, schema=schema) as store:
+        assert store.counts_by_channel() == {
+            ("1000", "queued"): 2,
+            ("1000", "delivered"): 1,
+            ("2000", "failed"): 1,
+        }
+        store.enqueue([NewMessage("2000", "push", {"to": USER, "messages": []})], now=2.0)
+        assert store.counts("2000") == {"queued": 1, "sending": 0, "delivered": 0, "failed": 1}

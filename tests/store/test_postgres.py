@@ -84,7 +84,7 @@ def test_the_password_never_shows(schema: str) -> None:
         with admin_connect() as conn:
             conn.execute(f'DROP TABLE "{schema}".outbox CASCADE')  # the digests' table refers to it
         with pytest.raises(StoreError, match="outbox") as caught:
-            store.counts()
+            store.list_messages()
         assert secret not in str(caught.value)
         store.close()
         with pytest.raises(StoreError, match="closed") as closed:

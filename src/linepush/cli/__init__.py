@@ -68,6 +68,13 @@ def main() -> None:
     if argv == ["--version"]:
         print(f"linepush {__version__}")
         return
+    if argv[:1] == ["send"]:
+        # The common forms of a send run without typer (see linepush.cli._fast); the rest fall through.
+        from linepush.cli._fast import run_send
+
+        code = run_send(argv[1:])
+        if code is not None:
+            sys.exit(code)
     _register(argv)
     from linepush.cli._app import app
 

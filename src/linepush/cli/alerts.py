@@ -11,7 +11,8 @@ import typer
 
 from linepush._secret import Secret
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, fail
 from linepush.errors import ConfigurationError
 from linepush.service.store import gateway_store
 

@@ -9,7 +9,8 @@ from rich.markup import escape
 
 from linepush._secret import Secret
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation
 from linepush.config import (
     ENV_VARS,
     SETTING_NAMES,

@@ -14,7 +14,8 @@ from typing import Any
 import urllib3
 
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, print_error
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, print_error
 from linepush.client import LineClient
 from linepush.config import Channel
 from linepush.errors import LineApiError

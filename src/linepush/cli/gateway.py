@@ -10,8 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.inputs import DigestOption, digest_window
-from linepush.cli.invocation import Invocation, command, fail, when
+from linepush.cli._command import command
+from linepush.cli.inputs import digest_window
+from linepush.cli.invocation import Invocation, fail, when
+from linepush.cli.options import DigestOption
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.service.gateway_tokens import create_gateway_token, token_target_type
 from linepush.service.store import GatewayToken, WebhookRecipient, gateway_store

@@ -9,19 +9,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from linepush.cli.invocation import fail, when
-from linepush.digest import parse_window
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.messages import MAX_TEXT_UTF16, normalize_messages, utf16_len, validate_to
 
 __all__ = [
     "PAST_TOLERANCE",
-    "DigestOption",
-    "ToOption",
     "digest_window",
     "parse_at",
     "read_messages",
@@ -32,35 +27,12 @@ __all__ = [
 _JSON_SHAPES = 'a list of LINE message objects, one message object, or {"messages": [...]}'
 
 
-ToOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--to",
-        "-t",
-        help="Recipient: a user (U…), group (C…) or room (R…) id. Repeat it (or separate ids by commas) to "
-        "multicast to users. Default: `to` of the configuration.",
-        show_default=False,
-        metavar="ID",
-    ),
-]
-
-
-DigestOption = Annotated[
-    str | None,
-    typer.Option(
-        "--digest",
-        metavar="WINDOW",
-        help="Merge what comes for one recipient within this window (30s, 2m, 1h) into one push, a digest "
-        "sent when the window closes: it spares the monthly quota.",
-        show_default=False,
-    ),
-]
-
-
 def digest_window(value: str | None, option: str = "--digest") -> float | None:
     """A digest window given on the command line, in seconds (None when not given)."""
     if value is None:
         return None
+    from linepush.digest import parse_window
+
     try:
         return parse_window(value, option)
     except ValidationError as exc:

@@ -1,14 +1,12 @@
-"""What every command shares: the configuration options, output (tables or JSON), and errors as exit codes.
+"""What every command shares: its settings, output (tables or JSON), and errors as exit codes.
 
-A command is declared with :func:`command`; it receives an :class:`Invocation` first, and the options every
-command takes (``--config``, ``--channel``, ``-o/--json``, ``--debug``…) are added to its signature here, so
-each command module lists only its own options.
+A command is declared with :func:`command` (in :mod:`linepush.cli._command`, with the options every command
+takes); it receives an :class:`Invocation` first. This module does not import typer, so that a command line
+parsed without it (:mod:`linepush.cli._fast`) runs a command exactly as typer would.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import os
 import re
@@ -18,12 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-import typer
-from rich.console import Console
-from rich.table import Table
-
+from linepush.cli._output import Lines, escape
 from linepush.config import Channel, Settings, exposed_key_file, resolve_settings
 from linepush.errors import (
     AuthenticationError,
@@ -40,9 +35,7 @@ if TYPE_CHECKING:
     from linepush.client import LineClient
     from linepush.store import Store
 
-__all__ = ["Exit", "Invocation", "command", "fail", "render_error"]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["Exit", "Invocation", "fail", "render_error", "run_command"]
 
 
 class Exit(IntEnum):
@@ -74,144 +67,6 @@ def fail(message: str, code: Exit = Exit.USAGE, hint: str | None = None) -> NoRe
     raise CommandError(message, code, hint)
 
 
-# --- the options every command gets ------------------------------------------------------------------------
-
-_CONFIG_OPTIONS: list[inspect.Parameter] = [
-    inspect.Parameter(
-        "config_file",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            Path | None,
-            typer.Option(
-                "--config",
-                metavar="FILE",
-                help="Configuration file (default: ./linepush.toml, then the user config dir).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "profile",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--channel",
-                "-c",
-                metavar="NAME",
-                help="Channel profile: a \\[channels.NAME] table of the configuration file.",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "channel_id",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--channel-id",
-                metavar="ID",
-                help="Channel id (over LINE_CHANNEL_ID).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "assertion_key_file",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--key-file",
-                metavar="FILE",
-                help="Private assertion key file (over LINE_ASSERTION_KEY_FILE).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "assertion_kid",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--kid",
-                metavar="KID",
-                help="Key id of the assertion key (over LINE_ASSERTION_KID).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "store",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--store",
-                metavar="URL",
-                help="Store URL or file (over LINEPUSH_STORE).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "api_base",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--api-base",
-                metavar="URL",
-                help="LINE API base URL, e.g. an emulator's (over LINEPUSH_API_BASE).",
-                rich_help_panel="Configuration",
-            ),
-        ],
-    ),
-]
-_CONFIG_FLAG_NAMES = ("channel_id", "assertion_key_file", "assertion_kid", "store", "api_base")
-
-_OUTPUT_OPTION = inspect.Parameter(
-    "output",
-    inspect.Parameter.KEYWORD_ONLY,
-    default="table",
-    annotation=Annotated[
-        str,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output format: table or json.",
-            rich_help_panel="Output",
-            show_default=True,
-        ),
-    ],
-)
-_JSON_OPTION = inspect.Parameter(
-    "json_output",
-    inspect.Parameter.KEYWORD_ONLY,
-    default=False,
-    annotation=Annotated[
-        bool, typer.Option("--json", help="Print JSON (same as -o json).", rich_help_panel="Output")
-    ],
-)
-_DEBUG_OPTION = inspect.Parameter(
-    "debug",
-    inspect.Parameter.KEYWORD_ONLY,
-    default=False,
-    annotation=Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and library logs.", rich_help_panel="Output")
-    ],
-)
-
-
 class Invocation:
     """One run of one command: its settings, output and the resources to close afterwards."""
 
@@ -229,8 +84,8 @@ class Invocation:
         self._config_file = config_file
         self.json = json
         self.debug = debug
-        self.out = Console(soft_wrap=True, highlight=False, width=_width(sys.stdout))
-        self.err = Console(stderr=True, soft_wrap=True, highlight=False, width=_width(sys.stderr))
+        self.out = Lines(width=_width(sys.stdout))
+        self.err = Lines(stderr=True, width=_width(sys.stderr))
         self._settings: Settings | None = None
         self._closers: list[Callable[[], None]] = []
 
@@ -278,25 +133,30 @@ class Invocation:
 
     def resolve(self, given: Sequence[str]) -> list[str]:
         """Ids as they are, names as their ids."""
-        from linepush.config import resolve_recipient
-        from linepush.service.store import gateway_store
         from linepush.store.base import is_recipient_id
 
         if all(is_recipient_id(value) for value in given):
             return list(given)  # no store to open for names
+        from linepush.config import resolve_recipient
+        from linepush.service.store import gateway_store
+
         names = dict(self.settings.recipients)
         channel_id = self.settings.channel.channel_id
         if channel_id is not None and any(value not in names for value in given):
             names = {**gateway_store(self.store()).recipient_names(channel_id), **names}
         resolved = [resolve_recipient(value, names) for value in given]
+        from linepush.messages import validate_to
+
         for value, meant in zip(given, resolved, strict=True):
             if not is_recipient_id(meant) and not _ID_LIKE.fullmatch(value):
-                fail(
-                    f"--to: no recipient named {value!r}; an id must be a user ID (U...), group ID (C...) or "
-                    "room ID (R...): the letter followed by 32 hex digits",
-                    hint="`linepush recipients list` shows the names; "
-                    "`linepush recipients name ID NAME` adds one",
-                )
+                try:
+                    validate_to(value)
+                except ValidationError as exc:
+                    fail(
+                        f"--to: no recipient named {value!r}, and as an id: {exc.reason}",
+                        hint="`linepush recipients list` shows the names; "
+                        "`linepush recipients name ID NAME` adds one",
+                    )
         return resolved
 
     def on_close(self, closer: Callable[[], None]) -> None:
@@ -329,6 +189,8 @@ class Invocation:
         self.err.print(text)
 
     def table(self, title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None)
         table.header_style = "bold"
         for name in columns:
@@ -433,12 +295,12 @@ def _hint(error: BaseException) -> str | None:
 
 
 def print_error(
-    inv: Invocation | None, error: BaseException, *, console: Console | None = None, indent: str = ""
+    inv: Invocation | None, error: BaseException, *, console: Lines | None = None, indent: str = ""
 ) -> None:
     """Print ``error`` for a person (or as JSON with ``--json``): LINE's message, details and request id."""
     info = render_error(error)
     if console is None:
-        console = inv.err if inv is not None else Console(stderr=True, soft_wrap=True, highlight=False)
+        console = inv.err if inv is not None else Lines(stderr=True)
     if inv is not None and inv.json:
         console.file.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return
@@ -468,101 +330,64 @@ def print_error(
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
-
     return escape(text)
 
 
-# --- the decorator --------------------------------------------------------------------------------------
+# --- running a command ---------------------------------------------------------------------------------
+
+#: The configuration options that become settings (the others choose the profile and the file).
+CONFIG_FLAG_NAMES = ("channel_id", "assertion_key_file", "assertion_kid", "store", "api_base")
 
 
-def command(
-    group: typer.Typer,
-    name: str | None = None,
+def run_command(
+    fn: Callable[..., None],
+    shared: Mapping[str, Any],
+    kwargs: Mapping[str, Any],
     *,
-    config: bool = True,
-    data: bool = True,
-    json_flag: bool = True,
-    **command_options: Any,
-) -> Callable[[F], F]:
-    """Register ``fn(inv: Invocation, **own_options)`` on ``group`` with the shared options added.
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Run ``fn(inv, **kwargs)`` with the shared options ``shared`` (output, debug, configuration) and return
+    its exit code: errors are printed for a person (or as JSON) and become :class:`Exit` codes. Exceptions of
+    ``passthrough`` (the command-line parser's own exits) are raised as they are."""
+    output = str(shared.get("output", "table")).lower()
+    as_json = output == "json" or bool(shared.get("json_output"))
+    debug = bool(shared.get("debug"))
+    if debug:
+        import logging
 
-    ``config`` adds the configuration options, ``data`` the output options (``-o`` and, unless
-    ``json_flag`` is false because the command uses ``--json`` for something else, ``--json``).
-    """
-
-    def decorate(fn: F) -> F:
-        signature = inspect.signature(fn, eval_str=True)
-        own = list(signature.parameters.values())[1:]  # the first is the Invocation
-        extra: list[inspect.Parameter] = []
-        if config:
-            extra += _CONFIG_OPTIONS
-        if data:
-            extra.append(_OUTPUT_OPTION)
-            if json_flag:
-                extra.append(_JSON_OPTION)
-        extra.append(_DEBUG_OPTION)
-        taken = {p.name for p in extra}
-
-        @functools.wraps(fn)
-        def run(**kwargs: Any) -> None:
-            shared = {p.name: kwargs.pop(p.name) for p in extra}
-            output = str(shared.get("output", "table")).lower()
-            if output not in ("table", "json"):
-                raise typer.BadParameter("use table or json", param_hint="-o/--output")
-            as_json = output == "json" or bool(shared.get("json_output"))
-            debug = bool(shared["debug"])
-            if debug:
-                import logging
-
-                # Only linepush's own logs, which mask tokens: urllib3's debug lines carry whole URLs, and
-                # some token endpoints take the token or the assertion in the query string.
-                logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-                logging.getLogger("linepush").setLevel(logging.DEBUG)
-            inv = Invocation(
-                {k: shared.get(k) for k in _CONFIG_FLAG_NAMES},
-                profile=shared.get("profile"),
-                config_file=shared.get("config_file"),
-                json=as_json,
-                debug=debug,
+        # Only linepush's own logs, which mask tokens: urllib3's debug lines carry whole URLs, and
+        # some token endpoints take the token or the assertion in the query string.
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("linepush").setLevel(logging.DEBUG)
+    inv = Invocation(
+        {k: shared.get(k) for k in CONFIG_FLAG_NAMES},
+        profile=shared.get("profile"),
+        config_file=shared.get("config_file"),
+        json=as_json,
+        debug=debug,
+    )
+    try:
+        fn(inv, **kwargs)
+    except passthrough:
+        raise
+    except KeyboardInterrupt:
+        inv.err.print("interrupted")
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        if not isinstance(error, LinePushError | CommandError):
+            message = f"unexpected {type(error).__name__}: {error}" + (
+                "" if debug else " (run with --debug for the traceback)"
             )
-            try:
-                fn(inv, **kwargs)
-            except (typer.Exit, typer.Abort, typer.BadParameter):
-                raise
-            except KeyboardInterrupt:
-                inv.err.print("interrupted")
-                raise typer.Exit(130) from None
-            except Exception as error:
-                if debug:
-                    traceback.print_exc()
-                if not isinstance(error, LinePushError | CommandError):
-                    message = f"unexpected {type(error).__name__}: {error}" + (
-                        "" if debug else " (run with --debug for the traceback)"
-                    )
-                    if inv.json:
-                        info = {
-                            "error": type(error).__name__,
-                            "message": message,
-                            "exit_code": int(Exit.REFUSED),
-                        }
-                        inv.err.file.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-                    else:
-                        inv.err.print(f"[red bold]error:[/] {_esc(message)}")
-                    raise typer.Exit(Exit.REFUSED) from None
-                print_error(inv, error)
-                raise typer.Exit(exit_code(error)) from None
-            finally:
-                inv.close()
-
-        clash = taken & {p.name for p in own}
-        if clash:
-            raise TypeError(f"{fn.__name__} declares shared option names {sorted(clash)}")
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
-        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in params}
-        del run.__wrapped__  # typer must see the new signature, not fn's
-        group.command(name, **command_options)(run)
-        return fn
-
-    return decorate
+            if inv.json:
+                info = {"error": type(error).__name__, "message": message, "exit_code": int(Exit.REFUSED)}
+                inv.err.file.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+            else:
+                inv.err.print(f"[red bold]error:[/] {_esc(message)}")
+            return int(Exit.REFUSED)
+        print_error(inv, error)
+        return int(exit_code(error))
+    finally:
+        inv.close()
+    return int(Exit.OK)

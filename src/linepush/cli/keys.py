@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, fail
 from linepush.keys import generate_key_pair, load_private_key
 
 keys_app = typer.Typer(

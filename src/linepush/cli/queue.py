@@ -15,17 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from linepush.cli import app
+from linepush.cli._command import command
 from linepush.cli.cost import YesOption
-from linepush.cli.inputs import (
-    DigestOption,
-    ToOption,
-    digest_window,
-    parse_at,
-    read_messages,
-    read_recipients,
-    scheduled_time,
-)
-from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli.inputs import digest_window, parse_at, read_messages, read_recipients, scheduled_time
+from linepush.cli.invocation import Exit, Invocation, fail
+from linepush.cli.options import DigestOption, ToOption
 from linepush.config import Channel
 from linepush.errors import ValidationError
 from linepush.messages import validate_to

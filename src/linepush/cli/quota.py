@@ -6,8 +6,9 @@ from __future__ import annotations
 from rich.markup import escape
 
 from linepush.cli import app
+from linepush.cli._command import command
 from linepush.cli.cost import quota_warning, usage_record
-from linepush.cli.invocation import Invocation, command
+from linepush.cli.invocation import Invocation
 
 __all__ = ["quota_command"]
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from linepush.cli._command import command
 from linepush.cli.gateway import recipients_app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli.invocation import Invocation, fail
 from linepush.errors import ValidationError
 from linepush.service.store import gateway_store
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, fail
 from linepush.cli.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from linepush.config import Channel
 from linepush.errors import ConfigurationError
@@ -62,7 +63,14 @@ def make_worker(
             if watch is not None:
                 watch.last_claim = lambda: worker.last_claim_at
                 watch.blocked = lambda: worker.blocked
-            return await worker.run(stop)
+            if metrics is None:
+                return await worker.run(stop)
+            await metrics.read_quota(client, channel.require_id())
+            watching = asyncio.create_task(metrics.watch_quota(client, channel.require_id()))
+            try:
+                return await worker.run(stop)
+            finally:
+                watching.cancel()
 
     return deliver
 

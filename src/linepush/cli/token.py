@@ -11,7 +11,8 @@ import typer
 
 from linepush._secret import Secret
 from linepush.cli import app
-from linepush.cli.invocation import Invocation, command, fail, when
+from linepush.cli._command import command
+from linepush.cli.invocation import Invocation, fail, when
 from linepush.config import Channel
 from linepush.store import Store, TokenRecord
 

@@ -12,7 +12,8 @@ from rich.markup import escape
 
 from linepush.api.messaging import DEFAULT_QUOTA_WARNING
 from linepush.cli import app
-from linepush.cli.invocation import Exit, Invocation, command, fail
+from linepush.cli._command import command
+from linepush.cli.invocation import Exit, Invocation, fail
 from linepush.cli.logs import LOG_FORMATS, configure_logging
 from linepush.client import AsyncLineClient
 from linepush.config import Channel
@@ -95,9 +96,18 @@ def run_worker(
                 await _mention_quota(client, channel_id, quota_threshold, announce)
             stop = asyncio.Event()
             stop_on_signals(stop)
-            if once:
-                return await worker.run_until_idle(stop)
-            return await worker.run(stop)
+            watching = None
+            if metrics is not None:
+                # Read before the first send, so that the gauges start from LINE's figures of now.
+                await metrics.read_quota(client, channel_id)
+                watching = asyncio.create_task(metrics.watch_quota(client, channel_id))
+            try:
+                if once:
+                    return await worker.run_until_idle(stop)
+                return await worker.run(stop)
+            finally:
+                if watching is not None:
+                    watching.cancel()
 
     return asyncio.run(main())
 

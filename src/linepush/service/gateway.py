@@ -40,7 +40,7 @@ from linepush.service.notify_form import (
     parse_notify_form,
     read_fields,
 )
-from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, NotifyRateLimiter, RateLimits
+from linepush.service.notify_limits import DEFAULT_RATE_LIMITS, NotifyRateLimiter, Quota, RateLimits
 from linepush.service.store import GatewayToken, gateway_store
 from linepush.store import NewMessage, Store, StoreError
 
@@ -151,7 +151,7 @@ class NotifyApi:
         self.channel_id = channel_id
         self.config = config
         self.clock = clock
-        self.limiter = NotifyRateLimiter(config.rate_limits)
+        self.limiter = NotifyRateLimiter(store, config.rate_limits)
         self.images = config.image_store()
         self.commits = GroupCommit(store, clock)
         self.zone = config.zone()
@@ -163,8 +163,9 @@ class NotifyApi:
     async def notify(self, request: Request) -> Response:
         token = await self._token(request)
         now = self.clock()
-        if not self.limiter.take_call(token.id, now):
-            answer = self._answer(
+        quota = await self.limiter.take_call(token.id, now)
+        if quota is None:
+            answer = await self._answer(
                 429, "Too Many Requests: the rate limit of this token is reached", token, now
             )
             answer.headers["Retry-After"] = str(max(int(answer.headers["X-RateLimit-Reset"]) - int(now), 1))
@@ -172,11 +173,12 @@ class NotifyApi:
         try:
             fields = await read_fields(request, self.config.max_body)
             form = parse_notify_form(fields, self.config.max_message_length)
-            return await self._queue(form, token, now)
+            return await self._queue(form, token, now, quota)
         except NotifyError as exc:
-            return self._answer(exc.status, exc.message, token, now)
+            return await self._answer(exc.status, exc.message, token, now)
 
-    async def _queue(self, form: NotifyRequest, token: GatewayToken, now: float) -> Response:
+    async def _queue(self, form: NotifyRequest, token: GatewayToken, now: float, quota: Quota) -> Response:
+        """Queue the notification; ``quota`` is what the call left (the headers of a text-only answer)."""
         images = self.images
         if form.upload is not None:
             if images is None:
@@ -193,23 +195,24 @@ class NotifyApi:
         item = self._item(form, token, None)
         if form.upload is None or images is None:
             await self._enqueue(item, token)
-            return self._answer(200, "ok", token, now)
-        if not self.limiter.take_image(token.id, now):
+            return notify_response(200, "ok", quota.headers())
+        with_image = await self.limiter.take_image(token.id, now)
+        if with_image is None:
             raise NotifyError(429, "Too Many Requests: the image upload limit of this token is reached")
         try:
             uploaded = await run_in_threadpool(images.save, form.upload, now)
         except OSError:
-            self.limiter.give_back_image(token.id, now)
+            await self.limiter.give_back_image(token.id, now)
             log.error("could not keep an uploaded image in %s", images.directory)
             raise NotifyError(503, "the gateway could not keep the image; try again later") from None
         try:
             await self._enqueue(self._item(form, token, uploaded.url), token)
         except BaseException:
-            self.limiter.give_back_image(token.id, now)
+            await self.limiter.give_back_image(token.id, now)
             await run_in_threadpool(images.discard, uploaded.name)
             raise
         await self._purge_images(images, now)
-        return self._answer(200, "ok", token, now)
+        return notify_response(200, "ok", with_image.headers())
 
     async def _purge_images(self, images: ImageStore, now: float) -> None:
         """Delete images past their retention, at most once an hour (only uploads add images)."""
@@ -275,8 +278,8 @@ class NotifyApi:
         except ValidationError as exc:
             raise NotifyError(400, str(exc)) from None
 
-    def _answer(self, status: int, message: str, token: GatewayToken, now: float) -> JSONResponse:
-        return notify_response(status, message, self.limiter.quota(token.id, now).headers())
+    async def _answer(self, status: int, message: str, token: GatewayToken, now: float) -> JSONResponse:
+        return notify_response(status, message, (await self.limiter.quota(token.id, now)).headers())
 
     async def status(self, request: Request) -> Response:
         token = await self._token(request)
@@ -287,14 +290,14 @@ class NotifyApi:
             "targetType": token_target_type(token),
             "target": token.name,
         }
-        return JSONResponse(body, headers=self.limiter.quota(token.id, now).headers())
+        return JSONResponse(body, headers=(await self.limiter.quota(token.id, now)).headers())
 
     async def revoke(self, request: Request) -> Response:
         token = await self._token(request)
         now = self.clock()
         await run_in_threadpool(gateway_store(self.store).revoke_gateway_token, token.id, now)
         log.info("gateway token %d revoked by its holder", token.id)
-        return self._answer(200, "ok", token, now)
+        return await self._answer(200, "ok", token, now)
 
 
 def guard(handler: Handler) -> Handler:

@@ -8,17 +8,20 @@ status and linepush's error class, endpoints are route templates.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from linepush.errors import AuthenticationError, MonthlyLimitError, RateLimitError
+from linepush.api.messaging import MonthlyUsage
+from linepush.errors import AuthenticationError, LinePushError, MonthlyLimitError, RateLimitError
 from linepush.store import MESSAGE_STATES, Store, StoreError
 from linepush.store.records import Settlement
+from linepush.tokens import TokenEvent, add_token_listener
 from linepush.worker import WorkerStats
 
 __all__ = ["ENDPOINTS", "Metrics", "endpoint_of"]
@@ -36,6 +39,8 @@ ENDPOINTS: Final = (
     "/grafana",
 )
 _TEMPLATES: Final = (("/images/", "/images/{name}"), ("/hooks/", "/hooks/{name}"))
+#: How often a worker with metrics asks LINE for the month's quota and use, seconds (two requests each time).
+QUOTA_WATCH_INTERVAL: Final = 600.0
 #: Send latency buckets, seconds: a push to LINE takes tens to hundreds of milliseconds.
 _SEND_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -107,7 +112,77 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        self.token_issues = Counter(
+            "linepush_token_issues",
+            "Channel access tokens LINE issued to this process, by token kind (v2.1, v3, v2).",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.token_refreshes = Counter(
+            "linepush_token_refreshes",
+            "Tokens replaced by a newer one before they ran out (issued here or found in the store).",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.token_refusals = Counter(
+            "linepush_token_refusals",
+            "Tokens LINE refused (401): each was dropped, and the call retried with another one.",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.quota_limit = Gauge(
+            "linepush_quota_limit_messages",
+            "The channel's monthly message limit, as LINE's quota endpoint last said (absent: no limit).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.quota_used = Gauge(
+            "linepush_quota_used_messages",
+            "Messages of this month counted against the limit, as LINE's consumption endpoint last said.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self._stop_listening = add_token_listener(self.observe_token)
         self.registry.register(_OutboxCollector(store, clock))
+
+    def close(self) -> None:
+        """Stop counting token events (they are counted until this object goes away otherwise)."""
+        self._stop_listening()
+
+    # -- tokens and quota ----------------------------------------------------------------------------------
+
+    def observe_token(self, event: TokenEvent) -> None:
+        counter = {
+            "issued": self.token_issues,
+            "refreshed": self.token_refreshes,
+            "refused": self.token_refusals,
+        }[event.what]
+        counter.labels(event.channel_id or "none", event.kind).inc()
+
+    def observe_usage(self, channel_id: str, usage: MonthlyUsage) -> None:
+        """What LINE said of the month's limit and use (``linepush quota``'s figures)."""
+        if usage.limit is not None:
+            self.quota_limit.labels(channel_id).set(usage.limit)
+        else:
+            with contextlib.suppress(KeyError):  # it had none before either
+                self.quota_limit.remove(channel_id)
+        self.quota_used.labels(channel_id).set(usage.used)
+
+    async def read_quota(self, client: Any, channel_id: str) -> None:
+        """Set the quota gauges from what LINE says now, through ``client`` (an AsyncLineClient). A failed
+        look keeps the last figures (the sends say what is wrong)."""
+        try:
+            self.observe_usage(channel_id, await client.monthly_usage())
+        except LinePushError:
+            pass
+
+    async def watch_quota(self, client: Any, channel_id: str, every: float = QUOTA_WATCH_INTERVAL) -> None:
+        """:meth:`read_quota` every ``every`` seconds, until cancelled."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(every)
+            await self.read_quota(client, channel_id)
 
     # -- the gateway ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The per-token limits of the Notify API: calls and image uploads per window, counted in memory, and the
-``X-RateLimit-*`` headers that say what is left."""
+"""The per-token limits of the Notify API: calls and image uploads per window, counted in the store (so every
+gateway process on it shares them), and the ``X-RateLimit-*`` headers that say what is left."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from starlette.concurrency import run_in_threadpool
+
 from linepush.errors import ConfigurationError
+from linepush.service.store import NotifyUsage, NotifyUse, gateway_store
+from linepush.store import Store
 
 __all__ = ["DEFAULT_RATE_LIMITS", "NotifyRateLimiter", "Quota", "RateLimits"]
 
@@ -56,53 +60,43 @@ class Quota:
 
 
 class NotifyRateLimiter:
-    """Counts calls and uploads per gateway token, in memory.
+    """Counts calls and uploads per gateway token in the store's ``notify_usage`` table: several gateway
+    processes behind one address share the limit, and each answer's headers say what all of them left.
 
-    Counts are per gateway process: several processes behind one address each allow the full limit. Only
-    the event loop's thread calls it, so it needs no lock.
-    """
+    Each count is one statement, run in a worker thread (the event loop never waits on the store)."""
 
-    def __init__(self, limits: RateLimits = DEFAULT_RATE_LIMITS) -> None:
+    def __init__(self, store: Store, limits: RateLimits = DEFAULT_RATE_LIMITS) -> None:
         self.limits = limits
-        # token id -> [window start, calls, images]
-        self._used: dict[int, list[float]] = {}
+        self._store = gateway_store(store)
 
-    def _entry(self, token_id: int, now: float) -> list[float]:
-        start = math.floor(now / self.limits.window) * self.limits.window
-        entry = self._used.get(token_id)
-        if entry is None or entry[0] != start:
-            if len(self._used) > 10_000:
-                # Tokens idle since an earlier window have nothing worth keeping.
-                self._used = {k: v for k, v in self._used.items() if v[0] >= start}
-            entry = self._used[token_id] = [start, 0, 0]
-        return entry
+    def _window(self, now: float) -> float:
+        return math.floor(now / self.limits.window) * self.limits.window
 
-    def quota(self, token_id: int, now: float) -> Quota:
-        start, calls, images = self._entry(token_id, now)
+    def _quota(self, start: float, used: NotifyUsage) -> Quota:
         return Quota(
             limit=self.limits.calls,
-            remaining=max(self.limits.calls - int(calls), 0),
+            remaining=max(self.limits.calls - used.calls, 0),
             image_limit=self.limits.images,
-            image_remaining=max(self.limits.images - int(images), 0),
+            image_remaining=max(self.limits.images - used.images, 0),
             reset=math.ceil(start + self.limits.window),
         )
 
-    def take_call(self, token_id: int, now: float) -> bool:
-        """Count one call; False (and nothing counted) when the window's calls are used up."""
-        entry = self._entry(token_id, now)
-        if entry[1] >= self.limits.calls:
-            return False
-        entry[1] += 1
-        return True
+    async def quota(self, token_id: int, now: float) -> Quota:
+        start = self._window(now)
+        return self._quota(start, await run_in_threadpool(self._store.notify_usage, token_id, start))
 
-    def take_image(self, token_id: int, now: float) -> bool:
-        """Count one upload; False (and nothing counted) when the window's uploads are used up."""
-        entry = self._entry(token_id, now)
-        if entry[2] >= self.limits.images:
-            return False
-        entry[2] += 1
-        return True
+    async def take_call(self, token_id: int, now: float) -> Quota | None:
+        """Count one call: its quota after it, or None (nothing counted) when the window's calls ran out."""
+        return await self._take(token_id, now, "calls", self.limits.calls)
 
-    def give_back_image(self, token_id: int, now: float) -> None:
-        entry = self._entry(token_id, now)
-        entry[2] = max(entry[2] - 1, 0)
+    async def take_image(self, token_id: int, now: float) -> Quota | None:
+        """Count one upload; as :meth:`take_call`."""
+        return await self._take(token_id, now, "images", self.limits.images)
+
+    async def _take(self, token_id: int, now: float, what: NotifyUse, limit: int) -> Quota | None:
+        start = self._window(now)
+        used = await run_in_threadpool(self._store.take_notify, token_id, start, what, limit)
+        return None if used is None else self._quota(start, used)
+
+    async def give_back_image(self, token_id: int, now: float) -> None:
+        await run_in_threadpool(self._store.give_back_notify, token_id, self._window(now), "images")

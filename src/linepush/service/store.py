@@ -14,7 +14,7 @@ import abc
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from linepush.errors import ConfigurationError, ValidationError
 from linepush.store import Store
@@ -28,6 +28,8 @@ __all__ = [
     "MAX_ROUTE_TABLE_NAME",
     "GatewayStore",
     "GatewayToken",
+    "NotifyUsage",
+    "NotifyUse",
     "RecipientSighting",
     "SQLGatewayStore",
     "WebhookRecipient",
@@ -94,6 +96,18 @@ class WebhookRecipient:
     sightings: int
 
 
+NotifyUse = Literal["calls", "images"]
+_NOTIFY_COLUMNS: Final[dict[str, str]] = {"calls": "calls", "images": "images"}
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyUsage:
+    """What a gateway token used of the Notify API's limits in one window."""
+
+    calls: int
+    images: int
+
+
 class GatewayStore(abc.ABC):
     """What the gateway keeps beside the outbox. Safe to call from many threads and processes; every method
     that depends on the time takes ``now`` (UNIX seconds) from the caller."""
@@ -154,6 +168,25 @@ class GatewayStore(abc.ABC):
     def gateway_token_digest(self, token_id: int) -> float | None:
         """The token's digest window in seconds, or None when its notifications are pushed one by one."""
         return self.gateway_token_digests().get(token_id)
+
+    # -- the Notify API's rate limits ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def take_notify(
+        self, token_id: int, window_start: float, what: NotifyUse, limit: int
+    ) -> NotifyUsage | None:
+        """Count one call (``what="calls"``) or image upload (``"images"``) of gateway token ``token_id`` in
+        the window that starts at ``window_start``, in one statement, unless ``limit`` were counted already.
+        Returns the window's counts with it, or None when the limit is reached (nothing counted). A window
+        other than the stored one starts from nothing. Every process on the store shares the counts."""
+
+    @abc.abstractmethod
+    def notify_usage(self, token_id: int, window_start: float) -> NotifyUsage:
+        """The counts of gateway token ``token_id`` in the window that starts at ``window_start``."""
+
+    @abc.abstractmethod
+    def give_back_notify(self, token_id: int, window_start: float, what: NotifyUse) -> None:
+        """Take back one count of ``what`` (an upload that could not be kept), if that window still runs."""
 
     # -- recipients learnt from webhooks ---------------------------------------------------------------------
 
@@ -304,6 +337,42 @@ class SQLGatewayStore(GatewayStore):
             (self._store.row_id(token_id),),
         )
         return float(rows[0][0]) if rows else None
+
+    def take_notify(
+        self, token_id: int, window_start: float, what: NotifyUse, limit: int
+    ) -> NotifyUsage | None:
+        window = check_time(window_start, "window_start")
+        column = _NOTIFY_COLUMNS[what]
+        other = "images" if column == "calls" else "calls"
+        if limit < 1:
+            return None
+        # One statement: a new token or window starts at 1, a running window counts on below the limit.
+        rows = self._store.change_returning(
+            f"INSERT INTO notify_usage AS u (token_id, window_start, {column}, {other}) VALUES (?, ?, 1, 0)"
+            " ON CONFLICT (token_id) DO UPDATE SET"
+            f" {column} = CASE WHEN u.window_start = excluded.window_start THEN u.{column} + 1 ELSE 1 END,"
+            f" {other} = CASE WHEN u.window_start = excluded.window_start THEN u.{other} ELSE 0 END,"
+            " window_start = excluded.window_start"
+            f" WHERE u.window_start <> excluded.window_start OR u.{column} < ?"
+            " RETURNING calls, images",
+            (self._store.row_id(token_id), window, limit),
+        )
+        return NotifyUsage(int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def notify_usage(self, token_id: int, window_start: float) -> NotifyUsage:
+        rows = self._store.select(
+            "SELECT calls, images FROM notify_usage WHERE token_id = ? AND window_start = ?",
+            (self._store.row_id(token_id), check_time(window_start, "window_start")),
+        )
+        return NotifyUsage(int(rows[0][0]), int(rows[0][1])) if rows else NotifyUsage(0, 0)
+
+    def give_back_notify(self, token_id: int, window_start: float, what: NotifyUse) -> None:
+        column = _NOTIFY_COLUMNS[what]
+        self._store.change(
+            f"UPDATE notify_usage SET {column} = {column} - 1"
+            f" WHERE token_id = ? AND window_start = ? AND {column} > 0",
+            (self._store.row_id(token_id), check_time(window_start, "window_start")),
+        )
 
     def record_recipients(self, channel_id: str, sightings: Sequence[RecipientSighting], now: float) -> None:
         check_name(channel_id, "channel_id")

@@ -177,6 +177,77 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 5 → 6: the outbox's rows counted by channel and state, kept by statement-level triggers in the
+    # transaction of every insert, update and delete, so that counts (and a /metrics scrape) read a handful
+    # of rows instead of every row of the outbox. One statement (an enqueue of 5,000 rows, a claim, a settle)
+    # adds one delta per channel and state it changed, in key order, so that concurrent writers take the
+    # counts' row locks in the same order and cannot deadlock on them. Rows whose count fell to 0 stay;
+    # readers leave them out. The functions keep the search path they were made with (the store's schema).
+    (
+        """
+        CREATE TABLE outbox_counts (
+            channel_id text NOT NULL,
+            state      text NOT NULL,
+            n          bigint NOT NULL,
+            PRIMARY KEY (channel_id, state)
+        )
+        """,
+        """
+        CREATE FUNCTION outbox_counts_insert() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT
+        AS $$ BEGIN
+            INSERT INTO outbox_counts AS c (channel_id, state, n)
+            SELECT channel_id, state, count(*) FROM new_rows GROUP BY channel_id, state
+            ORDER BY channel_id, state
+            ON CONFLICT (channel_id, state) DO UPDATE SET n = c.n + EXCLUDED.n;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE FUNCTION outbox_counts_update() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT
+        AS $$ BEGIN
+            INSERT INTO outbox_counts AS c (channel_id, state, n)
+            SELECT channel_id, state, sum(d) FROM (
+                SELECT channel_id, state, -1 AS d FROM old_rows
+                UNION ALL SELECT channel_id, state, 1 AS d FROM new_rows
+            ) AS changed GROUP BY channel_id, state HAVING sum(d) <> 0
+            ORDER BY channel_id, state
+            ON CONFLICT (channel_id, state) DO UPDATE SET n = c.n + EXCLUDED.n;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE FUNCTION outbox_counts_delete() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT
+        AS $$ BEGIN
+            UPDATE outbox_counts AS c SET n = c.n - gone.n
+            FROM (SELECT channel_id, state, count(*) AS n FROM old_rows GROUP BY channel_id, state
+                  ORDER BY channel_id, state) AS gone
+            WHERE c.channel_id = gone.channel_id AND c.state = gone.state;
+            RETURN NULL;
+        END $$
+        """,
+        "CREATE TRIGGER outbox_counts_insert AFTER INSERT ON outbox REFERENCING NEW TABLE AS new_rows"
+        " FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_insert()",
+        "CREATE TRIGGER outbox_counts_update AFTER UPDATE ON outbox"
+        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+        " FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_update()",
+        "CREATE TRIGGER outbox_counts_delete AFTER DELETE ON outbox REFERENCING OLD TABLE AS old_rows"
+        " FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_delete()",
+        # CREATE TRIGGER holds a SHARE ROW EXCLUSIVE lock on the outbox until the migration commits: no row
+        # is written between the backfill's count and the triggers' first delta.
+        "INSERT INTO outbox_counts (channel_id, state, n)"
+        " SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state",
+    ),
+    # 6 → 7: the Notify API's per-token counts of the current window, shared by every gateway process.
+    (
+        """
+        CREATE TABLE notify_usage (
+            token_id     bigint PRIMARY KEY,
+            window_start double precision NOT NULL,
+            calls        integer NOT NULL,
+            images       integer NOT NULL
+        )
+        """,
+    ),
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"

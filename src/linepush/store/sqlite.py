@@ -163,6 +163,51 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 6 → 7: the outbox's rows counted by channel and state, kept by triggers in the transaction of every
+    # insert, change of state and delete, so that counts (and a /metrics scrape) read a handful of rows
+    # instead of every row of the outbox. Rows whose count fell to 0 stay; readers leave them out.
+    (
+        """
+        CREATE TABLE outbox_counts (
+            channel_id TEXT NOT NULL,
+            state      TEXT NOT NULL,
+            n          INTEGER NOT NULL,
+            PRIMARY KEY (channel_id, state)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TRIGGER outbox_counts_insert AFTER INSERT ON outbox BEGIN
+            INSERT INTO outbox_counts (channel_id, state, n) VALUES (NEW.channel_id, NEW.state, 1)
+            ON CONFLICT (channel_id, state) DO UPDATE SET n = n + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER outbox_counts_update AFTER UPDATE OF channel_id, state ON outbox
+        WHEN OLD.channel_id IS NOT NEW.channel_id OR OLD.state IS NOT NEW.state BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE channel_id = OLD.channel_id AND state = OLD.state;
+            INSERT INTO outbox_counts (channel_id, state, n) VALUES (NEW.channel_id, NEW.state, 1)
+            ON CONFLICT (channel_id, state) DO UPDATE SET n = n + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER outbox_counts_delete AFTER DELETE ON outbox BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE channel_id = OLD.channel_id AND state = OLD.state;
+        END
+        """,
+        "INSERT INTO outbox_counts (channel_id, state, n)"
+        " SELECT channel_id, state, count(*) FROM outbox GROUP BY channel_id, state",
+    ),
+    # 7 → 8: the Notify API's per-token counts of the current window, shared by every gateway process.
+    (
+        """
+        CREATE TABLE notify_usage (
+            token_id     INTEGER PRIMARY KEY,
+            window_start REAL NOT NULL,
+            calls        INTEGER NOT NULL,
+            images       INTEGER NOT NULL
+        )
+        """,
+    ),
 )
 
 # Bound parameters per statement, well under SQLite's limit.

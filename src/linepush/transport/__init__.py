@@ -45,8 +45,8 @@ The sync side stays on urllib3 (LineClient: 155 µs per push, as raw urllib3), w
 
 from __future__ import annotations
 
-from linepush.transport._aiohttp import AiohttpTransport
-from linepush.transport._asgi import ASGITransport, SyncASGITransport
+from typing import TYPE_CHECKING, Any
+
 from linepush.transport._base import (
     DEFAULT_API_BASE,
     DEFAULT_MAX_BODY,
@@ -56,6 +56,10 @@ from linepush.transport._base import (
     normalize_base_url,
 )
 from linepush.transport._urllib3 import Urllib3Transport
+
+if TYPE_CHECKING:
+    from linepush.transport._aiohttp import AiohttpTransport
+    from linepush.transport._asgi import ASGITransport, SyncASGITransport
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -71,9 +75,29 @@ __all__ = [
 ]
 
 
+#: The transports that need asyncio, imported when first named: a one-shot command on the sync client
+#: starts without asyncio.
+_ON_ASYNCIO = {
+    "AiohttpTransport": "linepush.transport._aiohttp",
+    "ASGITransport": "linepush.transport._asgi",
+    "SyncASGITransport": "linepush.transport._asgi",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_ASYNCIO.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 def default_async_transport(
     base_url: str, *, timeouts: Timeouts = Timeouts(), pool_size: int = 100
 ) -> AsyncTransport:
     """The transport an :class:`~linepush.client.AsyncLineClient` uses when given none: aiohttp, with the
     proxy from the environment (HTTPS_PROXY, NO_PROXY), read once here."""
+    from linepush.transport._aiohttp import AiohttpTransport
+
     return AiohttpTransport(normalize_base_url(base_url), timeouts=timeouts, pool_size=pool_size)
