@@ -529,15 +529,20 @@ class AsyncLineClient(_ClientBase):
         custom_aggregation_units: Sequence[str] | None = None,
     ) -> PushResult:
         """Send up to 5 messages to one user, group or room."""
-        return await self.run(
-            messaging.push(
-                to,
-                messages,
-                retry_key=retry_key,
-                notification_disabled=notification_disabled,
-                custom_aggregation_units=custom_aggregation_units,
+        # The busiest call awaits the driver itself, not run(): one coroutine less, made on every call and
+        # passed through every time the call's task wakes up.
+        result: PushResult = await self._drive(
+            self._flow(
+                messaging.push(
+                    to,
+                    messages,
+                    retry_key=retry_key,
+                    notification_disabled=notification_disabled,
+                    custom_aggregation_units=custom_aggregation_units,
+                )
             )
         )
+        return result
 
     async def multicast(
         self,

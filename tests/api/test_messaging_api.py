@@ -9,7 +9,7 @@ import pytest
 
 from linepush.api import messaging
 from linepush.api._base import ApiResponse
-from linepush.errors import BadRequestError, ConflictError, ValidationError
+from linepush.errors import BadRequestError, ConflictError, LineApiError, ValidationError
 
 USER = "U" + "3" * 32
 
@@ -122,3 +122,24 @@ def test_a_parsed_push_result_is_the_same_frozen_value_the_constructor_makes() -
         result.retry_key = "other"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.sent_messages[0].id = "3"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", None),
+        (b"[]", "with JSON that is not an object"),
+        (b'{"sentMessages": [', "with a body that is not JSON"),
+        (b'"\xff"', "with a body that is not JSON"),
+    ],
+    ids=["empty", "an array", "cut short", "not UTF-8"],
+)
+def test_a_200_push_answer_that_is_no_json_object_is_read_as_before(body: bytes, error: str | None) -> None:
+    parse = messaging.push(USER, "a").parse
+    answer = ApiResponse(200, {"x-line-request-id": "req-1"}, body)
+    if error is None:
+        assert parse(answer).sent_messages == ()
+        return
+    with pytest.raises(LineApiError, match=error) as caught:
+        parse(answer)
+    assert caught.value.status == 200 and caught.value.request_id == "req-1"

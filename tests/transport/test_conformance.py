@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from linepush import AsyncLineClient, LineClient
+from linepush._version import __version__
 from linepush.api._base import ApiRequest
 from linepush.errors import CertificateError, ConfigurationError, ConnectError, OutcomeUnknownError
 from linepush.retry import RetryPolicy
@@ -382,6 +383,24 @@ async def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(
         await under.send(request, token)
     assert "s3cr3t" not in str(caught.value)
     assert server.connections == 0
+
+
+async def test_a_request_names_linepush_and_asks_for_no_compression(serve: Serve, transport: Make) -> None:
+    """LINE's answers are small: none is asked for compressed (a compressed answer would also slip past the
+    max_body check, which counts the bytes as they arrive)."""
+    server = await serve()
+    under = transport(server.url, timeouts=QUICK)
+    for key in "AB":
+        await under.send(push(key))
+    for head in server.heads:
+        lines = head.lower().split(b"\r\n")
+        assert [line for line in lines if line.startswith(b"user-agent:")] == [
+            f"user-agent: linepush/{__version__}".encode()
+        ]
+        assert [line for line in lines if line.startswith(b"accept-encoding:")] in (
+            [],
+            [b"accept-encoding: identity"],
+        )
 
 
 @pytest.mark.parametrize("suffix", ["/line", "/line/"])

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from orjson import loads as _loads
+
 from linepush.api._base import (
     ApiRequest,
     ApiResponse,
@@ -110,24 +112,6 @@ _set_request_id = SendResult.__dict__["request_id"].__set__
 _set_retry_key = SendResult.__dict__["retry_key"].__set__
 _set_accepted_request_id = SendResult.__dict__["accepted_request_id"].__set__
 _set_sent_messages = PushResult.__dict__["sent_messages"].__set__
-
-
-def _sent_message(id: str, quote_token: str | None) -> SentMessage:
-    message = _new(SentMessage)
-    _set_sent_id(message, id)
-    _set_quote_token(message, quote_token)
-    return message
-
-
-def _push_result(
-    request_id: str | None, retry_key: str, accepted_request_id: str | None, sent: tuple[SentMessage, ...]
-) -> PushResult:
-    result = _new(PushResult)
-    _set_request_id(result, request_id)
-    _set_retry_key(result, retry_key)
-    _set_accepted_request_id(result, accepted_request_id)
-    _set_sent_messages(result, sent)
-    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,19 +275,37 @@ def narrowcast_payload(
 
 def _parse_push(retry_key: str) -> Any:
     def parse(response: ApiResponse) -> PushResult:
-        data = _conflict_body(response) if response.status == 409 else expect_json_object(response)
+        # The usual answer, a 200 with a JSON object, is decoded here directly; anything else (an error, a
+        # 409 for a key already accepted, an empty body or one that is no object) goes the general way. The
+        # results are built in place, not by helpers: on the push path each call is a frame more.
+        data: Any = None
+        if response.status == 200:
+            try:
+                data = _loads(response.body)
+            except ValueError:  # orjson's decode error is one (as UnicodeDecodeError is)
+                pass
+        if type(data) is not dict:
+            data = _conflict_body(response) if response.status == 409 else expect_json_object(response)
         sent = data.get("sentMessages")
         messages: tuple[SentMessage, ...] = ()
         if type(sent) is list:
-            messages = tuple(
-                [_sent_message(str(m.get("id")), m.get("quoteToken")) for m in sent if type(m) is dict]
-            )
+            made = []
+            for m in sent:
+                if type(m) is dict:
+                    message = _new(SentMessage)
+                    _set_sent_id(message, str(m.get("id")))
+                    _set_quote_token(message, m.get("quoteToken"))
+                    made.append(message)
+            messages = tuple(made)
         if response.status == 409 and not messages:
             raise _not_this_push(response)
         headers = response.headers
-        return _push_result(
-            headers.get("x-line-request-id"), retry_key, headers.get("x-line-accepted-request-id"), messages
-        )
+        result = _new(PushResult)
+        _set_request_id(result, headers.get("x-line-request-id"))
+        _set_retry_key(result, retry_key)
+        _set_accepted_request_id(result, headers.get("x-line-accepted-request-id"))
+        _set_sent_messages(result, messages)
+        return result
 
     return parse
 
@@ -362,7 +364,7 @@ def push(
     notification_disabled: bool = False,
     custom_aggregation_units: Sequence[str] | None = None,
 ) -> Operation[PushResult]:
-    key = _key(retry_key)
+    key = new_retry_key() if retry_key is None else check_retry_key(retry_key)
     payload = push_payload(
         to,
         messages,

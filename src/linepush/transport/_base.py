@@ -99,10 +99,11 @@ class SocketTransport:
         return self._base
 
 
-def request_headers(request: ApiRequest, token: str | None) -> dict[str, str]:
+def request_headers(request: ApiRequest, token: str | None, *, user_agent: bool = True) -> dict[str, str]:
     """The headers of ``request``; a line break in any of them is refused before anything is sent (a token
-    pasted with its newline would otherwise split the request in two)."""
-    headers = {"User-Agent": USER_AGENT}
+    pasted with its newline would otherwise split the request in two). ``user_agent=False`` leaves out the
+    ``User-Agent``, for a transport whose library adds it to every request itself."""
+    headers = {"User-Agent": USER_AGENT} if user_agent else {}
     if token is not None:
         if not token.isprintable():
             raise ConfigurationError(
