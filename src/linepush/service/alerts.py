@@ -207,7 +207,10 @@ class AlertReceivers:
         messages = await run_in_threadpool(self.render_hook, name, body)
         now = self.clock()
         try:
-            items = [push_item(self.channel_id, to, messages) for to in hook.to or (token.recipient_id,)]
+            items = [
+                push_item(self.channel_id, to, messages, batchable=True)
+                for to in hook.to or (token.recipient_id,)
+            ]
         except ValidationError as exc:
             raise NotifyError(400, f"the hook's message cannot be sent: {exc}") from None
         rows = await run_in_threadpool(self.store.enqueue, items, now)
@@ -248,7 +251,7 @@ class AlertReceivers:
     def _items(self, notification: AlertNotification, default_to: str) -> list[NewMessage]:
         try:
             return [
-                push_item(self.channel_id, to, messages)
+                push_item(self.channel_id, to, messages, batchable=True)
                 for to, messages in self.plan(notification, default_to)
             ]
         except ValidationError as exc:  # the renderer keeps to LINE's limits; this would be our bug

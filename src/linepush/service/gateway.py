@@ -209,13 +209,15 @@ class NotifyApi:
         log.info("queued outbox message %d for gateway token %d", row.id, token.id)
 
     def _item(self, form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> NewMessage:
-        """The outbox row of a notification: one push to the token's recipient."""
+        """The outbox row of a notification: one push to the token's recipient, batchable (the worker sends
+        the notifications due together to one chat in one push, which LINE counts as one message)."""
         try:
             return push_item(
                 self.channel_id,
                 token.recipient_id,
                 notify_messages(form, uploaded_url),
                 notification_disabled=form.notification_disabled,
+                batchable=True,
             )
         except ValidationError as exc:
             raise NotifyError(400, str(exc)) from None
