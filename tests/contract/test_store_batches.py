@@ -131,11 +131,20 @@ def test_a_claim_takes_whole_batches_or_none(store: Store) -> None:
 def test_fresh_pushes_wait_while_one_to_their_chat_is_in_flight_then_go_as_one(store: Store) -> None:
     store.enqueue([_push(A, "a1")], now=100.0)
     (alone,) = store.claim("w1", 100, LEASE, now=100.0)
-    store.enqueue([_push(A, "a2"), _push(B, "b1"), _push(A, "a3")], now=101.0)
+    store.enqueue([_push(A, "a2"), _push(B, "b1"), _push(A, "a3")], now=101.5)
     # a2 and a3 would overtake nothing, but they are better sent as one push once a1 is done.
     assert _groups(store.claim("w1", 100, LEASE, now=102.0)) == [["b1"]]
-    assert store.settle("w1", 103.0, [Settlement(alone.id, "delivered", request_id="r1")]) == [True]
-    assert _groups(store.claim("w1", 100, LEASE, now=104.0)) == [["a2", "a3"]]
+    assert store.settle("w1", 102.2, [Settlement(alone.id, "delivered", request_id="r1")]) == [True]
+    assert _groups(store.claim("w1", 100, LEASE, now=102.4)) == [["a2", "a3"]]
+
+
+def test_a_fresh_push_waits_for_one_in_flight_a_second_at_most(store: Store) -> None:
+    store.enqueue([_push(A, "a1")], now=100.0)
+    store.claim("w1", 100, LEASE, now=100.0)
+    store.enqueue([_push(A, "a2"), _push(A, "a3")], now=100.5)
+    assert store.claim("w1", 100, LEASE, now=101.4) == []
+    # A backlog goes on: a push due for longer than that is claimed even while its chat has one in flight.
+    assert _groups(store.claim("w1", 100, LEASE, now=101.5)) == [["a2", "a3"]]
 
 
 def test_the_rows_of_a_batch_settle_together(store: Store) -> None:

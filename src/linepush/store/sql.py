@@ -49,6 +49,7 @@ from linepush.store.records import (
 )
 
 __all__ = [
+    "BATCH_LINGER",
     "BATCH_MAX_OBJECTS",
     "OUTBOX_COLUMNS",
     "OUTBOX_FIELDS",
@@ -124,6 +125,8 @@ Prepared = tuple[str, str, str, str, float, int, str | None, int]
 
 #: Most message objects in one push (FACTS §3.3): a batch holds at most this many in all.
 BATCH_MAX_OBJECTS: Final = 5
+#: Seconds a fresh batchable push may wait for a push to its chat that is in flight (see :func:`claim_parts`).
+BATCH_LINGER: Final = 1.0
 
 #: Runs a statement marked with ``?`` inside the current transaction; returns its rows (none for a statement
 #: that returns none).
@@ -136,16 +139,18 @@ def claim_parts(batchable: str) -> tuple[str, str]:
 
     The fields are those of :attr:`SQLStore.claim_candidates_sql` (and ``not_before``, to order by). The
     condition defers a fresh batchable push while a push to its chat is in flight (sending, under a live
-    lease): the pushes queued meanwhile then go out together, in one push, once that one is settled. It
-    takes one value: now.
+    lease), for :data:`BATCH_LINGER` seconds at most: the pushes queued meanwhile then go out together, in
+    one push, once that one is settled. (A row due for longer is never deferred, so that a claim never walks
+    more than the last moments' rows to pass over them.) It takes two values: now - linger, and now.
     """
     fields = (
         "id, channel_id, chat, batch_key, not_before,"
         f" CASE WHEN {batchable} AND attempts = 0 AND batch_key IS NULL THEN payload END AS payload"
     )
     defer = (
-        f"(NOT {batchable} OR chat IS NULL OR batch_key IS NOT NULL OR attempts > 0 OR chat NOT IN"
-        " (SELECT chat FROM outbox WHERE state = 'sending' AND chat IS NOT NULL AND lease_expires_at > ?))"
+        f"(NOT {batchable} OR chat IS NULL OR batch_key IS NOT NULL OR attempts > 0 OR not_before <= ?"
+        " OR chat NOT IN (SELECT chat FROM outbox WHERE state = 'sending' AND chat IS NOT NULL"
+        " AND lease_expires_at > ?))"
     )
     return fields, defer
 
@@ -172,10 +177,14 @@ class SQLStore(Store):
     #: :func:`claim_parts`) and rows whose lease ran out, longest due first, at most ``limit``, as
     #: (id, channel_id, chat, batch_key, payload), the payload only of a fresh batchable push (never
     #: attempted, in no batch yet); ``{channel}`` is where the condition on the channel goes. Values: now,
-    #: now, [channel], limit, now, [channel], limit, limit. Where rows are locked, they are locked here.
+    #: now - linger, now, [channel], limit, now, [channel], limit, limit. Where rows are locked, they are
+    #: locked here.
     claim_candidates_sql: ClassVar[str]
     #: Put after a SELECT of outbox rows that a claim will take (PostgreSQL: FOR UPDATE SKIP LOCKED).
     claim_lock_sql: ClassVar[str]
+    #: Whether a claim first looks for due rows outside its write transaction (where reads are cheap and
+    #: never wait for a writer, and the write lock is the whole database's: SQLite).
+    claim_peeks: ClassVar[bool] = False
     #: The schema version the database holds now (one value).
     stored_schema_version_sql: ClassVar[str]
 
@@ -417,18 +426,26 @@ class SQLStore(Store):
         check_limit(limit)
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
+        if self.claim_peeks and not self._claim_candidates(self.select, limit, moment, channel_id):
+            return []  # nothing due: no write transaction (a worker asks often while its pushes are out)
         return self._transaction(
             lambda execute: self._claim(execute, worker_id, limit, until, moment, channel_id)
         )
+
+    def _claim_candidates(
+        self, execute: Execute, limit: int, now: float, channel_id: str | None
+    ) -> list[tuple[Any, ...]]:
+        channel: list[Any] = [] if channel_id is None else [channel_id]
+        sql = self.claim_candidates_sql.format(channel="" if channel_id is None else " AND channel_id = ?")
+        linger = now - BATCH_LINGER
+        return execute(sql, [now, linger, now, *channel, limit, now, *channel, limit, limit])
 
     def _claim(
         self, execute: Execute, worker: str, limit: int, until: float, now: float, channel_id: str | None
     ) -> list[OutboxMessage]:
         """The claim, in one transaction: the due rows, their batches (formed now for fresh batchable rows,
         whole for those formed before), the new batches recorded, then the lease."""
-        channel: list[Any] = [] if channel_id is None else [channel_id]
-        sql = self.claim_candidates_sql.format(channel="" if channel_id is None else " AND channel_id = ?")
-        candidates = execute(sql, [now, now, *channel, limit, now, *channel, limit, limit])
+        candidates = self._claim_candidates(execute, limit, now, channel_id)
         if not candidates:
             return []
         picked: list[_Unit] = []

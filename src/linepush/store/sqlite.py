@@ -283,6 +283,7 @@ class SQLiteStore(SQLStore):
     byte_order_sql = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
     claim_candidates_sql = _CLAIM_CANDIDATES
     claim_lock_sql = ""  # a write transaction holds the whole file
+    claim_peeks = True
     stored_schema_version_sql = "PRAGMA user_version"
 
     def select(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
