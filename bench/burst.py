@@ -47,7 +47,7 @@ async def _notify(url: str, token: str, calls: int, concurrency: int) -> float:
 
 
 def run(src: Path, calls: int, concurrency: int, timeout: float) -> dict[str, Any]:
-    from bench.stubs import admin, emulator_server, free_port, wait_for_port
+    from bench.stubs import admin, emulator_server, free_port, stop, wait_for_port
 
     with tempfile.TemporaryDirectory() as home, emulator_server() as api:
         created: Any = admin(api, "POST", "/_emulator/channels", {"name": "burst"})
@@ -95,11 +95,7 @@ def run(src: Path, calls: int, concurrency: int, timeout: float) -> dict[str, An
                 time.sleep(0.05)
             cpu = _cpu_seconds(serve.pid)
         finally:
-            serve.terminate()
-            try:
-                serve.wait(10)
-            except subprocess.TimeoutExpired:
-                serve.kill()
+            stop(serve, 10.0)
         texts = [m["text"] for d in deliveries for m in d["messages"]]
         queued = _queue_order(src, db, env)
     delivered = len(texts)
