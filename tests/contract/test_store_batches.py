@@ -72,6 +72,16 @@ def test_a_claim_batches_each_chats_pushes_in_queue_order_up_to_five_objects(sto
     assert [store.get_message(r.id).batch_key for r in rows] == [r.batch_key for r in rows]  # type: ignore[union-attr]
 
 
+def test_a_backlog_of_many_chats_still_fills_its_batches(store: Store) -> None:
+    C = "U" + "c" * 32
+    store.enqueue([_push(to, f"{to[1]}{i}") for i in range(5) for to in (A, B, C)], now=100.0)
+    # The five rows due first are of three chats; the claim looks past them to fill the first batch.
+    first = store.claim("w1", 5, LEASE, now=200.0)
+    assert _groups(first) == [["a0", "a1", "a2", "a3", "a4"]]
+    rest = store.claim("w1", 10, LEASE, now=200.0)
+    assert _groups(rest) == [["b0", "b1", "b2", "b3", "b4"], ["c0", "c1", "c2", "c3", "c4"]]
+
+
 def test_rows_that_may_not_be_mixed_go_alone_and_keep_each_chats_order(store: Store) -> None:
     store.enqueue(
         [

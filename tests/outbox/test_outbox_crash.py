@@ -112,8 +112,8 @@ def test_sigkilled_workers_lose_nothing_and_deliver_nothing_twice(tmp_path: Path
     assert 0 < killed_at["delivered"] < MESSAGES
 
 
-BATCHED_ROWS = 3000
-CHATS = 30
+BATCHED_ROWS = 8000
+CHATS = 40
 
 
 @pytest.mark.slow

@@ -448,6 +448,10 @@ class SQLStore(Store):
         candidates = self._claim_candidates(execute, limit, now, channel_id)
         if not candidates:
             return []
+        if len(candidates) == limit and any(row[4] is not None for row in candidates):
+            # Fresh batchable pushes among a full window: look further, so that their batches can fill up
+            # with the rows queued behind other chats' (a backlog of many chats); ``limit`` still holds.
+            candidates = self._claim_candidates(execute, limit * BATCH_MAX_OBJECTS, now, channel_id)
         picked: list[_Unit] = []
         taken = 0
         for unit in self._units(execute, candidates, now):
