@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -106,14 +107,17 @@ class WorkerConfig:
     backoff: Backoff = field(default=DEFAULT_BACKOFF)
     #: When a channel that reached its monthly message limit may send again.
     monthly_reset: MonthlyReset = field(default=DEFAULT_MONTHLY_RESET)
+    #: A worker that runs until stopped leaves a batch with room left for its next claim while its last row
+    #: is younger than this (in a burst, it fills up meanwhile); a run until idle never waits.
+    batch_gather: float = 0.05
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1 or self.settle_batch < 1:
             raise ConfigurationError("concurrency, batch size and settle batch must be at least 1")
         if self.lease_seconds <= 0 or self.poll_interval <= 0 or self.shutdown_grace < 0:
             raise ConfigurationError("lease and poll interval must be positive, shutdown grace not negative")
-        if self.store_patience < 0:
-            raise ConfigurationError("store patience must not be negative")
+        if self.store_patience < 0 or self.batch_gather < 0:
+            raise ConfigurationError("store patience and batch gather must not be negative")
 
 
 @dataclass
@@ -354,7 +358,9 @@ class Worker:
             if waiting < config.batch_size and not self._unwritten:
                 try:
                     rows = await self._store(
-                        self.store.claim,
+                        functools.partial(
+                            self.store.claim, gather=0.0 if until_idle else config.batch_gather
+                        ),
                         self.worker_id,
                         config.batch_size,
                         config.lease_seconds,

@@ -148,13 +148,12 @@ def test_fresh_pushes_wait_while_one_to_their_chat_is_in_flight_then_go_as_one(s
     assert _groups(store.claim("w1", 100, LEASE, now=102.4)) == [["a2", "a3"]]
 
 
-def test_a_fresh_push_waits_for_one_in_flight_a_second_at_most(store: Store) -> None:
+def test_a_full_batch_goes_even_while_one_to_its_chat_is_in_flight(store: Store) -> None:
     store.enqueue([_push(A, "a1")], now=100.0)
     store.claim("w1", 100, LEASE, now=100.0)
-    store.enqueue([_push(A, "a2"), _push(A, "a3")], now=100.5)
-    assert store.claim("w1", 100, LEASE, now=101.4) == []
-    # A backlog goes on: a push due for longer than that is claimed even while its chat has one in flight.
-    assert _groups(store.claim("w1", 100, LEASE, now=101.5)) == [["a2", "a3"]]
+    store.enqueue([_push(A, "a2", "a3"), _push(A, "a4", "a5", "a6"), _push(A, "a7")], now=100.5)
+    # A backlog: its batches are full, waiting would gain nothing; the one with room left waits.
+    assert _groups(store.claim("w1", 100, LEASE, now=101.0)) == [["a2", "a3", "a4", "a5", "a6"]]
 
 
 def test_the_rows_of_a_batch_settle_together(store: Store) -> None:
@@ -242,3 +241,18 @@ def test_requeue_takes_a_failed_batch_whole(store: Store) -> None:
     assert [r.id for r in fresh] == [r.id for r in rows]
     assert len({r.batch_key for r in fresh}) == 1 and fresh[0].batch_key not in (None, rows[0].batch_key)
     assert not {r.retry_key for r in fresh} & {r.retry_key for r in rows}
+
+
+def test_with_gather_a_young_batch_with_room_left_waits_for_more(store: Store) -> None:
+    store.enqueue([_push(A, "a1"), _push(A, "a2"), _push(B, "b1", "b2", "b3", "b4", "b5")], now=100.0)
+    store.enqueue([_push(A, "a3", batchable=False)], now=100.0)  # behind the waiting batch: waits too
+    # B's batch is full: it goes at once; A's has room and its last row is younger than the gather time.
+    assert _groups(store.claim("w1", 100, LEASE, now=100.02, gather=0.05)) == [["b1", "b2", "b3", "b4", "b5"]]
+    store.enqueue([_push(A, "a4")], now=100.03)
+    # A's first batch is old enough now (a3 closed it); a4 starts another, young one.
+    assert _groups(store.claim("w1", 100, LEASE, now=100.06, gather=0.05)) == [["a1", "a2"], ["a3"]]
+    # Then a4 waits while A's pushes are in flight, and goes once they are settled.
+    assert store.claim("w1", 100, LEASE, now=101.0, gather=0.05) == []
+    sent = [r.id for r in store.list_messages("sending")]
+    assert store.settle("w1", 101.0, [Settlement(i, "delivered") for i in sent]) == [True] * len(sent)
+    assert _groups(store.claim("w1", 100, LEASE, now=101.1, gather=0.05)) == [["a4"]]

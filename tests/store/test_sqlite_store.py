@@ -188,7 +188,7 @@ def test_claim_reads_through_the_indexes_not_the_whole_table(tmp_path: Path, cha
     # The rows a claim considers, as SQLStore._claim_candidates reads them.
     sql = sqlite_backend._CLAIM_CANDIDATES.format(channel="" if channel is None else " AND channel_id = ?")
     by = [] if channel is None else [channel]
-    params = [1.0, 0.0, 1.0, *by, 10, 1.0, *by, 10, 10]
+    params = [1.0, *by, 10, 1.0, *by, 10, 10]
     with SQLiteStore(tmp_path / "s.db") as store:
         plan = " | ".join(row[3] for row in store._connection().execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "INDEX outbox_due (state=? AND not_before<?)" in plan

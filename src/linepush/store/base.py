@@ -206,6 +206,8 @@ class Store(abc.ABC):
         lease_seconds: float,
         now: float,
         channel_id: str | None = None,
+        *,
+        gather: float = 0.0,
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``worker_id``: queued with ``not_before <= now``, or sending with
         an expired lease (a dead worker's). Longest due first. Each gets ``state=sending``, the lease,
@@ -218,8 +220,10 @@ class Store(abc.ABC):
         retry key, and ``batch_pos``). A batch formed before is claimed whole, the same rows in the same
         order under the same key, or not at all (when one of its rows is not claimable now); ``limit`` never
         cuts a batch (the first one is taken even when larger). A batch's rows come out together, in order.
-        A fresh batchable push waits while a push to its chat is in flight (sending under a live lease), so
-        that what is queued meanwhile goes out as one push after it."""
+        A new batch with room left (under 5 objects) is left for a later claim, with what follows it to its
+        chat, while a push to its chat is in flight (sending under a live lease), or with ``gather``
+        (seconds) while its last row became due less than ``gather`` ago: what is queued meanwhile then goes
+        out with it, in one push. Full batches (a backlog) are never held back."""
 
     @abc.abstractmethod
     def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:

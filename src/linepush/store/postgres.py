@@ -29,7 +29,7 @@ from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullErro
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import Execute, Prepared, SQLStore, add_for_this_thread, claim_parts
+from linepush.store.sql import Execute, Prepared, SQLStore, add_for_this_thread, claim_fields
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -164,7 +164,7 @@ _CHUNK: Final = 5000
 _TRIES: Final = 3
 
 
-_FIELDS, _DEFER = claim_parts("batchable")
+_FIELDS: Final = claim_fields("batchable")
 _SETTLE: Final = (
     "UPDATE outbox AS o SET"
     " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued' ELSE 'failed' END,"
@@ -186,12 +186,12 @@ _SETTLE: Final = (
 # but does not keep are let go at commit. FOR UPDATE cannot sit under a UNION, hence two CTEs.
 CLAIM_CANDIDATES_SQL: Final = (
     f"WITH queued AS (SELECT {_FIELDS} FROM outbox"
-    f" WHERE state = 'queued' AND not_before <= ? AND {_DEFER}{{channel}}"
+    " WHERE state = 'queued' AND not_before <= ?{channel}"
     " ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED),"
     f" expired AS (SELECT {_FIELDS} FROM outbox"
     " WHERE state = 'sending' AND lease_expires_at <= ?{channel}"
     " ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED)"
-    " SELECT id, channel_id, chat, batch_key, payload FROM"
+    " SELECT id, channel_id, chat, batch_key, payload, not_before FROM"
     " (SELECT * FROM queued UNION ALL SELECT * FROM expired) AS due ORDER BY not_before, id LIMIT ?"
 )
 

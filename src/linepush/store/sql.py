@@ -49,7 +49,6 @@ from linepush.store.records import (
 )
 
 __all__ = [
-    "BATCH_LINGER",
     "BATCH_MAX_OBJECTS",
     "OUTBOX_COLUMNS",
     "OUTBOX_FIELDS",
@@ -58,7 +57,7 @@ __all__ = [
     "Prepared",
     "SQLStore",
     "add_for_this_thread",
-    "claim_parts",
+    "claim_fields",
 ]
 
 _TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
@@ -103,6 +102,9 @@ class _Unit:
     objects: int = 0
     #: A batch formed by this claim (to be recorded with it).
     new: bool = False
+    #: The channel and chat of a push; when the newest row of a batch being formed became due.
+    chat: tuple[str, str] | None = None
+    newest: float = 0.0
 
 
 class CheckedSettlement(NamedTuple):
@@ -125,34 +127,19 @@ Prepared = tuple[str, str, str, str, float, int, str | None, int]
 
 #: Most message objects in one push (FACTS §3.3): a batch holds at most this many in all.
 BATCH_MAX_OBJECTS: Final = 5
-#: Seconds a fresh batchable push may wait for a push to its chat that is in flight (see :func:`claim_parts`).
-BATCH_LINGER: Final = 1.0
 
 #: Runs a statement marked with ``?`` inside the current transaction; returns its rows (none for a statement
 #: that returns none).
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
-def claim_parts(batchable: str) -> tuple[str, str]:
-    """What a backend's claim reads of each due row, and the condition a queued row must meet, given the
-    dialect's test that a row is batchable.
-
-    The fields are those of :attr:`SQLStore.claim_candidates_sql` (and ``not_before``, to order by). The
-    condition defers a fresh batchable push while a push to its chat is in flight (sending, under a live
-    lease), for :data:`BATCH_LINGER` seconds at most: the pushes queued meanwhile then go out together, in
-    one push, once that one is settled. (A row due for longer is never deferred, so that a claim never walks
-    more than the last moments' rows to pass over them.) It takes two values: now - linger, and now.
-    """
-    fields = (
+def claim_fields(batchable: str) -> str:
+    """What a backend's claim reads of each due row (see :attr:`SQLStore.claim_candidates_sql`, and
+    ``not_before`` to order by), given the dialect's test that a row is batchable."""
+    return (
         "id, channel_id, chat, batch_key, not_before,"
         f" CASE WHEN {batchable} AND attempts = 0 AND batch_key IS NULL THEN payload END AS payload"
     )
-    defer = (
-        f"(NOT {batchable} OR chat IS NULL OR batch_key IS NOT NULL OR attempts > 0 OR not_before <= ?"
-        " OR chat NOT IN (SELECT chat FROM outbox WHERE state = 'sending' AND chat IS NOT NULL"
-        " AND lease_expires_at > ?))"
-    )
-    return fields, defer
 
 
 class SQLStore(Store):
@@ -173,12 +160,12 @@ class SQLStore(Store):
     greatest_sql: ClassVar[str]
     #: Put after a text column in ORDER BY to sort it in byte order, whatever the database's collation.
     byte_order_sql: ClassVar[str]
-    #: The due rows a claim considers (see :meth:`claim`): queued rows due at ``now`` (not deferred, see
-    #: :func:`claim_parts`) and rows whose lease ran out, longest due first, at most ``limit``, as
-    #: (id, channel_id, chat, batch_key, payload), the payload only of a fresh batchable push (never
-    #: attempted, in no batch yet); ``{channel}`` is where the condition on the channel goes. Values: now,
-    #: now - linger, now, [channel], limit, now, [channel], limit, limit. Where rows are locked, they are
-    #: locked here.
+    #: The due rows a claim considers (see :meth:`claim`): queued rows due at ``now`` and rows whose lease
+    #: ran out, longest due first, at most ``limit``, as
+    #: (id, channel_id, chat, batch_key, payload, not_before), the payload only of a fresh batchable push
+    #: (never attempted, in no batch yet); ``{channel}`` is where the condition on the channel goes.
+    #: Values: now, [channel], limit, now, [channel], limit, limit. Where rows are locked, they are locked
+    #: here.
     claim_candidates_sql: ClassVar[str]
     #: Put after a SELECT of outbox rows that a claim will take (PostgreSQL: FOR UPDATE SKIP LOCKED).
     claim_lock_sql: ClassVar[str]
@@ -421,15 +408,18 @@ class SQLStore(Store):
         lease_seconds: float,
         now: float,
         channel_id: str | None = None,
+        *,
+        gather: float = 0.0,
     ) -> list[OutboxMessage]:
         check_name(worker_id, "worker_id")
         check_limit(limit)
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
-        if self.claim_peeks and not self._claim_candidates(self.select, limit, moment, channel_id):
-            return []  # nothing due: no write transaction (a worker asks often while its pushes are out)
+        wait = check_time(gather, "gather")
+        if self.claim_peeks and not self._plan(self.select, limit, moment, channel_id, wait):
+            return []  # nothing to take: no write transaction (a worker asks often while its pushes are out)
         return self._transaction(
-            lambda execute: self._claim(execute, worker_id, limit, until, moment, channel_id)
+            lambda execute: self._claim(execute, worker_id, limit, until, moment, channel_id, wait)
         )
 
     def _claim_candidates(
@@ -437,28 +427,21 @@ class SQLStore(Store):
     ) -> list[tuple[Any, ...]]:
         channel: list[Any] = [] if channel_id is None else [channel_id]
         sql = self.claim_candidates_sql.format(channel="" if channel_id is None else " AND channel_id = ?")
-        linger = now - BATCH_LINGER
-        return execute(sql, [now, linger, now, *channel, limit, now, *channel, limit, limit])
+        return execute(sql, [now, *channel, limit, now, *channel, limit, limit])
 
     def _claim(
-        self, execute: Execute, worker: str, limit: int, until: float, now: float, channel_id: str | None
+        self,
+        execute: Execute,
+        worker: str,
+        limit: int,
+        until: float,
+        now: float,
+        channel_id: str | None,
+        gather: float,
     ) -> list[OutboxMessage]:
         """The claim, in one transaction: the due rows, their batches (formed now for fresh batchable rows,
         whole for those formed before), the new batches recorded, then the lease."""
-        candidates = self._claim_candidates(execute, limit, now, channel_id)
-        if not candidates:
-            return []
-        if len(candidates) == limit and any(row[4] is not None for row in candidates):
-            # Fresh batchable pushes among a full window: look further, so that their batches can fill up
-            # with the rows queued behind other chats' (a backlog of many chats); ``limit`` still holds.
-            candidates = self._claim_candidates(execute, limit * BATCH_MAX_OBJECTS, now, channel_id)
-        picked: list[_Unit] = []
-        taken = 0
-        for unit in self._units(execute, candidates, now):
-            if picked and taken + len(unit.ids) > limit:
-                break  # whole batches or nothing; the first one always (a batch has at most 5 rows)
-            picked.append(unit)
-            taken += len(unit.ids)
+        picked = self._plan(execute, limit, now, channel_id, gather)
         for unit in picked:
             if unit.new:
                 for pos, message_id in enumerate(unit.ids):
@@ -479,7 +462,30 @@ class SQLStore(Store):
                 claimed[row[0]] = self._outbox_message(row)
         return [claimed[message_id] for message_id in ids]
 
-    def _units(self, execute: Execute, candidates: Sequence[tuple[Any, ...]], now: float) -> list[_Unit]:
+    def _plan(
+        self, execute: Execute, limit: int, now: float, channel_id: str | None, gather: float
+    ) -> list[_Unit]:
+        """What a claim takes, in order: whole units (rows alone, batches) of the due rows, up to ``limit``
+        rows (the first unit always: a batch has at most 5 rows)."""
+        candidates = self._claim_candidates(execute, limit, now, channel_id)
+        if not candidates:
+            return []
+        if len(candidates) == limit and any(row[4] is not None for row in candidates):
+            # Fresh batchable pushes among a full window: look further, so that their batches can fill up
+            # with the rows queued behind other chats' (a backlog of many chats); ``limit`` still holds.
+            candidates = self._claim_candidates(execute, limit * BATCH_MAX_OBJECTS, now, channel_id)
+        picked: list[_Unit] = []
+        taken = 0
+        for unit in self._units(execute, candidates, now, gather):
+            if picked and taken + len(unit.ids) > limit:
+                break
+            picked.append(unit)
+            taken += len(unit.ids)
+        return picked
+
+    def _units(
+        self, execute: Execute, candidates: Sequence[tuple[Any, ...]], now: float, gather: float
+    ) -> list[_Unit]:
         """The due rows as what goes out in one request each, in queue order: a row alone, a batch formed
         before (all of its rows, in their order, or none when one of them is not claimable now), or a new
         batch of fresh batchable pushes to one chat with the same options and at most 5 message objects in
@@ -487,18 +493,18 @@ class SQLStore(Store):
         units: list[_Unit] = []
         forming: dict[tuple[str, str], _Unit] = {}
         formed: dict[str, _Unit] = {}
-        for message_id, channel_id, chat, batch_key, payload in candidates:
+        for message_id, channel_id, chat, batch_key, payload, not_before in candidates:
             if chat is not None and payload is None:
                 forming.pop((channel_id, chat), None)
             if batch_key is not None:
                 if batch_key not in formed:
-                    formed[batch_key] = _Unit([message_id], batch_key)
+                    formed[batch_key] = _Unit([message_id], batch_key, chat=(channel_id, chat))
                     units.append(formed[batch_key])
                 continue
             if chat is None or payload is None:
                 # Not batchable, or attempted alone already (under its own key, which LINE may have taken):
                 # the payload is read only of fresh batchable rows.
-                units.append(_Unit([message_id]))
+                units.append(_Unit([message_id], chat=None if chat is None else (channel_id, chat)))
                 continue
             body = json.loads(payload) if isinstance(payload, str) else payload
             messages = body.get("messages") if isinstance(body, dict) else None
@@ -509,16 +515,39 @@ class SQLStore(Store):
             if current is not None and fits and current.shape == shape:
                 current.ids.append(message_id)
                 current.objects += objects
+                current.newest = max(current.newest, float(not_before))
                 continue
-            unit = _Unit([message_id], shape=shape, objects=objects)
+            unit = _Unit([message_id], shape=shape, objects=objects, chat=(channel_id, chat))
+            unit.newest = float(not_before)
             forming[(channel_id, chat)] = unit
             units.append(unit)
+        # A new batch with room left waits for a later claim, and so does what follows it to its chat, while
+        # a push to its chat is in flight (sending, under a live lease) or its last row is younger than
+        # ``gather``: the pushes queued meanwhile fill it up. A backlog still goes: its batches are full.
+        roomy = [u for u in units if u.shape is not None and u.objects < BATCH_MAX_OBJECTS]
+        busy: set[tuple[str, str] | None] = set()
+        if roomy:
+            busy = {
+                (channel_id, chat)
+                for channel_id, chat in execute(
+                    "SELECT DISTINCT channel_id, chat FROM outbox WHERE state = 'sending'"
+                    " AND chat IS NOT NULL AND lease_expires_at > ?",
+                    [now],
+                )
+            }
+        waiting: set[tuple[str, str] | None] = set()
         for unit in units:
-            if unit.shape is not None and len(unit.ids) > 1:
+            room = unit.shape is not None and unit.objects < BATCH_MAX_OBJECTS
+            if unit.chat is not None and unit.chat in waiting:
+                unit.ids = []
+            elif room and (unit.chat in busy or unit.newest > now - gather):
+                waiting.add(unit.chat)
+                unit.ids = []
+            elif unit.shape is not None and len(unit.ids) > 1:
                 unit.new = True
                 unit.key = new_retry_key()
         if formed:
-            self._whole(execute, formed, now)
+            self._whole(execute, {key: unit for key, unit in formed.items() if unit.ids}, now)
         return [unit for unit in units if unit.ids]
 
     def _whole(self, execute: Execute, formed: Mapping[str, _Unit], now: float) -> None:

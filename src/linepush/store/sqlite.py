@@ -31,7 +31,7 @@ from linepush.store.sql import (
     Prepared,
     SQLStore,
     add_for_this_thread,
-    claim_parts,
+    claim_fields,
 )
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
@@ -172,13 +172,13 @@ _FAILED: Final = (
     "UPDATE outbox SET state = 'failed', updated_at = ?, last_error = ?,"
     f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD} RETURNING id"
 )
-_FIELDS, _DEFER = claim_parts("batchable = 1")
+_FIELDS: Final = claim_fields("batchable = 1")
 # Queued rows: walk outbox_due in (not_before, id) order and stop at the limit. Expired leases: the planner,
 # without statistics, would read every in-flight row through outbox_due instead.
 _CLAIM_CANDIDATES: Final = (
-    "SELECT id, channel_id, chat, batch_key, payload FROM ("
+    "SELECT id, channel_id, chat, batch_key, payload, not_before FROM ("
     f"SELECT * FROM (SELECT {_FIELDS} FROM outbox"
-    f" WHERE state = 'queued' AND not_before <= ? AND {_DEFER}{{channel}}"
+    " WHERE state = 'queued' AND not_before <= ?{channel}"
     " ORDER BY not_before, id LIMIT ?)"
     f" UNION ALL SELECT * FROM (SELECT {_FIELDS} FROM outbox INDEXED BY outbox_leases"
     " WHERE state = 'sending' AND lease_expires_at <= ?{channel} ORDER BY not_before, id LIMIT ?)"
