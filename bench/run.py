@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.smoke else args.rounds
     smoke = ["--smoke"] if args.smoke else []
 
-    from bench import bulk, cap, digest, libraries, scrape, startup, to_file, tokens
+    from bench import bulk, burst, cap, digest, libraries, scrape, startup, to_file, tokens
 
     results: dict[str, Any] = {"smoke": args.smoke}
     results["push_nginx"] = push_rounds("nginx", rounds, args.smoke, args.duration)
@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     results["send --to-file"] = quiet(to_file.main, smoke)
     results["start-up"] = quiet(startup.main, smoke)
     results["digest"] = quiet(digest.main, smoke)
+    # LINEPUSH_BENCH_BEFORE: another checkout's src folder (main's, say) to measure the burst against.
+    before = os.environ.get("LINEPUSH_BENCH_BEFORE")
+    results["burst"] = quiet(burst.main, [*smoke, *(["--before", before] if before else [])])
     pg_url = os.environ.get("LINEPUSH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/linepush_test")
     results["/metrics"] = quiet(scrape.main, [*smoke, "--pg", pg_url])
     outbox_path = ROOT / "outbox.py"
@@ -196,6 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{d['pushes without (baseline)']} without); every text: {d['every text arrived once, in order']}",
         d["pushes with digest"] <= 20 and d["every text arrived once, in order"] is True,
     )
+    u = results["burst"]
+    late = u["last delivery after last answer s"]
+    target(
+        "1,000 notify calls to one chat: delivered ≤ 2 s after the last answer, in ≤ 200 pushes, in order",
+        f"{late if late is not None else 'not all delivered'} s, {u['pushes']} pushes, order kept: "
+        f"{'yes' if u['order kept'] else 'no'}"
+        + (
+            f" (before: {u['last delivery after last answer s (before)']} s, {u['pushes (before)']} pushes)"
+            if "pushes (before)" in u
+            else ""
+        ),
+        late is not None and late <= 2 and u["pushes"] <= u["calls"] / 5 and u["order kept"],
+    )
     m = results["/metrics"]
     scrapes = [m.get("scrape ms SQLite"), m.get("scrape ms PostgreSQL")]
     target(
@@ -240,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{lib.get('install MB (with its dependencies)')} | {lib.get('import ms')} |"
         )
     print("\n## Other figures\n\n| figure | value |\n|---|---|")
-    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "digest", "/metrics"]
+    sections = ["cap", "tokens", "bulk", "send --to-file", "start-up", "burst", "digest", "/metrics"]
     sections += ["outbox", "outbox PostgreSQL"]
     for section in sections:
         for name, value in (results.get(section) or {}).items():

@@ -140,11 +140,16 @@ def emulator_server(rate_limits: bool = False) -> Iterator[str]:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """Ask a server to stop (SIGTERM); kill it if it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def emulator_channel(url: str, directory: Path) -> Channel:

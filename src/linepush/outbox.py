@@ -54,6 +54,8 @@ __all__ = [
     "RetryWindow",
     "SendCost",
     "Settlement",
+    "batch_operation",
+    "batch_results",
     "broadcast_item",
     "error_record",
     "multicast_items",
@@ -192,15 +194,19 @@ def push_item(
     retry_key: str | None = None,
     notification_disabled: bool = False,
     custom_aggregation_units: Sequence[str] | None = None,
+    batchable: bool = False,
 ) -> NewMessage:
-    """One push as an outbox row; raises :class:`ValidationError` for anything LINE would refuse."""
+    """One push as an outbox row; raises :class:`ValidationError` for anything LINE would refuse.
+
+    ``batchable``: it may go out in one push with the other batchable pushes to ``to`` that are due with it
+    (see :class:`Outbox`); never with a ``retry_key`` of its own."""
     payload = messaging.push_payload(
         to,
         messages,
         notification_disabled=notification_disabled,
         custom_aggregation_units=custom_aggregation_units,
     )
-    return NewMessage(channel_id, "push", payload, not_before, _key(retry_key))
+    return NewMessage(channel_id, "push", payload, not_before, _key(retry_key), batchable=batchable)
 
 
 def multicast_items(
@@ -297,10 +303,11 @@ def send_items(
     not_before: float | None = None,
     retry_key: str | None = None,
     notification_disabled: bool = False,
+    batchable: bool = False,
 ) -> list[NewMessage]:
     """The rows for one send to ``to``: a push for one recipient (of any kind), a multicast (one row per 500)
     for several user ids, a push per group or room, or a broadcast. Everything is validated before any row
-    exists."""
+    exists. ``batchable`` applies to the pushes (see :func:`push_item`)."""
     if broadcast:
         if to:
             raise ValidationError("a broadcast sends to every friend: give no recipients with it")
@@ -324,6 +331,7 @@ def send_items(
                 not_before=not_before,
                 retry_key=retry_key,
                 notification_disabled=notification_disabled,
+                batchable=batchable,
             )
         ]
     users = [r for r in to if r.startswith("U")]
@@ -344,7 +352,14 @@ def send_items(
         )
     # Multicast takes user ids only (FACTS §3.3): groups and rooms get a push each.
     items.extend(
-        push_item(channel_id, r, messages, not_before=not_before, notification_disabled=notification_disabled)
+        push_item(
+            channel_id,
+            r,
+            messages,
+            not_before=not_before,
+            notification_disabled=notification_disabled,
+            batchable=batchable,
+        )
         for r in others
     )
     return items
@@ -469,12 +484,20 @@ class Outbox:
 
     ``clock`` gives UNIX seconds (inject one in tests). Methods that add rows validate everything first and
     store nothing when any part is refused.
+
+    ``batch``: the pushes it queues (without a retry key of their own) may be batched. A worker then sends the
+    pushes to one chat that are due together, with the same options, as one push of up to 5 message objects
+    in queue order, which LINE counts as one message per recipient (FACTS §3.8) instead of one per push. The
+    batch is recorded when it is first claimed, so a resend is always the same request under the same retry
+    key. Off by default: each push is a request of its own, with its own ``sentMessages``. The gateway and
+    the alert receivers queue their pushes batchable.
     """
 
     store: Store
     channel_id: str
     clock: Callable[[], float] = time.time
     window: RetryWindow = field(default=DEFAULT_RETRY_WINDOW)
+    batch: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.channel_id, str) or not self.channel_id:
@@ -505,6 +528,7 @@ class Outbox:
                 not_before=not_before,
                 retry_key=retry_key,
                 notification_disabled=notification_disabled,
+                batchable=self.batch,
             )
         )
 
@@ -526,6 +550,7 @@ class Outbox:
             retry_key=retry_key,
             notification_disabled=notification_disabled,
             custom_aggregation_units=custom_aggregation_units,
+            batchable=self.batch,
         )
         return self.enqueue([item])[0]
 
@@ -672,3 +697,33 @@ def send_operation(message: OutboxMessage) -> Any:
     """The request for a stored row, with its own retry key."""
     kind: SendKind = message.kind
     return messaging.send_payload(kind, message.payload, message.retry_key)
+
+
+def batch_operation(rows: Sequence[OutboxMessage]) -> Any:
+    """The one push for the rows of a batch (as a claim hands them out: in their order), under the batch's
+    retry key: the first row's options with every row's messages, in order."""
+    key = rows[0].batch_key
+    if key is None or any(row.batch_key != key or row.kind != "push" for row in rows):
+        raise ValueError("the rows of one batch are pushes with its batch key")
+    payload = dict(rows[0].payload)
+    payload["messages"] = [message for row in rows for message in row.payload["messages"]]
+    return messaging.send_payload("push", payload, key)
+
+
+def batch_results(rows: Sequence[OutboxMessage], body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What each row of a delivered batch keeps: its own messages' part of ``sentMessages`` (in order), and
+    the batch it went in."""
+    sent = body.get("sentMessages")
+    counts = [len(row.payload["messages"]) for row in rows]
+    results: list[dict[str, Any]] = []
+    start = 0
+    for row, count in zip(rows, counts, strict=True):
+        record = {k: v for k, v in body.items() if k != "sentMessages"}
+        if isinstance(sent, list) and len(sent) == sum(counts):
+            record["sentMessages"] = sent[start : start + count]
+        elif sent is not None:
+            record["sentMessages"] = sent
+        record["batch"] = {"retryKey": row.batch_key, "rows": len(rows), "position": row.batch_pos}
+        results.append(record)
+        start += count
+    return results

@@ -10,6 +10,10 @@ Pushes to one chat go out in the order they were queued: a push waits until the 
 ``to`` (claimed earlier by this worker) has its answer, while pushes to other chats go on concurrently. A push
 that must be retried later may arrive after the ones queued behind it, and two workers draining one channel
 keep no order between them.
+
+A batch (see :meth:`Store.claim <linepush.store.Store.claim>`) goes out as one push of its rows' messages
+under its own retry key, and its rows settle together. A 400 for a batch (nothing delivered) splits it: each
+row is sent again alone under its own key, so the good ones go out and the bad one fails by itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
+import functools
 import logging
 import os
 import random
@@ -30,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from linepush.api.messaging import SendResult
-from linepush.errors import ConfigurationError, LinePushError, MonthlyLimitError, TokenUnavailableError
+from linepush.errors import (
+    ConfigurationError,
+    LineApiError,
+    LinePushError,
+    MonthlyLimitError,
+    TokenUnavailableError,
+)
 from linepush.outbox import (
     DEFAULT_BACKOFF,
     DEFAULT_MONTHLY_RESET,
@@ -39,6 +51,8 @@ from linepush.outbox import (
     MonthlyReset,
     RetryWindow,
     Settlement,
+    batch_operation,
+    batch_results,
     classify,
     error_record,
     pause_channel,
@@ -97,14 +111,17 @@ class WorkerConfig:
     #: at least this long between tries, since only a person mends that. LINE documents no figure; a
     #: minute keeps the token endpoint quiet and the repair quick to show.
     token_refusal_retry: float = 60.0
+    #: A worker that runs until stopped leaves a batch with room left for its next claim while its last row
+    #: is younger than this (in a burst, it fills up meanwhile); a run until idle never waits.
+    batch_gather: float = 0.05
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1 or self.settle_batch < 1:
             raise ConfigurationError("concurrency, batch size and settle batch must be at least 1")
         if self.lease_seconds <= 0 or self.poll_interval <= 0 or self.shutdown_grace < 0:
             raise ConfigurationError("lease and poll interval must be positive, shutdown grace not negative")
-        if self.store_patience < 0:
-            raise ConfigurationError("store patience must not be negative")
+        if self.store_patience < 0 or self.batch_gather < 0:
+            raise ConfigurationError("store patience and batch gather must not be negative")
         if self.token_refusal_retry <= 0:
             raise ConfigurationError("the retry interval after a refused token must be positive")
 
@@ -177,7 +194,8 @@ class Worker:
         # SQLite wants one writer; one thread also keeps the event loop free while the store syncs to disk.
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._held: set[int] = set()
-        self._ready: asyncio.Queue[OutboxMessage] | None = None
+        # What the senders take: a row alone, or the rows of a batch (one push), in claim order.
+        self._ready: asyncio.Queue[Unit] | None = None
         self._outcomes: list[Settlement] = []
         self._busy = 0
         self._changed: asyncio.Event | None = None
@@ -359,7 +377,9 @@ class Worker:
             if waiting < config.batch_size and not self._unwritten:
                 try:
                     rows = await self._store(
-                        self.store.claim,
+                        functools.partial(
+                            self.store.claim, gather=0.0 if until_idle else config.batch_gather
+                        ),
                         self.worker_id,
                         config.batch_size,
                         config.lease_seconds,
@@ -378,9 +398,9 @@ class Worker:
                 self.last_claim_at = self.clock()
                 if rows:
                     self.stats.claimed += len(rows)
-                    for row in rows:
-                        self._held.add(row.id)
-                        self._ready.put_nowait(row)
+                    for unit in _units(rows):
+                        self._held.update(row.id for row in unit)
+                        self._ready.put_nowait(unit)
                     continue
                 if until_idle and waiting == 0 and self._busy == 0 and not self._held:
                     if not wait_for_leases:
@@ -418,9 +438,11 @@ class Worker:
     async def _send_loop(self) -> None:
         assert self._ready is not None
         while True:
-            row = await self._ready.get()
+            unit = await self._ready.get()
+            ids = [row.id for row in unit]
+            row = unit[0]
             if self._held_back():
-                self._unsent.append(row.id)  # stopping, no token or paused: not started, so given back
+                self._unsent.extend(ids)  # stopping, no token or paused: not started, so given back
                 continue
             self._busy += 1
             chat, previous, turn = self._take_turn(row)
@@ -429,24 +451,25 @@ class Worker:
                     try:
                         await asyncio.wait([previous])
                     except asyncio.CancelledError:
-                        self._unsent.append(row.id)  # abandoned before it was sent: given back
+                        self._unsent.extend(ids)  # abandoned before it was sent: given back
                         raise
                     if self._held_back():
-                        self._unsent.append(row.id)
+                        self._unsent.extend(ids)
                         continue
-                self._record(await self._deliver(row))
+                for outcome in await self._deliver(unit):
+                    self._record(outcome)
             except MonthlyLimitError as exc:
                 # LINE sent nothing: the row goes back as it was (its attempt undone) to wait for the reset.
-                self._unsent.append(row.id)
+                self._unsent.extend(ids)
                 await self._limit_reached(row, exc)
             except ConfigurationError as exc:
                 # The channel's setup is wrong (no credentials, say): every row would meet the same fate, so
                 # the worker stops and gives this one back unsent, and the error is raised to the caller.
-                self._unsent.append(row.id)
+                self._unsent.extend(ids)
                 self._stop_with(exc)
             except TokenUnavailableError as exc:
                 # Nothing was sent: the row goes back as it was, never failed for it.
-                self._unsent.append(row.id)
+                self._unsent.extend(ids)
                 self._no_token(exc)
             finally:
                 if turn is not None:
@@ -570,7 +593,7 @@ class Worker:
             self._changed.clear()
             await _first(self._changed.wait(), stop.wait())
         while not self._ready.empty():
-            self._unsent.append(self._ready.get_nowait().id)
+            self._unsent.extend(row.id for row in self._ready.get_nowait())
         await self._give_back()
 
     async def _give_back(self) -> None:
@@ -599,34 +622,64 @@ class Worker:
         self._chat_turns[chat] = turn
         return chat, previous, turn
 
-    async def _deliver(self, row: OutboxMessage) -> Settlement:
+    async def _deliver(self, unit: Unit) -> list[Settlement]:
+        """Send a row alone, or a batch's rows as one push; the outcome of each row (a batch's rows share
+        theirs, but for their parts of what LINE answered)."""
+        row = unit[0]
         now = self.clock()
         window = self.config.retry_window
         if window.expired(row, now):
             error = window_expired_error(row, window, now)
-            return Settlement(row.id, "failed", error=error_record(error, now=now))
+            return [Settlement(r.id, "failed", error=error_record(error, now=now)) for r in unit]
         try:
-            result: SendResult = await self.client.run(send_operation(row))
+            op = batch_operation(unit) if len(unit) > 1 else send_operation(row)
+            result: SendResult = await self.client.run(op)
         except asyncio.CancelledError:
             # Abandoned at shutdown with the request maybe at LINE: back to queued, keeping the attempt and
             # its first_attempt_at, so the retry window still counts from the first try.
             later = self.clock()
             note = {"type": "Interrupted", "message": "the worker stopped while this send was in flight"}
-            self._record(Settlement(row.id, "retry", error=note, not_before=later))
+            for r in unit:
+                self._record(Settlement(r.id, "retry", error=note, not_before=later))
             raise
         except (ConfigurationError, TokenUnavailableError, MonthlyLimitError):
             raise
         except LinePushError as exc:
             self._token_failures = 0
             self._token_problem = None
-            return self._after_error(row, exc)
+            if len(unit) > 1 and isinstance(exc, LineApiError) and exc.status == 400:
+                return self._split(unit, exc)
+            return self._for_all(unit, self._after_error(row, exc))
         except Exception as exc:  # a bug or an unexpected failure: keep the row, do not lose the worker
             log.exception("unexpected error sending outbox message %s", row.id)
-            return self._after_error(row, exc)
+            return self._for_all(unit, self._after_error(row, exc))
         self._token_failures = 0
         self._token_problem = None
         request_id, body = result_record(result)
-        return Settlement(row.id, "delivered", request_id=request_id, result=body)
+        if len(unit) == 1:
+            return [Settlement(row.id, "delivered", request_id=request_id, result=body)]
+        return [
+            Settlement(r.id, "delivered", request_id=request_id, result=part)
+            for r, part in zip(unit, batch_results(unit, body), strict=True)
+        ]
+
+    def _split(self, unit: Unit, error: LineApiError) -> list[Settlement]:
+        """LINE refused a batch (400: nothing of it was delivered, FACTS §3.7 and §4). Which row it refused
+        is not said, so the batch is dissolved and each row tried again now, alone, under its own key: the
+        good ones go out and the bad one fails by itself."""
+        now = self.clock()
+        record = error_record(error, now=now)
+        record["reason"] = f"{retry_reason(error)}; the batch of {len(unit)} is sent again row by row"
+        log.warning(
+            "outbox messages %s: LINE refused them as one push (%s); each goes alone now",
+            ", ".join(str(r.id) for r in unit),
+            retry_reason(error),
+        )
+        return [Settlement(r.id, "retry", error=record, not_before=now, split=True) for r in unit]
+
+    @staticmethod
+    def _for_all(unit: Unit, outcome: Settlement) -> list[Settlement]:
+        return [dataclasses.replace(outcome, message_id=r.id) for r in unit]
 
     def _after_error(self, row: OutboxMessage, error: BaseException) -> Settlement:
         now = self.clock()
@@ -752,7 +805,7 @@ class Worker:
         assert self._ready is not None and self._changed is not None
         # Rows claimed but not started are taken out of reach of the senders, to be given back below.
         while not self._ready.empty():
-            self._unsent.append(self._ready.get_nowait().id)
+            self._unsent.extend(row.id for row in self._ready.get_nowait())
         # Sends in flight: let them finish (their leases still renewed), up to the grace period.
         if not abandon and self._busy:
             with contextlib.suppress(TimeoutError):
@@ -771,6 +824,21 @@ class Worker:
         if self._held:
             # Outcomes that could not be written (the store failed): the lease will return these rows.
             log.warning("%d outbox rows stay leased until their lease runs out", len(self._held))
+
+
+#: What one send takes: a row alone, or the rows of a batch in their order.
+Unit = tuple[OutboxMessage, ...]
+
+
+def _units(rows: Sequence[OutboxMessage]) -> list[Unit]:
+    """Claimed rows as sends: a claim hands out a batch's rows together, in their order."""
+    units: list[Unit] = []
+    for row in rows:
+        if row.batch_key is not None and units and units[-1][0].batch_key == row.batch_key:
+            units[-1] = (*units[-1], row)
+        else:
+            units.append((row,))
+    return units
 
 
 def _settled_ids(store: Store, ids: Iterable[int]) -> set[int]:

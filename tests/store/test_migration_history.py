@@ -31,15 +31,21 @@ SHIPPED = {
         "b21b553700d326da",
         "8b47207b6cbb8a2d",
         "31867138a23c3aad",
+        "5eeaab75512f0817",
+        "11960a08706b440c",
         "3e6d1cba3c335886",
         "67a41aea59300565",
+        "9473af22037747bc",
     ],
     "postgresql": [
         "c4d320a39d80b486",
         "bdfbd2d1026e306f",
         "e353583ca0c6eedd",
+        "56af572b4bd609d9",
+        "f14406b7dc32ebd9",
         "e407c912f158433d",
         "23e1dfeb92ed873c",
+        "93dfa57f0d4aab46",
     ],
 }
 MIGRATIONS = {"sqlite": sqlite_backend.MIGRATIONS, "postgresql": pg_backend.MIGRATIONS}

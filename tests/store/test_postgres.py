@@ -275,14 +275,19 @@ def big_outbox(store: PostgresStore, schema: str) -> PostgresStore:
 
 
 @pytest.mark.parametrize(
-    ("sql", "index"),
-    [(pg_backend.CLAIM_SQL, "outbox_queued"), (pg_backend.CLAIM_BY_CHANNEL_SQL, "outbox_queued_by_channel")],
+    ("channel", "index"),
+    [(None, "outbox_queued"), ("1000", "outbox_queued_by_channel")],
     ids=["all-channels", "one-channel"],
 )
 def test_claim_walks_its_index_and_stops_at_the_limit(
-    big_outbox: PostgresStore, schema: str, sql: str, index: str
+    big_outbox: PostgresStore, schema: str, channel: str | None, index: str
 ) -> None:
-    params = {"worker": "w", "until": 1e9, "now": 300_000.0, "limit": 50, "channel": "1000"}
+    # The rows a claim considers (it locks them here), as SQLStore._claim_candidates reads them.
+    sql = pg_backend._percent_marks(
+        pg_backend.CLAIM_CANDIDATES_SQL.format(channel="" if channel is None else " AND channel_id = ?")
+    )
+    now, limit, by = 300_000.0, 50, [] if channel is None else [channel]
+    params = [now, *by, limit, now, *by, limit, limit]
     with admin_connect() as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         # EXPLAIN ANALYZE runs the claim, with the statistics a real outbox has; then it is undone.

@@ -49,6 +49,11 @@ class Admin:
         query = "&".join(f"{k}={v}" for k, v in (("channel_id", channel_id), ("to", to)) if v)
         return list(self.call("GET", "/_emulator/deliveries" + (f"?{query}" if query else ""))["deliveries"])
 
+    def retry_keys(self, channel_id: str | None = None) -> list[dict[str, Any]]:
+        """Per retry key the emulator saw: requests (how many carried it) and bodies (how many different)."""
+        query = f"?channel_id={channel_id}" if channel_id else ""
+        return list(self.call("GET", "/_emulator/retry-keys" + query)["retry_keys"])
+
     def count(self, path: str, method: str = "POST", status: int | None = None) -> int:
         counts = self.call("GET", "/_emulator/requests")["counts"]
         return sum(

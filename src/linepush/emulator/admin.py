@@ -140,6 +140,13 @@ async def deliveries(request: Request) -> Response:
     return LineJSON({"deliveries": found})
 
 
+async def retry_keys(request: Request) -> Response:
+    """Every retry key seen, with how many sends carried it and how many different bodies: a client that
+    resends only the very same request has ``bodies`` 1 for every key."""
+    found = _state(request).retry_uses(request.query_params.get("channel_id") or None)
+    return LineJSON({"retry_keys": found})
+
+
 async def requests(request: Request) -> Response:
     return LineJSON({"counts": _state(request).request_counts()})
 
@@ -193,6 +200,7 @@ ROUTES = [
     Route(f"{PREFIX}/channels/{{channel_id}}/secret", secret, methods=["GET"]),
     Route(f"{PREFIX}/deliveries", deliveries, methods=["GET"]),
     Route(f"{PREFIX}/requests", requests, methods=["GET"]),
+    Route(f"{PREFIX}/retry-keys", retry_keys, methods=["GET"]),
     Route(f"{PREFIX}/tokens", tokens, methods=["GET"]),
     Route(f"{PREFIX}/faults", faults, methods=["GET", "POST", "DELETE"]),
     Route(f"{PREFIX}/clock", clock, methods=["GET", "POST"]),

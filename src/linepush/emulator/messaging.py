@@ -129,6 +129,7 @@ async def _send(request: Request, endpoint: str, seen: dict[str, Any]) -> Respon
         if not UUID.fullmatch(retry_key):
             # FACTS §3.7: the answer to a key that is not a UUID is not documented.
             raise LineError(400, {"message": "The X-Line-Retry-Key header must be a UUID"})
+        state.note_retry_use(channel, retry_key, body)
         accepted = state.accepted_retry(channel, retry_key)
         if accepted is not None:
             conflict: dict[str, Any] = {"message": "The retry key is already accepted"}

@@ -218,6 +218,8 @@ class EmulatorState:
         self._kids: dict[str, str] = {}
         self._tokens: dict[str, Token] = {}
         self._deliveries: list[Delivery] = []
+        # Every send that carried a retry key, by (channel, key): how many, and the distinct bodies sent.
+        self._retry_uses: dict[tuple[str, str], tuple[int, set[str]]] = {}
         self._request_counts: Counter[tuple[str, str, int]] = Counter()
         self._faults: list[Fault] = []
         self._narrowcasts: dict[str, Delivery] = {}
@@ -539,6 +541,24 @@ class EmulatorState:
                 del channel.retry_keys[key.lower()]
                 return None
             return accepted
+
+    def note_retry_use(self, channel: Channel, key: str, body: Any) -> None:
+        """A send with a retry key arrived (whatever its answer): LINE expects a retry to be the very same
+        request (FACTS §3.7), which :meth:`retry_uses` lets a test check."""
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            count, bodies = self._retry_uses.get((channel.channel_id, key.lower()), (0, set()))
+            bodies.add(text)
+            self._retry_uses[(channel.channel_id, key.lower())] = (count + 1, bodies)
+
+    def retry_uses(self, channel_id: str | None = None) -> list[dict[str, Any]]:
+        """Per retry key seen: how many sends carried it and how many different bodies they had."""
+        with self._lock:
+            return [
+                {"channel_id": cid, "retry_key": key, "requests": count, "bodies": len(bodies)}
+                for (cid, key), (count, bodies) in self._retry_uses.items()
+                if channel_id is None or cid == channel_id
+            ]
 
     def remember_retry(self, channel: Channel, key: str, request_id: str, body: dict[str, Any]) -> None:
         with self._lock:

@@ -216,7 +216,10 @@ class AlertReceivers:
         messages = await run_in_threadpool(self.render_hook, name, body)
         now = self.clock()
         try:
-            items = [push_item(self.channel_id, to, messages) for to in hook.to or self.routing(token)[1].to]
+            items = [
+                push_item(self.channel_id, to, messages, batchable=True)
+                for to in hook.to or self.routing(token)[1].to
+            ]
         except ValidationError as exc:
             raise NotifyError(400, f"the hook's message cannot be sent: {exc}") from None
         rows = await run_in_threadpool(self.store.enqueue, items, now)
@@ -308,7 +311,8 @@ class AlertReceivers:
         digests: list[tuple[str, list[dict[str, Any]], float]] = []
         try:
             for to, messages, window in self._routed(notification, routes, default):
-                item = push_item(self.channel_id, to, messages)  # checked even when it goes to a digest
+                # Checked even when it goes to a digest.
+                item = push_item(self.channel_id, to, messages, batchable=True)
                 if window is None:
                     items.append(item)
                 else:

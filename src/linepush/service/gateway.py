@@ -260,7 +260,8 @@ class NotifyApi:
         )
 
     def _item(self, form: NotifyRequest, token: GatewayToken, uploaded_url: str | None) -> NewMessage:
-        """The outbox row of a notification: one push to the token's recipient."""
+        """The outbox row of a notification: one push to the token's recipient, batchable (the worker sends
+        the notifications due together to one chat in one push, which LINE counts as one message)."""
         if token.recipient_id is None:
             raise NotifyError(
                 400,
@@ -274,6 +275,7 @@ class NotifyApi:
                 token.recipient_id,
                 notify_messages(form, uploaded_url),
                 notification_disabled=form.notification_disabled,
+                batchable=True,
             )
         except ValidationError as exc:
             raise NotifyError(400, str(exc)) from None

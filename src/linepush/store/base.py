@@ -242,10 +242,24 @@ class Store(abc.ABC):
         lease_seconds: float,
         now: float,
         channel_id: str | None = None,
+        *,
+        gather: float = 0.0,
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``worker_id``: queued with ``not_before <= now``, or sending with
         an expired lease (a dead worker's). Longest due first. Each gets ``state=sending``, the lease,
-        ``attempts + 1`` and ``first_attempt_at`` if it had none. Concurrent claimers never share a row."""
+        ``attempts + 1`` and ``first_attempt_at`` if it had none. Concurrent claimers never share a row.
+
+        Batches: fresh batchable pushes (never attempted, see :attr:`NewMessage.batchable`) to one chat, due
+        now and with the same options, are formed into batches of up to 5 message objects in all, in queue
+        order (a row to the chat that goes another way in between closes the batch, so each chat's order
+        holds); each batch of two or more rows is recorded in the same transaction (``batch_key``, its one
+        retry key, and ``batch_pos``). A batch formed before is claimed whole, the same rows in the same
+        order under the same key, or not at all (when one of its rows is not claimable now); ``limit`` never
+        cuts a batch (the first one is taken even when larger). A batch's rows come out together, in order.
+        A new batch with room left (under 5 objects) is left for a later claim, with what follows it to its
+        chat, while a push to its chat is in flight (sending under a live lease), or with ``gather``
+        (seconds) while its last row became due less than ``gather`` ago: what is queued meanwhile then goes
+        out with it, in one push. Full batches (a backlog) are never held back."""
 
     @abc.abstractmethod
     def renew_leases(self, ids: Sequence[int], worker_id: str, lease_seconds: float, now: float) -> int:
@@ -254,6 +268,7 @@ class Store(abc.ABC):
 
     # Settling: each acts only while the row is sending and leased to worker_id with a live lease, and
     # returns False otherwise, so a worker whose lease ran out never overwrites the one that took over.
+    # Settling a row of a batch settles every row of the batch the same way, in the same transaction.
 
     @abc.abstractmethod
     def mark_delivered(
@@ -285,7 +300,8 @@ class Store(abc.ABC):
 
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         """Apply many outcomes at once, each exactly as :meth:`mark_delivered`, :meth:`mark_retry` or
-        :meth:`mark_failed` would (same lease rule); returns, per item, whether it was applied.
+        :meth:`mark_failed` would (same lease rule); returns, per item, whether it was applied. A retry with
+        ``split`` also dissolves the row's batch: its rows go alone from then on, under their own keys.
 
         Backends should do it in one transaction (a worker settles hundreds of rows per second, and each
         transaction costs a disk sync); this default applies them one by one.
@@ -340,7 +356,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def requeue(self, ids: Sequence[int] | None = None, *, now: float, new_retry_key: bool = False) -> int:
-        """failed → queued, due at ``now``; ``ids=None`` means every failed row. Returns how many.
+        """failed → queued, due at ``now``; ``ids=None`` means every failed row. Returns how many. A row of
+        a batch brings back the batch's other failed rows with it.
 
         Without ``new_retry_key`` the message keeps its identity at LINE (retry key, attempts and
         ``first_attempt_at``, so an expired retry window still stops it). With it, the row gets a fresh retry
@@ -352,5 +369,6 @@ class Store(abc.ABC):
     def purge(self, states: Collection[MessageState], older_than: float, now: float) -> int:
         """Delete rows in ``states`` last updated more than ``older_than`` seconds before ``now``.
 
-        ``sending`` cannot be purged (a worker holds those rows). Returns how many were deleted.
+        ``sending`` cannot be purged (a worker holds those rows). A batch is deleted whole. Returns how many
+        were deleted.
         """

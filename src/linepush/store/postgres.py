@@ -35,7 +35,14 @@ from linepush.errors import (
 from linepush.store.base import StoreError
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_FIELDS, Prepared, Run, SQLStore, add_for_this_thread
+from linepush.store.sql import (
+    Execute,
+    Prepared,
+    Run,
+    SQLStore,
+    add_for_this_thread,
+    claim_fields,
+)
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "MIGRATIONS", "PostgresStore"]
 
@@ -248,6 +255,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 7 → 8: batches of pushes to one chat: a push's chat, whether it may be batched (decided when it is
+    # queued), and once a claim has formed its batch, the batch's retry key and the row's place in it.
+    (
+        "ALTER TABLE outbox ADD COLUMN chat text, ADD COLUMN batchable boolean NOT NULL DEFAULT false,"
+        " ADD COLUMN batch_key text, ADD COLUMN batch_pos integer",
+        "CREATE INDEX outbox_batches ON outbox (batch_key) WHERE batch_key IS NOT NULL",
+    ),
 )
 
 _VERSIONS_TABLE: Final = "linepush_migrations"
@@ -270,28 +284,36 @@ _CHUNK: Final = 5000
 _TRIES: Final = 3
 
 
-def _claim_sql(by_channel: bool) -> str:
-    channel = " AND channel_id = %(channel)s" if by_channel else ""
-    # Each arm locks at most `limit` rows in due order and skips those another claimer holds; the rows it
-    # locked but does not keep are let go at commit. FOR UPDATE cannot sit under a UNION, hence two CTEs.
-    return (
-        "WITH queued AS (SELECT id, not_before FROM outbox"
-        f" WHERE state = 'queued' AND not_before <= %(now)s{channel}"
-        " ORDER BY not_before, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
-        " expired AS (SELECT id, not_before FROM outbox"
-        f" WHERE state = 'sending' AND lease_expires_at <= %(now)s{channel}"
-        " ORDER BY not_before, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
-        " chosen AS (SELECT id FROM (SELECT id, not_before FROM queued"
-        " UNION ALL SELECT id, not_before FROM expired) AS due ORDER BY not_before, id LIMIT %(limit)s)"
-        " UPDATE outbox AS o SET state = 'sending', lease_owner = %(worker)s, lease_expires_at = %(until)s,"
-        " attempts = o.attempts + 1, first_attempt_at = coalesce(o.first_attempt_at, %(now)s),"
-        " updated_at = %(now)s FROM chosen WHERE o.id = chosen.id"
-        f" RETURNING {', '.join('o.' + name for name in OUTBOX_FIELDS)}"
-    )
-
-
-CLAIM_SQL: Final = _claim_sql(by_channel=False)
-CLAIM_BY_CHANNEL_SQL: Final = _claim_sql(by_channel=True)
+_FIELDS: Final = claim_fields("batchable")
+_SETTLE: Final = (
+    "UPDATE outbox AS o SET"
+    " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued' ELSE 'failed' END,"
+    " delivered_at = CASE WHEN s.outcome = 'delivered' THEN ?::float8 ELSE o.delivered_at END,"
+    " request_id = CASE WHEN s.outcome = 'delivered' THEN s.request_id ELSE o.request_id END,"
+    " result = CASE WHEN s.outcome = 'delivered' THEN s.result::json ELSE o.result END,"
+    " last_error = CASE WHEN s.outcome = 'delivered' THEN o.last_error ELSE s.error::json END,"
+    " not_before = CASE WHEN s.outcome = 'retry' THEN s.due ELSE o.not_before END,"
+    " batch_key = CASE WHEN s.split THEN NULL ELSE o.batch_key END,"
+    " batch_pos = CASE WHEN s.split THEN NULL ELSE o.batch_pos END,"
+    " updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+    # %b: arrays go in binary form; the text form escapes every element with a regex.
+    " FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], %b::bool[])"
+    " AS s(id, outcome, request_id, result, error, due, split)"
+    " WHERE o.id = s.id AND o.state = 'sending' AND o.lease_owner = ? AND o.lease_expires_at > ?"
+    " RETURNING o.id"
+)
+# Each arm locks at most `limit` rows in due order and skips those another claimer holds; the rows it locked
+# but does not keep are let go at commit. FOR UPDATE cannot sit under a UNION, hence two CTEs.
+CLAIM_CANDIDATES_SQL: Final = (
+    f"WITH queued AS (SELECT {_FIELDS} FROM outbox"
+    " WHERE state = 'queued' AND not_before <= ?{channel}"
+    " ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED),"
+    f" expired AS (SELECT {_FIELDS} FROM outbox"
+    " WHERE state = 'sending' AND lease_expires_at <= ?{channel}"
+    " ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED)"
+    " SELECT id, channel_id, chat, batch_key, payload, not_before FROM"
+    " (SELECT * FROM queued UNION ALL SELECT * FROM expired) AS due ORDER BY not_before, id LIMIT ?"
+)
 
 
 class PostgresStore(SQLStore):
@@ -562,8 +584,8 @@ class PostgresStore(SQLStore):
     name_starts_with_sql = "left(name, char_length(?)) = ?"
     greatest_sql = "greatest"
     byte_order_sql = ' COLLATE "C"'  # as SQLite sorts text, whatever the database's collation
-    claim_sql = CLAIM_SQL
-    claim_by_channel_sql = CLAIM_BY_CHANNEL_SQL
+    claim_candidates_sql = CLAIM_CANDIDATES_SQL
+    claim_lock_sql = " FOR UPDATE SKIP LOCKED"
     stored_schema_version_sql = f"SELECT coalesce(max(version), 0) FROM {_VERSIONS_TABLE}"
     json_value_sql = "?::json"
     # Appenders of one chat take turns (a transaction-scoped lock, let go at commit), so two of them never
@@ -643,11 +665,12 @@ class PostgresStore(SQLStore):
                 try:
                     cur.execute(
                         "INSERT INTO outbox (channel_id, kind, payload, retry_key, not_before,"
-                        " retry_key_given, state, attempts, created_at, updated_at)"
+                        " retry_key_given, chat, batchable, state, attempts, created_at, updated_at)"
                         # %b: arrays go in binary form; the text form escapes every element with a regex.
-                        " SELECT c, k, p::json, r, b, g, 'queued', 0, %s, %s FROM unnest(%b::text[],"
-                        " %b::text[], %b::text[], %b::text[], %b::float8[], %b::bool[])"
-                        " WITH ORDINALITY AS t(c, k, p, r, b, g, n) ORDER BY n RETURNING id",
+                        " SELECT c, k, p::json, r, b, g, h, a, 'queued', 0, %s, %s FROM unnest(%b::text[],"
+                        " %b::text[], %b::text[], %b::text[], %b::float8[], %b::bool[], %b::text[],"
+                        " %b::bool[])"
+                        " WITH ORDINALITY AS t(c, k, p, r, b, g, h, a, n) ORDER BY n RETURNING id",
                         (
                             now,
                             now,
@@ -657,6 +680,8 @@ class PostgresStore(SQLStore):
                             [item[3] for item in chunk],
                             [item[4] for item in chunk],
                             [bool(item[5]) for item in chunk],
+                            [item[6] for item in chunk],
+                            [bool(item[7]) for item in chunk],
                         ),
                     )
                 except psycopg.errors.UniqueViolation as exc:
@@ -686,56 +711,44 @@ class PostgresStore(SQLStore):
 
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         """Many outcomes in one statement and one transaction (one commit per row would hold a drain to the
-        rate at which the server flushes its log); see :meth:`Store.settle`."""
+        rate at which the server flushes its log); see :meth:`Store.settle`. The other rows of a batch that
+        an item settles are settled with it, the same way."""
         moment = check_time(now, "now")
         if not items:
             return []
-        ids: list[int] = []
-        outcomes: list[str] = []
-        request_ids: list[str | None] = []
-        results: list[str | None] = []
-        errors: list[str | None] = []
-        due: list[float] = []
-        named: list[int] = []
-        first: dict[int, int] = {}
-        for index, item in enumerate(self._check_settlements(items, moment)):
-            named.append(item.message_id)
-            if item.message_id in first:
-                continue  # settled by its first item, as one-by-one calls would; later ones find it settled
-            first[item.message_id] = index
-            ids.append(item.message_id)
-            outcomes.append(item.outcome)
-            request_ids.append(item.request_id)
-            results.append(item.result)
-            errors.append(item.error)
-            due.append(item.not_before)
-        rows = self._read(
-            "UPDATE outbox AS o SET"
-            " state = CASE s.outcome WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'queued'"
-            " ELSE 'failed' END,"
-            " delivered_at = CASE WHEN s.outcome = 'delivered' THEN %(now)s ELSE o.delivered_at END,"
-            " request_id = CASE WHEN s.outcome = 'delivered' THEN s.request_id ELSE o.request_id END,"
-            " result = CASE WHEN s.outcome = 'delivered' THEN s.result::json ELSE o.result END,"
-            " last_error = CASE WHEN s.outcome = 'delivered' THEN o.last_error ELSE s.error::json END,"
-            " not_before = CASE WHEN s.outcome = 'retry' THEN s.due ELSE o.not_before END,"
-            " updated_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL"
-            " FROM unnest(%(ids)b::bigint[], %(outcomes)b::text[], %(rids)b::text[], %(results)b::text[],"
-            " %(errors)b::text[], %(due)b::float8[]) AS s(id, outcome, request_id, result, error, due)"
-            " WHERE o.id = s.id AND o.state = 'sending' AND o.lease_owner = %(worker)s"
-            " AND o.lease_expires_at > %(now)s RETURNING o.id",
-            {
-                "now": moment,
-                "ids": ids,
-                "outcomes": outcomes,
-                "rids": request_ids,
-                "results": results,
-                "errors": errors,
-                "due": due,
-                "worker": worker_id,
-            },
-        )
-        done = {row[0] for row in rows}
-        return [index == first[message_id] and message_id in done for index, message_id in enumerate(named)]
+        checked = self._check_settlements(items, moment)
+
+        def work(execute: Execute) -> list[bool]:
+            ids: list[int] = []
+            outcomes: list[str] = []
+            request_ids: list[str | None] = []
+            results: list[str | None] = []
+            errors: list[str | None] = []
+            due: list[float] = []
+            splits: list[bool] = []
+            named: list[int] = []
+            first: dict[int, int] = {}
+            for index, item in enumerate(self._whole_batches(execute, checked)):
+                if index < len(checked):
+                    named.append(item.message_id)
+                if item.message_id in first:
+                    continue  # settled by its first item, as one-by-one calls would; later ones find it so
+                first[item.message_id] = index
+                ids.append(item.message_id)
+                outcomes.append(item.outcome)
+                request_ids.append(item.request_id)
+                results.append(item.result)
+                errors.append(item.error)
+                due.append(item.not_before)
+                splits.append(item.split)
+            rows = execute(
+                _SETTLE,
+                [moment, moment, ids, outcomes, request_ids, results, errors, due, splits, worker_id, moment],
+            )
+            done = {row[0] for row in rows}
+            return [index == first[mid] and mid in done for index, mid in enumerate(named)]
+
+        return self._transaction(work)
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")
@@ -754,11 +767,18 @@ class PostgresStore(SQLStore):
         moment = check_time(now, "now")
         if ids is not None and not ids:
             return 0
-        where = "state = 'failed'" if ids is None else "id = ANY(%(ids)s::bigint[]) AND state = 'failed'"
+        # A batch goes back whole: what is left of it under its key would be another request.
+        where = (
+            "state = 'failed'"
+            if ids is None
+            else "state = 'failed' AND (id = ANY(%(ids)s::bigint[]) OR batch_key IN (SELECT batch_key FROM"
+            " outbox WHERE id = ANY(%(ids)s::bigint[]) AND batch_key IS NOT NULL))"
+        )
         fresh = (
-            # gen_random_uuid() gives a version 4 UUID in the same canonical spelling as new_retry_key().
+            # gen_random_uuid() gives a version 4 UUID in the same canonical spelling as new_retry_key(). A
+            # new identity at LINE: the batch is dissolved, its rows may be batched afresh.
             ", retry_key = gen_random_uuid()::text, retry_key_given = false, attempts = 0,"
-            " first_attempt_at = NULL"
+            " first_attempt_at = NULL, batch_key = NULL, batch_pos = NULL"
             if new_retry_key
             else ""
         )

@@ -68,6 +68,10 @@ class NewMessage:
 
     ``retry_key`` (a UUID) is generated when not given; give one to make a message's identity your own.
     ``not_before`` defaults to the enqueue time.
+
+    ``batchable``: the push may go out in one request with other batchable pushes to the same chat (up to 5
+    message objects in all, see :meth:`Store.claim`), which LINE counts as one message. Ignored for other
+    kinds and for a row with a given ``retry_key``: those always go alone.
     """
 
     channel_id: str
@@ -75,6 +79,7 @@ class NewMessage:
     payload: Mapping[str, Any]
     not_before: float | None = None
     retry_key: str | None = None
+    batchable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,10 @@ class OutboxMessage:
     States: queued → sending (claimed, leased to ``lease_owner`` until ``lease_expires_at``) → delivered or
     failed; a retry goes back to queued with a later ``not_before``. ``attempts`` counts claims that may have
     reached LINE; ``first_attempt_at`` starts the retry key's window at LINE.
+
+    A row of a batch (``batch_key`` set) goes out in one push with the other rows of its batch, under the
+    batch's retry key ``batch_key``, at place ``batch_pos``: the batch was recorded when it was first claimed
+    and never changes, so every resend is the same request. Its rows are claimed and settled together.
     """
 
     id: int
@@ -103,6 +112,10 @@ class OutboxMessage:
     request_id: str | None
     result: dict[str, Any] | None
     last_error: dict[str, Any] | None
+    #: Whether the row may be batched with other pushes to its chat (decided when it was queued).
+    batchable: bool = False
+    batch_key: str | None = None
+    batch_pos: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,9 @@ class Settlement:
     error: Mapping[str, Any] | None = None
     #: For ``retry``: when the row is due again (default: ``now``).
     not_before: float | None = None
+    #: For ``retry`` of a row of a batch that LINE refused (400, nothing delivered): the batch is dissolved,
+    #: and each of its rows goes alone, under its own retry key, from then on.
+    split: bool = False
 
 
 #: The longest digest window: a day (a digest row waits that long at most before it is sent).

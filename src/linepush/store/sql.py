@@ -17,6 +17,7 @@ import abc
 import json
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
 
 from linepush._secret import Secret
@@ -51,13 +52,16 @@ from linepush.store.records import (
 )
 
 __all__ = [
+    "BATCH_MAX_OBJECTS",
     "OUTBOX_COLUMNS",
     "OUTBOX_FIELDS",
     "CheckedSettlement",
+    "Execute",
     "Prepared",
     "Run",
     "SQLStore",
     "add_for_this_thread",
+    "claim_fields",
 ]
 
 _TOKEN_COLUMNS = "id, channel_id, kind, access_token, key_id, issued_at, expires_at, state, superseded_at"
@@ -79,9 +83,32 @@ OUTBOX_FIELDS = (
     "request_id",
     "result",
     "last_error",
+    "batchable",
+    "batch_key",
+    "batch_pos",
 )
 OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
 _MESSAGE_STATES: tuple[MessageState, ...] = ("queued", "sending", "delivered", "failed")
+T = TypeVar("T")
+
+
+_ID_CHUNK: Final = 500
+
+
+@dataclass(slots=True)
+class _Unit:
+    """What one request of a claim sends: the ids of a row alone or of a batch's rows, in order."""
+
+    ids: list[Any]
+    key: str | None = None
+    #: For a batch being formed: the payload without its messages (what its rows must share), its objects.
+    shape: str | None = None
+    objects: int = 0
+    #: A batch formed by this claim (to be recorded with it).
+    new: bool = False
+    #: The channel and chat of a push; when the newest row of a batch being formed became due.
+    chat: tuple[str, str] | None = None
+    newest: float = 0.0
 
 
 class CheckedSettlement(NamedTuple):
@@ -94,17 +121,33 @@ class CheckedSettlement(NamedTuple):
     error: str | None
     #: When a retry is due again; ``now`` for the other outcomes.
     not_before: float
+    #: A retry that dissolves the row's batch.
+    split: bool = False
 
 
 #: Runs one statement inside a transaction (values marked ``?``) and returns its rows (none for a statement
 #: that returns none).
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
-T = TypeVar("T")
 
 #: One checked item of an enqueue, as the columns channel_id, kind, payload, retry_key, not_before,
-#: retry_key_given.
-Prepared = tuple[str, str, str, str, float, int]
+#: retry_key_given, chat, batchable.
+Prepared = tuple[str, str, str, str, float, int, str | None, int]
+
+#: Most message objects in one push (FACTS §3.3): a batch holds at most this many in all.
+BATCH_MAX_OBJECTS: Final = 5
+
+#: The same as :data:`Run`: what a claim's transaction runs its statements through.
+Execute = Run
+
+
+def claim_fields(batchable: str) -> str:
+    """What a backend's claim reads of each due row (see :attr:`SQLStore.claim_candidates_sql`, and
+    ``not_before`` to order by), given the dialect's test that a row is batchable."""
+    return (
+        "id, channel_id, chat, batch_key, not_before,"
+        f" CASE WHEN {batchable} AND attempts = 0 AND batch_key IS NULL THEN payload END AS payload"
+    )
 
 
 class SQLStore(Store):
@@ -125,9 +168,18 @@ class SQLStore(Store):
     greatest_sql: ClassVar[str]
     #: Put after a text column in ORDER BY to sort it in byte order, whatever the database's collation.
     byte_order_sql: ClassVar[str]
-    #: The claim statement (see :meth:`claim`), with the named values worker, until, now, limit (and channel).
-    claim_sql: ClassVar[str]
-    claim_by_channel_sql: ClassVar[str]
+    #: The due rows a claim considers (see :meth:`claim`): queued rows due at ``now`` and rows whose lease
+    #: ran out, longest due first, at most ``limit``, as
+    #: (id, channel_id, chat, batch_key, payload, not_before), the payload only of a fresh batchable push
+    #: (never attempted, in no batch yet); ``{channel}`` is where the condition on the channel goes.
+    #: Values: now, [channel], limit, now, [channel], limit, limit. Where rows are locked, they are locked
+    #: here.
+    claim_candidates_sql: ClassVar[str]
+    #: Put after a SELECT of outbox rows that a claim will take (PostgreSQL: FOR UPDATE SKIP LOCKED).
+    claim_lock_sql: ClassVar[str]
+    #: Whether a claim first looks for due rows outside its write transaction (where reads are cheap and
+    #: never wait for a writer, and the write lock is the whole database's: SQLite).
+    claim_peeks: ClassVar[bool] = False
     #: The schema version the database holds now (one value).
     stored_schema_version_sql: ClassVar[str]
     #: A bound value written to a JSON column (``?``, or ``?`` cast to json).
@@ -167,6 +219,10 @@ class SQLStore(Store):
         """An id as this backend binds it."""
 
     @abc.abstractmethod
+    def _transaction(self, work: Callable[[Execute], T]) -> T:
+        """Run ``work`` in one write transaction (committed when it returns, rolled back when it raises)."""
+
+    @abc.abstractmethod
     def _advance_rate(self, key: str, step: float, now: float) -> float:
         """Move the rate limit ``key``'s theoretical arrival time to ``max(tat, now) + step`` atomically (a
         first reservation starts at ``now + step``); returns the new time."""
@@ -177,11 +233,6 @@ class SQLStore(Store):
 
         ``given`` maps each retry key the caller chose to its item's index; one already in the outbox raises
         :class:`ValidationError` naming that item, and nothing is stored."""
-
-    @abc.abstractmethod
-    def _transaction(self, work: Callable[[Run], T]) -> T:
-        """Run ``work`` as one write transaction and commit it; ``work`` runs its statements through the
-        :data:`Run` it is given."""
 
     def _outbox_message(self, row: tuple[Any, ...]) -> OutboxMessage:
         return _message(row, decode=self.json_as_text)
@@ -358,8 +409,9 @@ class SQLStore(Store):
                 request_id=None,
                 result=None,
                 last_error=None,
+                batchable=bool(batchable),
             )
-            for message_id, item, (channel_id, kind, _, retry_key, not_before, _) in zip(
+            for message_id, item, (channel_id, kind, _, retry_key, not_before, _, _, batchable) in zip(
                 ids, items, prepared, strict=True
             )
         ]
@@ -388,13 +440,14 @@ class SQLStore(Store):
         def work(run: Run) -> tuple[tuple[Any, ...], int, bool]:
             if self.digest_lock_sql is not None:
                 run(self.digest_lock_sql, (f"linepush digest {channel_id} {to} {int(silent)}",))
-            # Never claimed (attempts = 0): its payload has never gone out under its retry key, so it may
-            # still change. A row claimed meanwhile is no longer queued and is left alone.
+            # Never claimed (attempts = 0) and in no batch: its payload has never gone out under a retry key,
+            # so it may still change. A row claimed meanwhile is no longer queued and is left alone; one given
+            # back unsent from a batch keeps its place in that batch, so it is left alone too.
             found = run(
                 "SELECT d.message_id, d.parts FROM outbox_digests AS d"
                 " JOIN outbox AS o ON o.id = d.message_id WHERE d.channel_id = ? AND d.recipient_id = ?"
                 " AND d.silent = ? AND d.closes_at > ?"
-                " AND o.state = 'queued' AND o.attempts = 0"
+                " AND o.state = 'queued' AND o.attempts = 0 AND o.batch_key IS NULL"
                 f" ORDER BY d.closes_at DESC LIMIT 1{self.digest_row_lock_sql}",
                 (channel_id, to, silent, moment),
             )
@@ -423,9 +476,18 @@ class SQLStore(Store):
                 raise ValidationError("this notification alone does not fit in one push", property="part")
             opened = run(
                 "INSERT INTO outbox (channel_id, kind, payload, retry_key, not_before, retry_key_given,"
-                f" state, attempts, created_at, updated_at) VALUES (?, 'push', {self.json_value_sql}, ?, ?,"
-                " ?, 'queued', 0, ?, ?) RETURNING id",
-                (channel_id, _digest_payload(payload), new_retry_key(), moment + span, False, moment, moment),
+                f" state, attempts, created_at, updated_at, chat) VALUES (?, 'push', {self.json_value_sql},"
+                " ?, ?, ?, 'queued', 0, ?, ?, ?) RETURNING id",
+                (
+                    channel_id,
+                    _digest_payload(payload),
+                    new_retry_key(),
+                    moment + span,
+                    False,
+                    moment,
+                    moment,
+                    to,
+                ),
             )
             message_id = opened[0][0]
             run(
@@ -445,16 +507,170 @@ class SQLStore(Store):
         lease_seconds: float,
         now: float,
         channel_id: str | None = None,
+        *,
+        gather: float = 0.0,
     ) -> list[OutboxMessage]:
         check_name(worker_id, "worker_id")
         check_limit(limit)
         moment = check_time(now, "now")
         until = moment + check_positive(lease_seconds, "lease_seconds")
-        rows = self.change_returning(
-            self.claim_by_channel_sql if channel_id is not None else self.claim_sql,
-            {"worker": worker_id, "until": until, "now": moment, "limit": limit, "channel": channel_id},
+        wait = check_time(gather, "gather")
+        if self.claim_peeks and not self._plan(self.select, limit, moment, channel_id, wait):
+            return []  # nothing to take: no write transaction (a worker asks often while its pushes are out)
+        return self._transaction(
+            lambda execute: self._claim(execute, worker_id, limit, until, moment, channel_id, wait)
         )
-        return sorted((self._outbox_message(row) for row in rows), key=lambda m: (m.not_before, m.id))
+
+    def _claim_candidates(
+        self, execute: Execute, limit: int, now: float, channel_id: str | None
+    ) -> list[tuple[Any, ...]]:
+        channel: list[Any] = [] if channel_id is None else [channel_id]
+        sql = self.claim_candidates_sql.format(channel="" if channel_id is None else " AND channel_id = ?")
+        return execute(sql, [now, *channel, limit, now, *channel, limit, limit])
+
+    def _claim(
+        self,
+        execute: Execute,
+        worker: str,
+        limit: int,
+        until: float,
+        now: float,
+        channel_id: str | None,
+        gather: float,
+    ) -> list[OutboxMessage]:
+        """The claim, in one transaction: the due rows, their batches (formed now for fresh batchable rows,
+        whole for those formed before), the new batches recorded, then the lease."""
+        picked = self._plan(execute, limit, now, channel_id, gather)
+        for unit in picked:
+            if unit.new:
+                for pos, message_id in enumerate(unit.ids):
+                    execute(
+                        "UPDATE outbox SET batch_key = ?, batch_pos = ? WHERE id = ?",
+                        [unit.key, pos, self.row_id(message_id)],
+                    )
+        ids = [message_id for unit in picked for message_id in unit.ids]
+        claimed: dict[Any, OutboxMessage] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            condition, values = self.among("id", ids[start : start + _ID_CHUNK], "bigint")
+            for row in execute(
+                "UPDATE outbox SET state = 'sending', lease_owner = ?, lease_expires_at = ?,"
+                " attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?"
+                f" WHERE {condition} RETURNING {OUTBOX_COLUMNS}",
+                [worker, until, now, now, *values],
+            ):
+                claimed[row[0]] = self._outbox_message(row)
+        return [claimed[message_id] for message_id in ids]
+
+    def _plan(
+        self, execute: Execute, limit: int, now: float, channel_id: str | None, gather: float
+    ) -> list[_Unit]:
+        """What a claim takes, in order: whole units (rows alone, batches) of the due rows, up to ``limit``
+        rows (the first unit always: a batch has at most 5 rows)."""
+        candidates = self._claim_candidates(execute, limit, now, channel_id)
+        if not candidates:
+            return []
+        if len(candidates) == limit and any(row[4] is not None for row in candidates):
+            # Fresh batchable pushes among a full window: look further, so that their batches can fill up
+            # with the rows queued behind other chats' (a backlog of many chats); ``limit`` still holds.
+            candidates = self._claim_candidates(execute, limit * BATCH_MAX_OBJECTS, now, channel_id)
+        picked: list[_Unit] = []
+        taken = 0
+        for unit in self._units(execute, candidates, now, gather):
+            if picked and taken + len(unit.ids) > limit:
+                break
+            picked.append(unit)
+            taken += len(unit.ids)
+        return picked
+
+    def _units(
+        self, execute: Execute, candidates: Sequence[tuple[Any, ...]], now: float, gather: float
+    ) -> list[_Unit]:
+        """The due rows as what goes out in one request each, in queue order: a row alone, a batch formed
+        before (all of its rows, in their order, or none when one of them is not claimable now), or a new
+        batch of fresh batchable pushes to one chat with the same options and at most 5 message objects in
+        all. A row to a chat that goes another way closes the chat's new batch, so each chat's order holds."""
+        units: list[_Unit] = []
+        forming: dict[tuple[str, str], _Unit] = {}
+        formed: dict[str, _Unit] = {}
+        for message_id, channel_id, chat, batch_key, payload, not_before in candidates:
+            if chat is not None and payload is None:
+                forming.pop((channel_id, chat), None)
+            if batch_key is not None:
+                if batch_key not in formed:
+                    formed[batch_key] = _Unit([message_id], batch_key, chat=(channel_id, chat))
+                    units.append(formed[batch_key])
+                continue
+            if chat is None or payload is None:
+                # Not batchable, or attempted alone already (under its own key, which LINE may have taken):
+                # the payload is read only of fresh batchable rows.
+                units.append(_Unit([message_id], chat=None if chat is None else (channel_id, chat)))
+                continue
+            body = json.loads(payload) if isinstance(payload, str) else payload
+            messages = body.get("messages") if isinstance(body, dict) else None
+            objects = len(messages) if isinstance(messages, list) else BATCH_MAX_OBJECTS
+            shape = _JSON.encode({k: v for k, v in sorted(body.items()) if k != "messages"})
+            current = forming.get((channel_id, chat))
+            fits = current is not None and current.objects + objects <= BATCH_MAX_OBJECTS
+            if current is not None and fits and current.shape == shape:
+                current.ids.append(message_id)
+                current.objects += objects
+                current.newest = max(current.newest, float(not_before))
+                continue
+            unit = _Unit([message_id], shape=shape, objects=objects, chat=(channel_id, chat))
+            unit.newest = float(not_before)
+            forming[(channel_id, chat)] = unit
+            units.append(unit)
+        # A new batch with room left waits for a later claim, and so does what follows it to its chat, while
+        # a push to its chat is in flight (sending, under a live lease) or its last row is younger than
+        # ``gather``: the pushes queued meanwhile fill it up. A backlog still goes: its batches are full.
+        roomy = [u for u in units if u.shape is not None and u.objects < BATCH_MAX_OBJECTS]
+        busy: set[tuple[str, str] | None] = set()
+        if roomy:
+            busy = {
+                (channel_id, chat)
+                for channel_id, chat in execute(
+                    "SELECT DISTINCT channel_id, chat FROM outbox WHERE state = 'sending'"
+                    " AND chat IS NOT NULL AND lease_expires_at > ?",
+                    [now],
+                )
+            }
+        waiting: set[tuple[str, str] | None] = set()
+        for unit in units:
+            room = unit.shape is not None and unit.objects < BATCH_MAX_OBJECTS
+            if unit.chat is not None and unit.chat in waiting:
+                unit.ids = []
+            elif room and (unit.chat in busy or unit.newest > now - gather):
+                waiting.add(unit.chat)
+                unit.ids = []
+            elif unit.shape is not None and len(unit.ids) > 1:
+                unit.new = True
+                unit.key = new_retry_key()
+        if formed:
+            self._whole(execute, {key: unit for key, unit in formed.items() if unit.ids}, now)
+        return [unit for unit in units if unit.ids]
+
+    def _whole(self, execute: Execute, formed: Mapping[str, _Unit], now: float) -> None:
+        """Give each batch formed before all of its rows in their order, or none (it waits for another
+        claim) when one of them is not claimable now or another claimer holds it."""
+        condition, values = self.among("batch_key", list(formed))
+        counted = execute(
+            f"SELECT batch_key, count(*) FROM outbox WHERE {condition} GROUP BY batch_key", values
+        )
+        total = {key: int(n) for key, n in counted}
+        found: dict[str, list[tuple[int, Any, bool]]] = {}
+        for message_id, key, pos, state, not_before, lease in execute(
+            "SELECT id, batch_key, batch_pos, state, not_before, lease_expires_at FROM outbox"
+            f" WHERE {condition}{self.claim_lock_sql}",
+            values,
+        ):
+            due = (state == "queued" and not_before <= now) or (
+                state == "sending" and lease is not None and lease <= now
+            )
+            found.setdefault(key, []).append((pos, message_id, due))
+        for key, unit in formed.items():
+            members = found.get(key, [])
+            whole = len(members) == total.get(key) and all(due for _, _, due in members)
+            unit.ids = [message_id for _, message_id, _ in sorted(members)] if whole else []
 
     # -- outbox: settling ------------------------------------------------------------------------------------
 
@@ -509,6 +725,7 @@ class SQLStore(Store):
             if outcome == "retry" and item.not_before is not None:
                 due = check_time(item.not_before, "not_before")
             delivered = outcome == "delivered"
+            split = bool(item.split) and outcome == "retry"
             checked.append(
                 CheckedSettlement(
                     message_id=self.row_id(item.message_id),
@@ -517,9 +734,29 @@ class SQLStore(Store):
                     result=_json_or_none(item.result, "result") if delivered else None,
                     error=None if delivered else _json_or_none(item.error, "error"),
                     not_before=due,
+                    split=split,
                 )
             )
         return checked
+
+    def _whole_batches(self, execute: Execute, items: Sequence[CheckedSettlement]) -> list[CheckedSettlement]:
+        """``items``, then the other rows of every batch one of them settles, each settled the same way: the
+        rows of a batch were one request, so they are delivered, retried, failed or split together."""
+        named = {item.message_id: item for item in items}
+        extra: list[CheckedSettlement] = []
+        for start in range(0, len(items), _ID_CHUNK):
+            condition, values = self.among(
+                "o.id", [item.message_id for item in items[start : start + _ID_CHUNK]], "bigint"
+            )
+            for member, source in execute(
+                "SELECT m.id, o.id FROM outbox AS o JOIN outbox AS m ON m.batch_key = o.batch_key"
+                f" WHERE {condition} AND o.batch_key IS NOT NULL ORDER BY m.id",
+                values,
+            ):
+                if member not in named:
+                    named[member] = named[source]._replace(message_id=member)
+                    extra.append(named[member])
+        return [*items, *extra]
 
     # -- outbox: inspection and maintenance ------------------------------------------------------------------
 
@@ -585,7 +822,13 @@ class SQLStore(Store):
             raise ValidationError(f"older_than must be 0 or more seconds, not {older_than!r}")
         cutoff = check_time(now, "now") - age
         condition, values = self.among("state", chosen)
-        return self.change(f"DELETE FROM outbox WHERE {condition} AND updated_at < ?", (*values, cutoff))
+        # A batch goes whole: a resend of what is left under its key would be another request.
+        return self.change(
+            f"DELETE FROM outbox WHERE ({condition} AND updated_at < ?) OR (state != 'sending'"
+            f" AND batch_key IN (SELECT batch_key FROM outbox WHERE {condition} AND updated_at < ?"
+            " AND batch_key IS NOT NULL))",
+            (*values, cutoff, *values, cutoff),
+        )
 
 
 # -- connections ---------------------------------------------------------------------------------------------
@@ -624,7 +867,8 @@ _JSON_LENIENT: Final = json.JSONEncoder(
 
 
 def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
-    """One item as the columns channel_id, kind, payload, retry_key, not_before, retry_key_given."""
+    """One item as the columns channel_id, kind, payload, retry_key, not_before, retry_key_given,
+    chat (a push's ``to``; None for other kinds), batchable (1 for a push that may be batched)."""
     where = f"items[{index}]"
     if not isinstance(item, NewMessage):
         raise ValidationError("must be a NewMessage", property=where)
@@ -645,8 +889,12 @@ def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
             not_before = check_time(item.not_before, "not_before")
         except ValidationError as exc:
             raise ValidationError(exc.reason, property=f"{where}.not_before") from None
+    to = item.payload.get("to")
+    chat = to if item.kind == "push" and isinstance(to, str) else None
     if item.retry_key is None:
-        return item.channel_id, item.kind, payload, new_retry_key(), not_before, 0
+        batchable = int(item.batchable is True and chat is not None)
+        return item.channel_id, item.kind, payload, new_retry_key(), not_before, 0, chat, batchable
+    # A retry key the caller chose names this message alone: it is never mixed with others.
     return (
         item.channel_id,
         item.kind,
@@ -654,6 +902,8 @@ def _prepare(index: int, item: NewMessage, now: float) -> Prepared:
         check_retry_key(item.retry_key, f"{where}.retry_key"),
         not_before,
         1,
+        chat,
+        0,
     )
 
 
@@ -724,6 +974,9 @@ def _message(row: tuple[Any, ...], *, decode: bool = True) -> OutboxMessage:
         request_id=row[14],
         result=None if row[15] is None else load(row[15]),
         last_error=None if row[16] is None else load(row[16]),
+        batchable=bool(row[17]),
+        batch_key=row[18],
+        batch_pos=row[19],
     )
 
 

@@ -25,7 +25,15 @@ from linepush.store.base import StoreError
 from linepush.store.base import new_retry_key as fresh_retry_key
 from linepush.store.checks import check_positive, check_time
 from linepush.store.records import Settlement
-from linepush.store.sql import OUTBOX_COLUMNS, Prepared, Run, SQLStore, add_for_this_thread
+from linepush.store.sql import (
+    CheckedSettlement,
+    Execute,
+    Prepared,
+    Run,
+    SQLStore,
+    add_for_this_thread,
+    claim_fields,
+)
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "MIGRATIONS", "SQLiteStore"]
 
@@ -208,6 +216,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
     ),
+    # 8 → 9: batches of pushes to one chat: a push's chat, whether it may be batched (decided when it is
+    # queued), and once a claim has formed its batch, the batch's retry key and the row's place in it.
+    (
+        "ALTER TABLE outbox ADD COLUMN chat TEXT",
+        "ALTER TABLE outbox ADD COLUMN batchable INTEGER NOT NULL DEFAULT 0 CHECK (batchable IN (0, 1))",
+        "ALTER TABLE outbox ADD COLUMN batch_key TEXT",
+        "ALTER TABLE outbox ADD COLUMN batch_pos INTEGER",
+        "CREATE INDEX outbox_batches ON outbox (batch_key) WHERE batch_key IS NOT NULL",
+    ),
 )
 
 # Bound parameters per statement, well under SQLite's limit.
@@ -215,39 +232,33 @@ _CHUNK: Final = 500
 _LEASE_HELD: Final = "state = 'sending' AND lease_owner = ? AND lease_expires_at > ?"
 _DELIVERED: Final = (
     "UPDATE outbox SET state = 'delivered', delivered_at = ?, updated_at = ?, request_id = ?,"
-    f" result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+    f" result = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD} RETURNING id"
 )
 _RETRY: Final = (
     "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, last_error = ?,"
-    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD} RETURNING id"
+)
+_RETRY_SPLIT: Final = (
+    "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, last_error = ?, batch_key = NULL,"
+    " batch_pos = NULL, lease_owner = NULL, lease_expires_at = NULL"
+    f" WHERE id = ? AND {_LEASE_HELD} RETURNING id"
 )
 _FAILED: Final = (
     "UPDATE outbox SET state = 'failed', updated_at = ?, last_error = ?,"
-    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD}"
+    f" lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND {_LEASE_HELD} RETURNING id"
 )
-
-
-def _claim_sql(by_channel: bool) -> str:
-    channel = " AND channel_id = :channel" if by_channel else ""
-    # Queued rows: walk outbox_due in (not_before, id) order and stop at the limit. Expired leases: the
-    # planner, without statistics, would read every in-flight row through outbox_due instead.
-    due = (
-        "SELECT id, not_before FROM (SELECT id, not_before FROM outbox"
-        f" WHERE state = 'queued' AND not_before <= :now{channel} ORDER BY not_before, id LIMIT :limit)"
-        " UNION ALL SELECT id, not_before FROM (SELECT id, not_before FROM outbox INDEXED BY outbox_leases"
-        f" WHERE state = 'sending' AND lease_expires_at <= :now{channel}"
-        " ORDER BY not_before, id LIMIT :limit)"
-    )
-    return (
-        "UPDATE outbox SET state = 'sending', lease_owner = :worker, lease_expires_at = :until,"
-        " attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, :now), updated_at = :now"
-        f" WHERE id IN (SELECT id FROM ({due}) ORDER BY not_before, id LIMIT :limit)"
-        f" RETURNING {OUTBOX_COLUMNS}"
-    )
-
-
-_CLAIM: Final = _claim_sql(by_channel=False)
-_CLAIM_BY_CHANNEL: Final = _claim_sql(by_channel=True)
+_FIELDS: Final = claim_fields("batchable = 1")
+# Queued rows: walk outbox_due in (not_before, id) order and stop at the limit. Expired leases: the planner,
+# without statistics, would read every in-flight row through outbox_due instead.
+_CLAIM_CANDIDATES: Final = (
+    "SELECT id, channel_id, chat, batch_key, payload, not_before FROM ("
+    f"SELECT * FROM (SELECT {_FIELDS} FROM outbox"
+    " WHERE state = 'queued' AND not_before <= ?{channel}"
+    " ORDER BY not_before, id LIMIT ?)"
+    f" UNION ALL SELECT * FROM (SELECT {_FIELDS} FROM outbox INDEXED BY outbox_leases"
+    " WHERE state = 'sending' AND lease_expires_at <= ?{channel} ORDER BY not_before, id LIMIT ?)"
+    ") ORDER BY not_before, id LIMIT ?"
+)
 
 
 class SQLiteStore(SQLStore):
@@ -345,8 +356,9 @@ class SQLiteStore(SQLStore):
     name_starts_with_sql = "substr(name, 1, length(?)) = ?"
     greatest_sql = "max"
     byte_order_sql = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
-    claim_sql = _CLAIM
-    claim_by_channel_sql = _CLAIM_BY_CHANNEL
+    claim_candidates_sql = _CLAIM_CANDIDATES
+    claim_lock_sql = ""  # a write transaction holds the whole file
+    claim_peeks = True
     stored_schema_version_sql = "PRAGMA user_version"
     json_value_sql = "?"
     digest_lock_sql = None  # BEGIN IMMEDIATE: one writer at a time
@@ -426,7 +438,8 @@ class SQLiteStore(SQLStore):
             ).fetchone()[0]
             conn.executemany(
                 "INSERT INTO outbox (id, channel_id, kind, payload, retry_key, not_before, retry_key_given,"
-                " state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+                " chat, batchable, state, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
                 [(first + offset, *row, now, now) for offset, row in enumerate(rows)],
             )
         return list(range(first, first + len(rows)))
@@ -441,19 +454,17 @@ class SQLiteStore(SQLStore):
 
     def settle(self, worker_id: str, now: float, items: Sequence[Settlement]) -> list[bool]:
         moment = check_time(now, "now")
-        statements: list[tuple[str, tuple[Any, ...]]] = []
-        for item in self._check_settlements(items, moment):
-            held = (item.message_id, worker_id, moment)
-            if item.outcome == "delivered":
-                statements.append((_DELIVERED, (moment, moment, item.request_id, item.result, *held)))
-            elif item.outcome == "retry":
-                statements.append((_RETRY, (item.not_before, moment, item.error, *held)))
-            else:
-                statements.append((_FAILED, (moment, item.error, *held)))
-        if not statements:
+        checked = self._check_settlements(items, moment)
+        if not checked:
             return []
-        with self._write() as conn, _store_errors(self._path):
-            return [conn.execute(sql, params).rowcount == 1 for sql, params in statements]
+
+        def work(execute: Execute) -> list[bool]:
+            # The other rows of their batches follow them (see _whole_batches), found before any is changed.
+            everything = self._whole_batches(execute, checked)
+            done = [bool(execute(*_settle_statement(item, worker_id, moment))) for item in everything]
+            return done[: len(checked)]
+
+        return self._transaction(work)
 
     def release(self, ids: Sequence[int], worker_id: str, now: float) -> int:
         moment = check_time(now, "now")
@@ -470,14 +481,27 @@ class SQLiteStore(SQLStore):
             if ids is None:
                 chosen = [row[0] for row in conn.execute("SELECT id FROM outbox WHERE state = 'failed'")]
             else:
-                chosen = list(ids)
+                chosen = list(dict.fromkeys(ids))
+                # A batch goes back whole: what is left of it under its key would be another request.
+                for start in range(0, len(chosen), _CHUNK):
+                    chunk = chosen[start : start + _CHUNK]
+                    chosen.extend(
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT m.id FROM outbox AS o JOIN outbox AS m ON m.batch_key = o.batch_key"
+                            f" WHERE o.id IN ({_marks(chunk)}) AND m.state = 'failed' ORDER BY m.id",
+                            chunk,
+                        )
+                    )
+                chosen = list(dict.fromkeys(chosen))
             if not chosen:
                 return 0
             if new_retry_key:
+                # A new identity at LINE: the batch is dissolved, its rows may be batched afresh.
                 return conn.executemany(
                     "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, retry_key = ?,"
-                    " retry_key_given = 0, attempts = 0, first_attempt_at = NULL"
-                    " WHERE id = ? AND state = 'failed'",
+                    " retry_key_given = 0, attempts = 0, first_attempt_at = NULL, batch_key = NULL,"
+                    " batch_pos = NULL WHERE id = ? AND state = 'failed'",
                     [(moment, moment, fresh_retry_key(), message_id) for message_id in chosen],
                 ).rowcount
             return conn.executemany(
@@ -485,6 +509,15 @@ class SQLiteStore(SQLStore):
                 " WHERE id = ? AND state = 'failed'",
                 [(moment, moment, message_id) for message_id in chosen],
             ).rowcount
+
+
+def _settle_statement(item: CheckedSettlement, worker_id: str, now: float) -> tuple[str, tuple[Any, ...]]:
+    held = (item.message_id, worker_id, now)
+    if item.outcome == "delivered":
+        return _DELIVERED, (now, now, item.request_id, item.result, *held)
+    if item.outcome == "retry":
+        return (_RETRY_SPLIT if item.split else _RETRY), (item.not_before, now, item.error, *held)
+    return _FAILED, (now, item.error, *held)
 
 
 # -- opening -------------------------------------------------------------------------------------------------
