@@ -256,3 +256,18 @@ def test_with_gather_a_young_batch_with_room_left_waits_for_more(store: Store) -
     sent = [r.id for r in store.list_messages("sending")]
     assert store.settle("w1", 101.0, [Settlement(i, "delivered") for i in sent]) == [True] * len(sent)
     assert _groups(store.claim("w1", 100, LEASE, now=101.1, gather=0.05)) == [["a4"]]
+
+
+def test_a_digest_between_two_pushes_to_its_chat_keeps_them_apart(store: Store) -> None:
+    """A digest row is a push to its chat like any other: a batch never jumps over it."""
+    from linepush.store.base import DigestPart
+
+    def render(parts: Any) -> dict[str, Any]:
+        return {"to": A, "messages": [{"type": "text", "text": "|".join(p.text for p in parts)}]}
+
+    store.enqueue([_push(A, "first")], now=100.0)
+    store.append_digest(CHANNEL, A, DigestPart(100.5, "digest"), window=0.5, render=render, now=100.5)
+    store.enqueue([_push(A, "last")], now=101.0)
+    rows = store.claim("w1", 100, LEASE, now=200.0)
+    assert _groups(rows) == [["first"], ["digest"], ["last"]]
+    assert [r.payload["messages"][0]["text"] for r in rows] == ["first", "digest", "last"]

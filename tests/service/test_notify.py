@@ -572,3 +572,26 @@ def test_readiness_says_so_when_the_store_cannot_be_written(channel: Channel, cl
             clock.advance(1.5)
             assert made.client.get("/readyz").status_code == 200
             assert notify(made, token, message="m").status_code == 200
+
+
+def test_a_call_refused_for_want_of_a_store_does_not_count_against_the_limit(
+    store: Store, channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 (nothing queued: the disk is full, say) must not lock a retrying sender out for the hour."""
+    from linepush.store import StoreFullError
+
+    gateway = make_gateway(store, channel, Clock(), rate_limits=RateLimits(calls=2, images=1))
+    token = gateway.token()
+    real = store.enqueue
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise StoreFullError("database or disk is full")
+
+    monkeypatch.setattr(store, "enqueue", full)
+    for _ in range(5):
+        assert notify(gateway, token, message="m").status_code == 503
+    monkeypatch.setattr(store, "enqueue", real)
+    answers = [notify(gateway, token, message=f"m{i}") for i in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+    assert len(gateway.queued()) == 2

@@ -175,7 +175,20 @@ class NotifyApi:
             form = parse_notify_form(fields, self.config.max_message_length)
             return await self._queue(form, token, now, quota)
         except NotifyError as exc:
+            if exc.status >= 500:
+                await self._give_back_call(token, now)
             return await self._answer(exc.status, exc.message, token, now)
+        except StoreError:
+            # Nothing was queued (a full disk, say) and the sender will retry: the call is not counted, or a
+            # retrying sender would be locked out for the rest of the window once the store is back.
+            await self._give_back_call(token, now)
+            raise
+
+    async def _give_back_call(self, token: GatewayToken, now: float) -> None:
+        try:
+            await self.limiter.give_back_call(token.id, now)
+        except StoreError as exc:  # the store that failed may fail again: the count stands, nothing worse
+            log.warning("could not take back a call of gateway token %d from its count: %s", token.id, exc)
 
     async def _queue(self, form: NotifyRequest, token: GatewayToken, now: float, quota: Quota) -> Response:
         """Queue the notification; ``quota`` is what the call left (the headers of a text-only answer)."""

@@ -98,5 +98,9 @@ class NotifyRateLimiter:
         used = await run_in_threadpool(self._store.take_notify, token_id, start, what, limit)
         return None if used is None else self._quota(start, used)
 
+    async def give_back_call(self, token_id: int, now: float) -> None:
+        """Take back a counted call whose notification could not be stored (the answer was a 5xx)."""
+        await run_in_threadpool(self._store.give_back_notify, token_id, self._window(now), "calls")
+
     async def give_back_image(self, token_id: int, now: float) -> None:
         await run_in_threadpool(self._store.give_back_notify, token_id, self._window(now), "images")
