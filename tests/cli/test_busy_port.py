@@ -42,3 +42,26 @@ def test_a_port_in_use_is_exit_2_with_no_banner(tmp_path: Path, command: list[st
     assert banner not in output
     assert f"127.0.0.1:{port} is in use" in output and "--port" in output
     assert "Traceback" not in output
+
+
+def test_an_address_this_machine_does_not_have_is_named_as_the_host(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "PYTHONPATH": str(SRC),
+        "LINE_CHANNEL_ID": "1234567890",
+        "LINEPUSH_STORE": str(tmp_path / "host.db"),
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", "serve", "--host", "192.0.2.1", "--port", "18080"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "--host" in output and "cannot listen on 192.0.2.1" in output
+    assert "stop that program" not in output and "Traceback" not in output

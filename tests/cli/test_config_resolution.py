@@ -161,3 +161,24 @@ def test_to_accepts_commas_and_secrets_never_show_in_the_repr(config_file: Path)
     assert s.to == (U1, U2)
     assert s.sources["to"] == "flag --to"
     assert "s3cr3t" not in repr(s)
+
+
+def test_config_and_channel_may_come_before_the_command(tmp_path: Path) -> None:
+    """`linepush --config FILE queue status` reads FILE, as `linepush queue status --config FILE` does."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("channel_id = [\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+    }
+    for argv in (["--config", str(bad), "queue", "status"], ["queue", "status", "--config", str(bad)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "linepush", *argv], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 2, done.stderr
+        assert "bad.toml" in done.stderr and "No such option" not in done.stderr

@@ -184,6 +184,11 @@ def test_status_list_retry_purge(db: str) -> None:
     retried = run(db, "queue", "retry", str(ids[1]))
     assert retried.exit_code == 0 and "requeued 1" in retried.output
     assert run(db, "queue", "retry").output.strip() == "requeued 0 message(s)"
+    again = run(db, "queue", "retry", str(ids[0]), "99999")  # delivered, and no such id
+    assert again.exit_code == 2
+    assert "requeued 0 message(s)" in again.output
+    assert "no message with id 99999" in again.output
+    assert f"message {ids[0]} is delivered, not failed" in again.output
     purged = run(db, "queue", "purge", "--older-than", "0s")
     assert purged.exit_code == 0 and "purged 1" in purged.output
     assert json.loads(run(db, "queue", "status", "--json").output)["delivered"] == 0

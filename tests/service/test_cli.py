@@ -228,3 +228,10 @@ def test_token_create_with_a_digest_and_changing_it(env: Path) -> None:
     assert code != 0 and "no gateway token with id 999" in err
     code, _, err = run("gateway", "token", "create", "--to", USER, "--digest", "25h")
     assert code == 2 and "at most a day" in err
+
+
+def test_token_create_says_a_name_is_too_long(env: Path) -> None:
+    code, _, err = run("gateway", "token", "create", "--to", USER, "--name", "n" * 5000)
+    assert code == 2
+    assert "--name: a token's name is 1 to 100 characters; this one has 5,000" in err
+    assert "None" not in err and "nothing was sent" not in err

@@ -54,5 +54,28 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    config_file: str | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="The configuration file, for whichever command follows (also an option of each command).",
+        show_default=False,
+    ),
+    channel: str | None = typer.Option(
+        None,
+        "--channel",
+        metavar="NAME",
+        help="The [channels.NAME] profile of the configuration, for whichever command follows.",
+        show_default=False,
+    ),
 ) -> None:
     """linepush: LINE Messaging API tokens, sends, a durable outbox and a local emulator."""
+    # Before the command (`linepush --config FILE send …`), they mean what the command's own options do. As
+    # the environment variables they stand for, they rank below the command's own options and above the
+    # environment, as a flag does.
+    import os
+
+    if config_file is not None:
+        os.environ["LINEPUSH_CONFIG"] = config_file
+    if channel is not None:
+        os.environ["LINEPUSH_CHANNEL"] = channel

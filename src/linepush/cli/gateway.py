@@ -94,6 +94,13 @@ def token_create(
     """Make a gateway token bound to one recipient (--to), or for alerts to a route table of the
     configuration (--routes). It is printed once and stored only as a hash."""
     window = digest_window(digest)
+    from linepush.service.store import MAX_GATEWAY_TOKEN_NAME
+
+    if name is not None and not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME:
+        fail(
+            f"--name: a token's name is 1 to {MAX_GATEWAY_TOKEN_NAME} characters; this one has {len(name):,}",
+            hint="no token was made; give a shorter name",
+        )
     if (to is None) == (routes is None):
         fail(
             "give --to ID (a token for one recipient) or --routes TABLE (alerts routed by a route table), "

@@ -597,7 +597,27 @@ def retry_command(
         count = Outbox(store, channel_id).requeue(ids or None, new_retry_key=new_key)
     else:
         count = store.requeue(ids or None, now=time.time(), new_retry_key=new_key)
-    inv.emit({"requeued": count}, lambda: inv.out.print(f"requeued {count} message(s)"))
+    data: dict[str, Any] = {"requeued": count}
+    if ids and count < len(set(ids)):
+        # Say which ids were not taken: none such (in this channel), or not failed.
+        rows = {i: store.get_message(i) for i in dict.fromkeys(ids)}
+        unknown = [i for i, r in rows.items() if r is None or (channel_id and r.channel_id != channel_id)]
+        not_failed = {
+            i: r.state for i, r in rows.items() if r is not None and i not in unknown and r.state != "failed"
+        }
+        data.update(unknown=unknown, not_failed=not_failed)
+
+    def render() -> None:
+        inv.out.print(f"requeued {count} message(s)")
+        if data.get("unknown"):
+            shown = ", ".join(map(str, data["unknown"]))
+            inv.note(f"no message with id {shown} (`linepush queue list` shows them)")
+        for message_id, state in data.get("not_failed", {}).items():
+            inv.note(f"message {message_id} is {state}, not failed: left as it is")
+
+    inv.emit(data, render)
+    if data.get("unknown"):
+        raise typer.Exit(int(Exit.USAGE))
 
 
 @command(queue_app, "purge")

@@ -294,14 +294,25 @@ def listen(host: str, port: int) -> socket.socket:
         return listening_socket(host, port)
     except OSError as exc:
         shown = f"[{host}]" if ":" in host else host
-        problem = (
-            f"{shown}:{port} is in use by another program"
-            if exc.errno == errno.EADDRINUSE
-            else f"cannot listen on {shown}:{port}: {exc.strerror or exc}"
-        )
-        raise typer.BadParameter(
-            f"{problem}; stop that program, or choose another port with --port", param_hint="--port"
-        ) from None
+        if exc.errno == errno.EADDRINUSE:
+            raise typer.BadParameter(
+                f"{shown}:{port} is in use by another program; stop that program, or choose another port "
+                "with --port",
+                param_hint="--port",
+            ) from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+            raise typer.BadParameter(
+                f"cannot listen on {shown}: {exc.strerror or exc}; give an address of this machine "
+                "(127.0.0.1, 0.0.0.0 for every interface, or one `ip address` lists)",
+                param_hint="--host",
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise typer.BadParameter(
+                f"cannot listen on {shown}:{port}: {exc.strerror}; ports below 1024 need privileges: "
+                "choose a port of 1024 or more",
+                param_hint="--port",
+            ) from None
+        raise typer.BadParameter(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
 
 
 def run_server(
