@@ -209,9 +209,8 @@ def test_retry_with_a_new_key(db: str) -> None:
 
 def test_parse_at() -> None:
     # Parsing alone: these dates are never compared with today.
-    assert (
-        parse_at("2026-12-01T09:00+09:00") == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
-    )  # fixed date ok
+    written = "2026-12-01T09:00+09:00"  # fixed date ok
+    assert parse_at(written) == dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()
     assert parse_at("+15m", now=1000.0) == 1900.0
     assert parse_at("+1.5h", now=0.0) == 5400.0
     naive = dt.datetime(2026, 12, 1, 9, 0)
