@@ -65,7 +65,7 @@ def _root(
         None,
         "--channel",
         metavar="NAME",
-        help="The [channels.NAME] profile of the configuration, for whichever command follows.",
+        help="The \\[channels.NAME] profile of the configuration, for whichever command follows.",
         show_default=False,
     ),
 ) -> None:
