@@ -419,7 +419,7 @@ def test_send_queue_and_at_leave_it_for_a_worker(db: str) -> None:
 @pytest.mark.parametrize("command", ["send", "queue add"])
 def test_a_time_well_in_the_past_is_refused_with_the_time_read(db: str, command: str) -> None:
     yesterday = _tokyo(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
-    for at in ("2020-01-01T00:00Z", yesterday):
+    for at in ("2020-01-01T00:00Z", yesterday):  # fixed date ok: long past, it stays past
         result = run(db, *command.split(), "--to", user(1), "--at", at, "hi")
         assert result.exit_code == 2, result.output
         assert "in the past" in result.output and "+15m" in result.output
