@@ -267,10 +267,16 @@ def test_a_token_digest_window_is_set_changed_and_turned_off(gateway: GatewaySto
     assert gateway.gateway_token_digest(first.id) == 30.0
     assert gateway.gateway_token_digests("1000") == {first.id: 30.0}
     assert gateway.gateway_token_digests() == {first.id: 30.0, other.id: 5.5}
+    # A token is read with its window: a request needs one look-up.
+    found = gateway.find_gateway_token(digest("t1"))
+    assert found is not None and found.digest == 30.0
+    assert [t.digest for t in gateway.list_gateway_tokens()] == [30.0, 5.5]
     gateway.set_gateway_token_digest(first.id, 120.0)
     assert gateway.gateway_token_digest(first.id) == 120.0
     gateway.set_gateway_token_digest(first.id, None)
     assert gateway.gateway_token_digest(first.id) is None
+    found = gateway.find_gateway_token(digest("t1"))
+    assert found is not None and found.digest is None
     assert gateway.gateway_token_digests() == {other.id: 5.5}
 
 

@@ -40,7 +40,7 @@ from linepush.service.alert_routes import AlertRoute, RouteTable, route_alerts
 from linepush.service.alert_templates import AlertTemplates, alert_context
 from linepush.service.gateway import caller_token, named_zone
 from linepush.service.notify_form import NotifyError, read_body, read_fields
-from linepush.service.store import GatewayToken, gateway_store
+from linepush.service.store import GatewayToken
 from linepush.store import NewMessage, Store, StoreError
 
 __all__ = [
@@ -305,8 +305,7 @@ class AlertReceivers:
         default route takes the token's digest window unless it has one of its own."""
         routes, default = self.routing(token)
         if default.digest is None:
-            token_digest = gateway_store(self.store).gateway_token_digest(token.id)
-            default = replace(default, digest=token_digest)
+            default = replace(default, digest=token.digest)
         items: list[NewMessage] = []
         digests: list[tuple[str, list[dict[str, Any]], float]] = []
         try:

@@ -242,9 +242,8 @@ class NotifyApi:
             log.info("deleted %d uploaded images older than the retention", removed)
 
     async def _enqueue(self, item: NewMessage, token: GatewayToken) -> None:
-        window = await run_in_threadpool(gateway_store(self.store).gateway_token_digest, token.id)
-        if window is not None:
-            await run_in_threadpool(self._digest, item, token, window)
+        if token.digest is not None:  # read with the token
+            await run_in_threadpool(self._digest, item, token, token.digest)
             return
         row = await self.commits.enqueue(item)
         log.info("queued outbox message %d for gateway token %d", row.id, token.id)

@@ -68,6 +68,8 @@ class GatewayToken:
     created_at: float
     revoked_at: float | None
     route_table: str | None = None
+    #: Seconds within which its notifications merge into one push (a digest); None: each is its own push.
+    digest: float | None = None
 
     @property
     def revoked(self) -> bool:
@@ -239,6 +241,12 @@ def gateway_store(store: Store | GatewayStore) -> GatewayStore:
 _GATEWAY_TOKEN_COLUMNS: Final = (
     "id, channel_id, token_hash, recipient_id, name, created_at, revoked_at, route_table"
 )
+# A token as it is read: with its digest window, so a request needs one look-up for both.
+_GATEWAY_TOKEN_READ: Final = (
+    "SELECT t.id, t.channel_id, t.token_hash, t.recipient_id, t.name, t.created_at, t.revoked_at,"
+    " t.route_table, d.window_seconds FROM gateway_tokens AS t"
+    " LEFT JOIN gateway_token_digests AS d ON d.token_id = t.id"
+)
 _RECIPIENT_COLUMNS: Final = (
     "channel_id, recipient_id, type, first_seen_at, last_seen_at, last_event_type, sightings"
 )
@@ -279,22 +287,22 @@ class SQLGatewayStore(GatewayStore):
     def find_gateway_token(self, token_hash: str) -> GatewayToken | None:
         if not is_token_hash(token_hash):
             return None
-        rows = self._store.select(
-            f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE token_hash = ?", (token_hash,)
-        )
+        rows = self._store.select(f"{_GATEWAY_TOKEN_READ} WHERE t.token_hash = ?", (token_hash,))
         return _gateway_token(rows[0]) if rows else None
 
     def list_gateway_tokens(
         self, channel_id: str | None = None, *, include_revoked: bool = True
     ) -> list[GatewayToken]:
-        sql = f"SELECT {_GATEWAY_TOKEN_COLUMNS} FROM gateway_tokens WHERE 1 = 1"
+        sql = f"{_GATEWAY_TOKEN_READ} WHERE 1 = 1"
         params: list[Any] = []
         if channel_id is not None:
-            sql += " AND channel_id = ?"
+            sql += " AND t.channel_id = ?"
             params.append(channel_id)
         if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        return [_gateway_token(row) for row in self._store.select(sql + " ORDER BY created_at, id", params)]
+            sql += " AND t.revoked_at IS NULL"
+        return [
+            _gateway_token(row) for row in self._store.select(sql + " ORDER BY t.created_at, t.id", params)
+        ]
 
     def revoke_gateway_token(self, token_id: int, now: float) -> bool:
         moment = check_time(now, "now")
@@ -516,6 +524,7 @@ def _gateway_token(row: tuple[Any, ...]) -> GatewayToken:
         created_at=float(row[5]),
         revoked_at=None if row[6] is None else float(row[6]),
         route_table=row[7],
+        digest=float(row[8]) if len(row) > 8 and row[8] is not None else None,
     )
 
 
