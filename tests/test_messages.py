@@ -1056,3 +1056,32 @@ def test_valid_message_with_any_value_replaced_never_crashes(message: dict[str, 
 def test_good_fuzz_seeds_are_valid() -> None:
     for message in _good_messages():
         check_ok(message)
+
+
+@pytest.mark.parametrize(
+    ("template", "prop"),
+    [
+        ({"type": "buttons", "text": "x" * 160}, None),
+        ({"type": "buttons", "text": "x" * 161}, "template.text"),
+        ({"type": "buttons", "title": "T", "text": "x" * 60}, None),
+        ({"type": "buttons", "thumbnailImageUrl": "https://e.test/a.png", "text": "x" * 61}, "template.text"),
+        ({"type": "carousel", "columns": [{"text": "x" * 120}]}, None),
+        ({"type": "carousel", "columns": [{"text": "x" * 121}]}, "template.columns[0].text"),
+        ({"type": "carousel", "columns": [{"title": "T", "text": "x" * 61}]}, "template.columns[0].text"),
+    ],
+)
+def test_a_title_or_image_shortens_the_text_of_buttons_and_carousel_columns(
+    template: dict[str, Any], prop: str | None
+) -> None:
+    actions = [{"type": "postback", "label": "x", "data": "d"}]
+    if template["type"] == "buttons":
+        template = {**template, "actions": actions}
+    else:
+        template = {**template, "columns": [{**c, "actions": actions} for c in template["columns"]]}
+    message = {"type": "template", "altText": "a", "template": template}
+    if prop is None:
+        normalize_messages([message])
+        return
+    with pytest.raises(ValidationError) as caught:
+        normalize_messages([message])
+    assert caught.value.property == f"messages[0].{prop}"

@@ -13,18 +13,23 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def _env(home: Path) -> dict[str, str]:
+    """A channel id and a store in ``home``, and nothing of the developer's own setup."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
+        "PYTHONPATH": str(SRC),
+        "LINE_CHANNEL_ID": "1234567890",
+        "LINEPUSH_STORE": str(home / "serve.db"),
+        "XDG_CONFIG_HOME": str(home),
+    }
+
+
 @pytest.mark.parametrize(
     ("command", "banner"),
     [(["serve"], "LINE Notify–compatible gateway"), (["emulator"], "LINE emulator on")],
 )
 def test_a_port_in_use_is_exit_2_with_no_banner(tmp_path: Path, command: list[str], banner: str) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
-        "PYTHONPATH": str(SRC),
-        "LINE_CHANNEL_ID": "1234567890",
-        "LINEPUSH_STORE": str(tmp_path / "busy.db"),
-        "XDG_CONFIG_HOME": str(tmp_path),
-    }
+    env = _env(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -45,13 +50,7 @@ def test_a_port_in_use_is_exit_2_with_no_banner(tmp_path: Path, command: list[st
 
 
 def test_an_address_this_machine_does_not_have_is_named_as_the_host(tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "LINEPUSH_"))},
-        "PYTHONPATH": str(SRC),
-        "LINE_CHANNEL_ID": "1234567890",
-        "LINEPUSH_STORE": str(tmp_path / "host.db"),
-        "XDG_CONFIG_HOME": str(tmp_path),
-    }
+    env = _env(tmp_path)
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
     done = subprocess.run(
         [sys.executable, "-m", "linepush", "serve", "--host", "192.0.2.1", "--port", "18080"],

@@ -510,31 +510,32 @@ def _check_template_message(m: Mapping[str, Any], p: str) -> None:
 
 
 def _check_buttons(template: Mapping[str, Any], tp: str) -> None:
-    _https_url(template, "thumbnailImageUrl", tp, required=False)
-    title = _str(template, "title", tp, MAX_TEMPLATE_TITLE, required=False, measure=grapheme_len)
-    decorated = title is not None or template.get("thumbnailImageUrl") is not None
-    limit = MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE if decorated else MAX_BUTTONS_TEXT
-    _str(template, "text", tp, limit, measure=grapheme_len)
-    default = _obj(template, "defaultAction", tp, required=False)
-    if default is not None:
-        _check_action(default, tp + ".defaultAction", _NO_LABEL)
-    actions = _list(template, "actions", tp, 1, MAX_BUTTONS_ACTIONS)
-    assert actions is not None
-    _check_actions(actions, tp + ".actions", _TEMPLATE_LABEL)
+    _check_titled_text(
+        template, tp, MAX_BUTTONS_TEXT, MAX_BUTTONS_TEXT_WITH_IMAGE_OR_TITLE, MAX_BUTTONS_ACTIONS
+    )
 
 
 def _check_carousel_column(column: Mapping[str, Any], cp: str) -> None:
-    _https_url(column, "thumbnailImageUrl", cp, required=False)
-    title = _str(column, "title", cp, MAX_TEMPLATE_TITLE, required=False, measure=grapheme_len)
-    decorated = title is not None or column.get("thumbnailImageUrl") is not None
-    limit = MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE if decorated else MAX_CAROUSEL_TEXT
-    _str(column, "text", cp, limit, measure=grapheme_len)
-    default = _obj(column, "defaultAction", cp, required=False)
+    _check_titled_text(
+        column, cp, MAX_CAROUSEL_TEXT, MAX_CAROUSEL_TEXT_WITH_IMAGE_OR_TITLE, MAX_CAROUSEL_ACTIONS
+    )
+
+
+def _check_titled_text(
+    obj: Mapping[str, Any], p: str, plain_limit: int, decorated_limit: int, max_actions: int
+) -> None:
+    """A buttons template or a carousel column: an image and a title are optional, and with either the text
+    may be shorter; a default action, and 1 to ``max_actions`` actions."""
+    _https_url(obj, "thumbnailImageUrl", p, required=False)
+    title = _str(obj, "title", p, MAX_TEMPLATE_TITLE, required=False, measure=grapheme_len)
+    decorated = title is not None or obj.get("thumbnailImageUrl") is not None
+    _str(obj, "text", p, decorated_limit if decorated else plain_limit, measure=grapheme_len)
+    default = _obj(obj, "defaultAction", p, required=False)
     if default is not None:
-        _check_action(default, cp + ".defaultAction", _NO_LABEL)
-    actions = _list(column, "actions", cp, 1, MAX_CAROUSEL_ACTIONS)
+        _check_action(default, p + ".defaultAction", _NO_LABEL)
+    actions = _list(obj, "actions", p, 1, max_actions)
     assert actions is not None
-    _check_actions(actions, cp + ".actions", _TEMPLATE_LABEL)
+    _check_actions(actions, p + ".actions", _TEMPLATE_LABEL)
 
 
 def _check_imagemap(m: Mapping[str, Any], p: str) -> None:
