@@ -24,7 +24,7 @@ from linepush._call import (
     call_flow,
 )
 from linepush._secret import Secret
-from linepush.api import messaging, profiles
+from linepush.api import messaging
 from linepush.api import tokens as token_api
 from linepush.api._base import Operation
 from linepush.api.messaging import (
@@ -37,7 +37,6 @@ from linepush.api.messaging import (
     SendResult,
     ValidateKind,
 )
-from linepush.api.profiles import GroupSummary, UserProfile
 from linepush.api.tokens import IssuedToken, TokenInfo
 from linepush.config import Channel
 from linepush.errors import (
@@ -63,6 +62,8 @@ from linepush.transport import (
 
 if TYPE_CHECKING:
     import asyncio
+
+    from linepush.api.profiles import GroupSummary, UserProfile
 
 __all__ = ["AsyncLineClient", "LineClient", "MulticastError", "TokenSource"]
 
@@ -371,10 +372,14 @@ class LineClient(_ClientBase):
     def get_profile(self, user_id: str) -> UserProfile:
         """A user's display name and profile; :class:`~linepush.errors.NotFoundError` when the user is not a
         friend of the account (or blocked it, or does not exist)."""
+        from linepush.api import profiles
+
         return self.run(profiles.profile(user_id))
 
     def get_group_summary(self, group_id: str) -> GroupSummary:
         """A group's name and icon; :class:`~linepush.errors.NotFoundError` when the bot is not in it."""
+        from linepush.api import profiles
+
         return self.run(profiles.group_summary(group_id))
 
     # Channel access tokens
@@ -616,10 +621,14 @@ class AsyncLineClient(_ClientBase):
     async def get_profile(self, user_id: str) -> UserProfile:
         """A user's display name and profile; :class:`~linepush.errors.NotFoundError` when the user is not a
         friend of the account (or blocked it, or does not exist)."""
+        from linepush.api import profiles
+
         return await self.run(profiles.profile(user_id))
 
     async def get_group_summary(self, group_id: str) -> GroupSummary:
         """A group's name and icon; :class:`~linepush.errors.NotFoundError` when the bot is not in it."""
+        from linepush.api import profiles
+
         return await self.run(profiles.group_summary(group_id))
 
     # Channel access tokens

@@ -162,7 +162,9 @@ def _linepush(argv: list[str], *, report_modules: bool = False) -> subprocess.Co
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": SRC},
+        # No proxy: the emulator is on loopback, and a proxy variable would make the send read the standard
+        # library's proxy settings.
+        env={**{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}, "PYTHONPATH": SRC},
         timeout=60,
     )
 
@@ -178,6 +180,9 @@ def test_a_send_imports_neither_asyncio_nor_aiohttp_nor_rich_nor_typer(cli: Cli)
     assert "linepush.client" in modules  # the report is of a real send
     for heavy in ("asyncio", "aiohttp", "rich", "typer", "pydantic"):
         assert heavy not in modules, heavy
+    # Nor what a send of text does not use: the typed message models, profiles, the proxy machinery.
+    for unused in ("linepush.messages._models", "linepush.api.profiles", "urllib.request"):
+        assert unused not in modules, unused
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ from linepush.messages._limits import (
     grapheme_len,
     utf16_len,
 )
-from linepush.messages._models import Message, MessageLike
+from linepush.messages._message import Message, MessageLike
 from linepush.messages._recipients import _USER_RE
 
 _TYPES_TEXT = "Must be one of the following values: [" + ", ".join(MESSAGE_TYPES) + "]"
