@@ -1,6 +1,7 @@
 """Whole-process start-up: `linepush --version`, `linepush send` with a warm token store (the token it needs
-already stored) to the emulator, beside `python -c pass` and the official SDK pushing the same message in a
-script. Each is started `--runs` times, interleaved so that load from elsewhere hits all alike; medians."""
+already stored) to the emulator, beside `python -c pass`, an interpreter that only imports urllib3 (the HTTP
+library a send uses) and the official SDK pushing the same message in a script. Each is started `--runs`
+times, interleaved so that load from elsewhere hits all alike; medians."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         send = [*launcher, "send", "--to", USER, "start-up bench"]
         commands = {
             "python -c pass": ([sys.executable, "-c", "pass"], env),
+            # What no send over HTTP can go below: the sync HTTP library it sends with, imported alone.
+            "python -c 'import urllib3'": ([sys.executable, "-c", "import urllib3"], env),
             "linepush --version": ([*launcher, "--version"], env),
             "linepush send (warm store)": (send, env),
             "official SDK script": ([sys.executable, "-c", SDK_SCRIPT], env),
