@@ -149,6 +149,15 @@ def test_revoke_of_an_unknown_gateway_token_is_an_error(gateway: GatewayStore) -
         gateway.revoke_gateway_token(12345, 100.0)
 
 
+def test_a_gateway_token_id_past_64_bits_is_unknown(gateway: GatewayStore) -> None:
+    far = 2**64
+    with pytest.raises(LookupError):
+        gateway.revoke_gateway_token(far, 100.0)
+    with pytest.raises(LookupError):
+        gateway.set_gateway_token_digest(far, 30.0)
+    assert gateway.gateway_token_digest(far) is None
+
+
 # -- webhook recipients
 
 

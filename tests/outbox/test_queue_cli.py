@@ -189,6 +189,8 @@ def test_status_list_retry_purge(db: str) -> None:
     assert "requeued 0 message(s)" in again.output
     assert "no message with id 99999" in again.output
     assert f"message {ids[0]} is delivered, not failed" in again.output
+    far = run(db, "queue", "retry", str(2**64))  # past any id a store holds
+    assert far.exit_code == 2 and f"no message with id {2**64}" in far.output
     purged = run(db, "queue", "purge", "--older-than", "0s")
     assert purged.exit_code == 0 and "purged 1" in purged.output
     assert json.loads(run(db, "queue", "status", "--json").output)["delivered"] == 0

@@ -103,6 +103,11 @@ def test_token_revoke_and_list(env: Path) -> None:
     assert code == 2 and "there is no gateway token with id 99" in err and "gateway token list" in err
     error = json.loads(run("gateway", "token", "revoke", "99", "--json")[2])
     assert (error["error"], error["exit_code"]) == ("UsageError", 2)
+    far = str(2**64)  # past any id a store holds: the same answer, not the database refusing the number
+    code, _, err = run("gateway", "token", "revoke", far)
+    assert code == 2 and f"there is no gateway token with id {far}" in err
+    code, _, err = run("gateway", "token", "digest", far, "30s")
+    assert code == 2 and f"no gateway token with id {far}" in err
     listed = json.loads(run("gateway", "token", "list", "--json")[1])
     assert [(t["id"], t["state"]) for t in listed] == [(1, "revoked"), (2, "active")]
     assert listed[0]["revoked_at"] is not None

@@ -33,7 +33,7 @@ from linepush.errors import (
     ValidationError,
 )
 from linepush.store.base import StoreError
-from linepush.store.checks import check_positive, check_time
+from linepush.store.checks import check_positive, check_row_id, check_time
 from linepush.store.records import Settlement
 from linepush.store.sql import (
     Execute,
@@ -628,7 +628,7 @@ class PostgresStore(SQLStore):
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
 
     def row_id(self, value: object) -> int:
-        return _row_id(value)
+        return check_row_id(value)
 
     def _advance_rate(self, key: str, step: float, now: float) -> float:
         # The row lock of the upsert makes read-and-advance atomic across every process and host. The commit
@@ -852,15 +852,8 @@ def _describe(conninfo: str) -> tuple[str, str | None]:
 # -- rows ----------------------------------------------------------------------------------------------------
 
 
-def _row_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"an id must be a whole number, not {value!r}")
-    # Out of bigint's range no row can match; clamp rather than let the server refuse the number.
-    return max(min(value, 2**63 - 1), -(2**63))
-
-
 def _row_ids(values: Sequence[int]) -> list[int]:
-    return [_row_id(value) for value in values]
+    return [check_row_id(value) for value in values]
 
 
 @functools.cache
