@@ -222,6 +222,25 @@ def test_parse_at() -> None:
             parse_at(bad)
 
 
+@pytest.mark.parametrize("at", ["+99999999999h", "0001-01-01T00:00:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_no_calendar_can_show_is_refused_and_queues_nothing(db: str, at: str) -> None:
+    result = run(db, "queue", "add", "--at", at, "--to", user(1), "hi")
+    assert result.exit_code == Exit.USAGE
+    assert "out of range" in result.output and "9999" in result.output
+    assert "unexpected" not in result.output
+    assert stored(db) == []
+
+
+def test_queue_list_shows_a_row_due_past_the_calendar(db: str) -> None:
+    """A row the library queued for a time no calendar shows (a year past 9999) is listed, not a crash."""
+    with open_store(db) as s:
+        Outbox(s, CHANNEL).push(user(1), "far", not_before=1e15)
+    listed = run(db, "queue", "list")
+    assert listed.exit_code == Exit.OK, listed.output
+    assert "far" not in listed.output and "1000000000000000" in listed.output
+    assert run(db, "queue", "list", "--json").exit_code == Exit.OK
+
+
 def test_read_recipients(tmp_path: Path) -> None:
     f = tmp_path / "ids.txt"
     f.write_text(f"{user(1)}\n  {user(2)}  # bob\n\n{user(1)}\n")

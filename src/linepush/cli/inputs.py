@@ -184,9 +184,26 @@ def parse_at(value: str, *, now: float | None = None) -> float:
         raise ValidationError(
             f"cannot read the time {value!r}; use ISO 8601 such as 2026-12-01T09:00+09:00, or +15m"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as the user would read it
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # local time, as the user would read it
+        return moment.timestamp()
+    except (OverflowError, ValueError):  # 9999-12-31T23:59 west of UTC is in the year 10000
+        raise ValidationError(f"the time {value!r} is out of range: {_SHOWN_YEARS}") from None
+
+
+_SHOWN_YEARS = "give a time between the years 1 and 9999, as this machine's clock reads them"
+
+
+def _shown(moment: float, value: str) -> float:
+    """``moment``, once it is known to be a time this machine can show (in its time zone and in UTC): a row
+    due at one it cannot would be queued and then break every listing of the queue."""
+    try:
+        dt.datetime.fromtimestamp(moment).astimezone()
+        dt.datetime.fromtimestamp(moment, dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ValidationError(f"--at {value!r} is out of range: {_SHOWN_YEARS}") from None
+    return moment
 
 
 #: How far in the past ``--at`` may be (a command typed a little late): beyond, it is surely a mistake.
@@ -196,7 +213,7 @@ PAST_TOLERANCE = 300.0
 def scheduled_time(value: str, now: float) -> float:
     """``--at``'s time, refused when it is more than :data:`PAST_TOLERANCE` in the past: a message meant for
     then must not go out now without a word."""
-    moment = parse_at(value, now=now)
+    moment = _shown(parse_at(value, now=now), value)
     if moment < now - PAST_TOLERANCE:
         ago = now - moment
         span = f"{ago / 86_400:.0f} days" if ago >= 2 * 86_400 else f"{ago / 60:.0f} minutes"

@@ -212,7 +212,10 @@ def when(ts: float | None) -> str | None:
     """A UNIX time as an ISO 8601 UTC string (seconds precision)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # a time past the calendar, which the library may store
+        return f"{ts:.0f} (UNIX time)"
 
 
 # --- errors ----------------------------------------------------------------------------------------------

@@ -383,7 +383,10 @@ def _recipients(row: OutboxMessage) -> int | str:
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+    try:
+        return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+    except (OverflowError, ValueError, OSError):  # a time past the calendar, which the library may store
+        return f"{moment:.0f} (UNIX time)"
 
 
 def _due(row: OutboxMessage) -> str:
