@@ -4,6 +4,7 @@ read from the environment, and how a library's exception becomes one of ours."""
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import sys
 from dataclasses import dataclass
@@ -218,6 +219,9 @@ def never_sent(base: str, request: ApiRequest, exc: BaseException) -> ConnectErr
     if refused is not None:
         return refused
     cause = _os_error(exc)
+    if isinstance(cause, socket.gaierror):
+        # getaddrinfo's codes are not errnos (os.strerror(-2) is "Unknown error -2"); its own text says it.
+        return ConnectError(f"could not connect to {base}: cannot resolve its host name ({cause.strerror})")
     if cause is not None and cause.errno:
         # The libraries word it differently ("Connect call failed", "Failed to establish a new connection");
         # the errno says it the same way for all of them.
@@ -231,11 +235,13 @@ def _os_error(exc: BaseException) -> OSError | None:
     for _ in range(6):
         if seen is None:
             return None
-        if isinstance(seen, OSError) and seen.errno:
-            return seen
-        found = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        # aiohttp's ClientConnectorError is an OSError itself, with the errno of the one it keeps; the kept
+        # one tells more (a socket.gaierror, say).
+        found = getattr(seen, "os_error", None)
         if isinstance(found, OSError):
             return found
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
         seen = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
         if not isinstance(seen, BaseException):
             return None
