@@ -313,6 +313,9 @@ def _check_table(table: Mapping[str, Any], path: Path, where: str, *, top: bool)
         elif key == "channel_id":
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise ConfigurationError(f"{path} {where}: 'channel_id' must be a string of digits")
+        elif key == "quota_warning":
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ConfigurationError(f"{path} {where}: 'quota_warning' must be a percentage, like 80")
         elif not isinstance(value, str):
             raise ConfigurationError(f"{path} {where}: {key!r} must be a string")
 
