@@ -110,7 +110,8 @@ def check_limit(value: object) -> int:
 
 def check_row_id(value: object) -> int:
     """An id to look a row up by. Ids are 64-bit on every backend: one outside that range (``queue retry
-    99999999999999999999999``) matches no row, so it is clamped rather than left for the database to refuse."""
+    99999999999999999999999``) matches no row, so it is clamped rather than left for the database to
+    refuse."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"an id must be a whole number, not {value!r}")
     return max(min(value, 2**63 - 1), -(2**63))
