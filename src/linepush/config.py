@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from linepush._secret import Secret
+from linepush._secret import Secret, masked_url
 from linepush.errors import ConfigurationError
 
 __all__ = [
@@ -431,21 +431,7 @@ def resolve_settings(
 
 def masked_store_url(url: str) -> str:
     """A store URL fit to show: a password in it (``user:password@`` or ``?password=``) becomes "…"."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url  # a file path
-    # The user part ends at the last "@": a password not percent-encoded may hold "@", "/" or "?" (and an
-    # "@" further on hides more than the password, never less).
-    userinfo, at, place = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] + ":…@" if at and ":" in userinfo else userinfo + at
-    where, query_sep, query = place.partition("?")
-    where = user + where
-    if query_sep:
-        query = "&".join(
-            part.split("=", 1)[0] + "=…" if part.split("=", 1)[0].lower() == "password" else part
-            for part in query.split("&")
-        )
-    return f"{scheme}://{where}{query_sep}{query}"
+    return masked_url(url)
 
 
 def _holds_password(url: object) -> bool:

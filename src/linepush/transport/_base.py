@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
+from linepush._secret import masked_url
 from linepush._version import __version__
 from linepush.api._base import ApiRequest, ApiResponse
 from linepush.errors import CertificateError, ConfigurationError, ConnectError, OutcomeUnknownError
@@ -125,20 +126,21 @@ def request_headers(request: ApiRequest, token: str | None, *, user_agent: bool 
 
 
 def parse_base_url(base_url: str) -> SplitResult:
-    """``base_url`` split, or a :class:`ConfigurationError` that says what is wrong with it."""
+    """``base_url`` split, or a :class:`ConfigurationError` that says what is wrong with it (and shows it
+    without a password it may hold)."""
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 - a port out of range or not a number raises here
     except ValueError as exc:
-        raise ConfigurationError(f"API base URL {base_url!r} is malformed: {exc}") from None
+        raise ConfigurationError(f"API base URL {masked_url(base_url)!r} is malformed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"API base URL {base_url!r} is not an http(s) URL; use e.g. https://api.line.me "
+            f"API base URL {masked_url(base_url)!r} is not an http(s) URL; use e.g. https://api.line.me "
             "or http://127.0.0.1:8765 for the emulator"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"API base URL {base_url!r} must not have a query, a fragment or credentials"
+            f"API base URL {masked_url(base_url)!r} must not have a query, a fragment or credentials"
         )
     return parts
 
