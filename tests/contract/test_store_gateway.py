@@ -100,6 +100,8 @@ def test_a_token_hash_is_stored_once(gateway: GatewayStore) -> None:
         (("1000", digest("x"), USER, ""), "name"),
         (("1000", digest("x"), USER, "n" * 101), "name"),
         (("1000", digest("x"), USER, 5), "name"),
+        (("1000", digest("x"), USER, "ops\x1b[2J"), "name"),
+        (("1000", digest("x"), USER, "a\nb"), "name"),
     ],
 )
 def test_bad_gateway_token_input_is_refused_and_nothing_is_stored(

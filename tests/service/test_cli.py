@@ -240,3 +240,18 @@ def test_token_create_says_a_name_is_too_long(env: Path) -> None:
     assert code == 2
     assert "--name: a token's name is 1 to 100 characters; this one has 5,000" in err
     assert "None" not in err and "nothing was sent" not in err
+
+
+@pytest.mark.parametrize("name", ["ops\x1b[2J", "a\nb", "tab\there"])
+def test_token_create_refuses_a_name_with_control_characters(env: Path, name: str) -> None:
+    """A name is printed by `gateway token list` and answered by /api/status: an escape sequence in it
+    would reach the terminal of whoever lists the tokens."""
+    code, out, err = run("gateway", "token", "create", "--to", USER, "--name", name)
+    assert (code, out) == (2, "")
+    assert "--name: a token's name holds a control character" in err and "no token was made" in err
+    assert json.loads(run("gateway", "token", "list", "--json")[1]) == []
+
+
+def test_token_create_says_an_empty_name_is_empty(env: Path) -> None:
+    code, _, err = run("gateway", "token", "create", "--to", USER, "--name", "")
+    assert code == 2 and "this one has 0" in err and "shorter" not in err
