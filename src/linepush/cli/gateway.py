@@ -102,7 +102,7 @@ def token_create(
             hint="no token was made; give a shorter name" if name else "no token was made",
         )
     if name is not None and not name.isprintable():
-        # `gateway token list` prints it and /api/status answers it: an escape sequence would reach a terminal.
+        # `gateway token list` prints it and /api/status answers it: an escape would reach a terminal.
         fail(
             "--name: a token's name holds a control character (a line break, a tab or an escape)",
             hint="no token was made; give a name of plain text",
