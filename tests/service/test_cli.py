@@ -151,6 +151,32 @@ def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyP
     assert code == 2 and "HTTPS" in err
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://ops:hunter2pw@gw.example.com", "must not hold credentials"),
+        ("https://gw.example.com/?x=1", "must not have a query or a fragment"),
+        ("https://gw.example.com/#top", "must not have a query or a fragment"),
+        ("https://:443", "HTTPS"),
+    ],
+)
+def test_serve_refuses_a_public_url_that_would_be_sent_to_line_as_is(
+    env: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    """The public URL starts the image URLs pushed to LINE, which every member of the chat sees."""
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    code, _, err = run("serve", "--public-url", url)
+    assert code == 2 and said in err and "hunter2pw" not in err
+
+
+def test_serve_refuses_an_image_dir_that_is_a_file(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    a_file = env.parent / "not-a-dir"
+    a_file.write_text("x")
+    code, _, err = run("serve", "--public-url", "https://gw.example.com", "--image-dir", str(a_file))
+    assert code == 2 and f"--image-dir {a_file}" in err and "not a directory" in err.lower()
+
+
 def test_serve_without_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINE_CHANNEL_ID")
     code, _, err = run("serve")
