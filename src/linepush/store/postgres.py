@@ -820,6 +820,13 @@ def _split_schema(url: str) -> tuple[str, str | None]:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host; the text quotes nothing
         raise ConfigurationError(f"cannot read the PostgreSQL store URL ({exc}); {_FORM}") from None
+    if parts.netloc.count("@") > 1:
+        # libpq takes the first "@" for the end of the password and the rest for the host: its error would
+        # then quote the password's tail as a host name it cannot resolve.
+        raise ConfigurationError(
+            "the PostgreSQL store URL has more than one '@' before its host: percent-encode an '@' in the "
+            f"user name or password as %40; {_FORM}"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for name, value in query if name == "schema"]
     if not schemas:
