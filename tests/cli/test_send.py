@@ -41,6 +41,20 @@ def test_send_to_a_group_and_several_users(cli: Cli) -> None:
     assert sorted(deliveries[0]["to"]) == [ALICE, BOB]
 
 
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_recipient_given_twice_gets_the_message_once(cli: Cli, queued: bool) -> None:
+    """By id twice, or by id and by a name for it: one recipient, one delivery (a multicast to [A, A] would
+    deliver it to A twice, and count twice against the month's quota)."""
+    assert cli("recipients", "name", ALICE, "alice").exit_code == 0
+    args = ("--queue",) if queued else ()
+    result = cli("send", *args, "--to", ALICE, "--to", "alice", "--to", f"{BOB},{ALICE}", "once each")
+    assert result.exit_code == 0, result.output
+    if queued:
+        assert cli("worker", "--once").exit_code == 0
+    deliveries = cli.emulator.admin.deliveries(cli.channel_id, ALICE)
+    assert [(d["endpoint"], d["to"]) for d in deliveries] == [("multicast", [ALICE, BOB])]
+
+
 def test_send_reads_stdin_with_dash(cli: Cli) -> None:
     result = cli("send", "--to", ALICE, "-", input="line one\nline two\n")
     assert result.exit_code == 0, result.output

@@ -124,12 +124,14 @@ class Invocation:
         return store
 
     def recipients(self, to: Sequence[str] | None, *, default: bool = True) -> list[str]:
-        """The ids of ``--to`` values (comma-separated too; else the configured default when ``default``):
-        names, from ``[recipients]`` in the file or `linepush recipients name`, become their ids."""
+        """The ids of ``--to`` values (comma-separated too; else the configured default when ``default``),
+        each once: names (``[recipients]`` in the file, `linepush recipients name`) become their ids."""
         given = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
         if not given and default:
             given = list(self.settings.require_to())
-        return self.resolve(given)
+        # Once each: a multicast to [A, A] delivers to A twice (and counts twice against the quota), and an
+        # id and a name for it are easily given together.
+        return list(dict.fromkeys(self.resolve(given)))
 
     def resolve(self, given: Sequence[str]) -> list[str]:
         """Ids as they are, names as their ids."""

@@ -147,7 +147,7 @@ def digest_json(merged: Sequence[DigestAppend]) -> dict[str, Any]:
 
 def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
     """The ids of ``--to`` and of ``--to-file`` (checked; repeats dropped), in that order."""
-    recipients = [validate_to(r) for r in to]
+    recipients = list(dict.fromkeys(validate_to(r) for r in to))
     if to_file is not None:
         given = set(recipients)
         recipients.extend(r for r in read_recipients(to_file) if r not in given)
