@@ -148,3 +148,21 @@ def test_a_usage_error_without_json_is_typers_usual_answer(clean_env: Path) -> N
     )
     assert done.returncode == 2 and "No such option: --bogus" in done.stderr
     assert "Usage:" in done.stderr and "send [OPTIONS]" in done.stderr
+
+
+def test_lines_words_in_an_error_never_act_on_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """LINE's message, description and details (or a proxy's, in front of it) are printed as read."""
+    from linepush.cli._output import Lines
+    from linepush.cli.invocation import print_error
+    from linepush.errors import ErrorDetail, LineApiError
+
+    error = LineApiError(
+        400,
+        "bad\x1b]0;owned\x07",
+        error_description="more\x1b[2J",
+        details=(ErrorDetail("The\x9bthing", "messages[0]\r"),),
+    )
+    print_error(None, error, console=Lines(stderr=True))
+    shown = capsys.readouterr().err
+    assert not any(c in shown for c in "\x1b\x07\x9b\r")
+    assert "bad\\x1b]0;owned\\x07" in shown and "more\\x1b[2J" in shown and "The\\x9bthing" in shown

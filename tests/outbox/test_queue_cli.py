@@ -171,6 +171,20 @@ def _settle(db: str) -> list[int]:
         return [r.id for r in rows]
 
 
+def test_a_control_character_in_lines_answer_is_shown_escaped(db: str) -> None:
+    """LINE's error text (or a proxy's, in front of it) reaches the terminal through `queue list`: an escape
+    sequence in it must not act on the terminal."""
+    with open_store(db) as s:
+        box = Outbox(s, CHANNEL)
+        row = box.push(user(1), "m")
+        box.claim("w", 10, 30)
+        s.mark_failed(row.id, "w", box.clock(), {"status": 400, "message": "bad\x1b[2J\x9b31mthing\r\n"})
+    listed = run(db, "queue", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.output and "\x9b" not in listed.output and "\r" not in listed.output
+    assert "bad\\x1b[2J\\x9b31mthing\\x0d\\x0a" in listed.output
+
+
 def test_status_list_retry_purge(db: str) -> None:
     ids = _settle(db)
     status = run(db, "queue", "status", "--json")
