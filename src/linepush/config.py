@@ -251,7 +251,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigurationError(f"configuration file {path} cannot be read: {exc.strerror}") from None
     try:
-        parsed = tomllib.loads(data.decode("utf-8"))
+        parsed = tomllib.loads(data.decode("utf-8-sig"))  # a byte-order mark in front is read past
     except UnicodeDecodeError:
         raise ConfigurationError(f"configuration file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

@@ -151,6 +151,12 @@ def test_quota_warning_is_a_number_in_the_file(tmp_path: Path, written: str, sha
     assert resolve_settings(config_file=path, env={}).quota_warning_share == pytest.approx(share)
 
 
+def test_a_byte_order_mark_before_the_file_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "linepush.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'channel_id = "1234567890"\n')
+    assert resolve_settings(config_file=path, env={}).channel.channel_id == "1234567890"
+
+
 def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         resolve_settings(config_file=tmp_path / "nope.toml", env={})

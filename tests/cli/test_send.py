@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -333,3 +335,25 @@ def test_an_unknown_name_is_named_in_the_error(cli: Cli) -> None:
     assert "recipients list" in result.stderr
     # What is meant as an id is still explained by the id check.
     assert "32" in cli("send", "--to", "U1234", "hi").stderr
+
+
+BOM = b"\xef\xbb\xbf"  # what Notepad and PowerShell 5 write at the start of a UTF-8 file
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_or_stdin_is_read_past(cli: Cli, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(BOM + f"{ALICE}\r\n{BOB}\r\n".encode())
+    messages = tmp_path / "m.json"
+    messages.write_bytes(BOM + b'[{"type": "text", "text": "from a json file"}]')
+    assert cli("send", "--to-file", str(ids), "--yes", "to a file of ids").exit_code == 0
+    assert cli("send", "--to", ALICE, "--json", str(messages)).exit_code == 0
+    piped = subprocess.run(
+        [sys.executable, "-m", "linepush", "send", "--to", ALICE, "-"],
+        input=BOM + b"from stdin",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert texts(cli, ALICE) == ["to a file of ids", "from a json file", "from stdin"]
+    assert texts(cli, BOB) == ["to a file of ids"]

@@ -80,9 +80,10 @@ def read_stdin(what: str = "stdin") -> str:
         text = sys.stdin.read()
         if not _is_unicode(text):
             fail(f"{what} is not UTF-8 text", hint="nothing was sent; convert it first (iconv -t UTF-8)")
-        return text
+        return text.removeprefix("\ufeff")
     try:
-        return bytes(stream.read()).decode("utf-8")
+        # utf-8-sig: a byte-order mark in front (as Windows tools write UTF-8) is no part of the text.
+        return bytes(stream.read()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         fail(
             f"{what} is not UTF-8 text (byte {exc.start + 1} cannot be read)",
@@ -107,7 +108,7 @@ def _messages_from_json(name: str) -> list[dict[str, Any]]:
         raw = read_stdin()
     else:
         try:
-            raw = Path(name).read_text(encoding="utf-8")
+            raw = Path(name).read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             fail(f"--json: {label} does not exist")
         except IsADirectoryError:
@@ -149,7 +150,7 @@ def read_recipients(path: Path | str) -> list[str]:
         if str(path) == "-":
             text = read_stdin("the recipients on stdin")
         else:
-            text = source.read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
