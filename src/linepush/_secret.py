@@ -52,3 +52,22 @@ def mask(value: str) -> str:
     if len(value) <= 12:
         return "…"
     return value[:_SHOWN] + "…"
+
+
+def masked_url(url: str) -> str:
+    """A URL fit to show: a password in it (``user:password@`` or ``?password=``) becomes "…"."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url  # a file path
+    # The user part ends at the last "@": a password not percent-encoded may hold "@", "/" or "?" (and an
+    # "@" further on hides more than the password, never less).
+    userinfo, at, place = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0] + ":…@" if at and ":" in userinfo else userinfo + at
+    where, query_sep, query = place.partition("?")
+    where = user + where
+    if query_sep:
+        query = "&".join(
+            part.split("=", 1)[0] + "=…" if part.split("=", 1)[0].lower() == "password" else part
+            for part in query.split("&")
+        )
+    return f"{scheme}://{where}{query_sep}{query}"

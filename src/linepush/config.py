@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from linepush._secret import Secret
+from linepush._secret import Secret, masked_url
 from linepush.errors import ConfigurationError
 
 __all__ = [
@@ -251,7 +251,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigurationError(f"configuration file {path} cannot be read: {exc.strerror}") from None
     try:
-        parsed = tomllib.loads(data.decode("utf-8"))
+        parsed = tomllib.loads(data.decode("utf-8-sig"))  # a byte-order mark in front is read past
     except UnicodeDecodeError:
         raise ConfigurationError(f"configuration file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -313,6 +313,9 @@ def _check_table(table: Mapping[str, Any], path: Path, where: str, *, top: bool)
         elif key == "channel_id":
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise ConfigurationError(f"{path} {where}: 'channel_id' must be a string of digits")
+        elif key == "quota_warning":
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ConfigurationError(f"{path} {where}: 'quota_warning' must be a percentage, like 80")
         elif not isinstance(value, str):
             raise ConfigurationError(f"{path} {where}: {key!r} must be a string")
 
@@ -428,21 +431,7 @@ def resolve_settings(
 
 def masked_store_url(url: str) -> str:
     """A store URL fit to show: a password in it (``user:password@`` or ``?password=``) becomes "…"."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url  # a file path
-    # The user part ends at the last "@": a password not percent-encoded may hold "@", "/" or "?" (and an
-    # "@" further on hides more than the password, never less).
-    userinfo, at, place = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] + ":…@" if at and ":" in userinfo else userinfo + at
-    where, query_sep, query = place.partition("?")
-    where = user + where
-    if query_sep:
-        query = "&".join(
-            part.split("=", 1)[0] + "=…" if part.split("=", 1)[0].lower() == "password" else part
-            for part in query.split("&")
-        )
-    return f"{scheme}://{where}{query_sep}{query}"
+    return masked_url(url)
 
 
 def _holds_password(url: object) -> bool:

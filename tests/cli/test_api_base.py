@@ -55,6 +55,19 @@ def test_a_malformed_api_base_is_a_usage_error(base: str) -> None:
 
 
 @pytest.mark.usefixtures("token_env")
+@pytest.mark.parametrize(
+    "base", ["http://ops:hunter2pw@127.0.0.1:8080", "http://ops:hunter2pw@[::1", "ftp://ops:hunter2pw@h"]
+)
+def test_a_password_in_a_refused_api_base_is_not_shown(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = send("--api-base", base, "--to", ALICE, "hello")
+    assert result.exit_code == 2 and "API base URL" in result.output
+    assert "hunter2pw" not in result.output and "ops:…@" in result.output
+    monkeypatch.setenv("LINEPUSH_API_BASE", base)
+    shown = CliRunner().invoke(app, ["config", "show", "--json"])
+    assert "hunter2pw" not in shown.output and "ops:…@" in shown.output
+
+
+@pytest.mark.usefixtures("token_env")
 def test_the_deadline_bounds_a_request_that_is_never_answered() -> None:
     server = Scripted(answer=False)
     outcome: dict[str, Result] = {}

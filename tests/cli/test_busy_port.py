@@ -64,3 +64,24 @@ def test_an_address_this_machine_does_not_have_is_named_as_the_host(tmp_path: Pa
     assert done.returncode == 2, output
     assert "--host" in output and "cannot listen on 192.0.2.1" in output
     assert "stop that program" not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "256.1.1.1"])
+def test_a_metrics_host_this_machine_does_not_have_is_named_as_the_host(tmp_path: Path, host: str) -> None:
+    env = {**_env(tmp_path), "LINE_CHANNEL_ACCESS_TOKEN": "static-token"}
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    worker = ["worker", "--once", "--metrics-host", host, "--metrics-port", port]
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", *worker],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert f"cannot serve metrics on {host}:{port}" in output and "--metrics-host" in output
+    assert "another --metrics-port" not in output and "Traceback" not in output

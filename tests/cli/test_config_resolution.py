@@ -132,6 +132,7 @@ def test_a_table_named_default_is_used_without_default_channel(tmp_path: Path) -
         ("[channels.x]\nassertion_kid = 5\n", "'assertion_kid' must be a string"),
         ("channels = 3\n", "must be a table"),
         ('channel_id = "12ab"\n', "not a LINE channel id"),
+        ("quota_warning = true\n", "'quota_warning' must be a percentage"),
     ],
 )
 def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -140,6 +141,20 @@ def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, messag
     with pytest.raises(ConfigurationError, match=message) as info:
         resolve_settings(config_file=path, env={})
     assert str(path) in str(info.value) or "channel id" in str(info.value)
+
+
+@pytest.mark.parametrize(("written", "share"), [("80", 0.8), ("92.5", 0.925), ('"75%"', 0.75)])
+def test_quota_warning_is_a_number_in_the_file(tmp_path: Path, written: str, share: float) -> None:
+    """TOML users write a percentage as a number, as the README's default of 80 reads."""
+    path = tmp_path / "linepush.toml"
+    path.write_text(f"quota_warning = {written}\n")
+    assert resolve_settings(config_file=path, env={}).quota_warning_share == pytest.approx(share)
+
+
+def test_a_byte_order_mark_before_the_file_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "linepush.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'channel_id = "1234567890"\n')
+    assert resolve_settings(config_file=path, env={}).channel.channel_id == "1234567890"
 
 
 def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:

@@ -107,3 +107,62 @@ def test_the_demo_names_a_linepush_that_runs_from_here(tmp_path: Path) -> None:
     relative = script.relative_to(root)
     assert f"`{relative} keys generate`" in done.stdout
     assert f"source {relative.parent}/activate" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "status", "--json", "--bogus"],
+        ["queue", "list", "--limit", "0", "--json"],
+        ["queue", "retry", "abc", "-o", "json"],
+        ["send", "-o", "json", "--bogus", "hi"],
+        ["token", "list", "--output=json", "--kind", "v9"],
+    ],
+)
+def test_a_usage_error_with_json_asked_for_is_json_on_stderr(clean_env: Path, args: list[str]) -> None:
+    """What a script that parses stderr as JSON gets for an option the command line refused, from the real
+    command (typer's box is printed by its own entry point, before any command runs)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    error = json.loads(done.stderr)
+    assert (error["error"], error["exit_code"]) == ("UsageError", 2)
+    assert error["message"] and "╭" not in done.stderr
+
+
+def test_a_usage_error_without_json_is_typers_usual_answer(clean_env: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", "send", "--json", "m.json", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and "No such option: --bogus" in done.stderr
+    assert "Usage:" in done.stderr and "send [OPTIONS]" in done.stderr
+
+
+def test_lines_words_in_an_error_never_act_on_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """LINE's message, description and details (or a proxy's, in front of it) are printed as read."""
+    from linepush.cli._output import Lines
+    from linepush.cli.invocation import print_error
+    from linepush.errors import ErrorDetail, LineApiError
+
+    error = LineApiError(
+        400,
+        "bad\x1b]0;owned\x07",
+        error_description="more\x1b[2J",
+        details=(ErrorDetail("The\x9bthing", "messages[0]\r"),),
+    )
+    print_error(None, error, console=Lines(stderr=True))
+    shown = capsys.readouterr().err
+    assert not any(c in shown for c in "\x1b\x07\x9b\r")
+    assert "bad\\x1b]0;owned\\x07" in shown and "more\\x1b[2J" in shown and "The\\x9bthing" in shown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -39,6 +41,20 @@ def test_send_to_a_group_and_several_users(cli: Cli) -> None:
     deliveries = cli.emulator.admin.deliveries(cli.channel_id, BOB)
     assert [d["endpoint"] for d in deliveries] == ["multicast"]
     assert sorted(deliveries[0]["to"]) == [ALICE, BOB]
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_recipient_given_twice_gets_the_message_once(cli: Cli, queued: bool) -> None:
+    """By id twice, or by id and by a name for it: one recipient, one delivery (a multicast to [A, A] would
+    deliver it to A twice, and count twice against the month's quota)."""
+    assert cli("recipients", "name", ALICE, "alice").exit_code == 0
+    args = ("--queue",) if queued else ()
+    result = cli("send", *args, "--to", ALICE, "--to", "alice", "--to", f"{BOB},{ALICE}", "once each")
+    assert result.exit_code == 0, result.output
+    if queued:
+        assert cli("worker", "--once").exit_code == 0
+    deliveries = cli.emulator.admin.deliveries(cli.channel_id, ALICE)
+    assert [(d["endpoint"], d["to"]) for d in deliveries] == [("multicast", [ALICE, BOB])]
 
 
 def test_send_reads_stdin_with_dash(cli: Cli) -> None:
@@ -319,3 +335,25 @@ def test_an_unknown_name_is_named_in_the_error(cli: Cli) -> None:
     assert "recipients list" in result.stderr
     # What is meant as an id is still explained by the id check.
     assert "32" in cli("send", "--to", "U1234", "hi").stderr
+
+
+BOM = b"\xef\xbb\xbf"  # what Notepad and PowerShell 5 write at the start of a UTF-8 file
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_or_stdin_is_read_past(cli: Cli, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(BOM + f"{ALICE}\r\n{BOB}\r\n".encode())
+    messages = tmp_path / "m.json"
+    messages.write_bytes(BOM + b'[{"type": "text", "text": "from a json file"}]')
+    assert cli("send", "--to-file", str(ids), "--yes", "to a file of ids").exit_code == 0
+    assert cli("send", "--to", ALICE, "--json", str(messages)).exit_code == 0
+    piped = subprocess.run(
+        [sys.executable, "-m", "linepush", "send", "--to", ALICE, "-"],
+        input=BOM + b"from stdin",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert texts(cli, ALICE) == ["to a file of ids", "from a json file", "from stdin"]
+    assert texts(cli, BOB) == ["to a file of ids"]

@@ -671,6 +671,18 @@ def test_requeue_touches_only_failed_rows_among_those_named(store: Store) -> Non
     assert store.requeue([], now=300.0) == 0
 
 
+@pytest.mark.parametrize("far", [2**64, -(2**64), 10**30])
+def test_an_id_past_64_bits_matches_no_row(store: Store, far: int) -> None:
+    (row,) = store.enqueue([push("a")], now=100.0)
+    (claimed,) = store.claim("w", 1, 30.0, now=100.0)
+    assert store.mark_failed(claimed.id, "w", 101.0, None)
+
+    assert store.requeue([far], now=200.0) == 0
+    assert store.requeue([far, row.id], now=200.0) == 1
+    assert store.get_message(far) is None
+    assert store.list_messages(after_id=far) == ([] if far > 0 else [store.get_message(row.id)])
+
+
 def test_counts_has_every_state_and_can_be_per_channel(store: Store) -> None:
     assert store.counts() == {"queued": 0, "sending": 0, "delivered": 0, "failed": 0}
     store.enqueue([push("a", "1000"), push("b", "1000"), push("c", "2000")], now=100.0)

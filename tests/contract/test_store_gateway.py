@@ -100,6 +100,8 @@ def test_a_token_hash_is_stored_once(gateway: GatewayStore) -> None:
         (("1000", digest("x"), USER, ""), "name"),
         (("1000", digest("x"), USER, "n" * 101), "name"),
         (("1000", digest("x"), USER, 5), "name"),
+        (("1000", digest("x"), USER, "ops\x1b[2J"), "name"),
+        (("1000", digest("x"), USER, "a\nb"), "name"),
     ],
 )
 def test_bad_gateway_token_input_is_refused_and_nothing_is_stored(
@@ -147,6 +149,15 @@ def test_revoke_touches_only_that_token(gateway: GatewayStore) -> None:
 def test_revoke_of_an_unknown_gateway_token_is_an_error(gateway: GatewayStore) -> None:
     with pytest.raises(LookupError):
         gateway.revoke_gateway_token(12345, 100.0)
+
+
+def test_a_gateway_token_id_past_64_bits_is_unknown(gateway: GatewayStore) -> None:
+    far = 2**64
+    with pytest.raises(LookupError):
+        gateway.revoke_gateway_token(far, 100.0)
+    with pytest.raises(LookupError):
+        gateway.set_gateway_token_digest(far, 30.0)
+    assert gateway.gateway_token_digest(far) is None
 
 
 # -- webhook recipients

@@ -374,6 +374,34 @@ def test_no_request_gets_a_500(
             world["token"] = state.issue_long_lived(world["cid"])
 
 
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999", "http://[zz]/", "http://127.0.0.1:x/"]
+)
+@pytest.mark.parametrize(
+    ("path", "field", "status"),
+    [
+        ("/_emulator/channels/{cid}/webhook", "url", 400),
+        ("/v2/bot/channel/webhook/endpoint", "endpoint", 400),
+    ],
+)
+def test_a_malformed_webhook_url_is_a_400(
+    clean_world: dict[str, Any], url: str, path: str, field: str, status: int
+) -> None:
+    """PUT bodies (which the fuzzer above does not send) with URLs that urlsplit cannot read."""
+    world = clean_world
+    headers = {"authorization": f"Bearer {world['token']}", "content-type": "application/json"}
+    body = json.dumps({field: url}).encode()
+    transport = httpx.ASGITransport(app=world["app"])
+
+    async def put() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+            return await client.put(path.format(cid=world["cid"]), content=body, headers=headers)
+
+    response = asyncio.run(put())
+    assert response.status_code == 400, response.text
+    assert response.json()["message"]
+
+
 @pytest.mark.parametrize("path", [p for m, p in POST_ENDPOINTS if not p.startswith("/_emulator")])
 def test_over_2_mb_is_413_on_every_line_endpoint(clean_world: dict[str, Any], path: str) -> None:
     world = clean_world

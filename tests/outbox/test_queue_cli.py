@@ -171,6 +171,20 @@ def _settle(db: str) -> list[int]:
         return [r.id for r in rows]
 
 
+def test_a_control_character_in_lines_answer_is_shown_escaped(db: str) -> None:
+    """LINE's error text (or a proxy's, in front of it) reaches the terminal through `queue list`: an escape
+    sequence in it must not act on the terminal."""
+    with open_store(db) as s:
+        box = Outbox(s, CHANNEL)
+        row = box.push(user(1), "m")
+        box.claim("w", 10, 30)
+        s.mark_failed(row.id, "w", box.clock(), {"status": 400, "message": "bad\x1b[2J\x9b31mthing\r\n"})
+    listed = run(db, "queue", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.output and "\x9b" not in listed.output and "\r" not in listed.output
+    assert "bad\\x1b[2J\\x9b31mthing\\x0d\\x0a" in listed.output
+
+
 def test_status_list_retry_purge(db: str) -> None:
     ids = _settle(db)
     status = run(db, "queue", "status", "--json")
@@ -189,6 +203,8 @@ def test_status_list_retry_purge(db: str) -> None:
     assert "requeued 0 message(s)" in again.output
     assert "no message with id 99999" in again.output
     assert f"message {ids[0]} is delivered, not failed" in again.output
+    far = run(db, "queue", "retry", str(2**64))  # past any id a store holds
+    assert far.exit_code == 2 and f"no message with id {2**64}" in far.output
     purged = run(db, "queue", "purge", "--older-than", "0s")
     assert purged.exit_code == 0 and "purged 1" in purged.output
     assert json.loads(run(db, "queue", "status", "--json").output)["delivered"] == 0
@@ -218,6 +234,25 @@ def test_parse_at() -> None:
     for bad in ("tomorrow", "+5x", "+m", ""):
         with pytest.raises(ValidationError):
             parse_at(bad)
+
+
+@pytest.mark.parametrize("at", ["+99999999999h", "0001-01-01T00:00:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_no_calendar_can_show_is_refused_and_queues_nothing(db: str, at: str) -> None:
+    result = run(db, "queue", "add", "--at", at, "--to", user(1), "hi")
+    assert result.exit_code == Exit.USAGE
+    assert "out of range" in result.output and "9999" in result.output
+    assert "unexpected" not in result.output
+    assert stored(db) == []
+
+
+def test_queue_list_shows_a_row_due_past_the_calendar(db: str) -> None:
+    """A row the library queued for a time no calendar shows (a year past 9999) is listed, not a crash."""
+    with open_store(db) as s:
+        Outbox(s, CHANNEL).push(user(1), "far", not_before=1e15)
+    listed = run(db, "queue", "list")
+    assert listed.exit_code == Exit.OK, listed.output
+    assert "far" not in listed.output and "1000000000000000" in listed.output
+    assert run(db, "queue", "list", "--json").exit_code == Exit.OK
 
 
 def test_read_recipients(tmp_path: Path) -> None:

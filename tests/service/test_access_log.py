@@ -72,3 +72,20 @@ def test_no_log_holds_a_token_secret_body_or_image_name(
     ):
         assert forbidden not in logged
     assert '"path": "/images/\\u2026"' in logged
+
+
+def test_a_text_log_line_stays_one_line_whatever_the_path(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path is the client's: a %0A in it must not start a forged line of the text log, nor an escape
+    sequence act on the terminal that shows it."""
+    from linepush.cli.logs import TextFormatter
+
+    caplog.set_level(logging.DEBUG)
+    gateway.client.get("/hooks/a%0A2026-12-01 00:00:00,000 INFO linepush.service: forged%1B[2J%C2%9B")
+    [record] = [r for r in caplog.records if r.name == ACCESS_LOG]
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line and "\x9b" not in line
+    assert "/hooks/a\\x0a2026-12-01 00:00:00,000 INFO linepush.service: forged\\x1b[2J\\x9b 40" in line
+    message = logging.LogRecord("linepush.worker", logging.INFO, __file__, 1, "LINE said %s", ("a\nb",), None)
+    assert TextFormatter().format(message).endswith("LINE said a\\x0ab")

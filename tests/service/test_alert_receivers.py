@@ -480,6 +480,20 @@ def test_a_lone_surrogate_in_the_json_is_replaced_not_a_500(gw: AlertGateway, pa
     text.encode("utf-8")  # valid text
 
 
+@pytest.mark.parametrize("path", ["/alertmanager", "/grafana"])
+@pytest.mark.parametrize("starts", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"])
+def test_a_time_past_the_calendar_is_left_out_not_a_500(gw: AlertGateway, path: str, starts: str) -> None:
+    """A startsAt no calendar can show in the gateway's zone (Tokyo's clock reads the year 10000 here) is
+    read as unknown, as Go's zero time is: the alert goes out without it."""
+    payload = alertmanager_payload() if path == "/alertmanager" else grafana_payload()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = starts
+    answer = post(gw, path, json.dumps(payload).encode(), gw.token())
+    assert answer.status_code == 200, answer.text
+    [[text]] = gw.texts()
+    assert "since" not in text and "10000" not in text
+
+
 def test_a_surrogate_spelt_in_raw_bytes_is_replaced_too(gw: AlertGateway) -> None:
     payload = alertmanager_payload()
     payload["alerts"][0]["labels"]["alertname"] = "DiskXFull"

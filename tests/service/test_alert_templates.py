@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -89,6 +90,13 @@ def test_what_a_template_renders_is_kept_within_lines_limits() -> None:
     assert texts is not None and len(texts) == 5
     assert all(utf16_len(t) <= 5000 for t in texts)
     assert texts[-1].endswith("more")
+
+
+def test_a_byte_order_mark_before_a_template_file_is_not_sent(tmp_path: Path) -> None:
+    path = tmp_path / "short.j2"
+    path.write_bytes(b"\xef\xbb\xbf" + "🔥 {{ status }}".encode())
+    loaded = AlertTemplates.from_files({"short": path}, ZoneInfo("UTC"))
+    assert loaded.render("short", {"status": "firing"}) == ["🔥 firing"]
 
 
 def test_a_template_that_does_not_compile_names_its_line_and_reason() -> None:

@@ -103,6 +103,11 @@ def test_token_revoke_and_list(env: Path) -> None:
     assert code == 2 and "there is no gateway token with id 99" in err and "gateway token list" in err
     error = json.loads(run("gateway", "token", "revoke", "99", "--json")[2])
     assert (error["error"], error["exit_code"]) == ("UsageError", 2)
+    far = str(2**64)  # past any id a store holds: the same answer, not the database refusing the number
+    code, _, err = run("gateway", "token", "revoke", far)
+    assert code == 2 and f"there is no gateway token with id {far}" in err
+    code, _, err = run("gateway", "token", "digest", far, "30s")
+    assert code == 2 and f"no gateway token with id {far}" in err
     listed = json.loads(run("gateway", "token", "list", "--json")[1])
     assert [(t["id"], t["state"]) for t in listed] == [(1, "revoked"), (2, "active")]
     assert listed[0]["revoked_at"] is not None
@@ -144,6 +149,32 @@ def test_serve_refuses_an_http_public_url(env: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
     code, _, err = run("serve", "--public-url", "http://gw.example.com")
     assert code == 2 and "HTTPS" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://ops:hunter2pw@gw.example.com", "must not hold credentials"),
+        ("https://gw.example.com/?x=1", "must not have a query or a fragment"),
+        ("https://gw.example.com/#top", "must not have a query or a fragment"),
+        ("https://:443", "HTTPS"),
+    ],
+)
+def test_serve_refuses_a_public_url_that_would_be_sent_to_line_as_is(
+    env: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    """The public URL starts the image URLs pushed to LINE, which every member of the chat sees."""
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    code, _, err = run("serve", "--public-url", url)
+    assert code == 2 and said in err and "hunter2pw" not in err
+
+
+def test_serve_refuses_an_image_dir_that_is_a_file(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_module, "run_server", lambda *a, **k: pytest.fail("must not serve"))
+    a_file = env.parent / "not-a-dir"
+    a_file.write_text("x")
+    code, _, err = run("serve", "--public-url", "https://gw.example.com", "--image-dir", str(a_file))
+    assert code == 2 and f"--image-dir {a_file}" in err and "not a directory" in err.lower()
 
 
 def test_serve_without_a_channel(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,3 +266,18 @@ def test_token_create_says_a_name_is_too_long(env: Path) -> None:
     assert code == 2
     assert "--name: a token's name is 1 to 100 characters; this one has 5,000" in err
     assert "None" not in err and "nothing was sent" not in err
+
+
+@pytest.mark.parametrize("name", ["ops\x1b[2J", "a\nb", "tab\there"])
+def test_token_create_refuses_a_name_with_control_characters(env: Path, name: str) -> None:
+    """A name is printed by `gateway token list` and answered by /api/status: an escape sequence in it
+    would reach the terminal of whoever lists the tokens."""
+    code, out, err = run("gateway", "token", "create", "--to", USER, "--name", name)
+    assert (code, out) == (2, "")
+    assert "--name: a token's name holds a control character" in err and "no token was made" in err
+    assert json.loads(run("gateway", "token", "list", "--json")[1]) == []
+
+
+def test_token_create_says_an_empty_name_is_empty(env: Path) -> None:
+    code, _, err = run("gateway", "token", "create", "--to", USER, "--name", "")
+    assert code == 2 and "this one has 0" in err and "shorter" not in err

@@ -125,6 +125,16 @@ def test_an_unreadable_url_is_a_clear_error_without_the_password(url: str) -> No
     assert "hunter22" not in str(caught.value) and "zzter" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:hun@ter22@127.0.0.1/db", "postgresql://u@x:hun@ter22@127.0.0.1/db?schema=s"]
+)
+def test_an_at_sign_left_in_the_password_is_named_and_the_password_not_shown(url: str) -> None:
+    """libpq would read "ter22@127.0.0.1" as the host, and its error would quote that part of the password."""
+    with pytest.raises(ConfigurationError, match=r"percent-encode an '@'.* as %40") as caught:
+        open_store(url)
+    assert "ter22" not in str(caught.value) and "hun" not in str(caught.value)
+
+
 def test_one_schema_per_url() -> None:
     with pytest.raises(ConfigurationError, match="more than one schema"):
         open_store(PG_URL + "?schema=a&schema=b")

@@ -237,6 +237,10 @@ async def test_an_unknown_host_is_connect_error(transport: Make, no_proxy_env: p
     with pytest.raises(ConnectError) as caught:
         await under.send(push())
     assert type(caught.value) is ConnectError
+    # The resolver's own words ("Name or service not known"), not the errno table's "Unknown error -2".
+    said = str(caught.value)
+    assert said.startswith("could not connect to http://linepush-test.invalid: cannot resolve its host name")
+    assert "Unknown error" not in said
 
 
 async def test_a_refused_connection_is_connect_error(refused_port: int, transport: Make) -> None:

@@ -78,4 +78,53 @@ def main() -> None:
     _register(argv)
     from linepush.cli._app import app
 
+    if _asks_for_json(argv):
+        _run_with_json_errors(app)
     app()
+
+
+def _asks_for_json(argv: Sequence[str]) -> bool:
+    """Whether a command line asks for JSON output: ``-o json``, or ``--json`` where it is that flag (on
+    ``send`` and ``queue add`` it names the file of messages; a line naming either is taken as not asking)."""
+    words = list(argv[: argv.index("--")] if "--" in argv else argv)
+    for at, word in enumerate(words):
+        if word in ("-o", "--output") and words[at + 1 : at + 2] in (["json"], ["JSON"]):
+            return True
+        if word.lower() in ("-ojson", "--output=json"):
+            return True
+    if "--json" not in words:
+        return False
+    return "send" not in words and not any(words[i : i + 2] == ["queue", "add"] for i in range(len(words)))
+
+
+def _run_with_json_errors(app: Any) -> None:
+    """Run ``app`` as typer would, except that an option or argument the command line refused is told as
+    the JSON error every other failure is (typer's own entry point would print its box)."""
+    import json
+
+    import typer
+
+    # typer 0.29 parses with a click of its own, whose errors are TyperExceptions; older ones use click's.
+    refused: tuple[type[Exception], ...] = tuple(
+        kind for kind in (getattr(typer, "TyperException", None), _click_exception()) if kind is not None
+    )
+    try:
+        code = app(standalone_mode=False)
+    except refused as exc:
+        shown = exc.format_message()  # type: ignore[attr-defined]
+        exit_with = int(getattr(exc, "exit_code", 2))
+        error = {"error": "UsageError", "message": shown, "exit_code": exit_with}
+        sys.stderr.write(json.dumps(error, indent=2, ensure_ascii=False) + "\n")
+        sys.exit(exit_with)
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exception() -> type[Exception] | None:
+    try:
+        import click
+    except ImportError:
+        return None
+    return click.ClickException

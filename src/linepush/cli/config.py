@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from linepush._secret import Secret
+from linepush._secret import Secret, masked_url
 from linepush.cli import app
 from linepush.cli._command import command
 from linepush.cli.invocation import Invocation
@@ -70,6 +70,8 @@ def _row(settings: Settings, name: str) -> dict[str, Any]:
 
             value, source = default_store_url(), "default"
         value = masked_store_url(value)
+    elif name == "api_base" and isinstance(value, str):
+        value = masked_url(value)  # refused when it holds credentials, and shown without their password
     return {"setting": name, "value": _shown(value), "source": source, "env": _ENV_OF.get(name)}
 
 

@@ -99,7 +99,13 @@ def token_create(
     if name is not None and not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME:
         fail(
             f"--name: a token's name is 1 to {MAX_GATEWAY_TOKEN_NAME} characters; this one has {len(name):,}",
-            hint="no token was made; give a shorter name",
+            hint="no token was made; give a shorter name" if name else "no token was made",
+        )
+    if name is not None and not name.isprintable():
+        # `gateway token list` prints it and /api/status answers it: an escape would reach a terminal.
+        fail(
+            "--name: a token's name holds a control character (a line break, a tab or an escape)",
+            hint="no token was made; give a name of plain text",
         )
     if (to is None) == (routes is None):
         fail(

@@ -80,9 +80,10 @@ def read_stdin(what: str = "stdin") -> str:
         text = sys.stdin.read()
         if not _is_unicode(text):
             fail(f"{what} is not UTF-8 text", hint="nothing was sent; convert it first (iconv -t UTF-8)")
-        return text
+        return text.removeprefix("\ufeff")
     try:
-        return bytes(stream.read()).decode("utf-8")
+        # utf-8-sig: a byte-order mark in front (as Windows tools write UTF-8) is no part of the text.
+        return bytes(stream.read()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         fail(
             f"{what} is not UTF-8 text (byte {exc.start + 1} cannot be read)",
@@ -107,7 +108,7 @@ def _messages_from_json(name: str) -> list[dict[str, Any]]:
         raw = read_stdin()
     else:
         try:
-            raw = Path(name).read_text(encoding="utf-8")
+            raw = Path(name).read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             fail(f"--json: {label} does not exist")
         except IsADirectoryError:
@@ -149,7 +150,7 @@ def read_recipients(path: Path | str) -> list[str]:
         if str(path) == "-":
             text = read_stdin("the recipients on stdin")
         else:
-            text = source.read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigurationError(f"cannot read recipients from {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -184,9 +185,26 @@ def parse_at(value: str, *, now: float | None = None) -> float:
         raise ValidationError(
             f"cannot read the time {value!r}; use ISO 8601 such as 2026-12-01T09:00+09:00, or +15m"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as the user would read it
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # local time, as the user would read it
+        return moment.timestamp()
+    except (OverflowError, ValueError):  # 9999-12-31T23:59 west of UTC is in the year 10000
+        raise ValidationError(f"the time {value!r} is out of range: {_SHOWN_YEARS}") from None
+
+
+_SHOWN_YEARS = "give a time between the years 1 and 9999, as this machine's clock reads them"
+
+
+def _shown(moment: float, value: str) -> float:
+    """``moment``, once it is known to be a time this machine can show (in its time zone and in UTC): a row
+    due at one it cannot would be queued and then break every listing of the queue."""
+    try:
+        dt.datetime.fromtimestamp(moment).astimezone()
+        dt.datetime.fromtimestamp(moment, dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ValidationError(f"--at {value!r} is out of range: {_SHOWN_YEARS}") from None
+    return moment
 
 
 #: How far in the past ``--at`` may be (a command typed a little late): beyond, it is surely a mistake.
@@ -196,7 +214,7 @@ PAST_TOLERANCE = 300.0
 def scheduled_time(value: str, now: float) -> float:
     """``--at``'s time, refused when it is more than :data:`PAST_TOLERANCE` in the past: a message meant for
     then must not go out now without a word."""
-    moment = parse_at(value, now=now)
+    moment = _shown(parse_at(value, now=now), value)
     if moment < now - PAST_TOLERANCE:
         ago = now - moment
         span = f"{ago / 86_400:.0f} days" if ago >= 2 * 86_400 else f"{ago / 60:.0f} minutes"

@@ -124,12 +124,14 @@ class Invocation:
         return store
 
     def recipients(self, to: Sequence[str] | None, *, default: bool = True) -> list[str]:
-        """The ids of ``--to`` values (comma-separated too; else the configured default when ``default``):
-        names, from ``[recipients]`` in the file or `linepush recipients name`, become their ids."""
+        """The ids of ``--to`` values (comma-separated too; else the configured default when ``default``),
+        each once: names (``[recipients]`` in the file, `linepush recipients name`) become their ids."""
         given = [r.strip() for part in (to or []) for r in part.split(",") if r.strip()]
         if not given and default:
             given = list(self.settings.require_to())
-        return self.resolve(given)
+        # Once each: a multicast to [A, A] delivers to A twice (and counts twice against the quota), and an
+        # id and a name for it are easily given together.
+        return list(dict.fromkeys(self.resolve(given)))
 
     def resolve(self, given: Sequence[str]) -> list[str]:
         """Ids as they are, names as their ids."""
@@ -196,7 +198,7 @@ class Invocation:
         for name in columns:
             table.add_column(name, overflow="fold")
         for row in rows:
-            table.add_row(*("" if cell is None else _esc(str(cell)) for cell in row))
+            table.add_row(*("" if cell is None else _esc(_visible(str(cell))) for cell in row))
         self.out.print(table)
 
 
@@ -212,7 +214,10 @@ def when(ts: float | None) -> str | None:
     """A UNIX time as an ISO 8601 UTC string (seconds precision)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # a time past the calendar, which the library may store
+        return f"{ts:.0f} (UNIX time)"
 
 
 # --- errors ----------------------------------------------------------------------------------------------
@@ -310,9 +315,10 @@ def print_error(
             if not error.retryable
             else f"LINE answered {error.status}"
         )
-        text = f"[red bold]error:[/] {head}: {_esc(error.message)}"
+        # LINE's words (or a proxy's in front of it) are shown as read, never acting on the terminal.
+        text = f"[red bold]error:[/] {head}: {_esc(_visible(error.message))}"
         if error.error_description and error.error_description != error.message:
-            text += f" ({_esc(error.error_description)})"
+            text += f" ({_esc(_visible(error.error_description))})"
     else:
         text = f"[red bold]error:[/] {_esc(str(info['message']))}"
         if isinstance(error, ValidationError) and error.property:
@@ -320,7 +326,7 @@ def print_error(
     console.print(indent + text)
     for detail in info.get("details", []):
         where = f"{detail['property']}: " if detail.get("property") else ""
-        console.print(f"{indent}  - {_esc(where)}{_esc(detail.get('message') or '')}")
+        console.print(f"{indent}  - {_esc(_visible(where))}{_esc(_visible(detail.get('message') or ''))}")
     if info.get("request_id"):
         console.print(f"{indent}  request id: {info['request_id']}")
     if info.get("attempts"):
@@ -331,6 +337,16 @@ def print_error(
 
 def _esc(text: str) -> str:
     return escape(text)
+
+
+#: Control characters (C0, DEL, C1): in a cell they would act on the terminal (an escape sequence from
+#: LINE's or a proxy's answer, a name) instead of being read.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with its control characters written out (``\\x1b``), as a table cell shows it."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 # --- running a command ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any, Final
 
@@ -19,6 +20,8 @@ LOG_FORMATS: Final = ("text", "json")
 #: The access log's logger (linepush.service.app.ACCESS_LOG), named here so that the worker need not import
 #: the web stack to set up its logging.
 _ACCESS_LOG: Final = "linepush.service.access"
+#: Control characters but the tab (C0, DEL, C1).
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def log_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -60,8 +63,10 @@ class TextFormatter(logging.Formatter):
             shown.pop("time", None)
         else:
             shown = fields
-        text = super().formatMessage(record)
-        return text + "".join(f" {key}={value}" for key, value in shown.items())
+        text = super().formatMessage(record) + "".join(f" {key}={value}" for key, value in shown.items())
+        # One record, one line: what a client sent (a path with %0A) or LINE answered cannot forge a line of
+        # its own, nor an escape sequence act on the terminal that shows the log. A traceback follows as is.
+        return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def configure_logging(level: str, log_format: str = "text", access_log: bool = True) -> None:

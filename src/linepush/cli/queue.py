@@ -147,7 +147,7 @@ def digest_json(merged: Sequence[DigestAppend]) -> dict[str, Any]:
 
 def bulk_recipients(to: Sequence[str], to_file: Path | str | None) -> list[str]:
     """The ids of ``--to`` and of ``--to-file`` (checked; repeats dropped), in that order."""
-    recipients = [validate_to(r) for r in to]
+    recipients = list(dict.fromkeys(validate_to(r) for r in to))
     if to_file is not None:
         given = set(recipients)
         recipients.extend(r for r in read_recipients(to_file) if r not in given)
@@ -383,7 +383,10 @@ def _recipients(row: OutboxMessage) -> int | str:
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+    try:
+        return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+    except (OverflowError, ValueError, OSError):  # a time past the calendar, which the library may store
+        return f"{moment:.0f} (UNIX time)"
 
 
 def _due(row: OutboxMessage) -> str:

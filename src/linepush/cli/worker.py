@@ -122,7 +122,16 @@ def serve_metrics(store: Store, host: str, port: int, say: Callable[[str], None]
     try:
         server, _ = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
-        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose another --metrics-port")
+        import errno
+        import socket
+
+        where = f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+            fail(
+                f"{where}; give --metrics-host an address of this machine (127.0.0.1, 0.0.0.0 for every "
+                "interface, or one `ip address` lists)"
+            )
+        fail(f"{where}; choose another --metrics-port")
     say(f"metrics on http://{host}:{server.server_port}/metrics")
     return metrics
 

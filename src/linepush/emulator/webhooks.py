@@ -32,9 +32,9 @@ def acceptable_url(config: EmulatorConfig, value: Any, max_length: int = 500) ->
     """An http(s) URL with a host (of ``config.webhook_hosts`` when set) and a valid port."""
     if not isinstance(value, str) or len(value) > max_length:
         return False
-    parts = urlsplit(value)
     schemes = ("https",) if config.webhook_require_https else ("http", "https")
     try:
+        parts = urlsplit(value)  # an unclosed or bad "[" of an IPv6 host raises here
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
         return False

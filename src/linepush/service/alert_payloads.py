@@ -37,6 +37,8 @@ _MAX_NAME: Final = 1024
 _MAX_VALUE: Final = 64 * 1024
 # Go's zero time.Time: Alertmanager's endsAt of an alert with no end yet.
 _ZERO_YEAR: Final = 1
+#: The last year of a time shown in any time zone: the calendar ends with the year 9999.
+_LAST_SHOWN_YEAR: Final = 9998
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", re.IGNORECASE)
 
 
@@ -182,7 +184,13 @@ def _time(text: str, where: str) -> float | None:
         raise NotifyError(400, f"{where}: is not a valid time") from None
     if moment.year <= _ZERO_YEAR:
         return None
-    return moment.astimezone(UTC).timestamp()
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000
+        return None
+    if moment.year > _LAST_SHOWN_YEAR:
+        return None  # unknown, like Go's zero: no time zone's clock (offsets under a day) could show it
+    return moment.timestamp()
 
 
 def parse_time(text: str) -> float | None:

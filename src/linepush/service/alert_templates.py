@@ -78,7 +78,7 @@ class AlertTemplates:
                     f"template {name!r} ({path}): larger than {_MAX_TEMPLATE_BYTES} bytes"
                 )
             try:
-                sources[name] = (str(path), data.decode("utf-8"))
+                sources[name] = (str(path), data.decode("utf-8-sig"))  # past a byte-order mark
             except UnicodeDecodeError:
                 raise ConfigurationError(f"template {name!r} ({path}): is not UTF-8 text") from None
         return cls(sources, zone)

@@ -13,7 +13,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
+from linepush._secret import masked_url
 from linepush.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_IMAGE_BYTES", "IMAGE_NAME", "ImageStore", "StoredImage", "UploadRefused", "sniff"]
@@ -46,20 +48,46 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def check_public_url(public_url: str) -> None:
+    """Refuse a public URL that cannot start the image URLs sent to LINE. Those URLs are pushed as they are,
+    and every member of the chat can read them: a password in one would be handed to all of them."""
+    shown = masked_url(public_url)
+    try:
+        parts = urlsplit(public_url)
+        parts.port  # noqa: B018 - a port out of range or not a number raises here
+    except ValueError as exc:
+        raise ConfigurationError(f"the gateway's public URL {shown!r} is malformed: {exc}") from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ConfigurationError(
+            "the gateway's public URL must be an HTTPS URL (LINE fetches images only over HTTPS), "
+            f"not {shown!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            f"the gateway's public URL {shown!r} must not hold credentials: it starts the image URLs sent to "
+            "LINE, which everyone in the chat can read"
+        )
+    if parts.query or parts.fragment or public_url.endswith(("?", "#")):
+        raise ConfigurationError(
+            f"the gateway's public URL {shown!r} must not have a query or a fragment: /images/NAME follows it"
+        )
+
+
 class ImageStore:
     """Uploaded images in ``directory``, served at ``public_url + "/images/" + name``."""
 
     def __init__(
         self, directory: str | os.PathLike[str], public_url: str, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     ) -> None:
-        if not public_url.lower().startswith("https://") or len(public_url) <= len("https://"):
-            raise ConfigurationError(
-                f"the gateway's public URL must be an HTTPS URL (LINE fetches images only over HTTPS), "
-                f"not {public_url!r}"
-            )
+        check_public_url(public_url)
         if not 1 <= max_bytes <= LINE_MAX_IMAGE_BYTES:
             raise ConfigurationError(f"the image size limit must be 1 to {LINE_MAX_IMAGE_BYTES} bytes")
         self.directory = Path(directory).expanduser()
+        # Made at the first upload; a file in its place would refuse every upload with a 503.
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigurationError(
+                f"--image-dir {self.directory} is not a directory; name a directory for uploaded images"
+            )
         self.public_url = public_url.rstrip("/")
         self.max_bytes = max_bytes
 

@@ -478,9 +478,11 @@ def check_gateway_token(
     if not is_token_hash(token_hash):
         raise ValidationError("must be a SHA-256 as 64 lowercase hex digits", property="token_hash")
     check_token_binding(recipient_id, route_table)
-    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME):
+    if name is not None and (
+        not isinstance(name, str) or not 1 <= len(name) <= MAX_GATEWAY_TOKEN_NAME or not name.isprintable()
+    ):
         raise ValidationError(
-            f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} characters", property="name"
+            f"must be None or a string of 1 to {MAX_GATEWAY_TOKEN_NAME} printable characters", property="name"
         )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "check_rate",
     "check_recipient_name",
     "check_retry_key",
+    "check_row_id",
     "check_time",
     "check_token_kind",
     "check_token_states",
@@ -105,6 +106,15 @@ def check_limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"limit must be a whole number of at least 1, not {value!r}")
     return value
+
+
+def check_row_id(value: object) -> int:
+    """An id to look a row up by. Ids are 64-bit on every backend: one outside that range (``queue retry
+    99999999999999999999999``) matches no row, so it is clamped rather than left for the database to
+    refuse."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"an id must be a whole number, not {value!r}")
+    return max(min(value, 2**63 - 1), -(2**63))
 
 
 def recipient_type(recipient_id: str) -> RecipientType:

@@ -33,7 +33,7 @@ from linepush.errors import (
     ValidationError,
 )
 from linepush.store.base import StoreError
-from linepush.store.checks import check_positive, check_time
+from linepush.store.checks import check_positive, check_row_id, check_time
 from linepush.store.records import Settlement
 from linepush.store.sql import (
     Execute,
@@ -628,7 +628,7 @@ class PostgresStore(SQLStore):
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
 
     def row_id(self, value: object) -> int:
-        return _row_id(value)
+        return check_row_id(value)
 
     def _advance_rate(self, key: str, step: float, now: float) -> float:
         # The row lock of the upsert makes read-and-advance atomic across every process and host. The commit
@@ -820,6 +820,13 @@ def _split_schema(url: str) -> tuple[str, str | None]:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host; the text quotes nothing
         raise ConfigurationError(f"cannot read the PostgreSQL store URL ({exc}); {_FORM}") from None
+    if parts.netloc.count("@") > 1:
+        # libpq takes the first "@" for the end of the password and the rest for the host: its error would
+        # then quote the password's tail as a host name it cannot resolve.
+        raise ConfigurationError(
+            "the PostgreSQL store URL has more than one '@' before its host: percent-encode an '@' in the "
+            f"user name or password as %40; {_FORM}"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for name, value in query if name == "schema"]
     if not schemas:
@@ -852,15 +859,8 @@ def _describe(conninfo: str) -> tuple[str, str | None]:
 # -- rows ----------------------------------------------------------------------------------------------------
 
 
-def _row_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"an id must be a whole number, not {value!r}")
-    # Out of bigint's range no row can match; clamp rather than let the server refuse the number.
-    return max(min(value, 2**63 - 1), -(2**63))
-
-
 def _row_ids(values: Sequence[int]) -> list[int]:
-    return [_row_id(value) for value in values]
+    return [check_row_id(value) for value in values]
 
 
 @functools.cache

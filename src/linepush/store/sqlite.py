@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 from linepush.errors import ConfigurationError, StoreCorruptError, StoreFullError, ValidationError
 from linepush.store.base import StoreError
 from linepush.store.base import new_retry_key as fresh_retry_key
-from linepush.store.checks import check_positive, check_time
+from linepush.store.checks import check_positive, check_row_id, check_time
 from linepush.store.records import Settlement
 from linepush.store.sql import (
     CheckedSettlement,
@@ -392,7 +392,7 @@ class SQLiteStore(SQLStore):
         return f"{column} IN ({_marks(chosen)})", chosen
 
     def row_id(self, value: object) -> Any:
-        return value
+        return check_row_id(value)
 
     def _advance_rate(self, key: str, step: float, now: float) -> float:
         # This commit does not wait for the disk (synchronous NORMAL, on this thread's connection and for this
@@ -481,7 +481,7 @@ class SQLiteStore(SQLStore):
             if ids is None:
                 chosen = [row[0] for row in conn.execute("SELECT id FROM outbox WHERE state = 'failed'")]
             else:
-                chosen = list(dict.fromkeys(ids))
+                chosen = list(dict.fromkeys(map(check_row_id, ids)))
                 # A batch goes back whole: what is left of it under its key would be another request.
                 for start in range(0, len(chosen), _CHUNK):
                     chunk = chosen[start : start + _CHUNK]

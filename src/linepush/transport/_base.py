@@ -4,12 +4,14 @@ read from the environment, and how a library's exception becomes one of ours."""
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import sys
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
+from linepush._secret import masked_url
 from linepush._version import __version__
 from linepush.api._base import ApiRequest, ApiResponse
 from linepush.errors import CertificateError, ConfigurationError, ConnectError, OutcomeUnknownError
@@ -124,20 +126,21 @@ def request_headers(request: ApiRequest, token: str | None, *, user_agent: bool 
 
 
 def parse_base_url(base_url: str) -> SplitResult:
-    """``base_url`` split, or a :class:`ConfigurationError` that says what is wrong with it."""
+    """``base_url`` split, or a :class:`ConfigurationError` that says what is wrong with it (and shows it
+    without a password it may hold)."""
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 - a port out of range or not a number raises here
     except ValueError as exc:
-        raise ConfigurationError(f"API base URL {base_url!r} is malformed: {exc}") from None
+        raise ConfigurationError(f"API base URL {masked_url(base_url)!r} is malformed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"API base URL {base_url!r} is not an http(s) URL; use e.g. https://api.line.me "
+            f"API base URL {masked_url(base_url)!r} is not an http(s) URL; use e.g. https://api.line.me "
             "or http://127.0.0.1:8765 for the emulator"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"API base URL {base_url!r} must not have a query, a fragment or credentials"
+            f"API base URL {masked_url(base_url)!r} must not have a query, a fragment or credentials"
         )
     return parts
 
@@ -218,6 +221,9 @@ def never_sent(base: str, request: ApiRequest, exc: BaseException) -> ConnectErr
     if refused is not None:
         return refused
     cause = _os_error(exc)
+    if isinstance(cause, socket.gaierror):
+        # getaddrinfo's codes are not errnos (os.strerror(-2) is "Unknown error -2"); its own text says it.
+        return ConnectError(f"could not connect to {base}: cannot resolve its host name ({cause.strerror})")
     if cause is not None and cause.errno:
         # The libraries word it differently ("Connect call failed", "Failed to establish a new connection");
         # the errno says it the same way for all of them.
@@ -231,11 +237,13 @@ def _os_error(exc: BaseException) -> OSError | None:
     for _ in range(6):
         if seen is None:
             return None
-        if isinstance(seen, OSError) and seen.errno:
-            return seen
-        found = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        # aiohttp's ClientConnectorError is an OSError itself, with the errno of the one it keeps; the kept
+        # one tells more (a socket.gaierror, say).
+        found = getattr(seen, "os_error", None)
         if isinstance(found, OSError):
             return found
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
         seen = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
         if not isinstance(seen, BaseException):
             return None
