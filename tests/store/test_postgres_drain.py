@@ -177,7 +177,8 @@ def _start(url: str, base: str, channel_id: str, token: str) -> tuple[list[Any],
 
 
 def _check(schema: str, admin: Admin, channel_id: str) -> tuple[int, int]:
-    """Everything the test promises; returns (claims, deliveries at the emulator)."""
+    """Everything the test promises; returns (claims, claims that did not find the row queued for its first
+    send: sends settled as "try again", and rows taken over once a lease had run out)."""
     with admin_connect() as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         counts = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
@@ -197,12 +198,16 @@ def _check(schema: str, admin: Admin, channel_id: str) -> tuple[int, int]:
         ).fetchone()
         assert settled == (MESSAGES, MESSAGES)
         (claims,) = conn.execute("SELECT count(*) FROM audit WHERE what = 'claim'").fetchone()
+        (retried,) = conn.execute("SELECT count(*) FROM audit WHERE what = 'queued'").fetchone()
+        (lapsed,) = conn.execute(
+            "SELECT count(*) FROM audit WHERE what = 'claim' AND old_state = 'sending'"
+        ).fetchone()
     deliveries = admin.deliveries(channel_id)
     per_key = Counter(d["retry_key"] for d in deliveries)
     texts = Counter(d["messages"][0]["text"] for d in deliveries)
     assert len(per_key) == MESSAGES and max(per_key.values()) == 1
     assert texts.keys() == {f"message {i}" for i in range(MESSAGES)} and max(texts.values()) == 1
-    return int(claims), len(deliveries)
+    return int(claims), int(retried) + int(lapsed)
 
 
 @pytest.mark.slow
@@ -224,11 +229,13 @@ def test_eight_workers_drain_the_outbox_once_each(schema: str, emulator: Server)
     assert all(isinstance(n, int) for n in results.values()), results
     assert sum(results.values()) == MESSAGES
     assert sum(1 for n in results.values() if n > 0) >= WORKERS // 2  # they shared the work
-    claims, _ = _check(schema, admin, channel_id)
-    # Without crashes every row was claimed once and sent once: no retry key reached LINE twice.
-    assert claims == MESSAGES
+    claims, again = _check(schema, admin, channel_id)
+    # Without crashes every row was claimed once, and once more only after a send settled as "try again" or
+    # a lease that ran out (a loaded machine can be slower than a timeout): such a row was sent again under
+    # its own retry key, which LINE answers with 409 when the first attempt had reached it.
+    assert claims == MESSAGES + again
     assert admin.count(PUSH, status=200) == MESSAGES
-    assert admin.count(PUSH, status=409) == 0
+    assert admin.count(PUSH, status=409) <= again
     print(f"drained {MESSAGES:,} with {WORKERS} workers in {elapsed:.1f} s ({MESSAGES / elapsed:,.0f}/s)")
 
 
