@@ -210,7 +210,12 @@ def certificate_error(base: str, exc: BaseException) -> CertificateError | None:
 def _reason(exc: BaseException | str, request: ApiRequest) -> str:
     """What went wrong, without the request's query string: on the token endpoints it holds a token, and a
     library may quote the URL it was given."""
-    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, str):
+        text = exc
+    elif str(exc):
+        text = f"{type(exc).__name__}: {exc}"
+    else:  # asyncio's TimeoutError, for one, says nothing of itself
+        text = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
     _, _, query = request.path.partition("?")
     return text.replace(query, "…") if query else text
 
