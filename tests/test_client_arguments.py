@@ -68,3 +68,44 @@ def test_a_retry_policy_of_the_wrong_kind_is_refused(given: dict[str, Any], said
 
 def test_a_policy_without_a_deadline_is_still_one() -> None:
     assert RetryPolicy(deadline=float("inf")).deadline == float("inf")
+
+
+def _junk_provider(value: object) -> Any:
+    def token_source() -> Any:
+        return value
+
+    return token_source
+
+
+@pytest.mark.parametrize("value", [None, 5, b"bytes-token"])
+def test_a_token_function_returning_no_string_says_what_it_returned(value: object) -> None:
+    from linepush._call import CallableToken
+
+    with pytest.raises(
+        TypeError, match=f"token_source returned {type(value).__name__}, not the token string"
+    ):
+        CallableToken(_junk_provider(value)).get_token()
+
+
+@pytest.mark.parametrize("value", [None, 5])
+def test_an_async_token_function_returning_no_string_says_so(value: object) -> None:
+    import asyncio
+
+    from linepush._call import CallableToken
+
+    async def token_source() -> Any:
+        return value
+
+    for source in (token_source, _junk_provider(value)):
+        with pytest.raises(TypeError, match=f"returned {type(value).__name__}, not the token string"):
+            asyncio.run(CallableToken(source).aget_token())
+
+
+def test_an_async_token_function_given_to_the_sync_client_is_said_so() -> None:
+    from linepush._call import CallableToken
+
+    async def token_source() -> str:
+        return "t"
+
+    with pytest.raises(TypeError, match="returned an awaitable; use it with AsyncLineClient"):
+        CallableToken(token_source).get_token()
