@@ -90,6 +90,11 @@ class MulticastError(LinePushError):
         )
         self.retryable = all(c.error is not None and c.error.retryable for c in failed)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Made from its result, not its text: picklable as every other error (it crosses process bounds).
+        extra = {k: v for k, v in vars(self).items() if k not in ("result", "retryable")}
+        return (type(self), (self.result,), extra or None)
+
 
 def _multicast_outcome(
     chunks: list[MulticastChunk], outcomes: Sequence[SendResult | BaseException]
