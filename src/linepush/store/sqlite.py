@@ -562,6 +562,8 @@ class _Database:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
+            if _code(exc) in _NAMED_FAILURES:
+                raise store_error(exc, self.path) from None  # a full disk is no setting to fix
             raise ConfigurationError(f"cannot open the store at {self.path}: {exc}") from None
         with self._lock:
             if self.closed:  # close() ran while this connection was being opened
@@ -762,6 +764,9 @@ _NAMED_FAILURES: Final = frozenset(
 )
 
 
+_SQLITE_IOERR_SHMSIZE: Final = getattr(sqlite3, "SQLITE_IOERR_SHMSIZE", 4874)
+
+
 def _code(exc: sqlite3.Error) -> int:
     """SQLite's primary result code (the low byte of the extended one), or -1 where none is known."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -774,7 +779,9 @@ def store_error(exc: sqlite3.Error, path: str) -> StoreError | ConfigurationErro
     # SQLite's texts name tables and columns, never bound values, so no secret can leak through here.
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(f"the store {path} stayed locked by another process: {exc}; try again later")
-    if code == sqlite3.SQLITE_FULL:
+    # SQLite cannot grow the -shm file it maps (made anew when a process opens a store no other holds open):
+    # on a full disk, that is how the disk's being full shows.
+    if code == sqlite3.SQLITE_FULL or getattr(exc, "sqlite_errorcode", None) == _SQLITE_IOERR_SHMSIZE:
         return StoreFullError(
             f"the disk holding the store {path} is full: nothing was written; free some space "
             "(linepush queue purge removes old delivered rows) and it carries on"
