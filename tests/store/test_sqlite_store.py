@@ -245,3 +245,21 @@ def test_sqlite_failures_are_named_for_what_they_are() -> None:
     assert isinstance(corrupt, StoreCorruptError) and not corrupt.retryable
     readonly = sqlite_backend.store_error(failure(8, "SQLITE_READONLY"), path)
     assert isinstance(readonly, ConfigurationError)
+
+
+def test_a_store_on_a_read_only_file_system_says_so() -> None:
+    """SQLite makes the -wal and -shm files beside the store even to read it: on a read-only mount the
+    error names that, not only SQLite's 'unable to open database file'."""
+    import subprocess
+
+    from tests.support.disk import small_disk
+
+    with small_disk("1m") as disk:
+        with SQLiteStore(disk / "outbox.db") as store:
+            assert store.counts()["queued"] == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        try:
+            with pytest.raises(ConfigurationError, match="is on a read-only file system, and SQLite writes"):
+                SQLiteStore(disk / "outbox.db")
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)

@@ -564,7 +564,9 @@ class _Database:
         except sqlite3.Error as exc:
             if _code(exc) in _NAMED_FAILURES:
                 raise store_error(exc, self.path) from None  # a full disk is no setting to fix
-            raise ConfigurationError(f"cannot open the store at {self.path}: {exc}") from None
+            raise ConfigurationError(
+                f"cannot open the store at {self.path}: {exc}{_why_not_opened(self.path)}"
+            ) from None
         with self._lock:
             if self.closed:  # close() ran while this connection was being opened
                 conn.close()
@@ -581,6 +583,23 @@ class _Database:
         for _, conn in connections:
             conn.close()
         self._local = threading.local()
+
+
+def _why_not_opened(path: str) -> str:
+    """What keeps SQLite from opening an existing store, when it is its folder: SQLite makes the -wal and
+    -shm files beside the store even to read it, so a folder it may not write is a store it cannot open."""
+    directory = os.path.dirname(path) or "."
+    if os.access(directory, os.W_OK):
+        return ""
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    where = "is on a read-only file system" if read_only else "cannot be written by this user"
+    return (
+        f". Its folder {directory} {where}, and SQLite writes {os.path.basename(path)}-wal and -shm beside "
+        "the store even to read it: make the folder writable, or give a store in a folder that is"
+    )
 
 
 _registry_lock = threading.Lock()
