@@ -299,7 +299,17 @@ class SQLiteStore(SQLStore):
             # Opened before fork(): the child has SQLite's memory of the parent's locks but not the locks
             # themselves. It gets connections of its own (see _acquire), never the parent's.
             database = self._database = _acquire(self._path, self._busy_timeout)
+        if _current_identity(self._path) != database.identity:
+            raise self._moved(database)
         return database.connection()
+
+    def _moved(self, database: _Database) -> StoreError:
+        gone = _current_identity(self._path) is None
+        return StoreError(
+            f"the store file {self._path} was {'deleted' if gone else 'replaced'} while this process had it "
+            "open: what it wrote would go to the old file, which no other process sees, so nothing was "
+            f"written; restart this process to use {'a new store' if gone else 'the file now'} at that path"
+        )
 
     @property
     def _connections(self) -> list[tuple[threading.Thread, sqlite3.Connection]]:
@@ -657,6 +667,15 @@ def _release(database: _Database) -> None:
         if _databases.get(key) is database:
             del _databases[key]
     database.close()
+
+
+def _current_identity(path: str) -> tuple[int, int] | None:
+    """The identity of the file at ``path`` now, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _identity(path: str) -> tuple[int, int]:
