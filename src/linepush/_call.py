@@ -8,6 +8,7 @@ does it and sends the result back in. Only the two small drivers differ between 
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
@@ -113,14 +114,29 @@ class CallableToken:
     def get_token(self) -> str:
         value = self._func()
         if not isinstance(value, str):
-            raise TypeError("the token function returned an awaitable; use it with AsyncLineClient")
+            if inspect.isawaitable(value):
+                close = getattr(value, "close", None)
+                if close is not None:
+                    close()  # never awaited: no "coroutine was never awaited" warning on top
+                raise TypeError("the token function returned an awaitable; use it with AsyncLineClient")
+            raise self._junk(value)
         return value
 
     async def aget_token(self) -> str:
         value = self._func()
         if isinstance(value, str):
             return value
-        return await value
+        if not inspect.isawaitable(value):
+            raise self._junk(value)
+        value = await value
+        if not isinstance(value, str):
+            raise self._junk(value)
+        return value
+
+    def _junk(self, value: object) -> TypeError:
+        # The type only: whatever the function returned may hold a secret.
+        name = getattr(self._func, "__qualname__", "function")
+        return TypeError(f"the token function {name} returned {type(value).__name__}, not the token string")
 
     def invalidate(self, token: str) -> None:
         return None

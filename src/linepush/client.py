@@ -90,6 +90,11 @@ class MulticastError(LinePushError):
         )
         self.retryable = all(c.error is not None and c.error.retryable for c in failed)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Made from its result, not its text: picklable as every other error (it crosses process bounds).
+        extra = {k: v for k, v in vars(self).items() if k not in ("result", "retryable")}
+        return (type(self), (self.result,), extra or None)
+
 
 def _multicast_outcome(
     chunks: list[MulticastChunk], outcomes: Sequence[SendResult | BaseException]
@@ -111,6 +116,22 @@ def _multicast_outcome(
     return result
 
 
+def _check_arguments(
+    channel: object, api_base: object, retry: object, timeouts: object, store: object
+) -> None:
+    """A constructor argument of the wrong type is refused saying which and what it takes, rather than
+    failing later, on the first call, as an AttributeError from deep inside."""
+    for name, value, wanted, ok in (
+        ("channel", channel, "a Channel (or None, to read it from the environment)", Channel),
+        ("api_base", api_base, "a URL such as https://api.line.me (or None)", str),
+        ("retry", retry, "a RetryPolicy (or None)", RetryPolicy),
+        ("timeouts", timeouts, "a Timeouts, e.g. Timeouts(connect=5, read=30)", Timeouts),
+        ("store", store, "a Store or a store URL (or None)", (Store, str)),
+    ):
+        if value is not None and not isinstance(value, ok):
+            raise ConfigurationError(f"{name} must be {wanted}, not {type(value).__name__}")
+
+
 class _ClientBase:
     """Configuration shared by both clients; no I/O."""
 
@@ -129,6 +150,7 @@ class _ClientBase:
         rand: Callable[[], float],
         store: Store | str | None,
     ) -> None:
+        _check_arguments(channel, api_base, retry, timeouts, store)
         self.channel = channel if channel is not None else Channel.from_env()
         self._store_spec = store
         self.api_base = api_base or os.environ.get("LINEPUSH_API_BASE") or DEFAULT_API_BASE
@@ -160,8 +182,10 @@ class _ClientBase:
         if token is None:
             return None
         if isinstance(token, Secret):
-            return StaticToken(token.reveal())
+            token = token.reveal()
         if isinstance(token, str):
+            if not token.strip():
+                raise ConfigurationError("the channel access token is empty; give the token itself, or none")
             return StaticToken(token)
         if isinstance(token, TokenProvider | AsyncTokenProvider):
             return token

@@ -37,13 +37,14 @@ __all__ = [
 
 #: The window a digest option without a value stands for.
 DEFAULT_DIGEST_WINDOW: Final = 30.0
-_UNITS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-_WINDOW: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", re.IGNORECASE)
+_UNITS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_WINDOW: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", re.IGNORECASE)
 
 
 def parse_window(value: object, where: str = "digest") -> float:
-    """A digest window: seconds as a number, or a text such as ``30s``, ``2m``, ``1h`` (a bare number is
-    seconds). More than 0 and at most a day; anything else is a :class:`ValidationError` that says so."""
+    """A digest window: seconds as a number, or a text such as ``30s``, ``2m``, ``1h`` or ``1d`` (a bare
+    number is seconds). More than 0 and at most a day; anything else is a :class:`ValidationError` that
+    says so and which units are read."""
     if isinstance(value, bool):
         seconds = math.nan
     elif isinstance(value, int | float):
@@ -51,7 +52,10 @@ def parse_window(value: object, where: str = "digest") -> float:
     elif isinstance(value, str) and (found := _WINDOW.fullmatch(value)):
         seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
     else:
-        raise ValidationError(f"{where}: {value!r} is not a window; give seconds such as 30s, 2m or 1h")
+        raise ValidationError(
+            f"{where}: {value!r} is not a window; give a number with s, m, h or d (seconds, minutes, "
+            "hours, days) such as 30s, 2m or 1h"
+        )
     if not (0 < seconds <= MAX_DIGEST_WINDOW):
         raise ValidationError(f"{where}: the window must be more than 0 seconds and at most a day (24h)")
     return seconds

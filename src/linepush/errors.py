@@ -188,8 +188,10 @@ class LineApiError(LinePushError):
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps errors picklable (they cross process boundaries in the worker and tests).
-        state = {"hint": self.hint} if self.hint else None
+        # Keeps errors picklable (they cross process boundaries in the worker and tests), with what was set
+        # on them after they were made: a hint, the attempts, a TokenLimitError's context and its text.
+        extra = {k: v for k, v in vars(self).items() if k not in _API_ERROR_FIELDS}
+        state = {**extra, "args": self.args} if extra else None
         return (
             _rebuild_api_error,
             (
@@ -205,6 +207,20 @@ class LineApiError(LinePushError):
             ),
             state,
         )
+
+
+_API_ERROR_FIELDS = frozenset(
+    {
+        "status",
+        "message",
+        "details",
+        "error",
+        "error_description",
+        "request_id",
+        "accepted_request_id",
+        "body",
+    }
+)
 
 
 def _rebuild_api_error(cls: type[LineApiError], *args: Any) -> LineApiError:

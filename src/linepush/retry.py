@@ -11,6 +11,7 @@ when sending it twice is harmless: it carries an ``X-Line-Retry-Key`` or it is a
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ class RetryPolicy:
     deadline: float = 60.0
 
     def __post_init__(self) -> None:
+        if type(self.max_attempts) is not int:
+            raise ValueError(f"max_attempts must be a whole number, not {self.max_attempts!r}")
+        for name in ("initial_backoff", "max_backoff", "multiplier", "deadline"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                what = "a number" if name == "multiplier" else "a number of seconds"
+                raise ValueError(f"{name} must be {what}, not {value!r}")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.initial_backoff < 0 or self.max_backoff < 0 or self.deadline < 0:

@@ -81,6 +81,14 @@ def test_config_show_mentions_a_channel_past_the_threshold(channel: str) -> None
     assert any("80%" in w for w in data["warnings"])
 
 
+def test_config_show_refuses_a_threshold_that_is_no_percentage(channel: str) -> None:
+    Path("linepush.toml").write_text('quota_warning = "abc"\n')
+    shown = run("config", "show")
+    assert shown.exit_code == Exit.USAGE, shown.output
+    assert "quota_warning" in shown.stderr and "percentage from 0 to 100" in shown.stderr
+    assert "could not be read" not in shown.output and "Traceback" not in shown.output
+
+
 def test_worker_start_up_mentions_it(channel: str) -> None:
     result = run("worker", "--once", "--verbose")
     assert result.exit_code == Exit.OK, result.output

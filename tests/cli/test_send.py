@@ -57,6 +57,19 @@ def test_a_recipient_given_twice_gets_the_message_once(cli: Cli, queued: bool) -
     assert [(d["endpoint"], d["to"]) for d in deliveries] == [("multicast", [ALICE, BOB])]
 
 
+def test_users_with_a_group_are_refused_saying_what_to_do(cli: Cli) -> None:
+    """One multicast cannot reach a group: the error says how the same recipients can be sent to."""
+    before = cli.api_requests()
+    result = cli("send", "--to", ALICE, "--to", GROUP, "hi")
+    assert result.exit_code == 2, result.output
+    assert f"{GROUP} is a group or room" in result.stderr and "add --queue" in result.stderr
+    assert cli.api_requests() == before
+    queued = cli("send", "--queue", "--to", ALICE, "--to", GROUP, "hi")
+    assert queued.exit_code == 0, queued.output
+    assert cli("worker", "--once").exit_code == 0
+    assert texts(cli, ALICE) == ["hi"] and texts(cli, GROUP) == ["hi"]
+
+
 def test_send_reads_stdin_with_dash(cli: Cli) -> None:
     result = cli("send", "--to", ALICE, "-", input="line one\nline two\n")
     assert result.exit_code == 0, result.output

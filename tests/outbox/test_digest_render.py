@@ -104,13 +104,27 @@ def test_more_than_five_objects_do_not_fit_in_one_push() -> None:
 
 @pytest.mark.parametrize(
     ("given", "seconds"),
-    [("30s", 30.0), ("2m", 120.0), ("1h", 3600.0), ("45", 45.0), (0.5, 0.5), ("24h", 86400.0)],
+    [
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("45", 45.0),
+        (0.5, 0.5),
+        ("24h", 86400.0),
+        ("1d", 86400.0),
+        ("0.5d", 43200.0),
+    ],
 )
 def test_windows_read_as_seconds(given: object, seconds: float) -> None:
     assert parse_window(given) == seconds
 
 
-@pytest.mark.parametrize("given", ["", "0s", "-5s", "30 sec", "1d", "25h", True, None, float("nan"), 0])
+@pytest.mark.parametrize("given", ["", "0s", "-5s", "30 sec", "2d", "25h", "1w", True, None, float("nan"), 0])
 def test_bad_windows_are_refused_clearly(given: object) -> None:
     with pytest.raises(ValidationError, match="window"):
         parse_window(given, "--digest")
+
+
+def test_a_window_not_understood_names_the_units_that_are() -> None:
+    with pytest.raises(ValidationError, match=r"with s, m, h or d \(seconds, minutes, hours, days\)"):
+        parse_window("1w", "--digest")

@@ -144,3 +144,17 @@ def test_worker_once_on_a_full_disk_exits_3(disk: Path, live_emulator: Emulator)
     assert freed.returncode == 0, freed.stderr
     with SQLiteStore(db) as store:
         assert store.counts(channel_id)["delivered"] == 5
+
+
+def test_opening_a_store_on_a_full_disk_says_the_disk_is_full(disk: Path) -> None:
+    """A store every process has closed is opened again on a disk without room for its -shm file: that is
+    the full disk it is (retryable, exit 3), not a setting to fix; once there is room it opens as before."""
+    path = disk / "outbox.db"
+    with SQLiteStore(path) as store:
+        _queue(store, "1234567890", lambda: 1.0, n=3)
+    filler = fill(disk)
+    with pytest.raises(StoreFullError, match=r"the disk holding the store .* is full"):
+        SQLiteStore(path)
+    filler.unlink()
+    with SQLiteStore(path) as store:
+        assert store.counts()["queued"] == 3

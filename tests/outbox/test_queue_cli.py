@@ -565,3 +565,27 @@ def test_send_to_file_stops_at_the_monthly_limit_and_keeps_the_rows(
 def test_worker_takes_the_reset_offset(db: str) -> None:
     bad = run(db, "worker", "--once", "--quota-reset-utc-offset", "20")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "status"],
+        ["queue", "list"],
+        ["queue", "retry"],
+        ["queue", "purge"],
+        ["gateway", "token", "list"],
+        ["recipients", "list"],
+    ],
+)
+def test_a_command_that_reads_the_store_makes_none_where_there_is_none(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """A mistyped --store is said, and read as the empty store it is: no file or directory is made."""
+    missing = tmp_path / "nowhere" / "x.db"
+    for extra in ([], ["--json"]):
+        result = run(str(missing), *args, *extra)
+        assert result.exit_code == Exit.OK, result.output
+        assert f"there is no store at {missing}" in result.stderr and "Traceback" not in result.output
+        assert not missing.parent.exists()
+    assert json.loads(result.stdout) is not None

@@ -245,3 +245,46 @@ def test_sqlite_failures_are_named_for_what_they_are() -> None:
     assert isinstance(corrupt, StoreCorruptError) and not corrupt.retryable
     readonly = sqlite_backend.store_error(failure(8, "SQLITE_READONLY"), path)
     assert isinstance(readonly, ConfigurationError)
+
+
+def test_a_store_on_a_read_only_file_system_says_so() -> None:
+    """SQLite makes the -wal and -shm files beside the store even to read it: on a read-only mount the
+    error names that, not only SQLite's 'unable to open database file'."""
+    import subprocess
+
+    from tests.support.disk import small_disk
+
+    with small_disk("1m") as disk:
+        with SQLiteStore(disk / "outbox.db") as store:
+            assert store.counts()["queued"] == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        try:
+            with pytest.raises(ConfigurationError, match="is on a read-only file system, and SQLite writes"):
+                SQLiteStore(disk / "outbox.db")
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_store_file_deleted_or_replaced_under_an_open_store_is_said_and_not_written(
+    tmp_path: Path, how: str
+) -> None:
+    """SQLite would go on writing to the old file, which no other process sees: a message queued by a
+    gateway after the file was moved away would be answered as accepted and never sent."""
+    path = tmp_path / "outbox.db"
+    with SQLiteStore(path) as store:
+        store.enqueue([NewMessage("1000", "push", {"to": "U" + "a" * 32, "messages": []})], now=1.0)
+        for name in (path, tmp_path / "outbox.db-wal", tmp_path / "outbox.db-shm"):
+            name.unlink(missing_ok=True)
+        if how == "replaced":
+            with SQLiteStore(tmp_path / "other.db"):
+                pass
+            (tmp_path / "other.db").rename(path)
+        with pytest.raises(
+            StoreError, match=f"the store file {path} was {how} while this process had it open"
+        ):
+            store.enqueue([NewMessage("1000", "push", {"to": "U" + "b" * 32, "messages": []})], now=2.0)
+        with pytest.raises(StoreError, match="restart this process"):
+            store.counts()
+    with SQLiteStore(path) as again:  # a process opening it now gets the file that is there
+        assert again.counts()["queued"] == 0

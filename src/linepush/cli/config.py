@@ -40,7 +40,7 @@ def _cell(value: Any) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
 
-def _quota(inv: Invocation) -> tuple[dict[str, Any] | None, str | None]:
+def _quota(inv: Invocation, threshold: float) -> tuple[dict[str, Any] | None, str | None]:
     """The month's quota of a channel that can get a token (one quick try: `config show` must not hang
     when LINE cannot be reached), and the warning when it is past the threshold."""
     from linepush.cli.cost import quota_warning, usage_record
@@ -55,7 +55,6 @@ def _quota(inv: Invocation) -> tuple[dict[str, Any] | None, str | None]:
     if exposed_key_file(channel.assertion_key_file):
         return None, None  # the warnings say why this key is not used
     try:
-        threshold = inv.settings.quota_warning_share
         usage = inv.client(retry=RetryPolicy(max_attempts=1, deadline=5.0)).monthly_usage()
     except LinePushError as exc:
         return {"error": str(exc)}, None
@@ -82,9 +81,11 @@ def show(inv: Invocation) -> None:
     from linepush.store import exposed_store_files
 
     settings = inv.settings
+    # A malformed threshold is refused as the configuration error it is, with or without a channel to check.
+    threshold = settings.quota_warning_share
     rows = [_row(settings, name) for name in SETTING_NAMES]
     warnings = [*settings.warnings, *exposed_store_files(settings.store)]
-    quota, over = _quota(inv)
+    quota, over = _quota(inv, threshold)
     if over is not None:
         warnings.append(over)
     data = {

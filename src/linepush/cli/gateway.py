@@ -184,7 +184,7 @@ def token_list(
     """List gateway tokens of the configured channel (or of all, with none configured). Only their hashes
     are stored, so the tokens themselves cannot be shown."""
     channel_id = inv.settings.channel.channel_id
-    store = gateway_store(inv.store())
+    store = gateway_store(inv.store(existing=True))
     tokens = store.list_gateway_tokens(channel_id, include_revoked=not active)
     digests = store.gateway_token_digests(channel_id)
 
@@ -287,7 +287,7 @@ def recipients_list(
 
     settings = inv.settings
     channel_id = settings.channel.channel_id
-    store = gateway_store(inv.store())
+    store = gateway_store(inv.store(existing=True))
     recipients = store.list_recipients(channel_id)
     names = recipient_names_by_id(
         settings.recipients, store.recipient_names(channel_id) if channel_id else {}

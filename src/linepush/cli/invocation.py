@@ -116,10 +116,37 @@ class Invocation:
         self._closers.append(client.close)
         return client
 
-    def store(self) -> Store:
+    def store(self, *, existing: bool = False) -> Store:
+        """The configured store. With ``existing`` (a command that only reads what is in it, or changes
+        rows it holds) a SQLite file that is not there is read as an empty store and not made, nor its
+        directories: a note says there is none at that path."""
         from linepush.store import open_store
 
+        if existing:
+            from linepush.store import sqlite_store_file
+
+            path = sqlite_store_file(self.settings.store)
+            if path is not None and not os.path.exists(path):
+                return self._no_store(path)
         store = open_store(self.settings.store)
+        self._closers.append(store.close)
+        return store
+
+    def _no_store(self, path: str) -> Store:
+        """An empty store in a directory of its own, removed when the command ends, for ``path``."""
+        import shutil
+        import tempfile
+
+        from linepush.store import SQLiteStore
+
+        source = self.settings.sources.get("store", "default")
+        self.note(
+            f"there is no store at {escape(path)} (store from {escape(source)}): nothing was ever queued "
+            "there; check the path if something was"
+        )
+        place = tempfile.mkdtemp(prefix="linepush-empty-")
+        self._closers.append(lambda: shutil.rmtree(place, ignore_errors=True))
+        store = SQLiteStore(os.path.join(place, "empty.db"))
         self._closers.append(store.close)
         return store
 

@@ -499,7 +499,7 @@ def add_command(
 def status_command(inv: Invocation, all_channels: AllChannels = False) -> None:
     """How many messages are queued, sending, delivered and failed, and which channel's sends are paused
     (its monthly message limit reached) until when."""
-    store = inv.store()
+    store = inv.store(existing=True)
     scope = _scope(inv, all_channels)
     counts = store.counts(scope)
     paused = {
@@ -549,7 +549,7 @@ def list_command(
     """The messages in the outbox, oldest first, with LINE's error on failed ones."""
     if state is not None and state not in MESSAGE_STATES:
         fail(f"--state must be one of {', '.join(MESSAGE_STATES)}")
-    rows = inv.store().list_messages(state, _scope(inv, all_channels), limit, after)
+    rows = inv.store(existing=True).list_messages(state, _scope(inv, all_channels), limit, after)
 
     def render() -> None:
         if not rows:
@@ -594,7 +594,7 @@ def retry_command(
     all_channels: AllChannels = False,
 ) -> None:
     """Put failed messages back in the queue."""
-    store = inv.store()
+    store = inv.store(existing=True)
     channel_id = _scope(inv, all_channels)
     if channel_id is not None:
         count = Outbox(store, channel_id).requeue(ids or None, new_retry_key=new_key)
@@ -642,5 +642,5 @@ def purge_command(
         age = parse_at("+" + older_than.lstrip("+"), now=0.0)
     except ValidationError:
         fail(f"cannot read --older-than {older_than!r}; use e.g. 30d, 12h, 15m or 0s")
-    count = inv.store().purge(chosen, age, time.time())  # type: ignore[arg-type]
+    count = inv.store(existing=True).purge(chosen, age, time.time())  # type: ignore[arg-type]
     inv.emit({"purged": count}, lambda: inv.out.print(f"purged {count} message(s)"))

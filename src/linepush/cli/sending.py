@@ -18,6 +18,7 @@ from linepush.errors import LinePushError, OutcomeUnknownError, TokenUnavailable
 from linepush.messages import validate_to, validate_user_ids
 from linepush.retry import RetryPolicy
 from linepush.retry_key import check_retry_key, new_retry_key
+from linepush.store.base import is_recipient_id
 
 __all__ = ["SendRequest", "prepare", "send_immediately", "send_now", "show_result"]
 
@@ -61,6 +62,16 @@ def prepare(
     if len(recipients) == 1:
         validate_to(recipients[0])
     else:
+        chats = [r for r in recipients if r[:1] in ("C", "R") and is_recipient_id(r)]
+        if chats:
+            # One request cannot reach them together: LINE's multicast takes user ids only.
+            raise ValidationError(
+                f"{_listed(chats)} {'is a group or room' if len(chats) == 1 else 'are groups or rooms'}, "
+                "which one multicast cannot reach with users (it takes user IDs only): add --queue to "
+                "send each group and room a push of its own (`linepush worker` delivers them), or send to "
+                "each with its own `linepush send --to ID`",
+                property="--to",
+            )
         validate_user_ids(recipients)
     if retry_key is not None:
         try:
@@ -71,6 +82,10 @@ def prepare(
         # Chosen here, not by the client, so a failed send can tell the user the key to run it again with.
         retry_key = new_retry_key()
     return SendRequest(recipients, tuple(messages), notification_disabled, retry_key)
+
+
+def _listed(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
 
 
 def send_now(client: LineClient, request: SendRequest) -> PushResult | MulticastResult:

@@ -57,6 +57,7 @@ __all__ = [
     "default_store_url",
     "exposed_store_files",
     "open_store",
+    "sqlite_store_file",
 ]
 
 #: The environment variable that names the store when no URL is given.
@@ -114,6 +115,13 @@ def exposed_store_files(url: str | None = None) -> list[str]:
     """For a SQLite store, its files that others may read (tokens are in them), each with the ``chmod`` that
     mends it; nothing is opened or created. Empty for PostgreSQL, a file not made yet, or a URL that does not
     parse (opening the store says what is wrong with it)."""
+    path = sqlite_store_file(url)
+    return [] if path is None else _exposed_files(path)
+
+
+def sqlite_store_file(url: str | None = None) -> str | None:
+    """The absolute path of the SQLite file ``url`` names (by :func:`default_store_url` when None), or None
+    for PostgreSQL and for a URL that does not parse (opening the store says what is wrong with it)."""
     if url is None:
         url = default_store_url()
     url = url.strip()
@@ -124,10 +132,10 @@ def exposed_store_files(url: str | None = None) -> list[str]:
         elif scheme == "sqlite" and url.lower().startswith(_SQLITE_PREFIX):
             path = _sqlite_path(url[len(_SQLITE_PREFIX) :], url)
         else:
-            return []
+            return None
     except ConfigurationError:
-        return []
-    return _exposed_files(os.path.abspath(path))
+        return None
+    return os.path.abspath(path)
 
 
 def _sqlite_path(path: str, url: str) -> str:

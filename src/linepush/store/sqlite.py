@@ -299,7 +299,17 @@ class SQLiteStore(SQLStore):
             # Opened before fork(): the child has SQLite's memory of the parent's locks but not the locks
             # themselves. It gets connections of its own (see _acquire), never the parent's.
             database = self._database = _acquire(self._path, self._busy_timeout)
+        if _current_identity(self._path) != database.identity:
+            raise self._moved(database)
         return database.connection()
+
+    def _moved(self, database: _Database) -> StoreError:
+        gone = _current_identity(self._path) is None
+        return StoreError(
+            f"the store file {self._path} was {'deleted' if gone else 'replaced'} while this process had it "
+            "open: what it wrote would go to the old file, which no other process sees, so nothing was "
+            f"written; restart this process to use {'a new store' if gone else 'the file now'} at that path"
+        )
 
     @property
     def _connections(self) -> list[tuple[threading.Thread, sqlite3.Connection]]:
@@ -562,7 +572,11 @@ class _Database:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open the store at {self.path}: {exc}") from None
+            if _code(exc) in _NAMED_FAILURES:
+                raise store_error(exc, self.path) from None  # a full disk is no setting to fix
+            raise ConfigurationError(
+                f"cannot open the store at {self.path}: {exc}{_why_not_opened(self.path)}"
+            ) from None
         with self._lock:
             if self.closed:  # close() ran while this connection was being opened
                 conn.close()
@@ -579,6 +593,23 @@ class _Database:
         for _, conn in connections:
             conn.close()
         self._local = threading.local()
+
+
+def _why_not_opened(path: str) -> str:
+    """What keeps SQLite from opening an existing store, when it is its folder: SQLite makes the -wal and
+    -shm files beside the store even to read it, so a folder it may not write is a store it cannot open."""
+    directory = os.path.dirname(path) or "."
+    if os.access(directory, os.W_OK):
+        return ""
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    where = "is on a read-only file system" if read_only else "cannot be written by this user"
+    return (
+        f". Its folder {directory} {where}, and SQLite writes {os.path.basename(path)}-wal and -shm beside "
+        "the store even to read it: make the folder writable, or give a store in a folder that is"
+    )
 
 
 _registry_lock = threading.Lock()
@@ -636,6 +667,15 @@ def _release(database: _Database) -> None:
         if _databases.get(key) is database:
             del _databases[key]
     database.close()
+
+
+def _current_identity(path: str) -> tuple[int, int] | None:
+    """The identity of the file at ``path`` now, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -762,6 +802,9 @@ _NAMED_FAILURES: Final = frozenset(
 )
 
 
+_SQLITE_IOERR_SHMSIZE: Final = getattr(sqlite3, "SQLITE_IOERR_SHMSIZE", 4874)
+
+
 def _code(exc: sqlite3.Error) -> int:
     """SQLite's primary result code (the low byte of the extended one), or -1 where none is known."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -774,7 +817,9 @@ def store_error(exc: sqlite3.Error, path: str) -> StoreError | ConfigurationErro
     # SQLite's texts name tables and columns, never bound values, so no secret can leak through here.
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(f"the store {path} stayed locked by another process: {exc}; try again later")
-    if code == sqlite3.SQLITE_FULL:
+    # SQLite cannot grow the -shm file it maps (made anew when a process opens a store no other holds open):
+    # on a full disk, that is how the disk's being full shows.
+    if code == sqlite3.SQLITE_FULL or getattr(exc, "sqlite_errorcode", None) == _SQLITE_IOERR_SHMSIZE:
         return StoreFullError(
             f"the disk holding the store {path} is full: nothing was written; free some space "
             "(linepush queue purge removes old delivered rows) and it carries on"

@@ -3,6 +3,7 @@ read from the environment, and how a library's exception becomes one of ours."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import ssl
@@ -30,6 +31,12 @@ class Timeouts:
 
     connect: float = 5.0
     read: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+                raise ValueError(f"the {name} timeout must be a number of seconds above 0, not {value!r}")
 
 
 class SyncTransport(Protocol):
