@@ -24,44 +24,39 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
+def _linepush(home: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """The exit code and everything ``linepush *argv`` wrote, run in ``home`` with :func:`_env`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "linepush", *argv],
+        capture_output=True,
+        text=True,
+        env=env or _env(home),
+        cwd=home,
+        timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     ("command", "banner"),
     [(["serve"], "LINE Notify–compatible gateway"), (["emulator"], "LINE emulator on")],
 )
 def test_a_port_in_use_is_exit_2_with_no_banner(tmp_path: Path, command: list[str], banner: str) -> None:
-    env = _env(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        done = subprocess.run(
-            [sys.executable, "-m", "linepush", *command, "--port", port],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+        code, output = _linepush(tmp_path, *command, "--port", port)
+    assert code == 2, output
     assert banner not in output
     assert f"127.0.0.1:{port} is in use" in output and "--port" in output
     assert "Traceback" not in output
 
 
 def test_an_address_this_machine_does_not_have_is_named_as_the_host(tmp_path: Path) -> None:
-    env = _env(tmp_path)
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
-    done = subprocess.run(
-        [sys.executable, "-m", "linepush", "serve", "--host", "192.0.2.1", "--port", "18080"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+    code, output = _linepush(tmp_path, "serve", "--host", "192.0.2.1", "--port", "18080")
+    assert code == 2, output
     assert "--host" in output and "cannot listen on 192.0.2.1" in output
     assert "stop that program" not in output and "Traceback" not in output
 
@@ -72,16 +67,9 @@ def test_a_metrics_host_this_machine_does_not_have_is_named_as_the_host(tmp_path
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = str(free.getsockname()[1])
-    worker = ["worker", "--once", "--metrics-host", host, "--metrics-port", port]
-    done = subprocess.run(
-        [sys.executable, "-m", "linepush", *worker],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
+    code, output = _linepush(
+        tmp_path, "worker", "--once", "--metrics-host", host, "--metrics-port", port, env=env
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
+    assert code == 2, output
     assert f"cannot serve metrics on {host}:{port}" in output and "--metrics-host" in output
     assert "another --metrics-port" not in output and "Traceback" not in output
