@@ -79,7 +79,7 @@ GRAFANA_PAYLOAD: dict[str, Any] = {
                 "runbook_url": "https://myrunbook.com/runbook/1234",
                 "summary": "This alert was triggered for zone us-1",
             },
-            "startsAt": "2021-10-12T09:51:03.157076+02:00",
+            "startsAt": "2021-10-12T09:51:03.157076+02:00",  # fixed date ok: Grafana's own example
             "endsAt": ZERO_TIME,
             "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit",
             "fingerprint": "c6eadffa33fcdf37",
