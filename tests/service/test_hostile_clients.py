@@ -4,6 +4,8 @@ slowly, hold bodies open or go away halfway. Counts and waits are bounded; every
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 import urllib.error
@@ -97,6 +99,28 @@ def test_half_sent_headers_are_timed_out_and_the_cap_keeps_descriptors_free(tmp_
         assert get(f"{served.url}/healthz") == 200
     assert len(served.stderr) < 50_000, served.stderr[-2000:]
     assert "Traceback" not in served.stderr
+
+
+def test_running_out_of_descriptors_is_one_line_and_the_gateway_recovers(tmp_path: Path) -> None:
+    """A burst that asyncio accepts in one go, beyond the descriptors the process has left: the gateway
+    says so in one line with what to do (not a traceback), and answers again once the burst is gone."""
+    with (
+        linepush_serve(tmp_path, env(tmp_path), "--header-timeout", "1", max_open_files=64) as served,
+        clients() as opened,
+    ):
+        # Stopped, the gateway accepts nothing: the burst waits whole in the listening queue (64 deep).
+        os.kill(served.process.pid, signal.SIGSTOP)
+        try:
+            burst = [connect(served, b"POST /api/notify HTTP/1.1\r\nHost: gw\r\n", opened) for _ in range(60)]
+        finally:
+            os.kill(served.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        assert all(closed_by_server(sock, deadline) for sock in burst)
+        assert get(f"{served.url}/healthz") == 200
+    assert "Traceback" not in served.stderr, served.stderr[-3000:]
+    warnings = [line for line in served.stderr.splitlines() if "out of descriptors" in line]
+    assert len(warnings) == 1, served.stderr[-3000:]
+    assert "open files limit 64" in warnings[0] and "ulimit -n" in warnings[0]
 
 
 def test_a_body_that_stops_coming_is_timed_out(tmp_path: Path) -> None:

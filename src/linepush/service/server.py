@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import resource
 import signal
@@ -45,6 +46,8 @@ WorkerLoop = Callable[[asyncio.Event], Coroutine[Any, Any, Any]]
 #: only on the next turn of the loop, while a new batch comes in: two batches need descriptors at once.
 _BACKLOG: Final = 64
 #: Descriptors kept free under the process's limit: two accept batches, and the store, logs and images.
+#: A burst can still have a third batch in flight; running out is then logged in one line (below) and
+#: asyncio tries accepting again a second later.
 _SPARE_FILES: Final = 2 * _BACKLOG + 64
 _BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -212,6 +215,37 @@ def uvicorn_config(
     )
 
 
+#: What asyncio reports when ``accept`` fails for want of descriptors or memory; it then stops accepting for
+#: a second and tries again.
+_ACCEPT_STARVED: Final = "socket.accept() out of system resource"
+_STARVED_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_last_starved_warning = float("-inf")
+
+
+def _loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's error handler: running out of descriptors while accepting is one warning line a
+    minute that says what to do (asyncio's own report is a traceback per second); the rest as asyncio has
+    it."""
+    global _last_starved_warning
+    exc = context.get("exception")
+    if context.get("message") != _ACCEPT_STARVED or not (
+        isinstance(exc, OSError) and exc.errno in _STARVED_ERRNOS
+    ):
+        loop.default_exception_handler(context)
+        return
+    now = time.monotonic()
+    if now - _last_starved_warning > 60:
+        _last_starved_warning = now
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        log.warning(
+            "new connections wait: the process is out of descriptors (%s; open files limit %s). Raise the "
+            "limit: ulimit -n, or LimitNOFILE= in a systemd unit",
+            exc.strerror or exc,
+            shown,
+        )
+
+
 class _Server(uvicorn.Server):
     """uvicorn, minus one habit: after a SIGTERM or SIGINT stopped it, uvicorn raises the signal again, which
     would end the process before the delivery worker gives back the rows it holds. Here the signal only
@@ -228,6 +262,12 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in original.items():
                 signal.signal(sig, handler)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(_loop_errors)
+        await super().serve(sockets)
 
 
 def serve(
@@ -307,7 +347,7 @@ def serving(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterat
     """Serve ``app`` on ``host`` (a free port by default) in a background thread until the block ends."""
     sock = listening_socket(host, port)
     bound: int = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app))
+    server = _Server(uvicorn_config(app))
     failure: list[BaseException] = []
 
     def run() -> None:
