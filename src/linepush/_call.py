@@ -33,10 +33,15 @@ else:
 
 
 class Sleep:
-    __slots__ = ("seconds",)
+    """Wait ``seconds``. ``until`` is set for a wait for the rate limiter: the time, by the call's clock, the
+    wait ends, the same number for every request released on one tick (an async driver wakes them with one
+    timer)."""
 
-    def __init__(self, seconds: float) -> None:
+    __slots__ = ("seconds", "until")
+
+    def __init__(self, seconds: float, until: float | None = None) -> None:
         self.seconds = seconds
+        self.until = until
 
 
 class GetToken:
@@ -183,7 +188,8 @@ def call_flow(
         if limiter is not None:
             wait = limiter.reserve(request.endpoint, now)
             if wait > 0:
-                yield Sleep(wait)
+                # The limiter's wait is (slot - now), exact as the two are close: now + wait is the slot.
+                yield Sleep(wait, now + wait)
                 fresh = False
         timeout: float | None = None
         if deadline:
