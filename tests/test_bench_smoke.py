@@ -25,5 +25,6 @@ def test_make_bench_runs_every_benchmark_in_smoke_mode() -> None:
     for client in ("linepush AsyncLineClient", "raw aiohttp", "official SDK async", "linepush LineClient"):
         assert client in done.stdout
     assert "cached token get" in done.stdout
+    assert "raw aiohttp paced alike" in done.stdout
     assert "linepush send (warm store)" in done.stdout
     assert "1,000 notify calls to one chat" in done.stdout
