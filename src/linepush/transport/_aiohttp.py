@@ -18,8 +18,9 @@ AsyncLineClient.push, all of it                             504-514,000   477,00
 The deadlines were counted with their step scaled to valgrind's slow-down (0.5 s for 10 ms), so that as many
 requests share a timer as do at full speed. Of what is left (about 35,000), building the push (validation,
 a retry key from ``os.urandom``, the JSON body) is the largest part; its X-Line-Retry-Key header, reading the
-answer, the call flow and this transport's own step are the rest. The garbage collector is no part of it: at steady state a push frees what it allocates (about one gen-0 collection per 1,000 pushes, one
-gen-1 per 10,000).
+answer, the call flow and this transport's own step are the rest. The garbage collector is no part of it:
+at steady state a push frees what it allocates (about one gen-0 collection per 1,000 pushes, one gen-1 per
+10,000).
 """
 
 from __future__ import annotations
