@@ -107,6 +107,7 @@ def test_token_issue_list_verify_revoke_v21(cli: Cli) -> None:
 
     revoked = cli("token", "revoke", "--id", str(tokens[0]["id"]))
     assert revoked.exit_code == 0, revoked.output
+    assert revoked.stdout.startswith(f"revoked v2.1 token {data['access_token']}"), revoked.stdout
     after = json.loads(cli("token", "list", "--all", "--json").stdout)["tokens"]
     assert after[0]["state"] == "revoked"
     assert json.loads(cli("token", "list", "--json").stdout)["tokens"] == []
@@ -125,6 +126,15 @@ def test_show_token_prints_the_value_alone_on_stdout(cli: Cli) -> None:
     gone = cli("token", "verify", "-", input=token)
     assert gone.exit_code == 1
     assert "LINE refused the request (400)" in gone.stderr
+
+
+def test_revoking_a_string_no_store_knows_does_not_claim_a_token_was_revoked(cli: Cli) -> None:
+    """LINE answers 200 to the revocation of any string, a typo included: the output says only that."""
+    done = cli("token", "revoke", "--kind", "v2", "-", input="not-a-token-at-all")
+    assert done.exit_code == 0, done.output
+    assert "LINE accepted the revocation" in done.stdout
+    assert "never valid" in done.stdout and not done.stdout.startswith("revoked")
+    assert "not-a-token-at-all" not in done.output
 
 
 def test_token_issue_v3_cannot_be_revoked(cli: Cli) -> None:

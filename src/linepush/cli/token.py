@@ -290,7 +290,18 @@ def revoke(
         "revoked": True,
         "store_id": record.id if record else None,
     }
-    inv.emit(data, lambda: inv.out.print(f"revoked {chosen.value} token {value.masked}"))
+
+    def render() -> None:
+        if record is not None:
+            inv.out.print(f"revoked {chosen.value} token {value.masked}")
+        else:
+            # LINE answers 200 to a revocation of any string: it cannot say whether the token was valid.
+            inv.out.print(
+                f"LINE accepted the revocation of {chosen.value} token {value.masked}; it answers the same "
+                "for a token that was never valid, so this does not show the token was one"
+            )
+
+    inv.emit(data, render)
 
 
 @command(token_app, "list")
