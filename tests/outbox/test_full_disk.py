@@ -158,3 +158,16 @@ def test_opening_a_store_on_a_full_disk_says_the_disk_is_full(disk: Path) -> Non
     filler.unlink()
     with SQLiteStore(path) as store:
         assert store.counts()["queued"] == 3
+
+
+def test_a_new_store_on_a_full_disk_leaves_no_empty_file_behind(disk: Path) -> None:
+    """Nothing could be written, so nothing is left: no empty database file that a later run would take
+    for a store (and warn about, or read as empty)."""
+    filler = fill(disk)
+    path = disk / "new" / "outbox.db"
+    with pytest.raises(StoreFullError, match="full"):
+        SQLiteStore(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == []
+    filler.unlink()
+    with SQLiteStore(path) as store:
+        assert store.counts()["queued"] == 0

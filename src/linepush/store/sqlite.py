@@ -646,7 +646,12 @@ def _acquire(path: str, busy_timeout: float) -> _Database:
         database = _databases.get((path, busy_timeout))
         if database is None or database.identity != identity:
             # None yet, or the file was replaced since (the old one's handles keep what they had).
-            database = _Database(path, busy_timeout, identity)
+            try:
+                database = _Database(path, busy_timeout, identity)
+            except BaseException:
+                if created:
+                    _remove_if_empty(path, identity)
+                raise
             _databases[(path, busy_timeout)] = database
         database.users += 1
     if not created and path not in _warned:
@@ -684,6 +689,21 @@ def _identity(path: str) -> tuple[int, int]:
     except OSError as exc:
         raise ConfigurationError(f"cannot open the store file {path}: {exc.strerror}") from None
     return st.st_dev, st.st_ino
+
+
+def _remove_if_empty(path: str, identity: tuple[int, int]) -> None:
+    """Remove the file this process just created for a store it could not set up (a full disk, say), if
+    nothing was written to it: an empty file would later be taken for a store. SQLite's -wal and -shm files
+    go with it; they hold nothing without the database."""
+    try:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) != identity or st.st_size:
+            return
+        for name in (path + "-wal", path + "-shm", path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+    except OSError:
+        pass  # left as it is: the error that brought us here is the one to report
 
 
 def _create_private_file(path: str) -> bool:
