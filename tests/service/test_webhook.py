@@ -181,6 +181,22 @@ def test_an_event_far_older_than_the_window_is_ignored(gateway: Gateway) -> None
     assert gateway_store(gateway.store).list_recipients() == []
 
 
+@pytest.mark.parametrize(
+    "stamp", [b"NaN", b"Infinity", b"-Infinity", b"1" + b"0" * 400], ids=["nan", "inf", "-inf", "huge"]
+)
+def test_an_event_whose_time_is_no_number_of_this_world_is_ignored(gateway: Gateway, stamp: bytes) -> None:
+    """Python's JSON reads NaN, Infinity and integers of any size: such a time is out of every window."""
+    body = json.dumps({"events": [follow("01ODD", START)]}).encode()
+    body = body.replace(str(int(START * 1000)).encode(), stamp)
+    assert stamp in body
+    answer = post(gateway, body, signature(SECRET, body))
+    assert answer.status_code == 200, answer.text
+    assert gateway_store(gateway.store).list_recipients() == []
+    # The id took no lease: the same event with a real time is recorded.
+    assert signed(gateway, {"events": [follow("01ODD", START)]}).status_code == 200
+    assert len(gateway_store(gateway.store).list_recipients()) == 1
+
+
 def test_a_replayed_event_counts_once_also_on_another_gateway_of_the_store(
     gateway: Gateway, channel: Channel
 ) -> None:

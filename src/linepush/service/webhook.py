@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -112,7 +113,12 @@ def _event_time(event: Any) -> float | None:
     stamp = event.get("timestamp") if isinstance(event, dict) else None
     if isinstance(stamp, bool) or not isinstance(stamp, int | float):
         return None
-    return stamp / 1000
+    try:
+        at = stamp / 1000
+    except OverflowError:  # an integer of hundreds of digits: JSON has no bound, Python reads it whole
+        return math.inf
+    # NaN and the infinities (Python's JSON reads them) are out of every window.
+    return at if math.isfinite(at) else math.inf
 
 
 def _event_id(event: Any) -> str | None:
