@@ -115,3 +115,27 @@ def test_a_wait_added_back_to_now_is_its_slot_exactly(now: float, ahead: float) 
     and the clock has run longer than that), ``slot - now`` is exact (Sterbenz), so the sum is the slot."""
     slot = now + min(ahead, now)
     assert now + (slot - now) == slot
+
+
+def test_waiters_on_two_event_loops_at_once_are_each_released() -> None:
+    """One client used from two threads, each with its own loop (not what it is made for, but it must not
+    leave a waiter hanging): each loop's waiters are released by that loop's timers."""
+    import threading
+
+    transport = Instant()
+    line = client(transport)
+    done: list[int] = []
+    started = threading.Barrier(2)
+
+    async def burst() -> None:
+        started.wait(5)
+        await asyncio.gather(*(line.push(USER, f"n{i}") for i in range(30)))
+        done.append(1)
+
+    threads = [threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(burst(), 10))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert done == [1, 1]
+    assert len(transport.sent) == 60

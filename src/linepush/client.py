@@ -738,18 +738,21 @@ class _Wakeups:
             # A new event loop (``asyncio.run`` again): the old one's timers will never fire here.
             self._loop, self._due = loop, {}
         future: asyncio.Future[None] = loop.create_future()
-        waiting = self._due.get(until)
+        due = self._due
+        waiting = due.get(until)
         if waiting is None:
-            self._due[until] = [future]
-            loop.call_later(seconds, self._release, until)
+            due[until] = [future]
+            # The timer holds its loop's own table: another loop's waiters never take its place.
+            loop.call_later(seconds, _release, due, until)
         else:
             waiting.append(future)
         return future
 
-    def _release(self, until: float) -> None:
-        for future in self._due.pop(until, ()):
-            if not future.done():  # a cancelled waiter
-                future.set_result(None)
+
+def _release(due: dict[float, list[asyncio.Future[None]]], until: float) -> None:
+    for future in due.pop(until, ()):
+        if not future.done():  # a cancelled waiter
+            future.set_result(None)
 
 
 class _OnLoop:
