@@ -328,7 +328,7 @@ class TokenManager:
         self._lock_ttl = lock_ttl
         self._poll = poll_interval
         self._background = background
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._owner = f"{_this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._lock_name = f"refresh:{channel.channel_id}:{self.kind}"
         self._lock = threading.Lock()
         self._held: _Held | None = None
@@ -536,7 +536,7 @@ class TokenManager:
             found = self._from_store(now, must=must)
             if found is not None:
                 return found
-            if store.try_lock(self._lock_name, self._owner, self._lock_ttl, now):
+            if store.try_lock(self._lock_name, self._owner, self._lock_ttl, now) or self._take_from_dead(now):
                 try:
                     found = self._from_store(self._clock(), must=must)
                     if found is not None:
@@ -575,6 +575,23 @@ class TokenManager:
                     "try again, or check that process"
                 )
             self._sleep(self._poll)
+
+    def _take_from_dead(self, now: float) -> bool:
+        """Take the refresh lock from a process of this host that died holding it (killed with SIGKILL in
+        the middle of a token request), rather than wait for its lease to run out."""
+        store = self._store
+        assert store is not None
+        holder = store.lock_owner(self._lock_name, now)
+        if holder is None or holder == self._owner or not _gone(holder):
+            return False
+        if not store.take_over_lock(self._lock_name, holder, self._owner, self._lock_ttl, now):
+            return False
+        log.info(
+            "the process that was getting a token for channel %s (%s) is gone; this one gets it",
+            self.channel.channel_id,
+            holder,
+        )
+        return True
 
     def _from_store(self, now: float, *, must: bool) -> str | None:
         store = self._store
@@ -775,6 +792,41 @@ class TokenManager:
 
     def __repr__(self) -> str:
         return f"TokenManager(channel={self.channel.channel_id!r}, kind={self.kind!r})"
+
+
+def _this_host() -> str:
+    """This host, as the owner of a lock names it: its name and, on Linux, its PID namespace, so that a
+    process id is only ever looked up where it means the same process (not in another container)."""
+    try:
+        namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        namespace = ""
+    host = socket.gethostname().replace(":", "_")
+    return f"{host}/{namespace}" if namespace else host
+
+
+def _gone(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid:nonce``, as a TokenManager names itself) is a process of this host
+    that no longer runs. Any doubt (another host, another user's process, an owner named otherwise) says no:
+    the lease then runs out as it would have."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != _this_host() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid() or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (PermissionError: another user's), or we cannot tell
+    try:  # a killed process not yet reaped by its parent still answers os.kill
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def _safe(exc: BaseException) -> str:
