@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from linepush.api.tokens import revoke_v21
+from linepush.api.tokens import revoke_short_lived, revoke_v21
 from linepush.cli.invocation import Exit
 from linepush.keys import generate_key_pair
 from linepush.outbox import Outbox, push_item
@@ -167,3 +167,25 @@ def test_without_a_secret_throwaway_stores_use_stateless_tokens(
         assert cli("send", "--to", USER, f"run {run}").exit_code == 0
     kinds = [t["kind"] for t in cli.emulator.admin.tokens(cli.channel_id)]
     assert kinds == ["v3"] * 3  # no v2.1 token left behind to hold a slot
+
+
+def test_a_refused_static_token_leaves_the_queue_queued(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived token revoked (or reissued) in the console: LINE answers 401 to every send. No message
+    is at fault, so none is failed: they stay queued for when the token is fixed."""
+    token = cli.emulator.admin.call("POST", f"/_emulator/channels/{cli.channel_id}/long-lived-token")
+    value = token["access_token"]
+    assert cli.emulator.url is not None
+    transport = Urllib3Transport(cli.emulator.url)
+    try:
+        assert transport.send(revoke_short_lived(value).request, None).status == 200
+    finally:
+        transport.close()
+    for name in ("LINE_CHANNEL_SECRET", "LINE_ASSERTION_KEY_FILE", "LINE_ASSERTION_KID"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", value)
+    queue_rows(cli, 3)
+    worker = cli("worker", "--once")
+    assert worker.exit_code != Exit.OK, worker.output
+    assert "LINE_CHANNEL_ACCESS_TOKEN" in worker.stderr
+    assert value not in worker.output
+    assert [(row.state, row.attempts) for row in rows()] == [("queued", 0)] * 3
