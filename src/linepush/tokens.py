@@ -328,7 +328,7 @@ class TokenManager:
         self._lock_ttl = lock_ttl
         self._poll = poll_interval
         self._background = background
-        self._owner = f"{_this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._nonce = uuid.uuid4().hex[:12]
         self._lock_name = f"refresh:{channel.channel_id}:{self.kind}"
         self._lock = threading.Lock()
         self._held: _Held | None = None
@@ -350,6 +350,12 @@ class TokenManager:
             assert token is not None  # _resolve_kind checked it
             self._held = _Held(token.reveal(), None, None, -math.inf, math.inf, math.inf, math.inf)
             self._next_check = math.inf
+
+    @property
+    def _owner(self) -> str:
+        """Who holds the refresh lock for this manager: this host and process (read at each use, so that a
+        forked child never passes for its parent), and this manager."""
+        return f"{_this_host()}:{os.getpid()}:{self._nonce}"
 
     def _v3_suits(self) -> bool:
         """v2.1 was picked for the key; v3 suits better when nothing could ever revoke what we issue."""
@@ -794,15 +800,24 @@ class TokenManager:
         return f"TokenManager(channel={self.channel.channel_id!r}, kind={self.kind!r})"
 
 
+_host: tuple[int, str] | None = None
+
+
 def _this_host() -> str:
     """This host, as the owner of a lock names it: its name and, on Linux, its PID namespace, so that a
     process id is only ever looked up where it means the same process (not in another container)."""
+    global _host
+    pid = os.getpid()
+    if _host is not None and _host[0] == pid:
+        return _host[1]
     try:
         namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
     except OSError:
         namespace = ""
     host = socket.gethostname().replace(":", "_")
-    return f"{host}/{namespace}" if namespace else host
+    name = f"{host}/{namespace}" if namespace else host
+    _host = (pid, name)
+    return name
 
 
 def _gone(owner: str) -> bool:
