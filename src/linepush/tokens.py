@@ -35,6 +35,7 @@ from linepush.config import Channel
 from linepush.errors import (
     ConfigurationError,
     LineApiError,
+    StoreError,
     TokenLimitError,
     TokenUnavailableError,
     TransportError,
@@ -73,6 +74,9 @@ MAX_V21_LIFETIME = 2_592_000
 
 #: After meeting the v2.1 cap, how long v3 tokens are used before v2.1 is tried again (seconds).
 _V21_RETRY_AFTER_CAP = 3600.0
+#: The mark in the store (a lease) that tells every process sharing it that the channel met the v2.1 cap.
+_CAP_PREFIX = "v21-cap:"
+_CAP_OWNER = "v21-cap"
 
 _TOKEN_KINDS: tuple[KindChoice, ...] = ("auto", "v2.1", "v3", "v2", "static")
 
@@ -599,11 +603,39 @@ class TokenManager:
         )
         return True
 
+    def _at_cap(self, now: float) -> bool:
+        """Whether v2.1 tokens are not to be asked for now: this manager, or another process sharing the
+        store, met the channel's cap of 30 a short while ago (and uses v3 tokens meanwhile)."""
+        if self.kind != "v2.1":
+            return False
+        if now < self._v3_until:
+            return True
+        store = self._store
+        assert store is not None
+        name = _CAP_PREFIX + self.channel.require_id()
+        until = store.live_locks(name, now).get(name)
+        if until is None:
+            return False
+        self._v3_until = until
+        return True
+
+    def _stored(self, now: float) -> TokenRecord | None:
+        """The newest usable token in the store: of this manager's kind, or a v3 one while at the cap."""
+        store = self._store
+        assert store is not None
+        channel_id = self.channel.require_id()
+        record = store.current_token(channel_id, self.kind, now)
+        if self._at_cap(now):
+            fallback = store.current_token(channel_id, "v3", now)
+            if fallback is not None and (record is None or fallback.issued_at > record.issued_at):
+                return fallback
+        return record
+
     def _from_store(self, now: float, *, must: bool) -> str | None:
         store = self._store
         assert store is not None
         while True:
-            record = store.current_token(self.channel.require_id(), self.kind, now)
+            record = self._stored(now)
             if record is None or record.expires_at is None:
                 return None
             held = self._held
@@ -648,7 +680,7 @@ class TokenManager:
         endpoints = self._endpoints
         self.issued += 1
         if self.kind == "v2.1":
-            if self._clock() < self._v3_until:
+            if self._at_cap(self._clock()):
                 return self._run(endpoints.issue_stateless())
             try:
                 return self._run(endpoints.issue_v21(token_exp=int(self.lifetime)))
@@ -670,7 +702,14 @@ class TokenManager:
             "%s; using stateless v3 tokens (15 minutes each, no cap) until v2.1 slots are free again",
             error,
         )
-        self._v3_until = self._clock() + _V21_RETRY_AFTER_CAP
+        now = self._clock()
+        self._v3_until = now + _V21_RETRY_AFTER_CAP
+        if self._store is not None:  # so that the other processes of the store do not ask again either
+            name = _CAP_PREFIX + self.channel.require_id()
+            try:
+                self._store.try_lock(name, _CAP_OWNER, _V21_RETRY_AFTER_CAP, now)
+            except StoreError as exc:
+                log.warning("could not note in the store that the v2.1 cap was met: %s", exc)
         self.issued += 1
         return self._run(self._endpoints.issue_stateless())
 

@@ -189,3 +189,31 @@ def test_a_refused_static_token_leaves_the_queue_queued(cli: Cli, monkeypatch: p
     assert "LINE_CHANNEL_ACCESS_TOKEN" in worker.stderr
     assert value not in worker.output
     assert [(row.state, row.attempts) for row in rows()] == [("queued", 0)] * 3
+
+
+def test_at_the_cap_later_runs_reuse_the_stored_v3_token(cli: Cli) -> None:
+    """30 v2.1 tokens are held elsewhere (another tool, a store that was lost): the first send falls back to
+    a v3 token. The sends after it, each a new process on the same store, use that token rather than ask
+    LINE for a v2.1 token again, list its key ids and issue one more v3 token every time."""
+    state = cli.emulator.state
+    channel = state.channel(cli.channel_id)
+    for _ in range(30):
+        assert state.issue_v21(channel, 86_400) is not None
+    first = cli("send", "--to", USER, "first")
+    assert first.exit_code == 0, first.output
+    admin = cli.emulator.admin
+
+    def token_calls() -> tuple[int, int, int]:
+        return (
+            admin.count("/oauth2/v2.1/token"),
+            admin.count("/oauth2/v2.1/tokens/kid", method="GET"),
+            admin.count("/oauth2/v3/token"),
+        )
+
+    before = token_calls()
+    assert before == (1, 1, 1)
+    for run in range(2):
+        sent = cli("send", "--to", USER, f"run {run}")
+        assert sent.exit_code == 0, sent.output
+    assert token_calls() == before
+    assert len(admin.deliveries(cli.channel_id, USER)) == 3
