@@ -377,3 +377,48 @@ async def test_an_async_client_without_a_token_runs_its_token_calls_on_its_own_l
                 line._on_loop.run(token_api.verify_v21("x"))
     finally:
         store.close()
+
+
+def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(setup: Setup) -> None:
+    """The refresh lock of a process killed mid-issue (the CLI test kills a real `linepush send`) is taken
+    over at once, a killed child its parent has not reaped yet included; a live holder is waited for."""
+    import subprocess
+    import sys
+
+    from linepush.tokens import _gone, _this_host
+
+    manager = setup.manager(poll_interval=0.25, lock_ttl=1.0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = f"{_this_host()}:{child.pid}:0123456789ab"
+        assert not _gone(alive)
+        assert not _gone(f"another-host:{child.pid}:0123456789ab")
+        child.kill()
+        while not _gone(alive):  # killed; a zombie until waited for
+            pass
+        lock = f"refresh:{setup.channel.channel_id}:v2.1"
+        assert setup.store.try_lock(lock, alive, 60.0, setup.emulator.now())
+        manager.get_token()
+        assert setup.issues() == 1 and 0.25 not in setup.slept  # it never waited for the lock
+    finally:
+        child.kill()
+        child.wait()
+    manager.close()
+
+
+def test_a_forked_child_names_itself_in_the_lock(setup: Setup) -> None:
+    import os
+
+    manager = setup.manager()
+    parent = manager._owner
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the owner it would lock as, and leave at once
+        os.write(write, manager._owner.encode())
+        os._exit(0)
+    os.close(write)
+    owner = os.read(read, 200).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert owner.split(":")[1] == str(pid) and parent.split(":")[1] == str(os.getpid())
+    manager.close()

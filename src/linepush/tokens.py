@@ -35,6 +35,7 @@ from linepush.config import Channel
 from linepush.errors import (
     ConfigurationError,
     LineApiError,
+    StoreError,
     TokenLimitError,
     TokenUnavailableError,
     TransportError,
@@ -73,6 +74,9 @@ MAX_V21_LIFETIME = 2_592_000
 
 #: After meeting the v2.1 cap, how long v3 tokens are used before v2.1 is tried again (seconds).
 _V21_RETRY_AFTER_CAP = 3600.0
+#: The mark in the store (a lease) that tells every process sharing it that the channel met the v2.1 cap.
+_CAP_PREFIX = "v21-cap:"
+_CAP_OWNER = "v21-cap"
 
 _TOKEN_KINDS: tuple[KindChoice, ...] = ("auto", "v2.1", "v3", "v2", "static")
 
@@ -328,7 +332,7 @@ class TokenManager:
         self._lock_ttl = lock_ttl
         self._poll = poll_interval
         self._background = background
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._nonce = uuid.uuid4().hex[:12]
         self._lock_name = f"refresh:{channel.channel_id}:{self.kind}"
         self._lock = threading.Lock()
         self._held: _Held | None = None
@@ -350,6 +354,12 @@ class TokenManager:
             assert token is not None  # _resolve_kind checked it
             self._held = _Held(token.reveal(), None, None, -math.inf, math.inf, math.inf, math.inf)
             self._next_check = math.inf
+
+    @property
+    def _owner(self) -> str:
+        """Who holds the refresh lock for this manager: this host and process (read at each use, so that a
+        forked child never passes for its parent), and this manager."""
+        return f"{_this_host()}:{os.getpid()}:{self._nonce}"
 
     def _v3_suits(self) -> bool:
         """v2.1 was picked for the key; v3 suits better when nothing could ever revoke what we issue."""
@@ -536,7 +546,7 @@ class TokenManager:
             found = self._from_store(now, must=must)
             if found is not None:
                 return found
-            if store.try_lock(self._lock_name, self._owner, self._lock_ttl, now):
+            if store.try_lock(self._lock_name, self._owner, self._lock_ttl, now) or self._take_from_dead(now):
                 try:
                     found = self._from_store(self._clock(), must=must)
                     if found is not None:
@@ -576,11 +586,56 @@ class TokenManager:
                 )
             self._sleep(self._poll)
 
+    def _take_from_dead(self, now: float) -> bool:
+        """Take the refresh lock from a process of this host that died holding it (killed with SIGKILL in
+        the middle of a token request), rather than wait for its lease to run out."""
+        store = self._store
+        assert store is not None
+        holder = store.lock_owner(self._lock_name, now)
+        if holder is None or holder == self._owner or not _gone(holder):
+            return False
+        if not store.take_over_lock(self._lock_name, holder, self._owner, self._lock_ttl, now):
+            return False
+        log.info(
+            "the process that was getting a token for channel %s (%s) is gone; this one gets it",
+            self.channel.channel_id,
+            holder,
+        )
+        return True
+
+    def _at_cap(self, now: float) -> bool:
+        """Whether v2.1 tokens are not to be asked for now: this manager, or another process sharing the
+        store, met the channel's cap of 30 a short while ago (and uses v3 tokens meanwhile)."""
+        if self.kind != "v2.1":
+            return False
+        if now < self._v3_until:
+            return True
+        store = self._store
+        assert store is not None
+        name = _CAP_PREFIX + self.channel.require_id()
+        until = store.live_locks(name, now).get(name)
+        if until is None:
+            return False
+        self._v3_until = until
+        return True
+
+    def _stored(self, now: float) -> TokenRecord | None:
+        """The newest usable token in the store: of this manager's kind, or a v3 one while at the cap."""
+        store = self._store
+        assert store is not None
+        channel_id = self.channel.require_id()
+        record = store.current_token(channel_id, self.kind, now)
+        if self._at_cap(now):
+            fallback = store.current_token(channel_id, "v3", now)
+            if fallback is not None and (record is None or fallback.issued_at > record.issued_at):
+                return fallback
+        return record
+
     def _from_store(self, now: float, *, must: bool) -> str | None:
         store = self._store
         assert store is not None
         while True:
-            record = store.current_token(self.channel.require_id(), self.kind, now)
+            record = self._stored(now)
             if record is None or record.expires_at is None:
                 return None
             held = self._held
@@ -625,7 +680,7 @@ class TokenManager:
         endpoints = self._endpoints
         self.issued += 1
         if self.kind == "v2.1":
-            if self._clock() < self._v3_until:
+            if self._at_cap(self._clock()):
                 return self._run(endpoints.issue_stateless())
             try:
                 return self._run(endpoints.issue_v21(token_exp=int(self.lifetime)))
@@ -647,7 +702,14 @@ class TokenManager:
             "%s; using stateless v3 tokens (15 minutes each, no cap) until v2.1 slots are free again",
             error,
         )
-        self._v3_until = self._clock() + _V21_RETRY_AFTER_CAP
+        now = self._clock()
+        self._v3_until = now + _V21_RETRY_AFTER_CAP
+        if self._store is not None:  # so that the other processes of the store do not ask again either
+            name = _CAP_PREFIX + self.channel.require_id()
+            try:
+                self._store.try_lock(name, _CAP_OWNER, _V21_RETRY_AFTER_CAP, now)
+            except StoreError as exc:
+                log.warning("could not note in the store that the v2.1 cap was met: %s", exc)
         self.issued += 1
         return self._run(self._endpoints.issue_stateless())
 
@@ -775,6 +837,50 @@ class TokenManager:
 
     def __repr__(self) -> str:
         return f"TokenManager(channel={self.channel.channel_id!r}, kind={self.kind!r})"
+
+
+_host: tuple[int, str] | None = None
+
+
+def _this_host() -> str:
+    """This host, as the owner of a lock names it: its name and, on Linux, its PID namespace, so that a
+    process id is only ever looked up where it means the same process (not in another container)."""
+    global _host
+    pid = os.getpid()
+    if _host is not None and _host[0] == pid:
+        return _host[1]
+    try:
+        namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        namespace = ""
+    host = socket.gethostname().replace(":", "_")
+    name = f"{host}/{namespace}" if namespace else host
+    _host = (pid, name)
+    return name
+
+
+def _gone(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid:nonce``, as a TokenManager names itself) is a process of this host
+    that no longer runs. Any doubt (another host, another user's process, an owner named otherwise) says no:
+    the lease then runs out as it would have."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != _this_host() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid() or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (PermissionError: another user's), or we cannot tell
+    try:  # a killed process not yet reaped by its parent still answers os.kill
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def _safe(exc: BaseException) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 from linepush.api.messaging import SendResult
 from linepush.errors import (
+    AuthenticationError,
     ConfigurationError,
     LineApiError,
     LinePushError,
@@ -644,6 +645,15 @@ class Worker:
             raise
         except (ConfigurationError, TokenUnavailableError, MonthlyLimitError):
             raise
+        except AuthenticationError as exc:
+            # A 401 even after the client's one retry with another token: the token is at fault, never the
+            # message. LINE sent nothing, so the rows go back queued (as when no token can be had at all).
+            raise TokenUnavailableError(
+                f"LINE refused the channel access token, so nothing was sent: {exc}",
+                error=exc,
+                hint=_REFUSED_TOKEN_HINT,
+                retryable=False,
+            ) from exc
         except LinePushError as exc:
             self._token_failures = 0
             self._token_problem = None
@@ -839,6 +849,13 @@ def _units(rows: Sequence[OutboxMessage]) -> list[Unit]:
         else:
             units.append((row,))
     return units
+
+
+_REFUSED_TOKEN_HINT = (
+    "a token set with LINE_CHANNEL_ACCESS_TOKEN was revoked or reissued in the LINE Developers Console: set "
+    "the current one; or the channel's tokens were revoked, or its channel id is wrong. The messages stay "
+    "queued"
+)
 
 
 def _settled_ids(store: Store, ids: Iterable[int]) -> set[int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from linepush.api.tokens import revoke_v21
+from linepush.api.tokens import revoke_short_lived, revoke_v21
 from linepush.cli.invocation import Exit
 from linepush.keys import generate_key_pair
 from linepush.outbox import Outbox, push_item
@@ -167,3 +167,53 @@ def test_without_a_secret_throwaway_stores_use_stateless_tokens(
         assert cli("send", "--to", USER, f"run {run}").exit_code == 0
     kinds = [t["kind"] for t in cli.emulator.admin.tokens(cli.channel_id)]
     assert kinds == ["v3"] * 3  # no v2.1 token left behind to hold a slot
+
+
+def test_a_refused_static_token_leaves_the_queue_queued(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived token revoked (or reissued) in the console: LINE answers 401 to every send. No message
+    is at fault, so none is failed: they stay queued for when the token is fixed."""
+    token = cli.emulator.admin.call("POST", f"/_emulator/channels/{cli.channel_id}/long-lived-token")
+    value = token["access_token"]
+    assert cli.emulator.url is not None
+    transport = Urllib3Transport(cli.emulator.url)
+    try:
+        assert transport.send(revoke_short_lived(value).request, None).status == 200
+    finally:
+        transport.close()
+    for name in ("LINE_CHANNEL_SECRET", "LINE_ASSERTION_KEY_FILE", "LINE_ASSERTION_KID"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", value)
+    queue_rows(cli, 3)
+    worker = cli("worker", "--once")
+    assert worker.exit_code != Exit.OK, worker.output
+    assert "LINE_CHANNEL_ACCESS_TOKEN" in worker.stderr
+    assert value not in worker.output
+    assert [(row.state, row.attempts) for row in rows()] == [("queued", 0)] * 3
+
+
+def test_at_the_cap_later_runs_reuse_the_stored_v3_token(cli: Cli) -> None:
+    """30 v2.1 tokens are held elsewhere (another tool, a store that was lost): the first send falls back to
+    a v3 token. The sends after it, each a new process on the same store, use that token rather than ask
+    LINE for a v2.1 token again, list its key ids and issue one more v3 token every time."""
+    state = cli.emulator.state
+    channel = state.channel(cli.channel_id)
+    for _ in range(30):
+        assert state.issue_v21(channel, 86_400) is not None
+    first = cli("send", "--to", USER, "first")
+    assert first.exit_code == 0, first.output
+    admin = cli.emulator.admin
+
+    def token_calls() -> tuple[int, int, int]:
+        return (
+            admin.count("/oauth2/v2.1/token"),
+            admin.count("/oauth2/v2.1/tokens/kid", method="GET"),
+            admin.count("/oauth2/v3/token"),
+        )
+
+    before = token_calls()
+    assert before == (1, 1, 1)
+    for run in range(2):
+        sent = cli("send", "--to", USER, f"run {run}")
+        assert sent.exit_code == 0, sent.output
+    assert token_calls() == before
+    assert len(admin.deliveries(cli.channel_id, USER)) == 3

@@ -244,6 +244,20 @@ def test_expired_lock_is_taken_over_and_the_old_holder_cannot_free_it(store: Sto
     assert not store.try_lock("l", "crashed", ttl=10.0, now=111.0)
 
 
+def test_a_lock_of_a_holder_known_to_be_gone_is_taken_over_only_from_it(store: Store) -> None:
+    assert store.lock_owner("l", now=100.0) is None
+    assert store.try_lock("l", "killed", ttl=60.0, now=100.0)
+    assert store.lock_owner("l", now=101.0) == "killed"
+    assert not store.take_over_lock("l", "someone-else", "b", ttl=60.0, now=101.0)
+    assert store.lock_owner("l", now=101.0) == "killed"
+    assert store.take_over_lock("l", "killed", "b", ttl=60.0, now=101.0)
+    assert store.lock_owner("l", now=102.0) == "b"
+    assert not store.try_lock("l", "c", ttl=60.0, now=102.0)
+    store.unlock("l", "killed")
+    assert store.lock_owner("l", now=102.0) == "b"
+    assert store.lock_owner("l", now=161.0) is None
+
+
 def test_unlock_frees_the_lock_only_for_its_owner(store: Store) -> None:
     assert store.try_lock("l", "a", ttl=10.0, now=100.0)
     store.unlock("l", "b")

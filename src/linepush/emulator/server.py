@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,45 @@ def quiet_dropped_responses() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietDrops) for f in logger.filters):
         logger.addFilter(_QuietDrops())
+
+
+#: Query parameters that carry a credential: LINE's verify and key-id endpoints take them in the URL.
+_SECRET_PARAMETERS = frozenset({"access_token", "client_assertion", "client_secret"})
+
+
+def _masked(full_path: str) -> str:
+    """``full_path`` with the values of credential parameters cut to their first 4 characters."""
+    path, mark, query = full_path.partition("?")
+    if not mark:
+        return full_path
+    parts = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value and urllib.parse.unquote_plus(name) in _SECRET_PARAMETERS:
+            part = f"{name}={value[:4]}…"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class _NoSecretsInAccessLog(logging.Filter):
+    """Mask the tokens and client assertions in the query strings of uvicorn's access lines (whose
+    arguments are client, method, path with query, HTTP version and status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], _masked(args[2]), *args[3:])
+        return True
+
+
+def mask_access_log(*, enabled: bool) -> None:
+    """Keep credentials out of the access log; and when it is asked for, show it whatever the log level
+    (uvicorn's access lines are INFO, below the emulator's default level)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoSecretsInAccessLog) for f in logger.filters):
+        logger.addFilter(_NoSecretsInAccessLog())
+    if enabled and logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 def uvicorn_config(
@@ -65,6 +105,7 @@ def serve(
     given (bound already), else on ``host`` and ``port``."""
     quiet_dropped_responses()
     config = uvicorn_config(app, log_level=log_level, access_log=access_log)
+    mask_access_log(enabled=access_log)
     config.host, config.port = host, port
     uvicorn.Server(config).run(sockets=None if sock is None else [sock])
 
@@ -100,6 +141,7 @@ def running(
     sock.bind((host, port))
     bound_port: int = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, own_logging=False))
+    mask_access_log(enabled=False)  # a host process may log uvicorn's access lines itself
     failure: list[BaseException] = []
 
     def run() -> None:

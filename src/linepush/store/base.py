@@ -179,6 +179,16 @@ class Store(abc.ABC):
         """Give the lease back; does nothing unless ``owner`` holds it (a taken-over lease is not freed)."""
 
     @abc.abstractmethod
+    def lock_owner(self, name: str, now: float) -> str | None:
+        """Who holds the lease ``name`` at ``now``; None when it is free or its time ran out."""
+
+    @abc.abstractmethod
+    def take_over_lock(self, name: str, previous: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the lease ``name`` from ``previous`` (a holder known to be gone, such as a killed process of
+        this host) for ``owner`` until ``now + ttl``. False, changing nothing, unless ``previous`` holds
+        it."""
+
+    @abc.abstractmethod
     def delete_expired_locks(self, prefix: str, now: float) -> int:
         """Forget the leases whose name starts with ``prefix`` and whose time ran out at or before ``now``
         (what short-lived marks leave behind); returns how many."""

@@ -347,6 +347,25 @@ class SQLStore(Store):
     def unlock(self, name: str, owner: str) -> None:
         self.change("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
+    def lock_owner(self, name: str, now: float) -> str | None:
+        check_name(name, "name")
+        moment = check_time(now, "now")
+        rows = self.select("SELECT owner FROM locks WHERE name = ? AND expires_at > ?", (name, moment))
+        return str(rows[0][0]) if rows else None
+
+    def take_over_lock(self, name: str, previous: str, owner: str, ttl: float, now: float) -> bool:
+        check_name(name, "name")
+        check_name(previous, "previous")
+        check_name(owner, "owner")
+        until = check_time(now, "now") + check_positive(ttl, "ttl")
+        return (
+            self.change(
+                "UPDATE locks SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
+                (owner, until, name, previous),
+            )
+            == 1
+        )
+
     def delete_expired_locks(self, prefix: str, now: float) -> int:
         check_name(prefix, "prefix")
         moment = check_time(now, "now")
