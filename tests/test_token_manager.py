@@ -406,6 +406,27 @@ def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(setup: Setup) 
     manager.close()
 
 
+def test_a_holder_of_the_same_host_name_on_another_machine_is_never_taken_for_dead() -> None:
+    """Hosts sharing a PostgreSQL store may have one name (``localhost``) and, in their first PID namespace,
+    one namespace number: only the boot id tells them apart, and a process id of another machine is never
+    looked up here."""
+    import subprocess
+    import sys
+
+    from linepush.tokens import _gone, _this_host
+
+    here = _this_host()
+    if not Path("/proc/sys/kernel/random/boot_id").exists():
+        pytest.skip("no boot id on this system")
+    name, boot, *rest = here.split("/")
+    assert len(boot) == 16
+    elsewhere = "/".join([name, "0" * 16, *rest])
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process id that runs nothing here
+    assert _gone(f"{here}:{child.pid}:0123456789ab")
+    assert not _gone(f"{elsewhere}:{child.pid}:0123456789ab")
+
+
 def test_a_forked_child_names_itself_in_the_lock(setup: Setup) -> None:
     import os
 

@@ -843,18 +843,26 @@ _host: tuple[int, str] | None = None
 
 
 def _this_host() -> str:
-    """This host, as the owner of a lock names it: its name and, on Linux, its PID namespace, so that a
-    process id is only ever looked up where it means the same process (not in another container)."""
+    """This host, as the owner of a lock names it: its name, the id of this boot of it and, on Linux, its PID
+    namespace, so that a process id is only ever looked up where it means the same process. The name alone
+    would not do: hosts sharing a PostgreSQL store may all be called ``localhost``, and the first PID
+    namespace has the same number on every Linux machine; the boot id is drawn anew at each boot."""
     global _host
     pid = os.getpid()
     if _host is not None and _host[0] == pid:
         return _host[1]
+    parts = []
     try:
-        namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            parts.append(boot.read().strip().replace("-", "")[:16])
     except OSError:
-        namespace = ""
-    host = socket.gethostname().replace(":", "_")
-    name = f"{host}/{namespace}" if namespace else host
+        pass
+    try:
+        parts.append("".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit()))
+    except OSError:
+        pass
+    host = socket.gethostname().replace(":", "_").replace("/", "_")
+    name = "/".join([host, *(p for p in parts if p)])
     _host = (pid, name)
     return name
 
