@@ -264,6 +264,30 @@ def test_non_utf8_form_is_a_400(gateway: Gateway) -> None:
     assert_refused(answer, 400, "the form is not valid application/x-www-form-urlencoded UTF-8", gateway)
 
 
+def test_a_multipart_text_field_that_is_not_utf8_is_a_400_not_mojibake(gateway: Gateway) -> None:
+    """The same bytes url-encoded or as a file part are refused; as a plain part they were read as Latin-1,
+    and LINE got text the sender never wrote."""
+    body = b'--xyz\r\nContent-Disposition: form-data; name="message"\r\n\r\ncaf\xe9 \xff\r\n--xyz--\r\n'
+    answer = gateway.client.post(
+        "/api/notify",
+        content=body,
+        headers={**bearer(gateway.token()), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert_refused(answer, 400, "message: must be UTF-8 text", gateway)
+
+
+def test_a_multipart_text_field_in_utf8_is_taken_as_written(gateway: Gateway) -> None:
+    body = '--xyz\r\nContent-Disposition: form-data; name="message"\r\n\r\ncafé ✓\r\n--xyz--\r\n'
+    answer = gateway.client.post(
+        "/api/notify",
+        content=body.encode(),
+        headers={**bearer(gateway.token()), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert answer.status_code == 200
+    (row,) = gateway.queued()
+    assert row.payload["messages"] == [{"type": "text", "text": "café ✓"}]
+
+
 # -- tokens
 
 

@@ -4,15 +4,15 @@ body and its form fields (url-encoded or multipart, then the query string), and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import Message
 
 from linepush.messages import utf16_len
 
@@ -205,20 +205,30 @@ async def read_fields(request: Request, limit: int) -> Fields:
     return fields
 
 
+class _StrictParts(MultiPartParser):
+    """Starlette's multipart parser, except that a text part not in the form's charset (UTF-8 unless the
+    Content-Type says otherwise) is refused: Starlette would read it as Latin-1 and queue text not sent."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except UnicodeDecodeError:
+                spelled = "UTF-8" if self._charset == "utf-8" else self._charset
+                raise NotifyError(400, f"{part.field_name}: must be {spelled} text") from None
+        super().on_part_end()
+
+
 async def _multipart(request: Request, body: bytes, limit: int, fields: Fields) -> None:
-    sent = False
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
 
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
+    parser = _StrictParts(request.headers, replay(), max_files=8, max_fields=_MAX_FIELDS, max_part_size=limit)
     try:
-        form = await Request(request.scope, replay).form(
-            max_files=8, max_fields=_MAX_FIELDS, max_part_size=limit
-        )
+        form = await parser.parse()
+    except NotifyError:
+        raise
     except Exception:  # python-multipart and starlette raise several kinds for a malformed body
         raise NotifyError(400, "the form is not valid multipart/form-data") from None
     try:
