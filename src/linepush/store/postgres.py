@@ -630,15 +630,16 @@ class PostgresStore(SQLStore):
     def row_id(self, value: object) -> int:
         return check_row_id(value)
 
-    def _advance_rate(self, key: str, step: float, now: float) -> float:
+    def _advance_rate(self, key: str, step: float, now: float, horizon: float) -> float:
         # The row lock of the upsert makes read-and-advance atomic across every process and host. The commit
         # does not wait for the disk (synchronous_commit off, for this transaction only): a slot lost in a
         # server crash costs nothing, and a sync per request would cost more than the request.
         rows = self._read(
             "INSERT INTO rate_limits AS r (key, tat) SELECT %(key)s, %(now)s + %(step)s"
             " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick"
-            " ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, %(now)s) + %(step)s RETURNING r.tat",
-            {"key": key, "now": now, "step": step},
+            " ON CONFLICT (key) DO UPDATE SET tat = CASE WHEN r.tat > %(now)s + %(horizon)s THEN %(now)s"
+            " ELSE greatest(r.tat, %(now)s) END + %(step)s RETURNING r.tat",
+            {"key": key, "now": now, "step": step, "horizon": horizon},
         )
         return float(rows[0][0])
 
