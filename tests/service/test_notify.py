@@ -255,6 +255,26 @@ def test_a_malformed_multipart_body_is_a_400(gateway: Gateway) -> None:
     assert gateway.queued() == []
 
 
+@pytest.mark.parametrize("where", ["body", "query", "multipart"])
+def test_a_form_of_too_many_fields_says_so_not_that_it_is_not_utf8(gateway: Gateway, where: str) -> None:
+    fields = [(f"f{i}", "1") for i in range(70)] + [("message", "m")]
+    if where == "multipart":
+        answer = gateway.client.post(
+            "/api/notify", files=[(k, (None, v)) for k, v in fields], headers=bearer(gateway.token())
+        )
+    else:
+        form = "&".join(f"{k}={v}" for k, v in fields)
+        answer = gateway.client.post(
+            "/api/notify" + ("?" + form if where == "query" else ""),
+            content=form.encode() if where == "body" else b"message=m",
+            headers={**bearer(gateway.token()), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 400
+    assert "at most 64 fields" in answer.json()["message"]
+    assert "UTF-8" not in answer.json()["message"]
+    assert gateway.queued() == []
+
+
 def test_non_utf8_form_is_a_400(gateway: Gateway) -> None:
     answer = gateway.client.post(
         "/api/notify",

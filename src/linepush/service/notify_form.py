@@ -10,7 +10,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -168,13 +168,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_TOO_MANY_FIELDS: Final = f"the form must have at most {_MAX_FIELDS} fields"
+
+
 def _urlencoded(data: bytes, fields: Fields) -> None:
+    if data.count(b"&") + 1 > _MAX_FIELDS:  # as parse_qsl counts them
+        raise NotifyError(400, _TOO_MANY_FIELDS)
     try:
         # Raw (not percent-encoded) UTF-8 is taken too: `curl -d "message=こんにちは"` sends it so.
         pairs = parse_qsl(
             data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=_MAX_FIELDS
         )
-    except ValueError:  # not UTF-8 (raw or percent-encoded), or too many fields
+    except ValueError:  # not UTF-8, raw or percent-encoded
         raise NotifyError(400, "the form is not valid application/x-www-form-urlencoded UTF-8") from None
     for key, value in pairs:
         fields.setdefault(key, value)
@@ -229,6 +234,10 @@ async def _multipart(request: Request, body: bytes, limit: int, fields: Fields) 
         form = await parser.parse()
     except NotifyError:
         raise
+    except MultiPartException as exc:
+        if exc.message.startswith("Too many fields"):
+            raise NotifyError(400, _TOO_MANY_FIELDS) from None
+        raise NotifyError(400, "the form is not valid multipart/form-data") from None
     except Exception:  # python-multipart and starlette raise several kinds for a malformed body
         raise NotifyError(400, "the form is not valid multipart/form-data") from None
     try:
