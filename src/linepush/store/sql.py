@@ -94,8 +94,8 @@ T = TypeVar("T")
 
 _ID_CHUNK: Final = 500
 #: How far ahead of now a shared rate limit's next slot may be before it is taken for the mark of a clock that
-#: was ahead: a minute, or 64 slots of a slow endpoint, more than any queue of senders waiting for their turn.
-RATE_HORIZON: Final = 60.0
+#: was ahead: ten minutes, or 64 slots of a slow endpoint, more than any queue of senders waiting their turn.
+RATE_HORIZON: Final = 600.0
 RATE_HORIZON_SLOTS: Final = 64
 
 
