@@ -316,6 +316,10 @@ CLAIM_CANDIDATES_SQL: Final = (
 )
 
 
+class _LostOnOpening(StoreError):
+    """A connection just opened died before its first statement ran: running the call on another is safe."""
+
+
 class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by many processes and hosts.
 
@@ -410,7 +414,12 @@ class PostgresStore(SQLStore):
                 conn.execute(f'SET search_path TO "{self._schema}"')
                 conn.commit()
         except psycopg.Error as exc:
+            lost = conn.broken or isinstance(exc, psycopg.OperationalError)
             conn.close()
+            if lost:
+                raise _LostOnOpening(
+                    f"lost the connection to the PostgreSQL store at {self._where}: {self._text(exc)}"
+                ) from None
             raise StoreError(f"the PostgreSQL store at {self._where} failed: {self._text(exc)}") from None
         with self._registry_lock:
             if self._closed:  # close() ran while this connection was being opened
@@ -472,7 +481,13 @@ class PostgresStore(SQLStore):
         back); one that dies during the commit leaves the outcome unknown, which the error says.
         """
         for attempt in range(1, _TRIES + 1):
-            conn = self._connection()
+            try:
+                conn = self._connection()
+            except _LostOnOpening:
+                # Killed before its first statement (a sweep of sessions, a failover): nothing ran yet.
+                if attempt < _TRIES:
+                    continue
+                raise
             try:
                 with conn.cursor() as cur:
                     result = work(cur)
