@@ -37,6 +37,22 @@ def test_idle_time_earns_no_more_than_one_burst(store: Store) -> None:
     assert waits == [0.0, 0.0, 0.0, 0.5]
 
 
+def test_a_clock_that_was_ahead_does_not_hold_every_sender_back_for_as_long(store: Store) -> None:
+    """One reservation stamped by a clock an hour ahead (a host whose clock stepped back, or another host's
+    clock that is wrong) left the slot an hour in the future: every process and host of the channel then
+    waited an hour before each send, and a message retried after such a wait could go out after LINE had
+    forgotten its retry key."""
+    assert store.reserve_rate("k", 0.0005, 0.0, now=100.0 + 3600) == 0.0
+    assert store.reserve_rate("k", 0.0005, 0.0, now=100.0) == 0.0
+    assert store.reserve_rate("k", 0.0005, 0.0, now=100.0) == pytest.approx(0.0005)
+
+
+def test_a_long_queue_of_waiting_senders_keeps_its_slots(store: Store) -> None:
+    # Many senders waiting on a slow endpoint is not a clock jump: each still gets its own later slot.
+    waits = [store.reserve_rate("k", 70.0, 0.0, now=100.0) for _ in range(40)]
+    assert waits == [70.0 * n for n in range(40)]
+
+
 def test_keys_are_independent(store: Store) -> None:
     assert store.reserve_rate("1000:POST /v2/bot/message/push", 1.0, 0.0, now=100.0) == 0.0
     assert store.reserve_rate("2000:POST /v2/bot/message/push", 1.0, 0.0, now=100.0) == 0.0

@@ -255,6 +255,26 @@ def test_a_malformed_multipart_body_is_a_400(gateway: Gateway) -> None:
     assert gateway.queued() == []
 
 
+@pytest.mark.parametrize("where", ["body", "query", "multipart"])
+def test_a_form_of_too_many_fields_says_so_not_that_it_is_not_utf8(gateway: Gateway, where: str) -> None:
+    fields = [(f"f{i}", "1") for i in range(70)] + [("message", "m")]
+    if where == "multipart":
+        answer = gateway.client.post(
+            "/api/notify", files=[(k, (None, v)) for k, v in fields], headers=bearer(gateway.token())
+        )
+    else:
+        form = "&".join(f"{k}={v}" for k, v in fields)
+        answer = gateway.client.post(
+            "/api/notify" + ("?" + form if where == "query" else ""),
+            content=form.encode() if where == "body" else b"message=m",
+            headers={**bearer(gateway.token()), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 400
+    assert "at most 64 fields" in answer.json()["message"]
+    assert "UTF-8" not in answer.json()["message"]
+    assert gateway.queued() == []
+
+
 def test_non_utf8_form_is_a_400(gateway: Gateway) -> None:
     answer = gateway.client.post(
         "/api/notify",
@@ -262,6 +282,30 @@ def test_non_utf8_form_is_a_400(gateway: Gateway) -> None:
         headers={**bearer(gateway.token()), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert_refused(answer, 400, "the form is not valid application/x-www-form-urlencoded UTF-8", gateway)
+
+
+def test_a_multipart_text_field_that_is_not_utf8_is_a_400_not_mojibake(gateway: Gateway) -> None:
+    """The same bytes url-encoded or as a file part are refused; as a plain part they were read as Latin-1,
+    and LINE got text the sender never wrote."""
+    body = b'--xyz\r\nContent-Disposition: form-data; name="message"\r\n\r\ncaf\xe9 \xff\r\n--xyz--\r\n'
+    answer = gateway.client.post(
+        "/api/notify",
+        content=body,
+        headers={**bearer(gateway.token()), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert_refused(answer, 400, "message: must be UTF-8 text", gateway)
+
+
+def test_a_multipart_text_field_in_utf8_is_taken_as_written(gateway: Gateway) -> None:
+    body = '--xyz\r\nContent-Disposition: form-data; name="message"\r\n\r\ncafé ✓\r\n--xyz--\r\n'
+    answer = gateway.client.post(
+        "/api/notify",
+        content=body.encode(),
+        headers={**bearer(gateway.token()), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert answer.status_code == 200
+    (row,) = gateway.queued()
+    assert row.payload["messages"] == [{"type": "text", "text": "café ✓"}]
 
 
 # -- tokens

@@ -172,6 +172,43 @@ def test_a_connection_killed_by_the_server_is_replaced_and_the_call_runs_once(sc
         assert store.counts()["queued"] == 2
 
 
+def test_a_new_connection_killed_before_its_first_statement_is_replaced_too(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions killed in a sweep (pg_terminate_backend of every session of the application, a pooler or a
+    failover) may take the connection opened to replace a dead one before it has set its search path; the
+    call failed then, instead of opening another and running once."""
+    name = f"linepush-sweep-{uuid.uuid4().hex[:8]}"
+    real_connect = pg_backend.psycopg.connect
+    killed: list[int] = []
+
+    def kill(application: str) -> int:
+        with real_connect(PG_URL, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (application,),
+            ).fetchone()
+        return int(row[0])
+
+    def connect_then_die(*args: Any, **kwargs: Any) -> Any:
+        conn = real_connect(*args, **kwargs)
+        if not killed:
+            killed.append(0)
+            killed[0] = kill(name)  # the first replacement dies before it says anything
+        return conn
+
+    with PostgresStore(f"{PG_URL}?application_name={name}", schema=schema) as store:
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=1.0)
+        assert kill(name) == 1
+        monkeypatch.setattr(pg_backend.psycopg, "connect", connect_then_die)
+
+        store.enqueue([NewMessage("1000", "push", PAYLOAD)], now=2.0)
+
+        assert killed == [1]
+        assert store.counts()["queued"] == 2
+
+
 def test_losing_the_server_is_a_clear_store_error_and_the_store_recovers_when_it_is_back(
     schema: str,
 ) -> None:

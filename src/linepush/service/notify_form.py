@@ -4,15 +4,15 @@ body and its form fields (url-encoded or multipart, then the query string), and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import Message
 
 from linepush.messages import utf16_len
 
@@ -168,13 +168,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_TOO_MANY_FIELDS: Final = f"the form must have at most {_MAX_FIELDS} fields"
+
+
 def _urlencoded(data: bytes, fields: Fields) -> None:
+    if data.count(b"&") + 1 > _MAX_FIELDS:  # as parse_qsl counts them
+        raise NotifyError(400, _TOO_MANY_FIELDS)
     try:
         # Raw (not percent-encoded) UTF-8 is taken too: `curl -d "message=こんにちは"` sends it so.
         pairs = parse_qsl(
             data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=_MAX_FIELDS
         )
-    except ValueError:  # not UTF-8 (raw or percent-encoded), or too many fields
+    except ValueError:  # not UTF-8, raw or percent-encoded
         raise NotifyError(400, "the form is not valid application/x-www-form-urlencoded UTF-8") from None
     for key, value in pairs:
         fields.setdefault(key, value)
@@ -205,20 +210,34 @@ async def read_fields(request: Request, limit: int) -> Fields:
     return fields
 
 
+class _StrictParts(MultiPartParser):
+    """Starlette's multipart parser, except that a text part not in the form's charset (UTF-8 unless the
+    Content-Type says otherwise) is refused: Starlette would read it as Latin-1 and queue text not sent."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except UnicodeDecodeError:
+                spelled = "UTF-8" if self._charset == "utf-8" else self._charset
+                raise NotifyError(400, f"{part.field_name}: must be {spelled} text") from None
+        super().on_part_end()
+
+
 async def _multipart(request: Request, body: bytes, limit: int, fields: Fields) -> None:
-    sent = False
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
 
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
+    parser = _StrictParts(request.headers, replay(), max_files=8, max_fields=_MAX_FIELDS, max_part_size=limit)
     try:
-        form = await Request(request.scope, replay).form(
-            max_files=8, max_fields=_MAX_FIELDS, max_part_size=limit
-        )
+        form = await parser.parse()
+    except NotifyError:
+        raise
+    except MultiPartException as exc:
+        if exc.message.startswith("Too many fields"):
+            raise NotifyError(400, _TOO_MANY_FIELDS) from None
+        raise NotifyError(400, "the form is not valid multipart/form-data") from None
     except Exception:  # python-multipart and starlette raise several kinds for a malformed body
         raise NotifyError(400, "the form is not valid multipart/form-data") from None
     try:

@@ -207,7 +207,9 @@ class Store(abc.ABC):
         GCRA, as :class:`linepush.ratelimit.RateLimiter` does it in memory: one request per ``interval``
         seconds, of which ``tolerance / interval + 1`` may go at once. The state (one theoretical arrival time
         per key) is in the store, read and advanced atomically, so every thread, process and host sharing the
-        store shares the limit; they must agree on the interval and tolerance of a key, and on the clock.
+        store shares the limit; they must agree on the interval and tolerance of a key, and on the clock. A
+        slot found more than ten minutes (or 64 intervals) ahead of ``now`` was reserved by a clock that was
+        ahead: the limit starts again from ``now`` rather than hold every sender back for as long.
         """
 
     # -- outbox ----------------------------------------------------------------------------------------------

@@ -316,6 +316,10 @@ CLAIM_CANDIDATES_SQL: Final = (
 )
 
 
+class _LostOnOpening(StoreError):
+    """A connection just opened died before its first statement ran: running the call on another is safe."""
+
+
 class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by many processes and hosts.
 
@@ -410,7 +414,12 @@ class PostgresStore(SQLStore):
                 conn.execute(f'SET search_path TO "{self._schema}"')
                 conn.commit()
         except psycopg.Error as exc:
+            lost = conn.broken or isinstance(exc, psycopg.OperationalError)
             conn.close()
+            if lost:
+                raise _LostOnOpening(
+                    f"lost the connection to the PostgreSQL store at {self._where}: {self._text(exc)}"
+                ) from None
             raise StoreError(f"the PostgreSQL store at {self._where} failed: {self._text(exc)}") from None
         with self._registry_lock:
             if self._closed:  # close() ran while this connection was being opened
@@ -472,7 +481,13 @@ class PostgresStore(SQLStore):
         back); one that dies during the commit leaves the outcome unknown, which the error says.
         """
         for attempt in range(1, _TRIES + 1):
-            conn = self._connection()
+            try:
+                conn = self._connection()
+            except _LostOnOpening:
+                # Killed before its first statement (a sweep of sessions, a failover): nothing ran yet.
+                if attempt < _TRIES:
+                    continue
+                raise
             try:
                 with conn.cursor() as cur:
                     result = work(cur)
@@ -630,15 +645,16 @@ class PostgresStore(SQLStore):
     def row_id(self, value: object) -> int:
         return check_row_id(value)
 
-    def _advance_rate(self, key: str, step: float, now: float) -> float:
+    def _advance_rate(self, key: str, step: float, now: float, horizon: float) -> float:
         # The row lock of the upsert makes read-and-advance atomic across every process and host. The commit
         # does not wait for the disk (synchronous_commit off, for this transaction only): a slot lost in a
         # server crash costs nothing, and a sync per request would cost more than the request.
         rows = self._read(
             "INSERT INTO rate_limits AS r (key, tat) SELECT %(key)s, %(now)s + %(step)s"
             " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick"
-            " ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, %(now)s) + %(step)s RETURNING r.tat",
-            {"key": key, "now": now, "step": step},
+            " ON CONFLICT (key) DO UPDATE SET tat = CASE WHEN r.tat > %(now)s + %(horizon)s THEN %(now)s"
+            " ELSE greatest(r.tat, %(now)s) END + %(step)s RETURNING r.tat",
+            {"key": key, "now": now, "step": step, "horizon": horizon},
         )
         return float(rows[0][0])
 

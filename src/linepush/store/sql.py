@@ -93,6 +93,10 @@ T = TypeVar("T")
 
 
 _ID_CHUNK: Final = 500
+#: How far ahead of now a shared rate limit's next slot may be before it is taken for the mark of a clock that
+#: was ahead: ten minutes, or 64 slots of a slow endpoint, more than any queue of senders waiting their turn.
+RATE_HORIZON: Final = 600.0
+RATE_HORIZON_SLOTS: Final = 64
 
 
 @dataclass(slots=True)
@@ -223,9 +227,10 @@ class SQLStore(Store):
         """Run ``work`` in one write transaction (committed when it returns, rolled back when it raises)."""
 
     @abc.abstractmethod
-    def _advance_rate(self, key: str, step: float, now: float) -> float:
+    def _advance_rate(self, key: str, step: float, now: float, horizon: float) -> float:
         """Move the rate limit ``key``'s theoretical arrival time to ``max(tat, now) + step`` atomically (a
-        first reservation starts at ``now + step``); returns the new time."""
+        first reservation starts at ``now + step``, and so does one whose time is more than ``horizon``
+        seconds after ``now``); returns the new time."""
 
     @abc.abstractmethod
     def _insert_messages(self, rows: Sequence[Prepared], given: Mapping[str, int], now: float) -> list[int]:
@@ -389,7 +394,11 @@ class SQLStore(Store):
         check_name(key, "key")
         step, slack = check_rate(interval, tolerance)
         moment = check_time(now, "now")
-        start = self._advance_rate(key, step, moment) - step - slack
+        # A slot further ahead than any queue of waiting senders would put it was stamped by a clock that was
+        # ahead (stepped back since, or another host's): it starts again from now instead of holding every
+        # sender of the key back for as long as that clock was wrong.
+        horizon = max(RATE_HORIZON, RATE_HORIZON_SLOTS * step) + slack
+        start = self._advance_rate(key, step, moment, horizon) - step - slack
         return start - moment if start > moment else 0.0
 
     # -- outbox: enqueue and claim ---------------------------------------------------------------------------

@@ -404,7 +404,7 @@ class SQLiteStore(SQLStore):
     def row_id(self, value: object) -> Any:
         return check_row_id(value)
 
-    def _advance_rate(self, key: str, step: float, now: float) -> float:
+    def _advance_rate(self, key: str, step: float, now: float, horizon: float) -> float:
         # This commit does not wait for the disk (synchronous NORMAL, on this thread's connection and for this
         # transaction only): a slot lost in a crash costs nothing, and a sync per request would cost more
         # than the request. Every other write stays FULL.
@@ -415,8 +415,9 @@ class SQLiteStore(SQLStore):
             with self._write() as conn, _store_errors(self._path):
                 tat: float = conn.execute(
                     "INSERT INTO rate_limits (key, tat) VALUES (:key, :now + :step)"
-                    " ON CONFLICT (key) DO UPDATE SET tat = max(rate_limits.tat, :now) + :step RETURNING tat",
-                    {"key": key, "now": now, "step": step},
+                    " ON CONFLICT (key) DO UPDATE SET tat = CASE WHEN rate_limits.tat > :now + :horizon"
+                    " THEN :now ELSE max(rate_limits.tat, :now) END + :step RETURNING tat",
+                    {"key": key, "now": now, "step": step, "horizon": horizon},
                 ).fetchone()[0]
         finally:
             with _store_errors(self._path):
