@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +21,9 @@ from linepush.emulator.config import EmulatorConfig
 from linepush.emulator.faults import fault_body
 from linepush.emulator.http import REQUEST_ID_KEY, LineError, LineJSON
 from linepush.emulator.state import AdminError, EmulatorState
+
+#: The status counted for a request whose client went away before it was whole (nginx's 499).
+CLIENT_GONE = 499
 
 
 class LineEdge:
@@ -70,6 +73,10 @@ class LineEdge:
                 await self._accept_then_drop(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before its request was whole (a sender killed, say): nothing to answer,
+            # and no fault of the emulator's. Counted as nginx logs it.
+            status_seen = status_seen or CLIENT_GONE
         finally:
             self.state.count_request(method, path, status_seen or 500)
 
