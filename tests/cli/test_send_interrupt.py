@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,13 @@ import pytest
 import linepush
 from linepush.store import open_store
 from tests.outbox.kit import user
+from tests.support.holding_http import Holding, holding_server
 
 CHANNEL_ID = "1234567890"
 
 
-class _Line(BaseHTTPRequestHandler):
+class _Line(Holding):
     """Answers the quota questions; takes a send and holds it until the test ends."""
-
-    received: threading.Event
-    release: threading.Event
 
     def do_GET(self) -> None:
         body = {"type": "none"} if self.path.endswith("/quota") else {"totalUsage": 0}
@@ -41,28 +38,11 @@ class _Line(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).received.set()
-        type(self).release.wait(30)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
 
 @pytest.fixture
 def silent_line() -> Iterator[tuple[str, threading.Event]]:
-    handler = type("Handler", (_Line,), {"received": threading.Event(), "release": threading.Event()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.received
-    finally:
-        handler.release.set()
-        server.shutdown()
-        server.server_close()
+    with holding_server(_Line) as held:
+        yield held
 
 
 def _run_until_sent(api: str, received: threading.Event, tmp_path: Path, *args: str) -> tuple[int, str]:

@@ -12,43 +12,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import linepush
 from tests.cli.conftest import Cli
+from tests.support.holding_http import holding_server
 
 USER = "U" + "6" * 32
 
 
-class _Hold(BaseHTTPRequestHandler):
-    received: threading.Event
-    release: threading.Event
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).received.set()
-        type(self).release.wait(30)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
 def holding_line() -> Iterator[tuple[str, threading.Event]]:
-    handler = type("Handler", (_Hold,), {"received": threading.Event(), "release": threading.Event()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.received
-    finally:
-        handler.release.set()
-        server.shutdown()
-        server.server_close()
+    with holding_server() as held:
+        yield held
 
 
 def _send(api: str, *args: str) -> subprocess.Popen[bytes]:

@@ -96,7 +96,7 @@ GRAFANA_PAYLOAD: dict[str, Any] = {
                 "runbook_url": "https://myrunbook.com/runbook/1234",
                 "summary": "This alert was triggered for zone eu-1",
             },
-            "startsAt": "2021-10-12T09:56:03.157076+02:00",
+            "startsAt": "2021-10-12T09:56:03.157076+02:00",  # fixed date ok: Grafana's own example
             "endsAt": ZERO_TIME,
             "generatorURL": "https://play.grafana.org/alerting/d1rdpdv7k/edit",
             "fingerprint": "bc97ff14869b13e3",
